@@ -1,0 +1,487 @@
+// The JS face of the native engine: class Engine { load, forward, generate, cancel, info, dispose }.
+// Every heavy call is a job on the engine's own thread and returns a Promise; results, block reports and load
+// progress come back to the JS thread through one thread-safe function per engine. JS objects (deferreds,
+// callbacks) are only ever touched on the JS thread: engine-side closures carry job ids, not JS handles.
+#include <napi.h>
+
+#include <atomic>
+#include <cstring>
+#include <optional>
+#include <map>
+#include <memory>
+
+#include <torch/version.h>
+
+#include "engine/engine.h"
+#include "model/weights.h"
+
+namespace {
+
+using dllm::Engine;
+
+// Error codes the TypeScript layer maps to its own error classes.
+constexpr const char* kAborted = "ABORT_ERR";
+constexpr const char* kInvalid = "ERR_INVALID_ARGUMENT";
+constexpr const char* kDevice = "ERR_DEVICE";
+constexpr const char* kEngine = "ERR_ENGINE";
+constexpr const char* kStopped = "ERR_ENGINE_DISPOSED";
+
+struct Failure {
+  std::string code;
+  std::string message;
+};
+
+// Classifies whatever a job threw. libtorch's device faults (CUDA errors, out of memory) get their own code so
+// that the serving layer can tell a sick device from a bad request.
+Failure classify(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const dllm::Cancelled& e) {
+    return {kAborted, e.what()};
+  } catch (const std::invalid_argument& e) {
+    return {kInvalid, e.what()};
+  } catch (const c10::OutOfMemoryError& e) {
+    return {kDevice, e.what_without_backtrace()};
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    bool device = msg.find("CUDA") != std::string::npos || msg.find("cuda") != std::string::npos;
+    return {device ? kDevice : kEngine, msg};
+  } catch (const std::exception& e) {
+    return {kEngine, e.what()};
+  } catch (...) {
+    return {kEngine, "unknown native error"};
+  }
+}
+
+Napi::Error makeError(Napi::Env env, const Failure& f) {
+  Napi::Error err = Napi::Error::New(env, f.message);
+  err.Set("code", Napi::String::New(env, f.code));
+  if (f.code == kAborted) err.Set("name", Napi::String::New(env, "AbortError"));
+  return err;
+}
+
+// What JS learns about a loaded model; copied out on the engine thread so JS never reads engine state.
+struct ModelInfo {
+  dllm::LLaDAConfig config;
+  std::string device;
+  std::string dtype;
+};
+
+Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
+  const auto& c = m.config;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dModel", c.d_model);
+  o.Set("nLayers", c.n_layers);
+  o.Set("nHeads", c.n_heads);
+  o.Set("nKvHeads", c.n_kv_heads);
+  o.Set("headDim", c.head_dim);
+  o.Set("mlpHiddenSize", c.mlp_hidden_size);
+  o.Set("vocabSize", c.vocab_size);
+  o.Set("embeddingSize", c.embedding_size);
+  o.Set("maxSequenceLength", c.max_sequence_length);
+  o.Set("ropeTheta", c.rope_theta);
+  o.Set("rmsNormEps", c.rms_norm_eps);
+  o.Set("maskTokenId", c.mask_token_id);
+  o.Set("eosTokenId", c.eos_token_id);
+  o.Set("padTokenId", c.pad_token_id);
+  o.Set("device", m.device);
+  o.Set("dtype", m.dtype);
+  return o;
+}
+
+int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int64_t>(d))) throw std::invalid_argument(std::string(key) + " must be an integer");
+  return static_cast<int64_t>(d);
+}
+
+double numberField(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool boolField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return !v.IsUndefined() && v.ToBoolean().Value();
+}
+
+std::string stringField(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) throw std::invalid_argument(std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> tokenArray(const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw std::invalid_argument(what + " must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod<&EngineWrap::Load>("load"),
+                           InstanceMethod<&EngineWrap::Forward>("forward"),
+                           InstanceMethod<&EngineWrap::Generate>("generate"),
+                           InstanceMethod<&EngineWrap::Cancel>("cancel"),
+                           InstanceMethod<&EngineWrap::Info>("info"),
+                           InstanceMethod<&EngineWrap::Dispose>("dispose"),
+                       });
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "dllm-engine", 0, 1);
+    tsfn_.Unref(env);  // an idle engine does not keep the process alive
+    engine_ = std::make_unique<Engine>();
+    napi_add_env_cleanup_hook(env, &EngineWrap::onEnvCleanup, this);
+  }
+
+  ~EngineWrap() override {
+    if (!hookRan_) napi_remove_env_cleanup_hook(Env(), &EngineWrap::onEnvCleanup, this);
+    shutdownNow();
+  }
+
+ private:
+  // What the JS side of one job holds. Lives in pending_, touched on the JS thread only.
+  struct Pending {
+    explicit Pending(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise::Deferred deferred;
+    Napi::FunctionReference callback;  // onBlock / onProgress
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  };
+  using JsClosure = std::function<void(Napi::Env)>;
+
+  // Runs `fn` on the JS thread. During teardown the closure is dropped (env is null there).
+  void toJs(JsClosure fn) {
+    auto* data = new JsClosure(std::move(fn));
+    napi_status s = tsfn_.NonBlockingCall(data, [](Napi::Env env, Napi::Function, JsClosure* d) {
+      std::unique_ptr<JsClosure> own(d);
+      if (env == nullptr) return;
+      try {
+        (*own)(env);
+      } catch (...) {
+        // A throwing user callback must not tear down the engine's delivery channel.
+      }
+    });
+    if (s != napi_ok) delete data;
+  }
+
+  // Registers a job's JS side and keeps this object and the event loop alive until it settles.
+  Pending& open(Napi::Env env, int64_t id) {
+    if (disposed_) throw Napi::Error::New(env, "the engine has been disposed");
+    if (pending_.count(id)) throw Napi::Error::New(env, "job id " + std::to_string(id) + " is already in use");
+    if (pending_.empty()) {
+      Ref();
+      tsfn_.Ref(env);
+    }
+    return *pending_.emplace(id, std::make_unique<Pending>(env)).first->second;
+  }
+
+  void settle(Napi::Env env, int64_t id, const std::function<void(Pending&)>& how) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    std::unique_ptr<Pending> p = std::move(it->second);
+    pending_.erase(it);
+    how(*p);
+    if (pending_.empty()) {
+      tsfn_.Unref(env);
+      Unref();
+    }
+  }
+
+  // Submits `work` (engine thread, returns R) whose result `done` turns into a JS value (JS thread).
+  // `always`: run even when the engine is stopping (the dispose job).
+  template <class R>
+  void submit(Napi::Env env, int64_t id, std::function<R(const std::atomic<bool>&)> work,
+              std::function<Napi::Value(Napi::Env, R&)> done, bool always = false) {
+    Pending& p = *pending_.at(id);
+    auto cancel = always ? std::make_shared<std::atomic<bool>>(false) : p.cancel;
+    bool queued = engine_->submit([this, id, cancel, always, work = std::move(work), done = std::move(done)](bool stopping) {
+      if (stopping && !always) {
+        toJs([this, id](Napi::Env env) { reject(env, id, {kStopped, "the engine was disposed before this job ran"}); });
+        return;
+      }
+      try {
+        if (cancel->load()) throw dllm::Cancelled();
+        auto result = std::make_shared<R>(work(*cancel));
+        toJs([this, id, result, done](Napi::Env env) {
+          Napi::Value v;
+          try {
+            v = done(env, *result);
+          } catch (const Napi::Error& e) {
+            reject(env, id, {kEngine, e.Message()});
+            return;
+          }
+          settle(env, id, [&](Pending& p) { p.deferred.Resolve(v); });
+        });
+      } catch (...) {
+        Failure f = classify(std::current_exception());
+        toJs([this, id, f](Napi::Env env) { reject(env, id, f); });
+      }
+    });
+    if (!queued) reject(env, id, {kStopped, "the engine has been disposed"});
+  }
+
+  void reject(Napi::Env env, int64_t id, const Failure& f) {
+    settle(env, id, [&](Pending& p) { p.deferred.Reject(makeError(env, f).Value()); });
+  }
+
+  int64_t nextInternalId() { return --internalIds_; }  // negative: never collides with JS job ids
+
+  // load({path} | {config, seed}, {device, dtype}, onProgress?) -> Promise<ModelInfo>
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "load(options): options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    dllm::ModelSpec spec;
+    try {
+      spec.path = stringField(o, "path", "");
+      spec.config_json = stringField(o, "configJson", "");
+      spec.seed = static_cast<uint64_t>(intField(o, "seed", 0));
+      spec.device = stringField(o, "device", "cpu");
+      spec.dtype = stringField(o, "dtype", "float32");
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, std::string("load: ") + e.what());
+    }
+    if (spec.path.empty() == spec.config_json.empty())
+      throw Napi::TypeError::New(env, "load: give either path (a model folder) or configJson (random weights)");
+    const int64_t id = nextInternalId();
+    Pending& p = open(env, id);
+    if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
+    Napi::Promise promise = p.deferred.Promise();
+    submit<ModelInfo>(
+        env, id,
+        [this, spec, id](const std::atomic<bool>&) {
+          auto progress = [this, id](int64_t done, int64_t total, const std::string& name) {
+            toJs([this, id, done, total, name](Napi::Env env) {
+              auto it = pending_.find(id);
+              if (it == pending_.end() || it->second->callback.IsEmpty()) return;
+              it->second->callback.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total)),
+                                         Napi::String::New(env, name)});
+            });
+          };
+          engine_->setModel(nullptr);  // a reload frees the old weights first
+          engine_->setModel(Engine::buildModel(spec, progress));
+          const auto& m = *engine_->model();
+          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype())};
+        },
+        [this](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
+          info_ = loaded;
+          return configObject(env, loaded);
+        });
+    return promise;
+  }
+
+  // info() -> ModelInfo | null (the last load's; the JS thread keeps its own copy)
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    return info_ ? Napi::Value(configObject(info.Env(), *info_)) : info.Env().Null();
+  }
+
+  // forward(ids: Int32Array [B*T], batch, valid?: Uint8Array [B*T]) -> Promise<Float32Array [B*T*E]>
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<int64_t> ids;
+    std::vector<uint8_t> valid;
+    int64_t batch = 0;
+    try {
+      ids = tokenArray(info[0], "forward: ids");
+      if (!info[1].IsNumber()) throw std::invalid_argument("forward: batch must be a number");
+      batch = info[1].As<Napi::Number>().Int64Value();
+      if (batch < 1 || ids.size() % batch != 0 || ids.empty())
+        throw std::invalid_argument("forward: ids must hold batch rows of equal length");
+      if (info[2].IsTypedArray()) {
+        Napi::Uint8Array v = info[2].As<Napi::Uint8Array>();
+        if (v.ElementLength() != ids.size()) throw std::invalid_argument("forward: valid must match ids in length");
+        valid.assign(v.Data(), v.Data() + v.ElementLength());
+      }
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, e.what());
+    }
+    const int64_t id = nextInternalId();
+    Napi::Promise promise = open(env, id).deferred.Promise();
+    submit<at::Tensor>(
+        env, id,
+        [this, ids, valid, batch](const std::atomic<bool>&) {
+          auto m = requireModel();
+          const int64_t T = static_cast<int64_t>(ids.size()) / batch;
+          at::Tensor x = at::tensor(ids, at::kLong).view({batch, T});
+          for (int64_t v : ids)
+            if (v < 0 || v >= m->config().embedding_size) throw std::invalid_argument("forward: token id out of range");
+          at::Tensor mask = valid.empty() ? at::ones({batch, T}, at::kBool)
+                                          : at::tensor(std::vector<int64_t>(valid.begin(), valid.end()), at::kLong).ne(0).view({batch, T});
+          at::Tensor pos = dllm::LLaDAModel::positionsFor(mask);
+          at::Tensor h = m->hidden(x.to(m->device()), mask.to(m->device()), pos.to(m->device()));
+          return m->logits(h.view({batch * T, -1})).to(at::kCPU).contiguous();
+        },
+        [](Napi::Env env, at::Tensor& logits) -> Napi::Value {
+          auto out = Napi::Float32Array::New(env, logits.numel());
+          std::memcpy(out.Data(), logits.data_ptr<float>(), logits.numel() * sizeof(float));
+          return out;
+        });
+    return promise;
+  }
+
+  std::shared_ptr<dllm::LLaDAModel> requireModel() {
+    auto m = engine_->model();
+    if (!m) throw std::invalid_argument("no model is loaded");
+    return m;
+  }
+
+  // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, cfgScale,
+  //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId}, onBlock?) -> Promise<{tokens, forwards}>
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "generate(options): options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    dllm::SamplerParams params;
+    dllm::BatchRequest batch;
+    int64_t jobId = 0;
+    try {
+      jobId = intField(o, "jobId", -1);
+      if (jobId < 0) throw std::invalid_argument("jobId must be a non-negative integer");
+      Napi::Value prompts = o.Get("prompts");
+      Napi::Value seeds = o.Get("seeds");
+      if (!prompts.IsArray() || !seeds.IsArray()) throw std::invalid_argument("prompts and seeds must be arrays");
+      Napi::Array pa = prompts.As<Napi::Array>(), sa = seeds.As<Napi::Array>();
+      for (uint32_t i = 0; i < pa.Length(); i++) batch.prompts.push_back(tokenArray(pa.Get(i), "prompts[" + std::to_string(i) + "]"));
+      for (uint32_t i = 0; i < sa.Length(); i++) {
+        if (!sa.Get(i).IsNumber()) throw std::invalid_argument("seeds must be numbers");
+        double s = sa.Get(i).As<Napi::Number>().DoubleValue();
+        if (!(s >= 0 && s < 9007199254740992.0) || s != static_cast<double>(static_cast<int64_t>(s)))
+          throw std::invalid_argument("seeds must be integers in [0, 2^53)");
+        batch.seeds.push_back(static_cast<int64_t>(s));
+      }
+      params.steps = intField(o, "steps", params.steps);
+      params.gen_length = intField(o, "genLength", params.gen_length);
+      params.block_length = intField(o, "blockLength", params.gen_length);
+      params.temperature = numberField(o, "temperature", 0.0);
+      params.cfg_scale = numberField(o, "cfgScale", 0.0);
+      std::string remasking = stringField(o, "remasking", "low_confidence");
+      if (remasking == "low_confidence") params.remasking = dllm::Remasking::LowConfidence;
+      else if (remasking == "random") params.remasking = dllm::Remasking::Random;
+      else throw std::invalid_argument("remasking must be 'low_confidence' or 'random'");
+      params.logits_eos_inf = boolField(o, "logitsEosInf");
+      params.confidence_eos_eot_inf = boolField(o, "confidenceEosEotInf");
+      params.eot_token_id = intField(o, "eotTokenId", -1);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, std::string("generate: ") + e.what());
+    }
+    Pending& p = open(env, jobId);
+    if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
+    Napi::Promise promise = p.deferred.Promise();
+    const int64_t rows = static_cast<int64_t>(batch.prompts.size());
+    submit<dllm::GenerateResult>(
+        env, jobId,
+        [this, params, batch, jobId, rows](const std::atomic<bool>& cancel) {
+          auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens) {
+            at::Tensor t = tokens.to(at::kInt).contiguous();
+            auto data = std::make_shared<std::vector<int32_t>>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
+            toJs([this, jobId, block, data, rows](Napi::Env env) {
+              auto it = pending_.find(jobId);
+              if (it == pending_.end() || it->second->callback.IsEmpty()) return;
+              auto arr = Napi::Int32Array::New(env, data->size());
+              std::copy(data->begin(), data->end(), arr.Data());
+              it->second->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows))});
+            });
+          };
+          return dllm::generate(*requireModel(), params, batch, onBlock, [&cancel] { return cancel.load(); });
+        },
+        [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
+          at::Tensor t = r.tokens.to(at::kInt).contiguous();
+          auto tokens = Napi::Int32Array::New(env, t.numel());
+          std::memcpy(tokens.Data(), t.data_ptr<int32_t>(), t.numel() * sizeof(int32_t));
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("tokens", tokens);
+          out.Set("forwards", Napi::Number::New(env, double(r.forwards)));
+          return out;
+        });
+    return promise;
+  }
+
+  // cancel(jobId) -> whether a pending job had that id. The job stops before its next step.
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "cancel(jobId): jobId must be a number");
+    auto it = pending_.find(info[0].As<Napi::Number>().Int64Value());
+    if (it == pending_.end()) return Napi::Boolean::New(env, false);
+    it->second->cancel->store(true);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // dispose() -> Promise<void>: cancels every job, frees the model on the engine thread, ends the thread.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    if (disposed_) {
+      deferred.Resolve(env.Undefined());
+      return deferred.Promise();
+    }
+    for (auto& [id, p] : pending_) p->cancel->store(true);
+    const int64_t id = nextInternalId();
+    Napi::Promise promise = open(env, id).deferred.Promise();
+    disposed_ = true;
+    submit<bool>(
+        env, id,
+        [this](const std::atomic<bool>&) {
+          engine_->setModel(nullptr);
+          return true;
+        },
+        [this](Napi::Env env, bool&) -> Napi::Value {
+          engine_->stop();  // the thread is past its last job: this join is immediate
+          info_.reset();
+          return env.Undefined();
+        },
+        /*always=*/true);
+    engine_->requestStop();
+    return promise;
+  }
+
+  // The environment (main thread or worker) is going away: stop the thread before anything it uses is freed.
+  static void onEnvCleanup(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hookRan_ = true;
+    self->shutdownNow();
+  }
+
+  void shutdownNow() {
+    disposed_ = true;
+    for (auto& [id, p] : pending_) p->cancel->store(true);
+    if (engine_) engine_->stop();
+    if (!released_) {
+      released_ = true;
+      tsfn_.Release();
+    }
+  }
+
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool hookRan_ = false;
+  bool released_ = false;
+  bool disposed_ = false;
+  int64_t internalIds_ = 0;
+  std::map<int64_t, std::unique_ptr<Pending>> pending_;
+  std::optional<ModelInfo> info_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
+  exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::getNumGPUs() > 0);
+              }));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(dllm_native, Init)

@@ -1,0 +1,172 @@
+#include "decoding/sampler.h"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "decoding/random.h"
+
+namespace dllm {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr double kLowest = std::numeric_limits<double>::lowest();
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+// Left-pads every prompt with the pad id to the longest, then appends gen_length masks.
+struct Layout {
+  at::Tensor x;      // [B, T] int64
+  at::Tensor valid;  // [B, T] bool
+  int64_t prompt_len = 0;
+};
+
+Layout layout(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch) {
+  const auto& c = model.config();
+  const int64_t B = static_cast<int64_t>(batch.prompts.size());
+  int64_t P = 0;
+  for (const auto& prompt : batch.prompts) P = std::max<int64_t>(P, prompt.size());
+  const int64_t T = P + p.gen_length;
+  at::Tensor x = at::full({B, T}, c.pad_token_id, at::kLong);
+  at::Tensor valid = at::ones({B, T}, at::kBool);
+  auto xa = x.accessor<int64_t, 2>();
+  auto va = valid.accessor<bool, 2>();
+  for (int64_t r = 0; r < B; r++) {
+    const auto& prompt = batch.prompts[r];
+    const int64_t pad = P - static_cast<int64_t>(prompt.size());
+    for (int64_t i = 0; i < pad; i++) va[r][i] = false;
+    for (size_t i = 0; i < prompt.size(); i++) xa[r][pad + i] = prompt[i];
+    for (int64_t i = P; i < T; i++) xa[r][i] = c.mask_token_id;
+  }
+  return {x.to(model.device()), valid.to(model.device()), P};
+}
+
+// Tokens committed at step i of a block holding `masked` masks over `steps` steps (generate.py's split).
+int64_t transferCount(int64_t masked, int64_t steps, int64_t i) { return masked / steps + (i < masked % steps ? 1 : 0); }
+
+}  // namespace
+
+void validate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch) {
+  const auto& c = model.config();
+  require(!batch.prompts.empty(), "a batch needs at least one prompt");
+  require(batch.seeds.size() == batch.prompts.size(), "a batch needs one seed per prompt");
+  require(p.gen_length >= 1, "gen_length must be at least 1");
+  require(p.block_length >= 1, "block_length must be at least 1");
+  require(p.gen_length % p.block_length == 0, "gen_length must be a multiple of block_length");
+  const int64_t blocks = p.gen_length / p.block_length;
+  require(p.steps >= 1 && p.steps % blocks == 0,
+          "steps must be a positive multiple of the number of blocks (gen_length / block_length = " + std::to_string(blocks) + ")");
+  require(p.temperature >= 0 && std::isfinite(p.temperature), "temperature must be a finite number >= 0");
+  require(p.cfg_scale >= 0 && std::isfinite(p.cfg_scale), "cfg_scale must be a finite number >= 0");
+  require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
+  for (size_t r = 0; r < batch.prompts.size(); r++) {
+    const auto& prompt = batch.prompts[r];
+    require(static_cast<int64_t>(prompt.size()) + p.gen_length <= c.max_sequence_length,
+            "prompt " + std::to_string(r) + " (" + std::to_string(prompt.size()) + " tokens) plus gen_length " +
+                std::to_string(p.gen_length) + " exceeds max_sequence_length " + std::to_string(c.max_sequence_length));
+    for (int64_t id : prompt) {
+      require(id >= 0 && id < c.embedding_size, "prompt " + std::to_string(r) + " holds token id " + std::to_string(id) +
+                                                     ", outside the vocabulary of " + std::to_string(c.embedding_size));
+      require(id != c.mask_token_id, "prompt " + std::to_string(r) + " holds the mask token");
+    }
+    require(batch.seeds[r] >= 0 && batch.seeds[r] < (int64_t(1) << 53), "seeds must be integers in [0, 2^53)");
+  }
+}
+
+GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch,
+                        const BlockCallback& onBlock, const CancelCheck& cancelled) {
+  validate(model, p, batch);
+  const auto& c = model.config();
+  const at::Device dev = model.device();
+  const auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
+
+  Layout lay = layout(model, p, batch);
+  at::Tensor x = lay.x;
+  const int64_t B = x.size(0), T = x.size(1), P = lay.prompt_len, BL = p.block_length;
+  const int64_t blocks = p.gen_length / BL, stepsPerBlock = p.steps / blocks;
+  at::Tensor positions = LLaDAModel::positionsFor(lay.valid);
+  at::Tensor seeds = at::tensor(batch.seeds, at::kLong).to(dev);
+
+  // Classifier-free guidance runs the unconditional copy (prompt replaced by masks) in the same forward.
+  const bool cfg = p.cfg_scale > 0;
+  at::Tensor promptCols = at::arange(T, longOpts).lt(P).unsqueeze(0).expand({B, T});
+  at::Tensor validAll = cfg ? at::cat({lay.valid, lay.valid}) : lay.valid;
+  at::Tensor positionsAll = cfg ? at::cat({positions, positions}) : positions;
+
+  rng::LaneHashes vocabLanes, oneLane;
+  if (p.temperature > 0) vocabLanes = rng::laneHashes(c.embedding_size, dev);
+  if (p.remasking == Remasking::Random) oneLane = rng::laneHashes(1, dev);
+
+  GenerateResult result;
+  int64_t step = 0;
+  for (int64_t b = 0; b < blocks; b++) {
+    const int64_t b0 = P + b * BL;
+    for (int64_t i = 0; i < stepsPerBlock; i++, step++) {
+      if (cancelled()) throw Cancelled();
+      // Steps that commit nothing (steps per block > block_length) change nothing: skip their forward.
+      const int64_t k = transferCount(BL, stepsPerBlock, i);
+      if (k == 0) continue;
+      at::Tensor block = x.narrow(1, b0, BL);
+      at::Tensor masked = block.eq(c.mask_token_id);  // [B, BL]
+      // The masked positions of this block, as (row, column-in-block) and as flat rows of the hidden states.
+      at::Tensor where = masked.nonzero();  // [N, 2]
+      at::Tensor rows = where.select(1, 0), cols = where.select(1, 1);
+      at::Tensor flat = rows * T + b0 + cols;
+
+      at::Tensor inputs = cfg ? at::cat({x, at::where(promptCols, c.mask_token_id, x)}) : x;
+      at::Tensor h = model.hidden(inputs, validAll, positionsAll);
+      result.forwards++;
+      at::Tensor hrows = h.view({-1, c.d_model});
+      at::Tensor logits;
+      if (cfg) {
+        at::Tensor both = model.logits(hrows.index_select(0, at::cat({flat, flat + B * T})));
+        at::Tensor cond = both.narrow(0, 0, flat.size(0)), un = both.narrow(0, flat.size(0), flat.size(0));
+        logits = un + (p.cfg_scale + 1.0) * (cond - un);
+      } else {
+        logits = model.logits(hrows.index_select(0, flat));  // [N, V] fp32
+      }
+      if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(-std::numeric_limits<float>::infinity());
+
+      at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
+      at::Tensor x0;
+      if (p.temperature > 0) {
+        at::Tensor u = rng::uniforms(rng::keys(seeds.index_select(0, rows), rng::kGumbel, step, genPos), vocabLanes);
+        at::Tensor noisy = logits.to(at::kDouble).exp() / (-u.log()).pow(p.temperature);
+        x0 = noisy.argmax(1);
+      } else {
+        x0 = logits.argmax(1);
+      }
+
+      at::Tensor conf;
+      if (p.remasking == Remasking::LowConfidence) {
+        // softmax(logits)[x0] without materialising the softmax.
+        conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - logits.logsumexp(1)).exp().to(at::kDouble);
+      } else {
+        conf = rng::uniforms(rng::keys(seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
+      }
+      if (p.confidence_eos_eot_inf) {
+        at::Tensor special = x0.eq(c.eos_token_id);
+        if (p.eot_token_id >= 0) special = special.logical_or(x0.eq(p.eot_token_id));
+        // Last among the masked, but still above committed positions (-inf), so no mask is ever left behind.
+        conf = conf.masked_fill(special, kLowest);
+      }
+
+      // Per row, commit the k most confident masked positions; ties go to the earlier position.
+      at::Tensor confBlock = at::full({B, BL}, kNegInf, at::TensorOptions().dtype(at::kDouble).device(dev));
+      confBlock.index_put_({rows, cols}, conf);
+      at::Tensor x0Block = block.clone();
+      x0Block.index_put_({rows, cols}, x0);
+      at::Tensor order = std::get<1>(confBlock.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true)).narrow(1, 0, k);
+      at::Tensor commit = at::zeros({B, BL}, at::TensorOptions().dtype(at::kBool).device(dev)).scatter_(1, order, true);
+      block.copy_(at::where(commit.logical_and(masked), x0Block, block));
+    }
+    if (onBlock) onBlock(b, x.narrow(1, b0, BL).to(at::kCPU));
+  }
+  result.tokens = x.narrow(1, P, p.gen_length).to(at::kCPU).contiguous();
+  return result;
+}
+
+}  // namespace dllm

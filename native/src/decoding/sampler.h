@@ -1,0 +1,55 @@
+// LLaDA's reference sampler (generate.py semantics): semi-autoregressive blocks, a fixed number of tokens
+// committed per step, low-confidence or random remasking, Gumbel noise in float64, classifier-free guidance.
+// Only the current block's masked positions go through the LM head and the confidence computation.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/llada.h"
+
+namespace dllm {
+
+enum class Remasking { LowConfidence, Random };
+
+struct SamplerParams {
+  int64_t steps = 128;
+  int64_t gen_length = 128;
+  int64_t block_length = 128;
+  double temperature = 0.0;
+  double cfg_scale = 0.0;
+  Remasking remasking = Remasking::LowConfidence;
+  bool logits_eos_inf = false;          // never predict EOS
+  bool confidence_eos_eot_inf = false;  // EOS / eot predictions get -inf confidence (committed last)
+  int64_t eot_token_id = -1;            // from the tokenizer; -1 when it has none
+};
+
+struct BatchRequest {
+  std::vector<std::vector<int64_t>> prompts;  // one per row, any lengths
+  std::vector<int64_t> seeds;                 // one per row, 0 <= seed < 2^53
+};
+
+struct GenerateResult {
+  at::Tensor tokens;  // [B, gen_length] int64 on the CPU
+  int64_t forwards = 0;
+};
+
+// Called after each block is committed with its tokens, [B, block_length] int64 on the CPU.
+using BlockCallback = std::function<void(int64_t block, const at::Tensor& tokens)>;
+// Polled between steps; returning true stops generation with a Cancelled exception.
+using CancelCheck = std::function<bool()>;
+
+struct Cancelled : std::runtime_error {
+  Cancelled() : std::runtime_error("generation was cancelled") {}
+};
+
+// Throws std::invalid_argument for parameters or prompts the model cannot take.
+void validate(const LLaDAModel& model, const SamplerParams& params, const BatchRequest& batch);
+
+GenerateResult generate(const LLaDAModel& model, const SamplerParams& params, const BatchRequest& batch,
+                        const BlockCallback& onBlock, const CancelCheck& cancelled);
+
+}  // namespace dllm

@@ -1,0 +1,36 @@
+// LLaDA's weights by role, loaded from an HF folder (single file or shards + index) or initialised at random
+// from a config alone (benchmarks at real shapes without the files).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace dllm {
+
+struct LayerWeights {
+  at::Tensor attn_norm, q_proj, k_proj, v_proj, attn_out;
+  at::Tensor ff_norm, ff_proj /* gate */, up_proj, ff_out /* down */;
+};
+
+struct LLaDAWeights {
+  at::Tensor wte, ln_f, lm_head;
+  std::vector<LayerWeights> layers;
+};
+
+// Called after each tensor is in place: (tensors done, tensors in all, name of the last one).
+using LoadProgress = std::function<void(int64_t, int64_t, const std::string&)>;
+
+// Reads `folder`/config.json, then model.safetensors or model.safetensors.index.json and its shards.
+// Throws std::runtime_error naming the file or tensor at fault.
+LLaDAConfig readConfig(const std::string& folder);
+LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, at::Device device, at::ScalarType dtype,
+                         const LoadProgress& progress);
+
+// Seeded N(0, 0.02) linear weights and unit norms, generated on `device` itself.
+LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed);
+
+}  // namespace dllm
