@@ -43,10 +43,10 @@ LaneHashes laneHashes(int64_t lanes, at::Device device) {
 
 at::Tensor uniforms(const at::Tensor& keys, const LaneHashes& lanes) {
   at::Tensor k = keys.unsqueeze(1);
-  at::Tensor a = mix32(k.bitwise_xor(lanes.even.unsqueeze(0))).bitwise_right_shift(5);
+  at::Tensor a = mix32(k.bitwise_xor(lanes.even.unsqueeze(0))).bitwise_right_shift(6);
   at::Tensor b = mix32(k.bitwise_xor(lanes.odd.unsqueeze(0))).bitwise_right_shift(6);
-  // a < 2^27, b < 2^26: the sum is an exact integer below 2^53, and the scaling by 2^-53 is exact.
-  return (a.to(at::kDouble) * 67108864.0 + b.to(at::kDouble) + 0.5) * (1.0 / 9007199254740992.0);
+  // a, b < 2^26: a * 2^26 + b + 0.5 is exact in float64 (52 integer bits and a half), as is the scaling by 2^-52.
+  return (a.to(at::kDouble) * 67108864.0 + b.to(at::kDouble) + 0.5) * (1.0 / 4503599627370496.0);
 }
 
 }  // namespace dllm::rng

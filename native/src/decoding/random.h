@@ -5,7 +5,10 @@
 //   mix32      = the "lowbias32" integer finaliser (xor-shift 16, * 0x7feb352d, xor-shift 15, * 0x846ca68b, xor-shift 16)
 //   combine    = (h, v) -> mix32(h ^ mix32(v))
 //   key        = combine(combine(combine(combine(mix32(seed_lo), seed_hi), stream), step), position)
-//   uniform    = ((mix32(key ^ mix32(2 lane)) >> 5) * 2^26 + (mix32(key ^ mix32(2 lane + 1)) >> 6) + 0.5) / 2^53
+//   uniform    = ((mix32(key ^ mix32(2 lane)) >> 6) * 2^26 + (mix32(key ^ mix32(2 lane + 1)) >> 6) + 0.5) / 2^52
+//
+// 52 random bits plus one half: every value is exact in float64 and strictly inside (0, 1), so -log(u) is finite
+// and positive.
 //
 // All arithmetic is on 32-bit values held in int64 tensors (products are split so nothing overflows).
 #pragma once

@@ -128,7 +128,10 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       } else {
         logits = model.logits(hrows.index_select(0, flat));  // [N, V] fp32
       }
-      if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(-std::numeric_limits<float>::infinity());
+      // The mask token is never a prediction (generate.py would "commit" it and leave the position masked).
+      const float negInf = -std::numeric_limits<float>::infinity();
+      logits.select(1, c.mask_token_id).fill_(negInf);
+      if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(negInf);
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
       at::Tensor x0;

@@ -1,6 +1,9 @@
 // LLaDA's reference sampler (generate.py semantics): semi-autoregressive blocks, a fixed number of tokens
 // committed per step, low-confidence or random remasking, Gumbel noise in float64, classifier-free guidance.
 // Only the current block's masked positions go through the LM head and the confidence computation.
+// Where generate.py leaves a corner to chance, this sampler decides: the mask id is never predicted, ties in
+// confidence go to the earlier position, and EOS/eot held back by confidence_eos_eot_inf still rank above
+// already-committed positions, so a finished block never holds a mask.
 #pragma once
 #include <ATen/ATen.h>
 

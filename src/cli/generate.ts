@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// `npm start` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
+import { parseArgs } from "node:util";
+import { Model } from "../model/model.js";
+import { defaultModelPath, ensureDefaultModel } from "./default-model.js";
+import { loadProgress } from "./progress.js";
+
+const HELP = `Usage: node dist/cli/generate.js [options] [prompt]
+
+Generates an answer with a LLaDA model and prints it as each block is committed.
+
+Options:
+  --model-path <dir>     HF LLaDA folder (config.json, safetensors, tokenizer.json)
+                         (default: the bundled tiny model, ${defaultModelPath})
+  --device <name>        cpu, cuda, cuda:N (default: cpu)
+  --dtype <name>         float32, bfloat16, float16 (default: float32 on cpu, bfloat16 on cuda)
+  --raw                  send the prompt as is, without the chat template
+  --gen-length <n>       tokens to generate (default: 64)
+  --block-length <n>     semi-autoregressive block size (default: 32)
+  --steps <n>            denoising steps (default: gen-length)
+  --temperature <t>      sampling temperature (default: 0)
+  --cfg-scale <s>        classifier-free guidance scale (default: 0)
+  --remasking <mode>     low_confidence or random (default: low_confidence)
+  --seed <n>             sampling seed (default: random)
+  --json                 print the whole result as JSON instead of streaming text
+  -h, --help             show this help
+`;
+
+function int(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      "model-path": { type: "string" },
+      device: { type: "string", default: "cpu" },
+      dtype: { type: "string" },
+      raw: { type: "boolean", default: false },
+      "gen-length": { type: "string" },
+      "block-length": { type: "string" },
+      steps: { type: "string" },
+      temperature: { type: "string" },
+      "cfg-scale": { type: "string" },
+      remasking: { type: "string" },
+      seed: { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const prompt = positionals.join(" ") || "Write one sentence about the sea.";
+  const device = values.device ?? "cpu";
+  const dtype = (values.dtype ?? (device.startsWith("cuda") ? "bfloat16" : "float32")) as "float32" | "bfloat16" | "float16";
+  const modelPath = values["model-path"] ?? (await ensureDefaultModel());
+
+  const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });
+  try {
+    const input = values.raw ? { prompt } : { messages: [{ role: "user", content: prompt }] };
+    const started = performance.now();
+    const result = await model.generate(input, {
+      genLength: int("gen-length", values["gen-length"]) ?? 64,
+      blockLength: int("block-length", values["block-length"]),
+      steps: int("steps", values.steps),
+      temperature: int("temperature", values.temperature),
+      cfgScale: int("cfg-scale", values["cfg-scale"]),
+      remasking: values.remasking as "low_confidence" | "random" | undefined,
+      seed: int("seed", values.seed),
+      onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
+    });
+    const secs = (performance.now() - started) / 1000;
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ ...result, seconds: secs }, null, 2) + "\n");
+    } else {
+      process.stdout.write("\n");
+      process.stderr.write(
+        `[${result.finishReason}] ${result.usage.promptTokens} prompt + ${result.usage.completionTokens} completion tokens, ` +
+          `${result.forwards} forwards, ${secs.toFixed(2)} s, seed ${result.seed}\n`,
+      );
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,216 @@
+// The in-process API over one engine: load a LLaDA folder, generate from chat messages or a raw prompt, dispose.
+import { randomInt } from "node:crypto";
+import type { ModelInfo } from "../native/addon-types.js";
+import { Engine, type LoadOptions, type Remasking } from "../engine/engine.js";
+import { DisposedError, InvalidRequestError } from "../engine/errors.js";
+import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
+
+/** What to answer: chat messages (rendered with the model's chat template) or a raw prompt string. */
+export type GenerationInput = { messages: ChatMessage[]; prompt?: never } | { prompt: string; messages?: never };
+
+export interface GenerationParams {
+  /** Tokens to generate (LLaDA's gen_length). Default 128. */
+  genLength?: number;
+  /** Semi-autoregressive block size; divides genLength. Default min(32, genLength). */
+  blockLength?: number;
+  /** Denoising steps over the whole generation; a multiple of genLength / blockLength. Default genLength. */
+  steps?: number;
+  temperature?: number;
+  cfgScale?: number;
+  remasking?: Remasking;
+  logitsEosInf?: boolean;
+  confidenceEosEotInf?: boolean;
+}
+
+export interface BlockEvent {
+  block: number;
+  /** The block's committed tokens. */
+  tokens: Int32Array;
+  /** New text since the previous event (text ends at the first EOS / eot). */
+  delta: string;
+  /** A stop token has been committed: later blocks add no text. */
+  stopped: boolean;
+}
+
+export interface GenerateOptions extends GenerationParams {
+  /** Integer in [0, 2^53); a random one when absent. */
+  seed?: number;
+  signal?: AbortSignal;
+  onBlock?: (event: BlockEvent) => void;
+}
+
+export interface Usage {
+  promptTokens: number;
+  /** Tokens of the answer, up to (not including) the first EOS / eot; the EOS padding after it is not counted. */
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface Generation {
+  text: string;
+  /** The answer's tokens (up to the stop token). */
+  tokens: number[];
+  finishReason: "stop" | "length";
+  usage: Usage;
+  seed: number;
+  /** Forward passes the batch that produced this took. */
+  forwards: number;
+}
+
+export interface LoadModelOptions extends LoadOptions {
+  modelPath: string;
+}
+
+const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
+
+/** Streams decoded text block by block, holding back an incomplete UTF-8 sequence at the end. */
+class TextAssembler {
+  #ids: number[] = [];
+  #emitted = "";
+  #stopped = false;
+
+  constructor(
+    private readonly tokenizer: LLaDATokenizer,
+    private readonly stopIds: Set<number>,
+  ) {}
+
+  push(tokens: ArrayLike<number>): { delta: string; stopped: boolean } {
+    if (this.#stopped) return { delta: "", stopped: true };
+    for (const t of Array.from(tokens)) {
+      if (this.stopIds.has(t)) {
+        this.#stopped = true;
+        break;
+      }
+      this.#ids.push(t);
+    }
+    let text = this.tokenizer.decode(this.#ids);
+    if (!this.#stopped) text = text.replace(/\uFFFD+$/, "");
+    const delta = text.startsWith(this.#emitted) ? text.slice(this.#emitted.length) : "";
+    if (delta) this.#emitted = text;
+    return { delta, stopped: this.#stopped };
+  }
+}
+
+export class Model {
+  readonly #engine: Engine;
+  readonly tokenizer: LLaDATokenizer;
+  readonly #stopIds: Set<number>;
+
+  private constructor(engine: Engine, tokenizer: LLaDATokenizer) {
+    this.#engine = engine;
+    this.tokenizer = tokenizer;
+    this.#stopIds = new Set([engine.info.eosTokenId]);
+    if (tokenizer.eotTokenId !== undefined) this.#stopIds.add(tokenizer.eotTokenId);
+  }
+
+  static async load(options: LoadModelOptions): Promise<Model> {
+    const tokenizer = await LLaDATokenizer.load(options.modelPath);
+    const engine = await Engine.load(options.modelPath, options);
+    return new Model(engine, tokenizer);
+  }
+
+  get info(): ModelInfo {
+    return this.#engine.info;
+  }
+
+  get engine(): Engine {
+    return this.#engine;
+  }
+
+  /** The prompt token ids for an input (chat template applied to messages). */
+  promptIds(input: GenerationInput): number[] {
+    let text: string;
+    if (input.messages !== undefined) {
+      validateMessages(input.messages);
+      text = this.tokenizer.applyChatTemplate(input.messages);
+    } else if (typeof input.prompt === "string") {
+      text = input.prompt;
+    } else {
+      throw new InvalidRequestError("give either messages or a prompt string");
+    }
+    const ids = this.tokenizer.encode(text);
+    if (ids.includes(this.info.maskTokenId)) throw new InvalidRequestError("the prompt contains the mask token");
+    return ids;
+  }
+
+  /** Answers one input. */
+  async generate(input: GenerationInput, options: GenerateOptions = {}): Promise<Generation> {
+    const { seed, onBlock, ...rest } = options;
+    const [out] = await this.generateBatch([{ ...input, seed }], { ...rest, onBlock: onBlock && ((_row, event) => onBlock(event)) });
+    return out;
+  }
+
+  /**
+   * Answers several inputs in one batch (left-padded together); each has its own seed and gets the same
+   * tokens as it would alone. onBlock reports rows in input order through `row`.
+   */
+  async generateBatch(
+    inputs: Array<GenerationInput & { seed?: number }>,
+    options: Omit<GenerateOptions, "seed" | "onBlock"> & { onBlock?: (row: number, event: BlockEvent) => void } = {},
+  ): Promise<Generation[]> {
+    if (this.#engine.disposed) throw new DisposedError("model");
+    if (inputs.length === 0) return [];
+    const prompts = inputs.map((input) => this.promptIds(input));
+    const seeds = inputs.map((input) => input.seed ?? randomInt(SEED_LIMIT));
+    const genLength = options.genLength ?? 128;
+    const blockLength = options.blockLength ?? Math.min(32, genLength);
+    const assemblers = inputs.map(() => new TextAssembler(this.tokenizer, this.#stopIds));
+    const onBlock = options.onBlock;
+    const result = await this.#engine.generate(
+      prompts.map((prompt, i) => ({ prompt, seed: seeds[i] })),
+      {
+        genLength,
+        blockLength,
+        steps: options.steps ?? genLength,
+        temperature: options.temperature ?? 0,
+        cfgScale: options.cfgScale ?? 0,
+        remasking: options.remasking ?? "low_confidence",
+        logitsEosInf: options.logitsEosInf ?? false,
+        confidenceEosEotInf: options.confidenceEosEotInf ?? false,
+        eotTokenId: this.tokenizer.eotTokenId,
+      },
+      {
+        signal: options.signal,
+        onBlock:
+          onBlock &&
+          ((block, rows) =>
+            rows.forEach((tokens, row) => onBlock(row, { block, tokens, ...assemblers[row].push(tokens) }))),
+      },
+    );
+    return result.tokens.map((tokens, row) => {
+      const stop = tokens.findIndex((t) => this.#stopIds.has(t));
+      const answer = Array.from(stop < 0 ? tokens : tokens.subarray(0, stop));
+      return {
+        text: this.tokenizer.decode(answer),
+        tokens: answer,
+        finishReason: stop < 0 ? "length" : "stop",
+        usage: {
+          promptTokens: prompts[row].length,
+          completionTokens: answer.length,
+          totalTokens: prompts[row].length + answer.length,
+        },
+        seed: seeds[row],
+        forwards: result.forwards,
+      };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.#engine.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
+
+function validateMessages(messages: unknown): asserts messages is ChatMessage[] {
+  if (!Array.isArray(messages) || messages.length === 0) throw new InvalidRequestError("messages must be a non-empty array");
+  messages.forEach((m, i) => {
+    if (typeof m !== "object" || m === null) throw new InvalidRequestError(`messages[${i}] must be an object`);
+    const { role, content } = m as Record<string, unknown>;
+    if (typeof role !== "string" || role === "") throw new InvalidRequestError(`messages[${i}].role must be a non-empty string`);
+    if (typeof content !== "string") throw new InvalidRequestError(`messages[${i}].content must be a string`);
+  });
+}

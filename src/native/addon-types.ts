@@ -1,0 +1,84 @@
+// The TypeScript face of build/Release/dllm_native.node, one-to-one with native/src/bindings/addon.cpp.
+
+/** What a loaded model reports (from its config.json, or the config it was initialised from). */
+export interface ModelInfo {
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  mlpHiddenSize: number;
+  vocabSize: number;
+  embeddingSize: number;
+  maxSequenceLength: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  maskTokenId: number;
+  eosTokenId: number;
+  padTokenId: number;
+  device: string;
+  dtype: "float32" | "float16" | "bfloat16";
+}
+
+export interface NativeLoadOptions {
+  /** An HF LLaDA folder (config.json + safetensors). */
+  path?: string;
+  /** Or a config.json text, for seeded random weights. */
+  configJson?: string;
+  seed?: number;
+  device?: string;
+  dtype?: string;
+}
+
+export interface NativeGenerateOptions {
+  /** Unique among this engine's pending jobs; cancel(jobId) stops the job between steps. */
+  jobId: number;
+  prompts: Int32Array[];
+  /** One per prompt, integers in [0, 2^53). */
+  seeds: number[];
+  steps: number;
+  genLength: number;
+  blockLength: number;
+  temperature?: number;
+  cfgScale?: number;
+  remasking?: "low_confidence" | "random";
+  logitsEosInf?: boolean;
+  confidenceEosEotInf?: boolean;
+  eotTokenId?: number;
+}
+
+export interface NativeGenerateResult {
+  /** [prompts.length * genLength] generated tokens, row-major. */
+  tokens: Int32Array;
+  /** Model forward passes run. */
+  forwards: number;
+}
+
+export interface NativeEngine {
+  load(options: NativeLoadOptions, onProgress?: (done: number, total: number, tensor: string) => void): Promise<ModelInfo>;
+  /** Logits [batch * T * embeddingSize] for ids [batch * T]; valid marks real (non-padding) tokens. */
+  forward(ids: Int32Array, batch: number, valid?: Uint8Array): Promise<Float32Array>;
+  /** onBlock gets each committed block's tokens, [rows * blockLength] row-major. */
+  generate(
+    options: NativeGenerateOptions,
+    onBlock?: (block: number, tokens: Int32Array, rows: number) => void,
+  ): Promise<NativeGenerateResult>;
+  cancel(jobId: number): boolean;
+  info(): ModelInfo | null;
+  dispose(): Promise<void>;
+}
+
+export interface NativeAddon {
+  Engine: new () => NativeEngine;
+  libtorchVersion: string;
+  cudaAvailable(): boolean;
+}
+
+/** Codes carried by errors from the addon (err.code). */
+export const NativeErrorCode = {
+  aborted: "ABORT_ERR",
+  invalidArgument: "ERR_INVALID_ARGUMENT",
+  device: "ERR_DEVICE",
+  engine: "ERR_ENGINE",
+  disposed: "ERR_ENGINE_DISPOSED",
+} as const;

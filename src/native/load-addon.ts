@@ -1,0 +1,31 @@
+// Loads the native addon once per thread (each worker_thread gets its own instance data).
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { NativeAddon } from "./addon-types.js";
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const addonPath = path.join(projectRoot, "build", "Release", "dllm_native.node");
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  if (!existsSync(addonPath)) {
+    throw new Error(`the native addon is not built (${addonPath} is missing): run \`npm install\` or \`npm run build:native\``);
+  }
+  // OpenMP threads that spin while waiting starve every other engine, test runner or server thread on the same
+  // cores (measured on 2 cores: two CPU engines at once ran 4-5x slower with spinning than without). libgomp
+  // reads this once, when libtorch loads with the addon; a value the user set wins.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  try {
+    cached = createRequire(import.meta.url)(addonPath) as NativeAddon;
+  } catch (err) {
+    throw new Error(
+      `the native addon failed to load: ${(err as Error).message}\n` +
+        "It was probably built against another libtorch or Node.js: rebuild it with `npm run build:native`.",
+    );
+  }
+  return cached;
+}

@@ -1,0 +1,36 @@
+// The command-line generate: the README's main-job command before the HTTP server exists.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { tinyModel } from "../helpers/fixtures.js";
+
+const run = promisify(execFile);
+const cli = path.resolve(import.meta.dirname, "../../dist/cli/generate.js");
+
+describe("node dist/cli/generate.js", () => {
+  it("prints every flag in --help", async () => {
+    const { stdout } = await run(process.execPath, [cli, "--help"]);
+    for (const flag of ["--model-path", "--device", "--dtype", "--raw", "--gen-length", "--block-length", "--steps",
+      "--temperature", "--cfg-scale", "--remasking", "--seed", "--json"]) {
+      expect(stdout).toContain(flag);
+    }
+  });
+
+  it("generates from a model folder and reports the run", async () => {
+    const { dir } = await tinyModel();
+    const { stdout, stderr } = await run(process.execPath, [cli, "--model-path", dir, "--gen-length", "16", "--seed", "4", "--json", "Hello"]);
+    const result = JSON.parse(stdout);
+    expect(result.seed).toBe(4);
+    expect(result.usage.promptTokens).toBeGreaterThan(5);
+    expect(["stop", "length"]).toContain(result.finishReason);
+    expect(stderr).toMatch(/tensors/); // load progress
+  });
+
+  it("fails with a clear message and exit code 1 for a bad model path", async () => {
+    await expect(run(process.execPath, [cli, "--model-path", "/nonexistent"])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error: .*\/nonexistent/m),
+    });
+  });
+});

@@ -1,0 +1,143 @@
+// The engine's own thread: JS keeps running during generation, cancellation between steps, dispose, and
+// engines living and dying inside worker threads.
+import { Worker } from "node:worker_threads";
+import { describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { DisposedError, InvalidRequestError } from "../../src/engine/errors.js";
+
+// Big enough that one generation takes a good fraction of a second on two cores.
+const config = {
+  d_model: 256, n_layers: 4, n_heads: 4, mlp_hidden_size: 512, vocab_size: 512,
+  max_sequence_length: 1024, mask_token_id: 511, eos_token_id: 510,
+};
+const long = { steps: 64, genLength: 256, blockLength: 32 };
+const row = { prompt: Array.from({ length: 64 }, (_, i) => i), seed: 1 };
+
+describe("engine thread", () => {
+  it("keeps the event loop ticking while it generates", async () => {
+    await using engine = await Engine.random(config, 1);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    await engine.generate([row], long);
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(100);
+    // A blocked loop would tick once at most; allow for the 2-core machine's scheduling.
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
+  });
+
+  it("stops a running generation between steps when its signal aborts, and stays usable", async () => {
+    await using engine = await Engine.random(config, 1);
+    const controller = new AbortController();
+    const blocks: number[] = [];
+    const started = performance.now();
+    const run = engine.generate([row], long, {
+      signal: controller.signal,
+      onBlock: (b) => {
+        blocks.push(b);
+        controller.abort();
+      },
+    });
+    await expect(run).rejects.toMatchObject({ name: "AbortError" });
+    const aborted = performance.now() - started;
+    expect(blocks).toEqual([0]);
+    const again = performance.now();
+    await engine.generate([row], long);
+    // The aborted run stopped early: well under a full run.
+    expect(aborted).toBeLessThan((performance.now() - again) * 0.6);
+  });
+
+  it("rejects at once when the signal is already aborted, and for queued work cancelled before it runs", async () => {
+    await using engine = await Engine.random(config, 1);
+    await expect(engine.generate([row], long, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: "AbortError" });
+    const controller = new AbortController();
+    const first = engine.generate([row], long);
+    const queued = engine.generate([row], long, { signal: controller.signal });
+    controller.abort(new Error("client went away"));
+    await expect(queued).rejects.toThrow("client went away");
+    await expect(first).resolves.toBeDefined();
+  });
+
+  it("runs queued jobs in order and reports invalid parameters as InvalidRequestError", async () => {
+    await using engine = await Engine.random(config, 1);
+    const bad = [
+      { steps: 7, genLength: 32, blockLength: 8 }, // steps not a multiple of the 4 blocks
+      { steps: 8, genLength: 30, blockLength: 8 }, // gen not a multiple of the block
+      { steps: 8, genLength: 1024, blockLength: 8 }, // longer than max_sequence_length with the prompt
+      { steps: 8, genLength: 8, blockLength: 8, temperature: -1 },
+    ];
+    for (const params of bad) await expect(engine.generate([row], params)).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(engine.generate([{ prompt: [511], seed: 1 }], long)).rejects.toThrow(/mask token/);
+    await expect(engine.generate([{ prompt: [9999], seed: 1 }], long)).rejects.toThrow(/outside the vocabulary/);
+    await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toThrow(/seed/);
+    const r = await engine.generate([row], { steps: 8, genLength: 8, blockLength: 8 });
+    expect(r.tokens[0]).toHaveLength(8);
+  });
+
+  it("dispose() settles every pending job and later calls throw DisposedError", async () => {
+    const engine = await Engine.random(config, 1);
+    let started!: () => void;
+    const firstBlock = new Promise<void>((resolve) => (started = resolve));
+    const running = engine.generate([row], long, { onBlock: () => started() });
+    const queued = engine.generate([row], long);
+    const settled = [expect(running).rejects.toMatchObject({ name: "AbortError" }), expect(queued).rejects.toBeInstanceOf(DisposedError)];
+    await firstBlock;
+    await engine.dispose();
+    await Promise.all(settled);
+    await expect(engine.generate([row], long)).rejects.toBeInstanceOf(DisposedError);
+    await engine.dispose(); // idempotent
+  });
+});
+
+describe("engines in worker threads", () => {
+  const script = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    const { Engine } = require(workerData.addon);
+    (async () => {
+      const e = new Engine();
+      await e.load({ configJson: JSON.stringify(workerData.config), seed: 1 });
+      parentPort.postMessage("loaded");
+      const r = await e.generate({ jobId: 1, prompts: [Int32Array.from([1, 2, 3])], seeds: [1], ...workerData.params },
+        (b) => parentPort.postMessage("block " + b));
+      parentPort.postMessage(Array.from(r.tokens));
+      if (workerData.dispose) await e.dispose();
+    })();
+  `;
+  const addon = new URL("../../build/Release/dllm_native.node", import.meta.url).pathname;
+
+  function start(params: object, dispose: boolean) {
+    return new Worker(script, { eval: true, workerData: { addon, config, params, dispose } });
+  }
+
+  it("each worker has its own engine; both finish with the tokens the main thread gets", async () => {
+    const params = { steps: 8, genLength: 16, blockLength: 8 };
+    const results = await Promise.all(
+      [start(params, true), start(params, false)].map(
+        (w) =>
+          new Promise<number[]>((resolve, reject) => {
+            w.on("message", (m) => Array.isArray(m) && resolve(m));
+            w.on("error", reject);
+          }).finally(() => w.terminate()),
+      ),
+    );
+    await using engine = await Engine.random(config, 1);
+    const here = await engine.generate([{ prompt: [1, 2, 3], seed: 1 }], params);
+    expect(results[0]).toEqual(Array.from(here.tokens[0]));
+    expect(results[1]).toEqual(results[0]);
+  });
+
+  it("terminating a worker in the middle of a generation leaves this process healthy", async () => {
+    for (let i = 0; i < 3; i++) {
+      const w = start(long, false);
+      await new Promise<void>((resolve, reject) => {
+        w.on("message", (m) => m === "block 0" && resolve());
+        w.on("error", reject);
+      });
+      const code = await w.terminate();
+      expect(code).toBe(1);
+    }
+    await using engine = await Engine.random(config, 1);
+    expect((await engine.generate([row], { steps: 8, genLength: 8, blockLength: 8 })).tokens[0]).toHaveLength(8);
+  });
+});

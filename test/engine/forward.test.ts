@@ -1,0 +1,74 @@
+// The engine's forward pass against the independent float64 reference (test/reference/forward.ts).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { referenceLogits } from "../reference/forward.js";
+import { readConfig, readWeights, tinyModel } from "../helpers/fixtures.js";
+
+/** max |a - b| / max |b|: the error relative to the logits' scale. */
+function relativeError(actual: Float32Array, expected: Float64Array): number {
+  expect(actual.length).toBe(expected.length);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err = Math.max(err, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return err / scale;
+}
+
+function ids(n: number, offset: number, vocab: number): number[] {
+  return Array.from({ length: n }, (_, i) => (offset + i * 7) % vocab);
+}
+
+describe.each([
+  { dtype: "F32" as const, shards: 2 },
+  { dtype: "BF16" as const, shards: 1 },
+  { dtype: "F16" as const, shards: 3 },
+])("forward pass, $dtype on disk in $shards file(s), fp32 compute", ({ dtype, shards }) => {
+  let engine: Engine;
+  let dir: string;
+  beforeAll(async () => {
+    ({ dir } = await tinyModel({ dtype, shards, seed: 7 }));
+    engine = await Engine.load(dir, { device: "cpu", dtype: "float32" });
+  });
+  afterAll(() => engine?.dispose());
+
+  it("matches the float64 reference within 1e-5", async () => {
+    const config = readConfig(dir);
+    const weights = readWeights(dir);
+    const prompt = ids(19, 3, config.vocab_size);
+    const [logits] = await engine.forward([prompt]);
+    const err = relativeError(logits, referenceLogits(config, weights, prompt));
+    expect(err).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("gives each left-padded row of a batch what it computes alone", async () => {
+    const config = readConfig(dir);
+    const weights = readWeights(dir);
+    const rows = [ids(5, 11, config.vocab_size), ids(23, 2, config.vocab_size), ids(12, 40, config.vocab_size)];
+    const batch = await engine.forward(rows);
+    rows.forEach((row, r) => {
+      expect(relativeError(batch[r], referenceLogits(config, weights, row))).toBeLessThanOrEqual(1e-5);
+    });
+  });
+});
+
+describe("random initialisation from a config alone", () => {
+  const config = {
+    d_model: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, mlp_hidden_size: 96, vocab_size: 100,
+    max_sequence_length: 128, mask_token_id: 99, eos_token_id: 98, rope_theta: 500000.0,
+  };
+
+  it("is seeded: the same seed gives the same logits, another seed others", async () => {
+    await using a = await Engine.random(config, 1);
+    await using b = await Engine.random(config, 1);
+    await using c = await Engine.random(config, 2);
+    const prompt = [1, 2, 3, 4, 5];
+    const [la] = await a.forward([prompt]);
+    const [lb] = await b.forward([prompt]);
+    const [lc] = await c.forward([prompt]);
+    expect(lb).toEqual(la);
+    expect(lc).not.toEqual(la);
+    expect(a.info).toMatchObject({ dModel: 64, nKvHeads: 2, headDim: 16, maskTokenId: 99, eosTokenId: 98, padTokenId: 98 });
+  });
+});

@@ -1,0 +1,117 @@
+// Bad checkpoints give a JS Error that names the file or tensor at fault; nothing crashes.
+import { readFileSync, renameSync, rmSync, truncateSync, writeFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { tinyModel } from "../helpers/fixtures.js";
+
+async function loadError(dir: string, options = {}): Promise<Error> {
+  try {
+    const engine = await Engine.load(dir, options);
+    await engine.dispose();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("the load succeeded");
+}
+
+function editJson(file: string, edit: (json: Record<string, any>) => void): void {
+  const json = JSON.parse(readFileSync(file, "utf8"));
+  edit(json);
+  writeFileSync(file, JSON.stringify(json));
+}
+
+const wte = "model.transformer.wte.weight";
+
+describe("loading a checkpoint", () => {
+  it("loads sharded and single-file checkpoints, on the device and dtype asked for", async () => {
+    const { dir } = await tinyModel({ shards: 3, dtype: "BF16" });
+    await using engine = await Engine.load(dir, { device: "cpu", dtype: "bfloat16" });
+    expect(engine.info).toMatchObject({ device: "cpu", dtype: "bfloat16", nLayers: 2 });
+    const progress: number[] = [];
+    const single = await tinyModel({ shards: 1 });
+    await using other = await Engine.load(single.dir, { onProgress: (done, total) => progress.push(done / total) });
+    expect(progress.at(-1)).toBe(1);
+    expect(progress.length).toBe(2 + 9 * 2 + 1); // wte, 9 per layer, ln_f, head
+  });
+
+  it("names a missing folder or config.json", async () => {
+    expect((await loadError("/nonexistent/model")).message).toMatch(/config\.json: not found/);
+    const { dir } = await tinyModel();
+    rmSync(path.join(dir, "config.json"));
+    expect((await loadError(dir)).message).toMatch(/config\.json/);
+  });
+
+  it.each([
+    ["not JSON", (dir: string) => writeFileSync(path.join(dir, "config.json"), "{ d_model: 64"), /config\.json: invalid JSON/],
+    ["a missing key", (dir: string) => editJson(path.join(dir, "config.json"), (c) => delete c.n_heads), /missing key 'n_heads'/],
+    ["a wrong type", (dir: string) => editJson(path.join(dir, "config.json"), (c) => (c.d_model = "64")), /'d_model' must be a positive integer/],
+    ["heads that do not divide d_model", (dir: string) => editJson(path.join(dir, "config.json"), (c) => (c.n_heads = 5)), /multiple of n_heads/],
+    ["an unsupported switch", (dir: string) => editJson(path.join(dir, "config.json"), (c) => (c.include_bias = true)), /include_bias/],
+    ["a mask id outside the vocabulary", (dir: string) => editJson(path.join(dir, "config.json"), (c) => (c.mask_token_id = 1e6)), /mask_token_id/],
+  ])("rejects a config.json with %s", async (_name, spoil, message) => {
+    const { dir } = await tinyModel();
+    spoil(dir);
+    expect((await loadError(dir)).message).toMatch(message);
+  });
+
+  it("names a tensor that is missing from the index", async () => {
+    const { dir } = await tinyModel({ shards: 2 });
+    editJson(path.join(dir, "model.safetensors.index.json"), (j) => delete j.weight_map["model.transformer.blocks.1.up_proj.weight"]);
+    expect((await loadError(dir)).message).toMatch(/no file is given for tensor 'model\.transformer\.blocks\.1\.up_proj\.weight'/);
+  });
+
+  it("names a tensor that is missing from its file", async () => {
+    const { dir } = await tinyModel({ shards: 1 });
+    // Rename the tensor in the header (same length, so every offset stays valid).
+    const file = path.join(dir, "model.safetensors");
+    const bytes = readFileSync(file);
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    const header = bytes.subarray(8, 8 + headerLen).toString("utf8").replace(`"${wte}"`, `"${wte.replace("wte", "wtx")}"`);
+    bytes.write(header, 8, "utf8");
+    writeFileSync(file, bytes);
+    expect((await loadError(dir)).message).toMatch(/model\.safetensors: tensor 'model\.transformer\.wte\.weight' is missing/);
+  });
+
+  it("names a tensor with the wrong shape", async () => {
+    const { dir } = await tinyModel({ shards: 1 });
+    editJson(path.join(dir, "config.json"), (c) => (c.mlp_hidden_size = 96));
+    expect((await loadError(dir)).message).toMatch(/ff_proj\.weight' has shape \[128, 64\], expected \[96, 64\]/);
+  });
+
+  it("names a tensor with a dtype it does not load", async () => {
+    const { dir } = await tinyModel({ shards: 1 });
+    const file = path.join(dir, "model.safetensors");
+    const bytes = readFileSync(file);
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8"));
+    // I32 has F32's size, so only the dtype is wrong.
+    header[wte].dtype = "I32";
+    const text = JSON.stringify(header).padEnd(headerLen, " ");
+    expect(text.length).toBe(headerLen);
+    bytes.write(text, 8, "utf8");
+    writeFileSync(file, bytes);
+    expect((await loadError(dir)).message).toMatch(/tensor 'model\.transformer\.wte\.weight' has dtype I32/);
+  });
+
+  it("names a truncated file", async () => {
+    const { dir } = await tinyModel({ shards: 2 });
+    const shard = path.join(dir, "model-00002-of-00002.safetensors");
+    truncateSync(shard, statSync(shard).size - 100);
+    expect((await loadError(dir)).message).toMatch(/model-00002-of-00002\.safetensors: tensor '.*': truncated file/);
+    truncateSync(shard, 4);
+    expect((await loadError(dir)).message).toMatch(/model-00002-of-00002\.safetensors: truncated/);
+  });
+
+  it("names a missing shard", async () => {
+    const { dir } = await tinyModel({ shards: 2 });
+    renameSync(path.join(dir, "model-00001-of-00002.safetensors"), path.join(dir, "gone"));
+    expect((await loadError(dir)).message).toMatch(/model-00001-of-00002\.safetensors: not found \(needed for tensor/);
+  });
+
+  it("rejects an unknown device or dtype", async () => {
+    const { dir } = await tinyModel();
+    expect((await loadError(dir, { dtype: "float8" })).message).toMatch(/unknown dtype 'float8'/);
+    expect((await loadError(dir, { device: "tpu:0" })).message).toMatch(/tpu/i);
+  });
+});

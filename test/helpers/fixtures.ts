@@ -1,0 +1,54 @@
+// Tiny LLaDA checkpoints in exact HF layout, written into temporary folders, and their weights for the reference.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll } from "vitest";
+import { readSafetensors, writeSafetensors } from "../../src/model/safetensors.js";
+import { writeTinyLLaDA, type TinyLLaDAOptions } from "../../src/fixtures/tiny-llada.js";
+import type { RefConfig, RefWeights } from "../reference/forward.js";
+
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes a tiny checkpoint into a fresh temporary folder, removed after the test file. */
+export async function tinyModel(options: TinyLLaDAOptions = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-tiny-"));
+  made.push(dir);
+  return writeTinyLLaDA(dir, options);
+}
+
+export function readConfig(dir: string): RefConfig {
+  return JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")) as RefConfig;
+}
+
+/** Every tensor of a checkpoint folder, as float64 (exact for F32/F16/BF16), for the reference. */
+export function readWeights(dir: string): RefWeights {
+  const index = path.join(dir, "model.safetensors.index.json");
+  const files = existsSync(index)
+    ? [...new Set(Object.values(JSON.parse(readFileSync(index, "utf8")).weight_map as Record<string, string>))]
+    : ["model.safetensors"];
+  const weights: RefWeights = new Map();
+  for (const file of files) {
+    for (const [name, t] of readSafetensors(path.join(dir, file))) weights.set(name, { shape: t.shape, data: t.data });
+  }
+  return weights;
+}
+
+/** Rewrites one tensor of a checkpoint in place (same dtype), e.g. to make a token certain. */
+export function editTensor(dir: string, name: string, edit: (data: Float32Array, shape: number[]) => void): void {
+  const index = path.join(dir, "model.safetensors.index.json");
+  const file = existsSync(index)
+    ? (JSON.parse(readFileSync(index, "utf8")).weight_map as Record<string, string>)[name]
+    : "model.safetensors";
+  const full = path.join(dir, file);
+  const tensors = readSafetensors(full);
+  const dtypes = new Set([...tensors.values()].map((t) => t.dtype));
+  if (dtypes.size !== 1) throw new Error(`${full}: mixed dtypes`);
+  const out = new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]));
+  const target = out.get(name);
+  if (!target) throw new Error(`${full}: no tensor ${name}`);
+  edit(target.data, target.shape);
+  writeSafetensors(full, out, [...dtypes][0] as "F32" | "F16" | "BF16");
+}

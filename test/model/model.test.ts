@@ -1,0 +1,124 @@
+// The in-process API: chat template and raw prompts, text that ends at the first EOS / eot, usage without
+// padding, block events, clear errors for bad input.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Model } from "../../src/model/model.js";
+import { InvalidRequestError } from "../../src/engine/errors.js";
+import { editTensor, tinyModel } from "../helpers/fixtures.js";
+
+let model: Model;
+let specials: Awaited<ReturnType<typeof tinyModel>>["specialTokens"];
+
+beforeAll(async () => {
+  const fixture = await tinyModel({ seed: 11 });
+  specials = fixture.specialTokens;
+  model = await Model.load({ modelPath: fixture.dir });
+});
+afterAll(() => model?.dispose());
+
+const params = { genLength: 16, blockLength: 8, steps: 8 };
+
+describe("prompts", () => {
+  it("renders chat messages with the model's template (BOS, headers, eot, assistant header)", () => {
+    const t = model.tokenizer;
+    const ids = model.promptIds({ messages: [{ role: "system", content: " Be brief. " }, { role: "user", content: "Hi there" }] });
+    const expected = [
+      specials.bos,
+      specials.startHeader, ...t.encode("system"), specials.endHeader, ...t.encode("\n\nBe brief."), specials.eot,
+      specials.startHeader, ...t.encode("user"), specials.endHeader, ...t.encode("\n\nHi there"), specials.eot,
+      specials.startHeader, ...t.encode("assistant"), specials.endHeader, ...t.encode("\n\n"),
+    ];
+    expect(ids).toEqual(expected);
+  });
+
+  it("sends a raw prompt as is", () => {
+    expect(model.promptIds({ prompt: "Hello there" })).toEqual(model.tokenizer.encode("Hello there"));
+    expect(model.tokenizer.decode(model.tokenizer.encode("Hello there, the cat"))).toBe("Hello there, the cat");
+  });
+
+  it.each([
+    ["an empty list", { messages: [] }],
+    ["a message that is not an object", { messages: [123] }],
+    ["a message without a role", { messages: [{ content: "x" }] }],
+    ["a numeric content", { messages: [{ role: "user", content: 5 }] }],
+    ["neither messages nor prompt", {}],
+    ["the mask token in the text", { prompt: "a <|mdm_mask|> b" }],
+  ])("rejects %s with an InvalidRequestError", async (_name, input) => {
+    await expect(model.generate(input as never, params)).rejects.toBeInstanceOf(InvalidRequestError);
+  });
+});
+
+describe("generation", () => {
+  it("answers a batch with each row's own usage (no padding counted) and the same text as alone", async () => {
+    const inputs = [
+      { messages: [{ role: "user", content: "Tell me a story about a cat" }], seed: 1 },
+      { prompt: "Hi", seed: 2 },
+    ];
+    const batch = await model.generateBatch(inputs, params);
+    for (const [i, input] of inputs.entries()) {
+      const alone = await model.generate(input, { ...params, seed: input.seed });
+      expect(batch[i].text).toBe(alone.text);
+      expect(batch[i].tokens).toEqual(alone.tokens);
+      const promptTokens = model.promptIds(input).length;
+      expect(batch[i].usage).toEqual({
+        promptTokens,
+        completionTokens: batch[i].tokens.length,
+        totalTokens: promptTokens + batch[i].tokens.length,
+      });
+    }
+  });
+
+  it("streams block events whose deltas add up to the final text", async () => {
+    const events: string[] = [];
+    const blocks: number[] = [];
+    const result = await model.generate({ prompt: "Once upon a time" }, {
+      ...params,
+      seed: 3,
+      onBlock: (e) => {
+        blocks.push(e.block);
+        events.push(e.delta);
+      },
+    });
+    expect(blocks).toEqual([0, 1]);
+    expect(events.join("")).toBe(result.text);
+  });
+
+  it("uses a fresh random seed when none is given, and reports it", async () => {
+    const a = await model.generate({ prompt: "x" }, { ...params, temperature: 1 });
+    const b = await model.generate({ prompt: "x" }, { ...params, temperature: 1, seed: a.seed });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(Number.isInteger(a.seed)).toBe(true);
+  });
+});
+
+describe("stop tokens", () => {
+  // A model that predicts one token everywhere: every embedding gets a large constant in dimension 0, which then
+  // dominates the normalised final hidden state, and only that token's LM-head row reads dimension 0.
+  async function modelPredicting(token: "eos" | "eot") {
+    const fixture = await tinyModel({ seed: 11 });
+    const id = fixture.specialTokens[token];
+    editTensor(fixture.dir, "model.transformer.wte.weight", (data, [rows, d]) => {
+      for (let t = 0; t < rows; t++) data[t * d] = 100;
+    });
+    editTensor(fixture.dir, "model.transformer.ff_out.weight", (data, [rows, d]) => {
+      for (let v = 0; v < rows; v++) data[v * d] = v === id ? 50 : 0;
+    });
+    return Model.load({ modelPath: fixture.dir });
+  }
+
+  it.each(["eos", "eot"] as const)("text ends at the first %s, and the padding after it is not counted", async (token) => {
+    await using m = await modelPredicting(token);
+    const result = await m.generate({ prompt: "Hello" }, { ...params, seed: 1 });
+    expect(result.finishReason).toBe("stop");
+    expect(result.text).toBe("");
+    expect(result.tokens).toEqual([]);
+    const promptTokens = m.promptIds({ prompt: "Hello" }).length;
+    expect(result.usage).toEqual({ promptTokens, completionTokens: 0, totalTokens: promptTokens });
+  });
+
+  it("finishes by length exactly when no stop token was generated", async () => {
+    for (const seed of [1, 2, 3]) {
+      const result = await model.generate({ prompt: "Hello" }, { ...params, seed, temperature: 1 });
+      expect(result.finishReason).toBe(result.tokens.length === params.genLength ? "length" : "stop");
+    }
+  });
+});
