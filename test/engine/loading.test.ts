@@ -1,5 +1,6 @@
 // Bad checkpoints give a JS Error that names the file or tensor at fault; nothing crashes.
-import { readFileSync, renameSync, rmSync, truncateSync, writeFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
@@ -113,5 +114,28 @@ describe("loading a checkpoint", () => {
     const { dir } = await tinyModel();
     expect((await loadError(dir, { dtype: "float8" })).message).toMatch(/unknown dtype 'float8'/);
     expect((await loadError(dir, { device: "tpu:0" })).message).toMatch(/tpu/i);
+  });
+
+  it("maps the weights instead of copying them, and keeps one copy when it converts", async () => {
+    // Measured in a fresh process that does nothing but load, so the test runner's own allocations don't blur it.
+    const measureScript = new URL("../helpers/measure-load.mjs", import.meta.url).pathname;
+    const measure = (dir: string) =>
+      JSON.parse(execFileSync(process.execPath, [measureScript, dir], { encoding: "utf8" })) as { anon: number; file: number };
+    const weightBytes = (dir: string) =>
+      readdirSync(dir).filter((f) => f.endsWith(".safetensors")).reduce((sum, f) => sum + statSync(path.join(dir, f)).size, 0);
+    const config = { d_model: 512, n_layers: 4, n_heads: 8, n_kv_heads: 8, mlp_hidden_size: 1024 };
+
+    // F32 on disk, float32 on the CPU: views of the mapping, no anonymous copy.
+    const f32 = await tinyModel({ shards: 2, config });
+    const mapped = measure(f32.dir);
+    expect(mapped.anon).toBeLessThan(0.1 * weightBytes(f32.dir));
+    expect(mapped.file).toBeGreaterThan(0.9 * weightBytes(f32.dir));
+
+    // BF16 on disk, float32 on the CPU: one converted copy (twice the bytes), and the mapped pages are let go.
+    const bf16 = await tinyModel({ shards: 1, dtype: "BF16", config });
+    const converted = measure(bf16.dir);
+    expect(converted.anon).toBeGreaterThan(0.9 * 2 * weightBytes(bf16.dir));
+    expect(converted.anon).toBeLessThan(1.2 * 2 * weightBytes(bf16.dir));
+    expect(converted.file).toBeLessThan(0.1 * weightBytes(bf16.dir));
   });
 });
