@@ -1,5 +1,5 @@
 // A typed, promise-based wrapper over one native engine (one device): load, forward, generate, dispose.
-import type { ModelInfo, NativeEngine } from "../native/addon-types.js";
+import type { ModelInfo, NativeEngine, NativeGenerateOptions } from "../native/addon-types.js";
 import { loadAddon } from "../native/load-addon.js";
 import { abortError, DisposedError, fromNative } from "./errors.js";
 
@@ -48,6 +48,10 @@ export interface LoadOptions {
 function splitRows(flat: Int32Array, rows: number): Int32Array[] {
   const width = flat.length / rows;
   return Array.from({ length: rows }, (_, r) => flat.subarray(r * width, (r + 1) * width));
+}
+
+function nativeOptions(jobId: number, rows: BatchRow[], params: SamplerParams): NativeGenerateOptions {
+  return { jobId, prompts: rows.map((r) => Int32Array.from(r.prompt)), seeds: rows.map((r) => r.seed), ...params };
 }
 
 export class Engine {
@@ -118,12 +122,7 @@ export class Engine {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await this.#native.generate(
-        {
-          jobId,
-          prompts: rows.map((r) => Int32Array.from(r.prompt)),
-          seeds: rows.map((r) => r.seed),
-          ...params,
-        },
+        nativeOptions(jobId, rows, params),
         onBlock && ((block, tokens, count) => onBlock(block, splitRows(tokens, count))),
       );
       return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards };
@@ -131,6 +130,16 @@ export class Engine {
       throw fromNative(err, signal);
     } finally {
       signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Throws the InvalidRequestError generate() would reject these rows and parameters with (cheap, synchronous). */
+  check(rows: BatchRow[], params: SamplerParams): void {
+    this.#checkAlive();
+    try {
+      this.#native.check(nativeOptions(0, rows, params));
+    } catch (err) {
+      throw fromNative(err);
     }
   }
 

@@ -58,11 +58,44 @@ export interface Generation {
   forwards: number;
 }
 
+export interface BatchOptions {
+  signal?: AbortSignal;
+  onBlock?: (row: number, event: BlockEvent) => void;
+}
+
+export interface DecodeRow {
+  promptIds: number[];
+  seed: number;
+}
+
+/** Every sampler parameter with its default filled in: requests with equal ResolvedParams can share a batch. */
+export type ResolvedParams = Required<GenerationParams>;
+
+export function samplerParams(p: GenerationParams): ResolvedParams {
+  const genLength = p.genLength ?? 128;
+  return {
+    genLength,
+    blockLength: p.blockLength ?? Math.min(32, genLength),
+    steps: p.steps ?? genLength,
+    temperature: p.temperature ?? 0,
+    cfgScale: p.cfgScale ?? 0,
+    remasking: p.remasking ?? "low_confidence",
+    logitsEosInf: p.logitsEosInf ?? false,
+    confidenceEosEotInf: p.confidenceEosEotInf ?? false,
+  };
+}
+
+const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
+
+/** A seed for a request that brought none. */
+export function randomSeed(): number {
+  return randomInt(SEED_LIMIT);
+}
+
 export interface LoadModelOptions extends LoadOptions {
   modelPath: string;
 }
 
-const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
 
 /** Streams decoded text block by block, holding back an incomplete UTF-8 sequence at the end. */
 class TextAssembler {
@@ -147,50 +180,44 @@ export class Model {
    */
   async generateBatch(
     inputs: Array<GenerationInput & { seed?: number }>,
-    options: Omit<GenerateOptions, "seed" | "onBlock"> & { onBlock?: (row: number, event: BlockEvent) => void } = {},
+    options: BatchOptions & GenerationParams = {},
   ): Promise<Generation[]> {
+    const rows = inputs.map((input) => ({ promptIds: this.promptIds(input), seed: input.seed ?? randomSeed() }));
+    return this.decode(rows, samplerParams(options), options);
+  }
+
+  /** Throws the InvalidRequestError that decoding this row with these parameters would fail with. */
+  check(row: DecodeRow, params: ResolvedParams): void {
+    this.#engine.check([{ prompt: row.promptIds, seed: row.seed }], { ...params, eotTokenId: this.tokenizer.eotTokenId });
+  }
+
+  /** Decodes prompts that are already token ids (see promptIds) with fully resolved parameters. */
+  async decode(rows: DecodeRow[], params: ResolvedParams, options: BatchOptions = {}): Promise<Generation[]> {
     if (this.#engine.disposed) throw new DisposedError("model");
-    if (inputs.length === 0) return [];
-    const prompts = inputs.map((input) => this.promptIds(input));
-    const seeds = inputs.map((input) => input.seed ?? randomInt(SEED_LIMIT));
-    const genLength = options.genLength ?? 128;
-    const blockLength = options.blockLength ?? Math.min(32, genLength);
-    const assemblers = inputs.map(() => new TextAssembler(this.tokenizer, this.#stopIds));
+    if (rows.length === 0) return [];
+    const assemblers = rows.map(() => new TextAssembler(this.tokenizer, this.#stopIds));
     const onBlock = options.onBlock;
     const result = await this.#engine.generate(
-      prompts.map((prompt, i) => ({ prompt, seed: seeds[i] })),
-      {
-        genLength,
-        blockLength,
-        steps: options.steps ?? genLength,
-        temperature: options.temperature ?? 0,
-        cfgScale: options.cfgScale ?? 0,
-        remasking: options.remasking ?? "low_confidence",
-        logitsEosInf: options.logitsEosInf ?? false,
-        confidenceEosEotInf: options.confidenceEosEotInf ?? false,
-        eotTokenId: this.tokenizer.eotTokenId,
-      },
+      rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
+      { ...params, eotTokenId: this.tokenizer.eotTokenId },
       {
         signal: options.signal,
         onBlock:
           onBlock &&
-          ((block, rows) =>
-            rows.forEach((tokens, row) => onBlock(row, { block, tokens, ...assemblers[row].push(tokens) }))),
+          ((block, tokenRows) =>
+            tokenRows.forEach((tokens, row) => onBlock(row, { block, tokens, ...assemblers[row].push(tokens) }))),
       },
     );
     return result.tokens.map((tokens, row) => {
       const stop = tokens.findIndex((t) => this.#stopIds.has(t));
       const answer = Array.from(stop < 0 ? tokens : tokens.subarray(0, stop));
+      const promptTokens = rows[row].promptIds.length;
       return {
         text: this.tokenizer.decode(answer),
         tokens: answer,
         finishReason: stop < 0 ? "length" : "stop",
-        usage: {
-          promptTokens: prompts[row].length,
-          completionTokens: answer.length,
-          totalTokens: prompts[row].length + answer.length,
-        },
-        seed: seeds[row],
+        usage: { promptTokens, completionTokens: answer.length, totalTokens: promptTokens + answer.length },
+        seed: rows[row].seed,
         forwards: result.forwards,
       };
     });

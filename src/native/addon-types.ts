@@ -63,6 +63,8 @@ export interface NativeEngine {
     options: NativeGenerateOptions,
     onBlock?: (block: number, tokens: Int32Array, rows: number) => void,
   ): Promise<NativeGenerateResult>;
+  /** Throws (code ERR_INVALID_ARGUMENT) what generate() would reject these options with; jobId is ignored. */
+  check(options: NativeGenerateOptions): void;
   cancel(jobId: number): boolean;
   info(): ModelInfo | null;
   dispose(): Promise<void>;

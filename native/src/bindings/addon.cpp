@@ -132,6 +132,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::Load>("load"),
                            InstanceMethod<&EngineWrap::Forward>("forward"),
                            InstanceMethod<&EngineWrap::Generate>("generate"),
+                           InstanceMethod<&EngineWrap::Check>("check"),
                            InstanceMethod<&EngineWrap::Cancel>("cancel"),
                            InstanceMethod<&EngineWrap::Info>("info"),
                            InstanceMethod<&EngineWrap::Dispose>("dispose"),
@@ -339,40 +340,62 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId}, onBlock?) -> Promise<{tokens, forwards}>
+  // Reads generate()'s options object; throws std::invalid_argument naming the field.
+  static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
+    int64_t jobId = intField(o, "jobId", -1);
+    Napi::Value prompts = o.Get("prompts");
+    Napi::Value seeds = o.Get("seeds");
+    if (!prompts.IsArray() || !seeds.IsArray()) throw std::invalid_argument("prompts and seeds must be arrays");
+    Napi::Array pa = prompts.As<Napi::Array>(), sa = seeds.As<Napi::Array>();
+    for (uint32_t i = 0; i < pa.Length(); i++) batch.prompts.push_back(tokenArray(pa.Get(i), "prompts[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < sa.Length(); i++) {
+      if (!sa.Get(i).IsNumber()) throw std::invalid_argument("seeds must be numbers");
+      double s = sa.Get(i).As<Napi::Number>().DoubleValue();
+      if (!(s >= 0 && s < 9007199254740992.0) || s != static_cast<double>(static_cast<int64_t>(s)))
+        throw std::invalid_argument("seeds must be integers in [0, 2^53)");
+      batch.seeds.push_back(static_cast<int64_t>(s));
+    }
+    params.steps = intField(o, "steps", params.steps);
+    params.gen_length = intField(o, "genLength", params.gen_length);
+    params.block_length = intField(o, "blockLength", params.gen_length);
+    params.temperature = numberField(o, "temperature", 0.0);
+    params.cfg_scale = numberField(o, "cfgScale", 0.0);
+    std::string remasking = stringField(o, "remasking", "low_confidence");
+    if (remasking == "low_confidence") params.remasking = dllm::Remasking::LowConfidence;
+    else if (remasking == "random") params.remasking = dllm::Remasking::Random;
+    else throw std::invalid_argument("remasking must be 'low_confidence' or 'random'");
+    params.logits_eos_inf = boolField(o, "logitsEosInf");
+    params.confidence_eos_eot_inf = boolField(o, "confidenceEosEotInf");
+    params.eot_token_id = intField(o, "eotTokenId", -1);
+    return jobId;
+  }
+
+  // check(options) -> undefined, or throws the ERR_INVALID_ARGUMENT error generate() would reject with.
+  // Synchronous and tensor-free: lets the serving layer refuse one bad request before it joins a batch.
+  Napi::Value Check(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "check(options): options must be an object");
+    if (!info_) throw makeError(env, {kInvalid, "no model is loaded"});
+    dllm::SamplerParams params;
+    dllm::BatchRequest batch;
+    try {
+      parseGenerate(info[0].As<Napi::Object>(), params, batch);
+      dllm::validate(info_->config, params, batch);
+    } catch (const std::invalid_argument& e) {
+      throw makeError(env, {kInvalid, e.what()});
+    }
+    return env.Undefined();
+  }
+
   Napi::Value Generate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "generate(options): options must be an object");
-    Napi::Object o = info[0].As<Napi::Object>();
     dllm::SamplerParams params;
     dllm::BatchRequest batch;
     int64_t jobId = 0;
     try {
-      jobId = intField(o, "jobId", -1);
+      jobId = parseGenerate(info[0].As<Napi::Object>(), params, batch);
       if (jobId < 0) throw std::invalid_argument("jobId must be a non-negative integer");
-      Napi::Value prompts = o.Get("prompts");
-      Napi::Value seeds = o.Get("seeds");
-      if (!prompts.IsArray() || !seeds.IsArray()) throw std::invalid_argument("prompts and seeds must be arrays");
-      Napi::Array pa = prompts.As<Napi::Array>(), sa = seeds.As<Napi::Array>();
-      for (uint32_t i = 0; i < pa.Length(); i++) batch.prompts.push_back(tokenArray(pa.Get(i), "prompts[" + std::to_string(i) + "]"));
-      for (uint32_t i = 0; i < sa.Length(); i++) {
-        if (!sa.Get(i).IsNumber()) throw std::invalid_argument("seeds must be numbers");
-        double s = sa.Get(i).As<Napi::Number>().DoubleValue();
-        if (!(s >= 0 && s < 9007199254740992.0) || s != static_cast<double>(static_cast<int64_t>(s)))
-          throw std::invalid_argument("seeds must be integers in [0, 2^53)");
-        batch.seeds.push_back(static_cast<int64_t>(s));
-      }
-      params.steps = intField(o, "steps", params.steps);
-      params.gen_length = intField(o, "genLength", params.gen_length);
-      params.block_length = intField(o, "blockLength", params.gen_length);
-      params.temperature = numberField(o, "temperature", 0.0);
-      params.cfg_scale = numberField(o, "cfgScale", 0.0);
-      std::string remasking = stringField(o, "remasking", "low_confidence");
-      if (remasking == "low_confidence") params.remasking = dllm::Remasking::LowConfidence;
-      else if (remasking == "random") params.remasking = dllm::Remasking::Random;
-      else throw std::invalid_argument("remasking must be 'low_confidence' or 'random'");
-      params.logits_eos_inf = boolField(o, "logitsEosInf");
-      params.confidence_eos_eot_inf = boolField(o, "confidenceEosEotInf");
-      params.eot_token_id = intField(o, "eotTokenId", -1);
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("generate: ") + e.what());
     }

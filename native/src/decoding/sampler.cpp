@@ -49,8 +49,7 @@ int64_t transferCount(int64_t masked, int64_t steps, int64_t i) { return masked 
 
 }  // namespace
 
-void validate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch) {
-  const auto& c = model.config();
+void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& batch) {
   require(!batch.prompts.empty(), "a batch needs at least one prompt");
   require(batch.seeds.size() == batch.prompts.size(), "a batch needs one seed per prompt");
   require(p.gen_length >= 1, "gen_length must be at least 1");
@@ -78,7 +77,7 @@ void validate(const LLaDAModel& model, const SamplerParams& p, const BatchReques
 
 GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch,
                         const BlockCallback& onBlock, const CancelCheck& cancelled) {
-  validate(model, p, batch);
+  validate(model.config(), p, batch);
   const auto& c = model.config();
   const at::Device dev = model.device();
   const auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);

@@ -49,8 +49,9 @@ struct Cancelled : std::runtime_error {
   Cancelled() : std::runtime_error("generation was cancelled") {}
 };
 
-// Throws std::invalid_argument for parameters or prompts the model cannot take.
-void validate(const LLaDAModel& model, const SamplerParams& params, const BatchRequest& batch);
+// Throws std::invalid_argument for parameters or prompts a model with this config cannot take. Cheap and
+// tensor-free: the serving layer calls it per request before batching, so one bad request never fails a batch.
+void validate(const LLaDAConfig& config, const SamplerParams& params, const BatchRequest& batch);
 
 GenerateResult generate(const LLaDAModel& model, const SamplerParams& params, const BatchRequest& batch,
                         const BlockCallback& onBlock, const CancelCheck& cancelled);

@@ -1,0 +1,162 @@
+// The in-process API: a server of one worker per device behind the router, with typed chat / complete / stream
+// calls. Benchmarks use it directly; the HTTP layer sits on it.
+import { randomSeed, type BlockEvent, type Generation, type GenerationInput, type GenerationParams } from "../model/model.js";
+import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { Router, type ClusterStats, type Policy } from "../cluster/router.js";
+import type { WorkerConfig } from "../cluster/protocol.js";
+import type { ModelInfo } from "../native/addon-types.js";
+
+export interface ServerOptions {
+  /** HF LLaDA folder. */
+  modelPath: string;
+  /** `cuda` (with gpus or gpuIds) or `cpu` (with workers). Default cpu. */
+  device?: "cpu" | "cuda";
+  /** cuda:0 .. cuda:gpus-1. */
+  gpus?: number;
+  /** Explicit CUDA device ids, e.g. [0, 2, 4, 6]. */
+  gpuIds?: number[];
+  /** CPU workers (device cpu). Default 1. */
+  workers?: number;
+  /** Default bfloat16 on CUDA, float32 on the CPU. */
+  dtype?: WorkerConfig["dtype"];
+  /** Most requests in one batch. Default 8. */
+  batchSize?: number;
+  /** Longest a request waits for its batch to fill, in ms. Default 20. */
+  maxWaitMs?: number;
+  /** Default least-loaded. */
+  policy?: Policy;
+  restartBackoffMs?: number;
+  onProgress?: (worker: number, done: number, total: number) => void;
+  /** Testing only: faults injected into workers by index. */
+  faults?: Record<number, WorkerConfig["faults"]>;
+}
+
+export interface RequestOptions extends GenerationParams {
+  /** Integer in [0, 2^53); a random one when absent. The same seed gives the same answer on any worker. */
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export type StreamEvent = ({ type: "block" } & BlockEvent) | { type: "done"; generation: Generation };
+
+/** The devices the options name, one worker each. */
+export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">): string[] {
+  if (options.gpuIds?.length) return options.gpuIds.map((id) => `cuda:${id}`);
+  if (options.gpus !== undefined || options.device === "cuda") {
+    return Array.from({ length: options.gpus ?? 1 }, (_, i) => `cuda:${i}`);
+  }
+  return Array.from({ length: options.workers ?? 1 }, () => "cpu");
+}
+
+export class DllmServer {
+  readonly #router: Router;
+  readonly devices: string[];
+
+  /** Starts the workers; `ready()` resolves when every one has loaded the model. */
+  constructor(options: ServerOptions) {
+    this.devices = resolveDevices(options);
+    const cuda = this.devices[0].startsWith("cuda");
+    this.#router = new Router({
+      modelPath: options.modelPath,
+      devices: this.devices,
+      dtype: options.dtype ?? (cuda ? "bfloat16" : "float32"),
+      batchSize: options.batchSize ?? 8,
+      maxWaitMs: options.maxWaitMs ?? 20,
+      policy: options.policy ?? "least-loaded",
+      restartBackoffMs: options.restartBackoffMs,
+      onProgress: options.onProgress,
+      faults: options.faults,
+    });
+  }
+
+  ready(): Promise<void> {
+    return this.#router.ready();
+  }
+
+  get isReady(): boolean {
+    return this.#router.allReady;
+  }
+
+  get info(): ModelInfo | undefined {
+    return this.#router.info;
+  }
+
+  chat(messages: ChatMessage[], options: RequestOptions = {}): Promise<Generation> {
+    return this.generate({ messages }, options);
+  }
+
+  complete(prompt: string, options: RequestOptions = {}): Promise<Generation> {
+    return this.generate({ prompt }, options);
+  }
+
+  generate(input: GenerationInput, options: RequestOptions = {}, onBlock?: (event: BlockEvent) => void): Promise<Generation> {
+    const { seed, signal, ...params } = options;
+    return this.#router.submit(input, params, seed ?? randomSeed(), { signal, onBlock });
+  }
+
+  /** Each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */
+  async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const events: StreamEvent[] = [];
+    let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    const push = (e: StreamEvent) => {
+      events.push(e);
+      wake?.();
+    };
+    this.generate(input, { ...options, signal }, (e) => push({ type: "block", ...e })).then(
+      (generation) => push({ type: "done", generation }),
+      (error) => {
+        failure = { error };
+        wake?.();
+      },
+    );
+    try {
+      while (true) {
+        const event = events.shift();
+        if (event) {
+          yield event;
+          if (event.type === "done") return;
+        } else if (failure) {
+          throw failure.error;
+        } else {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      }
+    } finally {
+      stop.abort(new DOMException("the stream was closed by its reader", "AbortError"));
+    }
+  }
+
+  stats(): ClusterStats {
+    return this.#router.stats();
+  }
+
+  /** Recycles one worker (its requests move to the others; it restarts and rejoins when loaded). */
+  recycleWorker(index: number): Promise<void> {
+    return this.#router.recycleWorker(index);
+  }
+
+  /** Stops taking requests, finishes the accepted ones, frees every device. */
+  close(): Promise<void> {
+    return this.#router.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Starts a server and waits until every worker has loaded the model. */
+export async function createServer(options: ServerOptions): Promise<DllmServer> {
+  const server = new DllmServer(options);
+  try {
+    await server.ready();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}

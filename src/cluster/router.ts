@@ -1,0 +1,426 @@
+// The main-thread router: one worker_thread per device, requests handed to them with no HTTP hop.
+// It never touches tensors and never waits on a worker. A worker whose thread dies or whose engine reports a
+// device error leaves the rotation; its requests go to healthy workers once (then fail with a clear error), and
+// it is restarted with backoff. Every request is settled exactly once.
+import { Worker } from "node:worker_threads";
+import { InvalidRequestError } from "../engine/errors.js";
+import type { BlockEvent, Generation, GenerationInput, GenerationParams } from "../model/model.js";
+import type { ModelInfo } from "../native/addon-types.js";
+import type { FromWorker, ToWorker, WorkerConfig, WorkRequest } from "./protocol.js";
+
+export type Policy = "least-loaded" | "round-robin";
+
+export interface RouterOptions {
+  modelPath: string;
+  devices: string[];
+  dtype: WorkerConfig["dtype"];
+  batchSize: number;
+  maxWaitMs: number;
+  policy: Policy;
+  /** First restart delay after a worker dies; doubles on each failure up to 30 s. Default 500 ms. */
+  restartBackoffMs?: number;
+  /** Load progress per worker (tensors done / total). */
+  onProgress?: (worker: number, done: number, total: number) => void;
+  /** Testing only: faults injected into the workers by index. */
+  faults?: Record<number, WorkerConfig["faults"]>;
+}
+
+/** A request that could not be served: its worker failed on both attempts, or the router is closing. */
+export class ServiceUnavailableError extends Error {
+  override name = "ServiceUnavailableError";
+}
+
+export interface WorkerStats {
+  index: number;
+  device: string;
+  state: WorkerState;
+  healthy: boolean;
+  requestsServed: number;
+  errors: number;
+  inFlight: number;
+  queueDepth: number;
+  batches: number;
+  meanBatchSize: number;
+  paddingFraction: number;
+  restarts: number;
+}
+
+export interface ClusterStats {
+  totalWorkers: number;
+  healthyWorkers: number;
+  totalRequests: number;
+  requestsServed: number;
+  errors: number;
+  inFlight: number;
+  queueDepth: number;
+  batches: number;
+  meanBatchSize: number;
+  paddingFraction: number;
+  workers: WorkerStats[];
+}
+
+type WorkerState = "loading" | "ready" | "restarting" | "failed" | "closed";
+
+interface Pending {
+  request: WorkRequest;
+  attempts: number;
+  slot?: Slot;
+  settled: boolean;
+  /** Blocks already handed to the caller: a retry on another worker replays the same tokens, not these. */
+  blocksDelivered: number;
+  resolve(g: Generation): void;
+  reject(err: unknown): void;
+  onBlock?: (event: BlockEvent) => void;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+const workerUrl = new URL("./worker.js", import.meta.url);
+
+class Slot {
+  thread?: Worker;
+  state: WorkerState = "loading";
+  everReady = false;
+  readonly inFlight = new Map<number, Pending>();
+  readonly running = new Set<number>();
+  served = 0;
+  errors = 0;
+  batches = 0;
+  batchedRequests = 0;
+  paddingSlots = 0;
+  slots = 0;
+  restarts = 0;
+  backoffMs: number;
+  restartTimer?: NodeJS.Timeout;
+  info?: ModelInfo;
+
+  constructor(
+    readonly index: number,
+    readonly device: string,
+    backoffMs: number,
+  ) {
+    this.backoffMs = backoffMs;
+  }
+
+  get healthy(): boolean {
+    return this.state === "ready";
+  }
+
+  send(message: ToWorker): void {
+    this.thread?.postMessage(message);
+  }
+
+  stats(): WorkerStats {
+    return {
+      index: this.index,
+      device: this.device,
+      state: this.state,
+      healthy: this.healthy,
+      requestsServed: this.served,
+      errors: this.errors,
+      inFlight: this.inFlight.size,
+      queueDepth: this.inFlight.size - this.running.size,
+      batches: this.batches,
+      meanBatchSize: this.batches ? this.batchedRequests / this.batches : 0,
+      paddingFraction: this.slots ? this.paddingSlots / this.slots : 0,
+      restarts: this.restarts,
+    };
+  }
+}
+
+export class Router {
+  readonly #options: RouterOptions;
+  readonly #slots: Slot[];
+  readonly #backlog: Pending[] = [];
+  #nextId = 1;
+  #turn = 0;
+  #totalRequests = 0;
+  #closing = false;
+  #readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  #drainWaiters: Array<() => void> = [];
+
+  constructor(options: RouterOptions) {
+    if (options.devices.length === 0) throw new Error("the router needs at least one device");
+    this.#options = options;
+    this.#slots = options.devices.map((device, i) => new Slot(i, device, options.restartBackoffMs ?? 500));
+    for (const slot of this.#slots) this.#start(slot);
+  }
+
+  /** Resolves once every worker has loaded its model; rejects if one fails its first load. */
+  ready(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#readyWaiters.push({ resolve, reject });
+      this.#checkReady();
+    });
+  }
+
+  get allReady(): boolean {
+    return this.#slots.every((s) => s.healthy);
+  }
+
+  /** The model as the first loaded worker reports it. */
+  get info(): ModelInfo | undefined {
+    return this.#slots.find((s) => s.info)?.info;
+  }
+
+  submit(
+    input: GenerationInput,
+    params: GenerationParams,
+    seed: number,
+    options: { signal?: AbortSignal; onBlock?: (event: BlockEvent) => void } = {},
+  ): Promise<Generation> {
+    const { signal, onBlock } = options;
+    return new Promise<Generation>((resolve, reject) => {
+      if (this.#closing) return reject(new ServiceUnavailableError("the server is shutting down"));
+      if (signal?.aborted) return reject(signal.reason);
+      this.#totalRequests++;
+      const id = this.#nextId++;
+      const onAbort = () => {
+        this.#settle(p, () => reject(signal!.reason));
+        p.slot?.send({ type: "cancel", id });
+        const waiting = this.#backlog.indexOf(p);
+        if (waiting >= 0) this.#backlog.splice(waiting, 1);
+      };
+      const p: Pending = {
+        request: { id, input, params, seed },
+        attempts: 0,
+        settled: false,
+        blocksDelivered: 0,
+        resolve: (g) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(g);
+        },
+        reject: (err) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+        onBlock,
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#dispatch(p);
+    });
+  }
+
+  stats(): ClusterStats {
+    const workers = this.#slots.map((s) => s.stats());
+    const sum = (f: (w: WorkerStats) => number) => workers.reduce((a, w) => a + f(w), 0);
+    const batches = sum((w) => w.batches);
+    const slots = this.#slots.reduce((a, s) => a + s.slots, 0);
+    return {
+      totalWorkers: workers.length,
+      healthyWorkers: workers.filter((w) => w.healthy).length,
+      totalRequests: this.#totalRequests,
+      requestsServed: sum((w) => w.requestsServed),
+      errors: sum((w) => w.errors),
+      inFlight: sum((w) => w.inFlight),
+      queueDepth: sum((w) => w.queueDepth) + this.#backlog.length,
+      batches,
+      meanBatchSize: batches ? this.#slots.reduce((a, s) => a + s.batchedRequests, 0) / batches : 0,
+      paddingFraction: slots ? this.#slots.reduce((a, s) => a + s.paddingSlots, 0) / slots : 0,
+      workers,
+    };
+  }
+
+  /** Recycles a worker: its thread is ended, its requests go elsewhere, and it restarts. */
+  async recycleWorker(index: number): Promise<void> {
+    const slot = this.#slots[index];
+    if (!slot?.thread) throw new Error(`no running worker ${index}`);
+    await slot.thread.terminate();
+  }
+
+  /** Stops taking requests, lets every accepted one finish, then shuts the workers down and frees the devices. */
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      for (const p of this.#backlog.splice(0)) this.#settle(p, () => p.reject(new ServiceUnavailableError("the server is shutting down")));
+    }
+    while (this.#slots.some((s) => s.inFlight.size > 0)) await new Promise<void>((r) => this.#drainWaiters.push(r));
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        clearTimeout(slot.restartTimer);
+        const thread = slot.thread;
+        slot.state = "closed";
+        if (!thread) return;
+        const exited = new Promise((r) => thread.once("exit", r));
+        thread.postMessage({ type: "shutdown" } satisfies ToWorker);
+        await exited;
+      }),
+    );
+    this.#rejectReadyWaiters(new ServiceUnavailableError("the server was closed before it was ready"));
+  }
+
+  #start(slot: Slot): void {
+    const config: WorkerConfig = {
+      index: slot.index,
+      modelPath: this.#options.modelPath,
+      device: slot.device,
+      dtype: this.#options.dtype,
+      batchSize: this.#options.batchSize,
+      maxWaitMs: this.#options.maxWaitMs,
+      faults: slot.restarts === 0 ? this.#options.faults?.[slot.index] : undefined,
+    };
+    const thread = new Worker(workerUrl, { workerData: config });
+    slot.thread = thread;
+    slot.state = "loading";
+    thread.on("message", (m: FromWorker) => this.#onMessage(slot, m));
+    thread.on("error", () => {}); // the exit that follows does the work
+    thread.on("exit", () => this.#onExit(slot, thread));
+  }
+
+  #onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.type) {
+      case "progress":
+        this.#options.onProgress?.(slot.index, m.done, m.total);
+        break;
+      case "ready":
+        slot.state = "ready";
+        slot.everReady = true;
+        slot.info = m.info;
+        slot.backoffMs = this.#options.restartBackoffMs ?? 500;
+        this.#flushBacklog();
+        this.#checkReady();
+        break;
+      case "load-failed":
+        slot.errors++;
+        if (!slot.everReady) {
+          slot.state = "failed";
+          this.#rejectReadyWaiters(new Error(`worker ${slot.index} (${slot.device}) failed to load the model: ${m.message}`));
+        }
+        break;
+      case "batch":
+        slot.batches++;
+        slot.batchedRequests += m.ids.length;
+        slot.paddingSlots += m.paddingSlots;
+        slot.slots += m.slots;
+        for (const id of m.ids) slot.running.add(id);
+        break;
+      case "batch-done":
+        slot.running.clear();
+        break;
+      case "block": {
+        const p = slot.inFlight.get(m.id);
+        if (!p || p.settled || m.event.block < p.blocksDelivered) break;
+        p.blocksDelivered = m.event.block + 1;
+        p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens) });
+        break;
+      }
+      case "result": {
+        const p = this.#release(slot, m.id);
+        if (!p) break;
+        if (!p.settled) slot.served++;
+        this.#settle(p, () => p.resolve(m.generation));
+        break;
+      }
+      case "failed": {
+        const p = this.#release(slot, m.id);
+        if (!p) break;
+        if (m.kind === "device" || m.kind === "internal") slot.errors++;
+        if (m.kind === "device") {
+          slot.state = "restarting"; // out of rotation before the retry picks a worker; device-error follows
+          this.#retry(p, `worker ${slot.index} (${slot.device}) reported a device error: ${m.message}`);
+        }
+        else if (m.kind === "invalid") this.#settle(p, () => p.reject(new InvalidRequestError(m.message)));
+        else if (m.kind === "aborted") this.#settle(p, () => p.reject(new DOMException(m.message, "AbortError")));
+        else this.#settle(p, () => p.reject(new Error(m.message)));
+        break;
+      }
+      case "device-error":
+        // The engine may be in a bad state: take the worker out of rotation and restart it.
+        slot.state = "restarting";
+        void slot.thread?.terminate();
+        break;
+      case "closed":
+        slot.state = "closed";
+        break;
+    }
+  }
+
+  #onExit(slot: Slot, thread: Worker): void {
+    if (slot.thread !== thread) return;
+    slot.thread = undefined;
+    slot.running.clear();
+    const orphans = [...slot.inFlight.values()];
+    slot.inFlight.clear();
+    if (slot.state === "closed" || slot.state === "failed") {
+      for (const p of orphans) this.#settle(p, () => p.reject(new ServiceUnavailableError(`worker ${slot.index} stopped`)));
+      this.#notifyDrain();
+      return;
+    }
+    slot.state = "restarting";
+    for (const p of orphans) this.#retry(p, `worker ${slot.index} (${slot.device}) stopped while serving the request`);
+    if (this.#closing) return;
+    slot.restarts++;
+    slot.restartTimer = setTimeout(() => this.#start(slot), slot.backoffMs);
+    slot.backoffMs = Math.min(slot.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  #release(slot: Slot, id: number): Pending | undefined {
+    const p = slot.inFlight.get(id);
+    slot.inFlight.delete(id);
+    slot.running.delete(id);
+    if (p) p.slot = undefined;
+    this.#notifyDrain();
+    return p;
+  }
+
+  #retry(p: Pending, why: string): void {
+    if (p.settled) return;
+    if (p.attempts >= 2) {
+      this.#settle(p, () => p.reject(new ServiceUnavailableError(`${why}; it had already been retried once`)));
+      return;
+    }
+    this.#dispatch(p);
+  }
+
+  #pick(): Slot | undefined {
+    const healthy = this.#slots.filter((s) => s.healthy);
+    if (healthy.length === 0) return undefined;
+    if (this.#options.policy === "round-robin") return healthy[this.#turn++ % healthy.length];
+    // Least loaded: fewest requests queued or running; ties rotate so equal workers share the load.
+    const start = this.#turn++;
+    let best: Slot | undefined;
+    for (let i = 0; i < healthy.length; i++) {
+      const s = healthy[(start + i) % healthy.length];
+      if (!best || s.inFlight.size < best.inFlight.size) best = s;
+    }
+    return best;
+  }
+
+  #dispatch(p: Pending): void {
+    if (p.settled) return;
+    const slot = this.#pick();
+    if (!slot) {
+      const recovering = this.#slots.some((s) => s.state === "loading" || s.state === "restarting");
+      if (recovering && !this.#closing) this.#backlog.push(p);
+      else this.#settle(p, () => p.reject(new ServiceUnavailableError("no worker is available")));
+      return;
+    }
+    p.attempts++;
+    p.slot = slot;
+    slot.inFlight.set(p.request.id, p);
+    slot.send({ type: "generate", request: p.request });
+  }
+
+  #flushBacklog(): void {
+    for (const p of this.#backlog.splice(0)) this.#dispatch(p);
+  }
+
+  #settle(p: Pending, how: () => void): void {
+    if (p.settled) return;
+    p.settled = true;
+    how();
+    this.#notifyDrain();
+  }
+
+  #notifyDrain(): void {
+    for (const waiter of this.#drainWaiters.splice(0)) waiter();
+  }
+
+  #checkReady(): void {
+    if (!this.allReady) return;
+    for (const w of this.#readyWaiters.splice(0)) w.resolve();
+  }
+
+  #rejectReadyWaiters(err: Error): void {
+    for (const w of this.#readyWaiters.splice(0)) w.reject(err);
+  }
+}
