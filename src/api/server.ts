@@ -29,6 +29,8 @@ export interface ServerOptions {
   onProgress?: (worker: number, done: number, total: number) => void;
   /** Testing only: faults injected into workers by index. */
   faults?: Record<number, WorkerConfig["faults"]>;
+  /** Benchmarks only: see WorkerConfig.modelModule. */
+  modelModule?: string;
 }
 
 export interface RequestOptions extends GenerationParams {
@@ -66,6 +68,7 @@ export class DllmServer {
       restartBackoffMs: options.restartBackoffMs,
       onProgress: options.onProgress,
       faults: options.faults,
+      modelModule: options.modelModule,
     });
   }
 

@@ -11,6 +11,11 @@ export interface WorkerConfig {
   maxWaitMs: number;
   /** Testing only (never set by the CLI): make this worker's engine fail, to exercise fault handling. */
   faults?: { deviceErrorOnBatch?: number };
+  /**
+   * Benchmarks only (never set by the CLI): a module URL whose `loadModel(config)` returns a stand-in for the
+   * native model, e.g. one that holds each batch for a fixed time, to measure the serving layer alone.
+   */
+  modelModule?: string;
 }
 
 export interface WorkRequest {

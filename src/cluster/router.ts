@@ -23,6 +23,8 @@ export interface RouterOptions {
   onProgress?: (worker: number, done: number, total: number) => void;
   /** Testing only: faults injected into the workers by index. */
   faults?: Record<number, WorkerConfig["faults"]>;
+  /** Benchmarks only: see WorkerConfig.modelModule. */
+  modelModule?: string;
 }
 
 /** A request that could not be served: its worker failed on both attempts, or the router is closing. */
@@ -257,6 +259,7 @@ export class Router {
       batchSize: this.#options.batchSize,
       maxWaitMs: this.#options.maxWaitMs,
       faults: slot.restarts === 0 ? this.#options.faults?.[slot.index] : undefined,
+      modelModule: this.#options.modelModule,
     };
     const thread = new Worker(workerUrl, { workerData: config });
     slot.thread = thread;

@@ -24,9 +24,25 @@ function kindOf(err: unknown): FailureKind {
   return "internal";
 }
 
+/** What the worker needs of a model: the native Model, or a benchmark's stand-in (WorkerConfig.modelModule). */
+export type WorkerModel = Pick<Model, "info" | "promptIds" | "check" | "decode" | "dispose">;
+
+async function loadModel(): Promise<WorkerModel> {
+  if (config.modelModule) {
+    const module = (await import(config.modelModule)) as { loadModel(config: WorkerConfig): Promise<WorkerModel> };
+    return module.loadModel(config);
+  }
+  return Model.load({
+    modelPath: config.modelPath,
+    device: config.device,
+    dtype: config.dtype,
+    onProgress: (done, total) => post({ type: "progress", done, total }),
+  });
+}
+
 const queue = new BatchQueue<Job>({ maxBatchSize: config.batchSize, maxWaitMs: config.maxWaitMs });
 const running = new Map<number, Job>();
-let model: Model;
+let model: WorkerModel;
 let batches = 0;
 let busy = false;
 let closing = false;
@@ -147,12 +163,7 @@ port.on("message", (message: ToWorker) => {
 });
 
 try {
-  model = await Model.load({
-    modelPath: config.modelPath,
-    device: config.device,
-    dtype: config.dtype,
-    onProgress: (done, total) => post({ type: "progress", done, total }),
-  });
+  model = await loadModel();
   post({ type: "ready", info: model.info });
 } catch (err) {
   post({ type: "load-failed", message: (err as Error).message });

@@ -89,6 +89,18 @@ describe("batching", () => {
 });
 
 describe("faults", () => {
+  it("a worker deep in a long batch is busy, not dead: it stays healthy and the router keeps answering", async () => {
+    await using server = await createServer({ modelPath, workers: 2, batchSize: 1, maxWaitMs: 0, policy: "round-robin" });
+    const first = afterBlocks(1);
+    const long = server.generate({ prompt: "a" }, { genLength: 192, blockLength: 32, steps: 192 }, first.onBlock);
+    await Promise.race([first.reached, long]);
+    const stats = server.stats();
+    expect(stats.healthyWorkers).toBe(2);
+    expect(stats.workers.find((w) => w.inFlight === 1)).toMatchObject({ healthy: true, queueDepth: 0 });
+    await expect(server.complete("b", short)).resolves.toBeDefined();
+    await long;
+  });
+
   it("a worker killed mid-batch: every request is answered exactly once, and the worker comes back", async () => {
     await using server = await createServer({ modelPath, workers: 2, batchSize: 4, maxWaitMs: 50, restartBackoffMs: 50 });
     const long = { genLength: 64, blockLength: 16, steps: 64 };
