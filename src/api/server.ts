@@ -1,8 +1,8 @@
 // The in-process API: a server of one worker per device behind the router, with typed chat / complete / stream
 // calls. Benchmarks use it directly; the HTTP layer sits on it.
-import { randomSeed, type BlockEvent, type Generation, type GenerationInput, type GenerationParams } from "../model/model.js";
+import { randomSeed, type GenerationInput, type GenerationParams } from "../model/model.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
-import { Router, type ClusterStats, type Policy } from "../cluster/router.js";
+import { Router, type ClusterStats, type Policy, type Served, type ServedBlock } from "../cluster/router.js";
 import type { WorkerConfig } from "../cluster/protocol.js";
 import type { ModelInfo } from "../native/addon-types.js";
 
@@ -25,6 +25,8 @@ export interface ServerOptions {
   maxWaitMs?: number;
   /** Default least-loaded. */
   policy?: Policy;
+  /** Most requests waiting for a batch before new ones are refused with QueueFullError. Default unbounded. */
+  maxQueue?: number;
   restartBackoffMs?: number;
   onProgress?: (worker: number, done: number, total: number) => void;
   /** Testing only: faults injected into workers by index. */
@@ -36,10 +38,12 @@ export interface ServerOptions {
 export interface RequestOptions extends GenerationParams {
   /** Integer in [0, 2^53); a random one when absent. The same seed gives the same answer on any worker. */
   seed?: number;
+  /** Strings that end the answer (not included in it). */
+  stop?: string[];
   signal?: AbortSignal;
 }
 
-export type StreamEvent = ({ type: "block" } & BlockEvent) | { type: "done"; generation: Generation };
+export type StreamEvent = ({ type: "block" } & ServedBlock) | { type: "done"; generation: Served };
 
 /** The devices the options name, one worker each. */
 export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">): string[] {
@@ -65,6 +69,7 @@ export class DllmServer {
       batchSize: options.batchSize ?? 8,
       maxWaitMs: options.maxWaitMs ?? 20,
       policy: options.policy ?? "least-loaded",
+      maxQueue: options.maxQueue,
       restartBackoffMs: options.restartBackoffMs,
       onProgress: options.onProgress,
       faults: options.faults,
@@ -84,17 +89,17 @@ export class DllmServer {
     return this.#router.info;
   }
 
-  chat(messages: ChatMessage[], options: RequestOptions = {}): Promise<Generation> {
+  chat(messages: ChatMessage[], options: RequestOptions = {}): Promise<Served> {
     return this.generate({ messages }, options);
   }
 
-  complete(prompt: string, options: RequestOptions = {}): Promise<Generation> {
+  complete(prompt: string, options: RequestOptions = {}): Promise<Served> {
     return this.generate({ prompt }, options);
   }
 
-  generate(input: GenerationInput, options: RequestOptions = {}, onBlock?: (event: BlockEvent) => void): Promise<Generation> {
-    const { seed, signal, ...params } = options;
-    return this.#router.submit(input, params, seed ?? randomSeed(), { signal, onBlock });
+  generate(input: GenerationInput, options: RequestOptions = {}, onBlock?: (event: ServedBlock) => void): Promise<Served> {
+    const { seed, stop, signal, ...params } = options;
+    return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, onBlock });
   }
 
   /** Each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */

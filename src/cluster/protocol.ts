@@ -23,6 +23,7 @@ export interface WorkRequest {
   input: GenerationInput;
   params: GenerationParams;
   seed: number;
+  stop?: string[];
 }
 
 export type ToWorker = { type: "generate"; request: WorkRequest } | { type: "cancel"; id: number } | { type: "shutdown" };

@@ -21,6 +21,8 @@ export interface RouterOptions {
   restartBackoffMs?: number;
   /** Load progress per worker (tensors done / total). */
   onProgress?: (worker: number, done: number, total: number) => void;
+  /** Most requests waiting for a batch (all workers together) before new ones are refused. Default unbounded. */
+  maxQueue?: number;
   /** Testing only: faults injected into the workers by index. */
   faults?: Record<number, WorkerConfig["faults"]>;
   /** Benchmarks only: see WorkerConfig.modelModule. */
@@ -30,6 +32,24 @@ export interface RouterOptions {
 /** A request that could not be served: its worker failed on both attempts, or the router is closing. */
 export class ServiceUnavailableError extends Error {
   override name = "ServiceUnavailableError";
+}
+
+/** Refused because maxQueue requests are already waiting; retry after a while. */
+export class QueueFullError extends Error {
+  override name = "QueueFullError";
+}
+
+/** A generation and where it was served. */
+export interface Served extends Generation {
+  /** The worker that produced it. */
+  worker: number;
+  /** Time from submission until its batch started, in ms (on the worker that served it). */
+  queueMs: number;
+}
+
+/** A committed block and the worker decoding it. */
+export interface ServedBlock extends BlockEvent {
+  worker: number;
 }
 
 export interface WorkerStats {
@@ -70,9 +90,11 @@ interface Pending {
   settled: boolean;
   /** Blocks already handed to the caller: a retry on another worker replays the same tokens, not these. */
   blocksDelivered: number;
-  resolve(g: Generation): void;
+  submittedAt: number;
+  startedAt?: number;
+  resolve(g: Served): void;
   reject(err: unknown): void;
-  onBlock?: (event: BlockEvent) => void;
+  onBlock?: (event: ServedBlock) => void;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -168,12 +190,16 @@ export class Router {
     input: GenerationInput,
     params: GenerationParams,
     seed: number,
-    options: { signal?: AbortSignal; onBlock?: (event: BlockEvent) => void } = {},
-  ): Promise<Generation> {
-    const { signal, onBlock } = options;
-    return new Promise<Generation>((resolve, reject) => {
+    options: { stop?: string[]; signal?: AbortSignal; onBlock?: (event: ServedBlock) => void } = {},
+  ): Promise<Served> {
+    const { stop, signal, onBlock } = options;
+    return new Promise<Served>((resolve, reject) => {
       if (this.#closing) return reject(new ServiceUnavailableError("the server is shutting down"));
       if (signal?.aborted) return reject(signal.reason);
+      const maxQueue = this.#options.maxQueue;
+      if (maxQueue !== undefined && this.#waiting() >= maxQueue) {
+        return reject(new QueueFullError(`${maxQueue} requests are already waiting; retry later`));
+      }
       this.#totalRequests++;
       const id = this.#nextId++;
       const onAbort = () => {
@@ -183,10 +209,11 @@ export class Router {
         if (waiting >= 0) this.#backlog.splice(waiting, 1);
       };
       const p: Pending = {
-        request: { id, input, params, seed },
+        request: { id, input, params, seed, stop },
         attempts: 0,
         settled: false,
         blocksDelivered: 0,
+        submittedAt: performance.now(),
         resolve: (g) => {
           signal?.removeEventListener("abort", onAbort);
           resolve(g);
@@ -214,7 +241,7 @@ export class Router {
       requestsServed: sum((w) => w.requestsServed),
       errors: sum((w) => w.errors),
       inFlight: sum((w) => w.inFlight),
-      queueDepth: sum((w) => w.queueDepth) + this.#backlog.length,
+      queueDepth: this.#waiting(),
       batches,
       meanBatchSize: batches ? this.#slots.reduce((a, s) => a + s.batchedRequests, 0) / batches : 0,
       paddingFraction: slots ? this.#slots.reduce((a, s) => a + s.paddingSlots, 0) / slots : 0,
@@ -294,7 +321,11 @@ export class Router {
         slot.batchedRequests += m.ids.length;
         slot.paddingSlots += m.paddingSlots;
         slot.slots += m.slots;
-        for (const id of m.ids) slot.running.add(id);
+        for (const id of m.ids) {
+          slot.running.add(id);
+          const p = slot.inFlight.get(id);
+          if (p) p.startedAt = performance.now();
+        }
         break;
       case "batch-done":
         slot.running.clear();
@@ -303,14 +334,15 @@ export class Router {
         const p = slot.inFlight.get(m.id);
         if (!p || p.settled || m.event.block < p.blocksDelivered) break;
         p.blocksDelivered = m.event.block + 1;
-        p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens) });
+        p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index });
         break;
       }
       case "result": {
         const p = this.#release(slot, m.id);
         if (!p) break;
         if (!p.settled) slot.served++;
-        this.#settle(p, () => p.resolve(m.generation));
+        const queueMs = (p.startedAt ?? p.submittedAt) - p.submittedAt;
+        this.#settle(p, () => p.resolve({ ...m.generation, worker: slot.index, queueMs }));
         break;
       }
       case "failed": {
@@ -372,6 +404,11 @@ export class Router {
       return;
     }
     this.#dispatch(p);
+  }
+
+  /** Requests accepted but not yet in a running batch. */
+  #waiting(): number {
+    return this.#backlog.length + this.#slots.reduce((sum, s) => sum + s.inFlight.size - s.running.size, 0);
   }
 
   #pick(): Slot | undefined {

@@ -13,6 +13,7 @@ const post = (message: FromWorker) => port.postMessage(message);
 interface Job extends Queued {
   promptIds: number[];
   seed: number;
+  stop?: string[];
   params: ResolvedParams;
   cancelled: boolean;
 }
@@ -65,6 +66,7 @@ function accept(request: WorkRequest): void {
       enqueuedAt: performance.now(),
       promptIds,
       seed: request.seed,
+      stop: request.stop,
       params,
       cancelled: false,
     });

@@ -5,6 +5,7 @@ import { Engine, type LoadOptions, type Remasking } from "../engine/engine.js";
 import { DisposedError, InvalidRequestError } from "../engine/errors.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
+import { AnswerText } from "./answer-text.js";
 
 /** What to answer: chat messages (rendered with the model's chat template) or a raw prompt string. */
 export type GenerationInput = { messages: ChatMessage[]; prompt?: never } | { prompt: string; messages?: never };
@@ -36,6 +37,8 @@ export interface BlockEvent {
 export interface GenerateOptions extends GenerationParams {
   /** Integer in [0, 2^53); a random one when absent. */
   seed?: number;
+  /** Strings that end the answer (not included in it). */
+  stop?: string[];
   signal?: AbortSignal;
   onBlock?: (event: BlockEvent) => void;
 }
@@ -66,6 +69,8 @@ export interface BatchOptions {
 export interface DecodeRow {
   promptIds: number[];
   seed: number;
+  /** Strings that end the answer (not included in it). */
+  stop?: string[];
 }
 
 /** Every sampler parameter with its default filled in: requests with equal ResolvedParams can share a batch. */
@@ -96,34 +101,6 @@ export interface LoadModelOptions extends LoadOptions {
   modelPath: string;
 }
 
-
-/** Streams decoded text block by block, holding back an incomplete UTF-8 sequence at the end. */
-class TextAssembler {
-  #ids: number[] = [];
-  #emitted = "";
-  #stopped = false;
-
-  constructor(
-    private readonly tokenizer: LLaDATokenizer,
-    private readonly stopIds: Set<number>,
-  ) {}
-
-  push(tokens: ArrayLike<number>): { delta: string; stopped: boolean } {
-    if (this.#stopped) return { delta: "", stopped: true };
-    for (const t of Array.from(tokens)) {
-      if (this.stopIds.has(t)) {
-        this.#stopped = true;
-        break;
-      }
-      this.#ids.push(t);
-    }
-    let text = this.tokenizer.decode(this.#ids);
-    if (!this.#stopped) text = text.replace(/\uFFFD+$/, "");
-    const delta = text.startsWith(this.#emitted) ? text.slice(this.#emitted.length) : "";
-    if (delta) this.#emitted = text;
-    return { delta, stopped: this.#stopped };
-  }
-}
 
 export class Model {
   readonly #engine: Engine;
@@ -169,8 +146,8 @@ export class Model {
 
   /** Answers one input. */
   async generate(input: GenerationInput, options: GenerateOptions = {}): Promise<Generation> {
-    const { seed, onBlock, ...rest } = options;
-    const [out] = await this.generateBatch([{ ...input, seed }], { ...rest, onBlock: onBlock && ((_row, event) => onBlock(event)) });
+    const { seed, stop, onBlock, ...rest } = options;
+    const [out] = await this.generateBatch([{ ...input, seed, stop }], { ...rest, onBlock: onBlock && ((_row, event) => onBlock(event)) });
     return out;
   }
 
@@ -179,10 +156,10 @@ export class Model {
    * tokens as it would alone. onBlock reports rows in input order through `row`.
    */
   async generateBatch(
-    inputs: Array<GenerationInput & { seed?: number }>,
+    inputs: Array<GenerationInput & { seed?: number; stop?: string[] }>,
     options: BatchOptions & GenerationParams = {},
   ): Promise<Generation[]> {
-    const rows = inputs.map((input) => ({ promptIds: this.promptIds(input), seed: input.seed ?? randomSeed() }));
+    const rows = inputs.map((input) => ({ promptIds: this.promptIds(input), seed: input.seed ?? randomSeed(), stop: input.stop }));
     return this.decode(rows, samplerParams(options), options);
   }
 
@@ -195,28 +172,28 @@ export class Model {
   async decode(rows: DecodeRow[], params: ResolvedParams, options: BatchOptions = {}): Promise<Generation[]> {
     if (this.#engine.disposed) throw new DisposedError("model");
     if (rows.length === 0) return [];
-    const assemblers = rows.map(() => new TextAssembler(this.tokenizer, this.#stopIds));
+    const answers = rows.map((r) => new AnswerText(this.tokenizer, this.#stopIds, r.stop));
+    const blocks = params.genLength / params.blockLength;
     const onBlock = options.onBlock;
     const result = await this.#engine.generate(
       rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
       { ...params, eotTokenId: this.tokenizer.eotTokenId },
       {
         signal: options.signal,
+        // Text is assembled block by block only when someone streams it; otherwise once at the end.
         onBlock:
           onBlock &&
           ((block, tokenRows) =>
-            tokenRows.forEach((tokens, row) => onBlock(row, { block, tokens, ...assemblers[row].push(tokens) }))),
+            tokenRows.forEach((tokens, row) => onBlock(row, { block, tokens, ...answers[row].push(tokens, block === blocks - 1) }))),
       },
     );
     return result.tokens.map((tokens, row) => {
-      const stop = tokens.findIndex((t) => this.#stopIds.has(t));
-      const answer = Array.from(stop < 0 ? tokens : tokens.subarray(0, stop));
+      if (!onBlock) answers[row].push(tokens, true);
+      const answer = answers[row].finish();
       const promptTokens = rows[row].promptIds.length;
       return {
-        text: this.tokenizer.decode(answer),
-        tokens: answer,
-        finishReason: stop < 0 ? "length" : "stop",
-        usage: { promptTokens, completionTokens: answer.length, totalTokens: promptTokens + answer.length },
+        ...answer,
+        usage: { promptTokens, completionTokens: answer.tokens.length, totalTokens: promptTokens + answer.tokens.length },
         seed: rows[row].seed,
         forwards: result.forwards,
       };

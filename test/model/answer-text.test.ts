@@ -1,0 +1,57 @@
+// The answer's text: it ends at the first stop token or stop string, and streamed deltas never take anything back.
+import { beforeAll, describe, expect, it } from "vitest";
+import { AnswerText } from "../../src/model/answer-text.js";
+import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
+import { tinyModel } from "../helpers/fixtures.js";
+
+let tokenizer: LLaDATokenizer;
+let eos: number;
+beforeAll(async () => {
+  const fixture = await tinyModel();
+  tokenizer = await LLaDATokenizer.load(fixture.dir);
+  eos = fixture.specialTokens.eos;
+});
+
+/** Pushes `ids` in blocks of `size` and returns the deltas and the final answer. */
+function stream(ids: number[], size: number, stop: string[] = []) {
+  const answer = new AnswerText(tokenizer, new Set([eos]), stop);
+  const deltas: string[] = [];
+  for (let i = 0; i < ids.length; i += size) deltas.push(answer.push(ids.slice(i, i + size), i + size >= ids.length).delta);
+  return { deltas, final: answer.finish() };
+}
+
+describe("AnswerText", () => {
+  it("ends at the first stop token and counts only the tokens before it", () => {
+    const ids = [...tokenizer.encode("Hello there"), eos, ...tokenizer.encode(" the cat")];
+    const { deltas, final } = stream(ids, 2);
+    expect(final).toEqual({ text: "Hello there", tokens: tokenizer.encode("Hello there"), finishReason: "stop" });
+    expect(deltas.join("")).toBe("Hello there");
+  });
+
+  it("ends at the first stop string, never streaming any part of it", () => {
+    const ids = tokenizer.encode("Hello there, the cat sat. And then more");
+    for (const size of [1, 2, 3, 5, 100]) {
+      const { deltas, final } = stream(ids, size, ["cat sat", "zzz"]);
+      expect(final.text).toBe("Hello there, the ");
+      expect(final.finishReason).toBe("stop");
+      expect(tokenizer.decode(final.tokens).startsWith("Hello there, the ")).toBe(true);
+      expect(deltas.join("")).toBe(final.text);
+      for (const d of deltas) expect(d).not.toMatch(/cat/);
+    }
+  });
+
+  it("releases a held-back tail that never became a stop string at the last block", () => {
+    const ids = tokenizer.encode("Hello there, the ca");
+    const { deltas, final } = stream(ids, 2, ["cat sat"]);
+    expect(final).toMatchObject({ text: "Hello there, the ca", finishReason: "length" });
+    expect(deltas.join("")).toBe(final.text);
+  });
+
+  it("holds back half of a UTF-8 character until its other bytes arrive", () => {
+    const ids = tokenizer.encode("déjà vu ✓");
+    const { deltas, final } = stream(ids, 1);
+    expect(final.text).toBe("déjà vu ✓");
+    expect(deltas.join("")).toBe("déjà vu ✓");
+    expect(deltas.join("")).not.toContain("\uFFFD");
+  });
+});
