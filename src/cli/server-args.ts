@@ -1,0 +1,111 @@
+// The server's command line: the seed system's flags plus ours, parsed and checked.
+import { parseArgs } from "node:util";
+import type { ServerOptions } from "../api/server.js";
+import type { Policy } from "../cluster/router.js";
+import { findAlgorithm } from "../model/algorithms.js";
+
+export const SERVER_HELP = `Usage: node dist/server.js [options]
+
+Serves a LLaDA model behind an OpenAI-compatible HTTP API, one worker thread per device.
+
+Options:
+  --host <addr>            address to bind (default: 127.0.0.1)
+  --port <n>               port (default: 8000)
+  --model-path <dir>       HF LLaDA folder (default: the bundled tiny model)
+  --gpus <n>               serve on cuda:0 .. cuda:n-1, one worker each
+  --gpu-ids <list>         serve on these CUDA devices, e.g. 0,2,4,6
+  --device <cpu|cuda>      device kind when neither --gpus nor --gpu-ids is given (default: cpu)
+  --workers <n>            CPU workers with --device cpu (default: 1)
+  --dtype <name>           float32, bfloat16, float16 (default: bfloat16 on CUDA, float32 on CPU)
+  --batch-size <n>         most requests in one batch (default: 8)
+  --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: 0.02)
+  --policy <name>          least-loaded or round-robin (default: least-loaded)
+  --algorithm <name>       default generation_algorithm (default: basic)
+  --no-chat-template       join chat messages into a raw prompt instead of applying the chat template
+  --api-key <key>          require this key (Authorization: Bearer <key> or X-Api-Key); env DLLM_API_KEY
+  --max-queue <n>          refuse requests with 429 once n are waiting (default: unbounded)
+  --log-level <level>      fatal, error, warn, info, debug, trace, silent (default: info)
+  -h, --help               show this help
+`;
+
+export interface ServerArgs {
+  help: boolean;
+  host: string;
+  port: number;
+  modelPath: string | undefined;
+  server: Omit<ServerOptions, "modelPath" | "onProgress">;
+  algorithm: string;
+  chatTemplate: boolean;
+  apiKey: string | undefined;
+  logLevel: string;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function integer(flag: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "8000" },
+      "model-path": { type: "string" },
+      gpus: { type: "string" },
+      "gpu-ids": { type: "string" },
+      device: { type: "string" },
+      workers: { type: "string" },
+      dtype: { type: "string" },
+      "batch-size": { type: "string", default: "8" },
+      "max-wait-time": { type: "string", default: "0.02" },
+      policy: { type: "string", default: "least-loaded" },
+      algorithm: { type: "string", default: "basic" },
+      "no-chat-template": { type: "boolean", default: false },
+      "api-key": { type: "string" },
+      "max-queue": { type: "string" },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const port = integer("port", values.port, 0)!;
+  if (port > 65535) throw new Error(`--port must be at most 65535, got ${port}`);
+  const maxWait = Number(values["max-wait-time"]);
+  if (!Number.isFinite(maxWait) || maxWait < 0) throw new Error(`--max-wait-time must be a number of seconds >= 0, got '${values["max-wait-time"]}'`);
+  const gpuIds = values["gpu-ids"]?.split(",").map((id) => integer("gpu-ids", id.trim(), 0)!);
+  const device = values.device;
+  if (device !== undefined && device !== "cpu" && device !== "cuda") throw new Error(`--device must be cpu or cuda, got '${device}'`);
+  const dtype = values.dtype;
+  if (dtype !== undefined && !["float32", "bfloat16", "float16"].includes(dtype)) throw new Error(`--dtype must be float32, bfloat16 or float16, got '${dtype}'`);
+  const policy = values.policy as Policy;
+  if (policy !== "least-loaded" && policy !== "round-robin") throw new Error(`--policy must be least-loaded or round-robin, got '${policy}'`);
+  const algorithm = findAlgorithm(values.algorithm!);
+  if (!algorithm?.available) throw new Error(`--algorithm '${values.algorithm}' is not available in this build`);
+  if (!LOG_LEVELS.includes(values["log-level"]!)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
+  return {
+    help: values.help!,
+    host: values.host!,
+    port,
+    modelPath: values["model-path"],
+    server: {
+      device,
+      gpus: integer("gpus", values.gpus, 1),
+      gpuIds,
+      workers: integer("workers", values.workers, 1),
+      dtype: dtype as ServerOptions["dtype"],
+      batchSize: integer("batch-size", values["batch-size"], 1),
+      maxWaitMs: maxWait * 1000,
+      policy,
+      maxQueue: integer("max-queue", values["max-queue"], 0),
+    },
+    algorithm: algorithm.name,
+    chatTemplate: !values["no-chat-template"],
+    apiKey: values["api-key"] ?? env.DLLM_API_KEY,
+    logLevel: values["log-level"]!,
+  };
+}

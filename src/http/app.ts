@@ -1,0 +1,94 @@
+// The fastify app: OpenAI-compatible routes and the seed system's status routes over the in-process server.
+// A factory apart from the process entry (src/server.ts), so tests build it on any port.
+import { createHash, timingSafeEqual } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { DllmServer } from "../api/server.js";
+import { ApiError, toApiError } from "./errors.js";
+import type { AppContext } from "./context.js";
+import { Metrics } from "./metrics.js";
+import { openaiRoutes } from "./routes/openai.js";
+import { statusRoutes } from "./routes/status.js";
+
+export interface AppOptions {
+  server: DllmServer;
+  modelId: string;
+  /** Default generation_algorithm. */
+  algorithm?: string;
+  /** false: chat messages are joined into a raw prompt (--no-chat-template). */
+  chatTemplate?: boolean;
+  /** When set, every route but /health and /v1/models needs it (Authorization: Bearer, or X-Api-Key). */
+  apiKey?: string;
+  batchSize: number;
+  maxWaitMs: number;
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  logger?: FastifyServerOptions["logger"];
+}
+
+const PUBLIC_ROUTES = new Set(["/health", "/v1/models"]);
+
+/** Compares API keys in constant time (hashes first, so lengths leak nothing either). */
+function keyMatches(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function presentedKey(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const auth = headers.authorization;
+  if (typeof auth === "string" && auth.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim();
+  const key = headers["x-api-key"];
+  return typeof key === "string" ? key : undefined;
+}
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // fastify's request logs carry method, URL, host and remote address: never headers (keys) or bodies (prompts).
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+  });
+  const ctx: AppContext = {
+    server: options.server,
+    metrics: new Metrics(options.server),
+    modelId: options.modelId,
+    algorithm: options.algorithm ?? "basic",
+    chatTemplate: options.chatTemplate ?? true,
+    batchSize: options.batchSize,
+    maxWaitMs: options.maxWaitMs,
+  };
+
+  // Only JSON bodies: anything else is a 415 (fastify also accepts text/plain by default).
+  app.removeContentTypeParser("text/plain");
+
+  app.addHook("onRequest", async (request, reply) => {
+    const path = request.url.split("?")[0];
+    if (options.apiKey && !PUBLIC_ROUTES.has(path)) {
+      const key = presentedKey(request.headers);
+      if (!key || !keyMatches(key, options.apiKey)) {
+        throw new ApiError(401, key ? "invalid API key" : "missing API key (Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
+      }
+    }
+    // Until every worker has loaded, only health and metrics answer (health says 503 itself).
+    if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
+      reply.header("retry-after", "5");
+      throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
+    }
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) request.log.error({ err }, "request failed");
+    ctx.metrics.failed(apiError.type);
+    if (apiError.retryAfter !== undefined) reply.header("retry-after", String(apiError.retryAfter));
+    // A client that went away gets nothing; the socket is closed.
+    if (reply.raw.destroyed) return;
+    reply.code(apiError.status).send(apiError.body());
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(new ApiError(404, `no route for ${request.method} ${request.url.split("?")[0]}`, "not_found_error").body());
+  });
+
+  openaiRoutes(app, ctx);
+  statusRoutes(app, ctx);
+  return app;
+}

@@ -1,0 +1,19 @@
+// What every route needs: the in-process server, metrics, and the settings the CLI chose.
+import type { DllmServer } from "../api/server.js";
+import type { Metrics } from "./metrics.js";
+import type { RequestDefaults } from "./request.js";
+
+export interface AppContext {
+  server: DllmServer;
+  metrics: Metrics;
+  /** The id /v1/models lists and responses carry. */
+  modelId: string;
+  algorithm: string;
+  chatTemplate: boolean;
+  batchSize: number;
+  maxWaitMs: number;
+}
+
+export function requestDefaults(ctx: AppContext): RequestDefaults {
+  return { algorithm: ctx.algorithm, chatTemplate: ctx.chatTemplate, maxSequenceLength: ctx.server.info?.maxSequenceLength ?? 4096 };
+}

@@ -1,0 +1,195 @@
+// Validation of /v1/chat/completions and /v1/completions bodies: OpenAI's fields plus the seed system's
+// (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor). Every error names the
+// field. The result is what the in-process API takes.
+import type { RequestOptions } from "../api/server.js";
+import type { GenerationInput } from "../model/model.js";
+import { availableAlgorithms, findAlgorithm } from "../model/algorithms.js";
+import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { invalid } from "./errors.js";
+
+export interface RequestDefaults {
+  /** The default generation_algorithm (--algorithm). */
+  algorithm: string;
+  /** false: messages are joined into a raw prompt instead of going through the chat template. */
+  chatTemplate: boolean;
+  maxSequenceLength: number;
+}
+
+export interface ParsedRequest {
+  input: GenerationInput;
+  options: RequestOptions;
+  stream: boolean;
+  includeUsage: boolean;
+  model: string | undefined;
+}
+
+type Body = Record<string, unknown>;
+
+const MAX_STEPS = 512;
+const DEFAULT_MAX_TOKENS = 128;
+const DEFAULT_STEPS = 128;
+const DEFAULT_BLOCK_LENGTH = 32;
+const MAX_STOP_SEQUENCES = 4;
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return `a ${typeof v}`;
+}
+
+function optional<T>(body: Body, field: string, read: (v: unknown) => T): T | undefined {
+  const v = body[field];
+  return v === undefined || v === null ? undefined : read(v);
+}
+
+function number(field: string, min: number, max: number, { integer = false, exclusiveMin = false } = {}) {
+  return (v: unknown): number => {
+    if (typeof v !== "number" || !Number.isFinite(v)) throw invalid(`'${field}' must be a number, not ${typeName(v)}`, field);
+    if (integer && !Number.isInteger(v)) throw invalid(`'${field}' must be an integer`, field);
+    if (v < min || (exclusiveMin && v === min) || v > max) {
+      throw invalid(`'${field}' must be ${exclusiveMin ? "greater than" : "at least"} ${min} and at most ${max}, got ${v}`, field);
+    }
+    return v;
+  };
+}
+
+function boolean(field: string) {
+  return (v: unknown): boolean => {
+    if (typeof v !== "boolean") throw invalid(`'${field}' must be a boolean, not ${typeName(v)}`, field);
+    return v;
+  };
+}
+
+function string(field: string) {
+  return (v: unknown): string => {
+    if (typeof v !== "string") throw invalid(`'${field}' must be a string, not ${typeName(v)}`, field);
+    return v;
+  };
+}
+
+function stopSequences(v: unknown): string[] {
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== "string")) throw invalid("'stop' must be a string or an array of strings", "stop");
+  if (list.length > MAX_STOP_SEQUENCES) throw invalid(`'stop' takes at most ${MAX_STOP_SEQUENCES} sequences`, "stop");
+  return list as string[];
+}
+
+/** A message's content: a string, or OpenAI's content parts of type "text". */
+function content(v: unknown, field: string): string {
+  if (typeof v === "string") return v;
+  if (Array.isArray(v)) {
+    return v
+      .map((part, j) => {
+        const p = part as Record<string, unknown> | null;
+        if (typeof p !== "object" || p === null || p.type !== "text" || typeof p.text !== "string") {
+          throw invalid(`'${field}[${j}]' must be a text part ({"type": "text", "text": "..."})`, field);
+        }
+        return p.text;
+      })
+      .join("");
+  }
+  throw invalid(`'${field}' must be a string or an array of text parts, not ${typeName(v)}`, field);
+}
+
+function messages(v: unknown): ChatMessage[] {
+  if (!Array.isArray(v)) throw invalid(`'messages' must be an array of messages, not ${typeName(v)}`, "messages");
+  if (v.length === 0) throw invalid("'messages' must hold at least one message", "messages");
+  return v.map((m, i) => {
+    const field = `messages[${i}]`;
+    if (typeof m !== "object" || m === null || Array.isArray(m)) throw invalid(`'${field}' must be an object, not ${typeName(m)}`, field);
+    const { role, content: c } = m as Record<string, unknown>;
+    if (typeof role !== "string" || role.trim() === "") throw invalid(`'${field}.role' must be a non-empty string`, `${field}.role`);
+    if (c === undefined || c === null) throw invalid(`'${field}.content' is required`, `${field}.content`);
+    return { role, content: content(c, `${field}.content`) };
+  });
+}
+
+/** Decoding parameters shared by both endpoints, with the seed's length rule. */
+function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
+  const maxTokens =
+    optional(body, "max_tokens", number("max_tokens", 1, defaults.maxSequenceLength, { integer: true })) ??
+    optional(body, "max_completion_tokens", number("max_completion_tokens", 1, defaults.maxSequenceLength, { integer: true })) ??
+    DEFAULT_MAX_TOKENS;
+  const requestedBlock = optional(body, "block_length", number("block_length", 1, defaults.maxSequenceLength, { integer: true }));
+  // The seed's length rule: the block never exceeds max_tokens, and the generation is whole blocks.
+  const blockLength = Math.min(requestedBlock ?? DEFAULT_BLOCK_LENGTH, maxTokens);
+  const genLength = Math.ceil(maxTokens / blockLength) * blockLength;
+  const blocks = genLength / blockLength;
+  let steps = optional(body, "steps", number("steps", 1, MAX_STEPS, { integer: true }));
+  if (steps === undefined) {
+    steps = Math.ceil(DEFAULT_STEPS / blocks) * blocks;
+  } else if (steps % blocks !== 0) {
+    const below = Math.floor(steps / blocks) * blocks;
+    const above = below + blocks;
+    throw invalid(
+      `'steps' must be a multiple of the number of blocks (${genLength} tokens in blocks of ${blockLength} = ${blocks}); ` +
+        `try ${below > 0 ? `${below} or ` : ""}${above}`,
+      "steps",
+    );
+  }
+
+  const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
+  const algorithm = findAlgorithm(algorithmName);
+  if (!algorithm || !algorithm.available) {
+    const why = algorithm ? "is not available in this build" : "is not a known algorithm";
+    throw invalid(`generation_algorithm '${algorithmName}' ${why}; available: ${availableAlgorithms().join(", ")}`, "generation_algorithm", "unknown_algorithm");
+  }
+
+  const remasking = optional(body, "remasking", string("remasking"));
+  if (remasking !== undefined && remasking !== "low_confidence" && remasking !== "random") {
+    throw invalid("'remasking' must be 'low_confidence' or 'random'", "remasking");
+  }
+  // Accepted for compatibility: top_p / top_k have no meaning for LLaDA's sampler; threshold / factor are read by
+  // the parallel decoders. They are validated so that a typo fails loudly.
+  optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
+  optional(body, "top_k", number("top_k", 0, Number.MAX_SAFE_INTEGER, { integer: true }));
+  optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
+  optional(body, "factor", number("factor", 0, Number.MAX_VALUE, { exclusiveMin: true }));
+  optional(body, "n", number("n", 1, 1, { integer: true })); // one choice per request
+
+  return {
+    genLength,
+    blockLength,
+    steps,
+    temperature: optional(body, "temperature", number("temperature", 0, 2)) ?? 0,
+    cfgScale: optional(body, "cfg_scale", number("cfg_scale", 0, 100)) ?? 0,
+    remasking: (remasking as RequestOptions["remasking"]) ?? "low_confidence",
+    logitsEosInf: optional(body, "logits_eos_inf", boolean("logits_eos_inf")) ?? false,
+    confidenceEosEotInf: optional(body, "confidence_eos_eot_inf", boolean("confidence_eos_eot_inf")) ?? false,
+    seed: optional(body, "seed", number("seed", 0, Number.MAX_SAFE_INTEGER, { integer: true })),
+    stop: optional(body, "stop", stopSequences),
+  };
+}
+
+function asBody(v: unknown): Body {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(`the request body must be a JSON object, not ${typeName(v)}`);
+  return v as Body;
+}
+
+function streaming(body: Body): { stream: boolean; includeUsage: boolean } {
+  const stream = optional(body, "stream", boolean("stream")) ?? false;
+  const options = body.stream_options;
+  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) {
+    throw invalid("'stream_options' must be an object", "stream_options");
+  }
+  const includeUsage = optional((options ?? {}) as Body, "include_usage", boolean("stream_options.include_usage")) ?? false;
+  return { stream, includeUsage };
+}
+
+export function parseChatRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
+  const body = asBody(raw);
+  if (body.messages === undefined) throw invalid("'messages' is required", "messages");
+  const list = messages(body.messages);
+  const input: GenerationInput = defaults.chatTemplate
+    ? { messages: list }
+    : { prompt: list.map((m) => m.content).join("\n") };
+  return { input, options: decoding(body, defaults), ...streaming(body), model: optional(body, "model", string("model")) };
+}
+
+export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
+  const body = asBody(raw);
+  let prompt = body.prompt;
+  if (Array.isArray(prompt) && prompt.length === 1) prompt = prompt[0];
+  if (typeof prompt !== "string") throw invalid(`'prompt' must be a string, not ${typeName(prompt)}`, "prompt");
+  return { input: { prompt }, options: decoding(body, defaults), ...streaming(body), model: optional(body, "model", string("model")) };
+}

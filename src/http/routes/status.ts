@@ -1,0 +1,82 @@
+// GET /health, /stats, /batch/stats, /generation/algorithms, /metrics: the seed system's fields, and ours.
+import type { FastifyInstance } from "fastify";
+import { ALGORITHMS } from "../../model/algorithms.js";
+import type { AppContext } from "../context.js";
+
+export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get("/health", async (_request, reply) => {
+    const stats = ctx.server.stats();
+    const loaded = ctx.server.isReady;
+    const status = !loaded && stats.healthyWorkers === 0 ? "loading" : stats.healthyWorkers === stats.totalWorkers ? "healthy" : "degraded";
+    if (stats.healthyWorkers === 0) reply.code(503).header("retry-after", "5");
+    return {
+      status,
+      model_loaded: stats.healthyWorkers > 0,
+      model: ctx.modelId,
+      device: ctx.server.devices.join(","),
+      engine: "dllm-serve",
+      workers: stats.totalWorkers,
+      healthy_workers: stats.healthyWorkers,
+      pending_requests: stats.queueDepth,
+      in_flight: stats.inFlight,
+    };
+  });
+
+  app.get("/stats", async () => {
+    const s = ctx.server.stats();
+    return {
+      total_workers: s.totalWorkers,
+      healthy_workers: s.healthyWorkers,
+      total_requests: s.totalRequests,
+      requests_served: s.requestsServed,
+      errors: s.errors,
+      in_flight: s.inFlight,
+      queue_depth: s.queueDepth,
+      batches: s.batches,
+      mean_batch_size: s.meanBatchSize,
+      padding_fraction: s.paddingFraction,
+      workers: s.workers.map((w) => ({
+        index: w.index,
+        url: w.device,
+        device: w.device,
+        state: w.state,
+        healthy: w.healthy,
+        requests_served: w.requestsServed,
+        errors: w.errors,
+        in_flight: w.inFlight,
+        queue_depth: w.queueDepth,
+        batches: w.batches,
+        mean_batch_size: w.meanBatchSize,
+        padding_fraction: w.paddingFraction,
+        restarts: w.restarts,
+      })),
+    };
+  });
+
+  app.get("/batch/stats", async () => {
+    const s = ctx.server.stats();
+    return {
+      max_batch_size: ctx.batchSize,
+      max_wait_time: ctx.maxWaitMs / 1000,
+      pending_requests: s.queueDepth,
+      currently_processing: s.workers.reduce((sum, w) => sum + w.inFlight - w.queueDepth, 0),
+    };
+  });
+
+  app.get("/generation/algorithms", async () => ({
+    default: ctx.algorithm,
+    algorithms: ALGORITHMS.map((a) => ({
+      name: a.name,
+      aliases: a.aliases,
+      description: a.description,
+      engine: a.engine,
+      available: a.available,
+      parameters: a.parameters,
+    })),
+  }));
+
+  app.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// `node dist/server.js` / `npm start`: the OpenAI-compatible server. It listens at once (answering 503 while the
+// workers load), shows load progress per worker, and drains on SIGINT / SIGTERM.
+import path from "node:path";
+import { DllmServer } from "./api/server.js";
+import { ensureDefaultModel } from "./cli/default-model.js";
+import { parseServerArgs, SERVER_HELP } from "./cli/server-args.js";
+import { workerProgress } from "./cli/progress.js";
+import { buildApp } from "./http/app.js";
+
+async function main(): Promise<void> {
+  const args = parseServerArgs(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(SERVER_HELP);
+    return;
+  }
+  const modelPath = args.modelPath ?? (await ensureDefaultModel());
+  const server = new DllmServer({ ...args.server, modelPath, onProgress: workerProgress() });
+  const app = buildApp({
+    server,
+    modelId: path.basename(path.resolve(modelPath)),
+    algorithm: args.algorithm,
+    chatTemplate: args.chatTemplate,
+    apiKey: args.apiKey,
+    batchSize: args.server.batchSize ?? 8,
+    maxWaitMs: args.server.maxWaitMs ?? 20,
+    logger: { level: args.logLevel },
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: finishing in-flight requests, then exiting`);
+    await app.close(); // no new connections
+    await server.close(); // accepted requests finish, devices are freed
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+
+  const url = await app.listen({ host: args.host, port: args.port });
+  const keyNote = args.apiKey ? `, API key ...${args.apiKey.slice(-4)}` : "";
+  process.stderr.write(`dllm-serve: ${url} (model ${modelPath}; ${server.devices.length} worker(s): ${server.devices.join(", ")}${keyNote})\n`);
+  try {
+    await server.ready();
+  } catch (err) {
+    process.stderr.write(`dllm-serve: ${(err as Error).message}\n`);
+    await app.close();
+    await server.close();
+    process.exit(1);
+  }
+  process.stderr.write(`dllm-serve: ready, serving ${url}/v1 (try: curl ${url}/v1/models)\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+});

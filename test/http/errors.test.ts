@@ -1,0 +1,91 @@
+// Bad input of every kind gets the right 4xx with an OpenAI error body naming the field, and the server serves
+// normally afterwards.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tinyModel } from "../helpers/fixtures.js";
+import { postJson, startHttp, type Running } from "../helpers/http.js";
+
+let http: Running;
+beforeAll(async () => {
+  const { dir } = await tinyModel();
+  http = await startHttp({ modelPath: dir }, { bodyLimit: 64 * 1024 });
+});
+afterAll(() => http?.close());
+
+const ok = { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 };
+
+async function send(body: string, contentType = "application/json", path = "/v1/chat/completions") {
+  const res = await fetch(`${http.url}${path}`, { method: "POST", headers: { "content-type": contentType }, body });
+  return { status: res.status, body: (await res.json()) as { error: { message: string; type: string; param: string | null } } };
+}
+
+const json = (fields: Record<string, unknown>, base: Record<string, unknown> = ok) => JSON.stringify({ ...base, ...fields });
+
+describe("bad input", () => {
+  const cases: Array<[string, string, number, string | null, string?, string?]> = [
+    ["bad JSON", "{ not json", 400, null],
+    ["an empty body", "", 400, null],
+    ["a JSON array body", "[1, 2]", 400, null],
+    ["a JSON string body", '"hello"', 400, null],
+    ["messages missing", json({ messages: undefined }), 400, "messages"],
+    ["messages null", json({ messages: null }), 400, "messages"],
+    ["messages a string", json({ messages: "hello" }), 400, "messages"],
+    ["messages [123]", json({ messages: [123] }), 400, "messages[0]"],
+    ["messages [{}]", json({ messages: [{}] }), 400, "messages[0].role"],
+    ["a numeric role", json({ messages: [{ role: 5, content: "x" }] }), 400, "messages[0].role"],
+    ["a numeric content", json({ messages: [{ role: "user", content: 5 }] }), 400, "messages[0].content"],
+    ["a null content", json({ messages: [{ role: "user", content: null }] }), 400, "messages[0].content"],
+    ["empty messages", json({ messages: [] }), 400, "messages"],
+    ["negative max_tokens", json({ max_tokens: -5 }), 400, "max_tokens"],
+    ["huge max_tokens", json({ max_tokens: 10_000_000 }), 400, "max_tokens"],
+    ["fractional max_tokens", json({ max_tokens: 2.5 }), 400, "max_tokens"],
+    ["max_tokens as a string", json({ max_tokens: "8" }), 400, "max_tokens"],
+    ["negative steps", json({ steps: -1 }), 400, "steps"],
+    ["huge steps", json({ steps: 100_000 }), 400, "steps"],
+    ["steps that do not divide into the blocks", json({ max_tokens: 96, block_length: 32, steps: 100 }), 400, "steps"],
+    ["block_length 0", json({ block_length: 0 }), 400, "block_length"],
+    ["an unknown algorithm", json({ generation_algorithm: "warp_drive" }), 400, "generation_algorithm"],
+    ["an unavailable algorithm", json({ generation_algorithm: "dual_cache" }), 400, "generation_algorithm"],
+    ["temperature below 0", json({ temperature: -0.5 }), 400, "temperature"],
+    ["temperature as a string", json({ temperature: "hot" }), 400, "temperature"],
+    ["an unknown remasking", json({ remasking: "sideways" }), 400, "remasking"],
+    ["a negative cfg_scale", json({ cfg_scale: -1 }), 400, "cfg_scale"],
+    ["a negative seed", json({ seed: -3 }), 400, "seed"],
+    ["stream not a boolean", json({ stream: "yes" }), 400, "stream"],
+    ["stop not strings", json({ stop: [1, 2] }), 400, "stop"],
+    ["n = 2", json({ n: 2 }), 400, "n"],
+    ["threshold above 1", json({ threshold: 1.5 }), 400, "threshold"],
+    ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, null, "max_sequence_length"],
+    ["the mask token in the prompt", json({ messages: [{ role: "user", content: "a <|mdm_mask|> b" }] }), 400, null, "mask token"],
+    ["a wrong content type", "messages=hi", 415, null, undefined, "application/x-www-form-urlencoded"],
+    ["text/plain", json({}), 415, null, undefined, "text/plain"],
+    ["an oversized body", json({ messages: [{ role: "user", content: "x".repeat(100 * 1024) }] }), 413, null],
+  ];
+
+  it("has at least 20 cases", () => expect(cases.length).toBeGreaterThanOrEqual(20));
+
+  it.each(cases)("%s -> %i", async (_name, body, status, param, message, contentType) => {
+    const r = await send(body, contentType);
+    expect(r.status).toBe(status);
+    expect(r.body.error).toEqual({ message: expect.any(String), type: expect.any(String), param, code: expect.toSatisfy((c) => c === null || typeof c === "string") });
+    expect(r.body.error.type).toBe("invalid_request_error");
+    if (message) expect(r.body.error.message).toContain(message);
+  });
+
+  it("rejects a completion without a string prompt, and unknown routes with a 404 in the same shape", async () => {
+    expect((await send(JSON.stringify({ prompt: 42 }), "application/json", "/v1/completions")).body.error.param).toBe("prompt");
+    const res = await fetch(`${http.url}/v1/nothing`);
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.type).toBe("not_found_error");
+  });
+
+  it("lists the available algorithms when one is unknown", async () => {
+    const r = await send(json({ generation_algorithm: "warp_drive" }));
+    expect(r.body.error.message).toMatch(/available: basic/);
+  });
+
+  it("serves normally after all of that, with nothing left queued", async () => {
+    const r = await postJson(`${http.url}/v1/chat/completions`, ok);
+    expect(r.status).toBe(200);
+    expect(http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0, healthyWorkers: 1 });
+  });
+});

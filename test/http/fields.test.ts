@@ -1,0 +1,89 @@
+// Every seed-system field is honoured: each maps onto the engine parameter it names (the HTTP answer equals the
+// in-process answer with that parameter) and changes what it should.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tinyModel } from "../helpers/fixtures.js";
+import { postJson, startHttp, type Running } from "../helpers/http.js";
+
+let http: Running;
+const messages = [{ role: "user", content: "Hello there, the cat" }];
+
+beforeAll(async () => {
+  const { dir } = await tinyModel({ seed: 9 });
+  http = await startHttp({ modelPath: dir, workers: 1 });
+});
+afterAll(() => http?.close());
+
+async function chat(fields: Record<string, unknown>) {
+  const r = await postJson(`${http.url}/v1/chat/completions`, { model: "tiny", messages, ...fields });
+  expect(r.status).toBe(200);
+  return r.body as { choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
+}
+const text = (r: Awaited<ReturnType<typeof chat>>) => r.choices[0].message.content;
+
+async function inProcess(options: Record<string, unknown>) {
+  return (await http.server.chat(messages, options)).text;
+}
+
+describe("seed fields", () => {
+  const base = { max_tokens: 32, block_length: 8, steps: 16, seed: 1 };
+
+  it("max_tokens and block_length follow the seed's length rule", async () => {
+    // block_length = min(block_length, max_tokens); max_tokens rounded up to whole blocks: 20 in blocks of 8 -> 24.
+    const r = await chat({ ...base, max_tokens: 20, steps: 24, logits_eos_inf: true, confidence_eos_eot_inf: true });
+    expect(text(r)).toBe(await inProcess({ genLength: 24, blockLength: 8, steps: 24, seed: 1, logitsEosInf: true, confidenceEosEotInf: true }));
+    if (r.choices[0].finish_reason === "length") expect(r.usage.completion_tokens).toBe(24);
+    const small = await chat({ max_tokens: 5, block_length: 32, steps: 5, seed: 1 });
+    expect(text(small)).toBe(await inProcess({ genLength: 5, blockLength: 5, steps: 5, seed: 1 }));
+  });
+
+  it.each([
+    ["steps", { steps: 32 }, { steps: 32 }],
+    ["block_length", { block_length: 16 }, { blockLength: 16 }],
+    ["cfg_scale", { cfg_scale: 2 }, { cfgScale: 2 }],
+    ["remasking", { remasking: "random" }, { remasking: "random" }],
+    ["temperature", { temperature: 1 }, { temperature: 1 }],
+    ["seed (with temperature)", { temperature: 1, seed: 99 }, { temperature: 1, seed: 99 }],
+  ])("%s reaches the engine and changes the answer", async (_name, fields, options) => {
+    const defaults = { genLength: 32, blockLength: 8, steps: 16, seed: 1 };
+    const reference = await inProcess(defaults);
+    const changed = await inProcess({ ...defaults, ...options });
+    expect(changed).not.toBe(reference);
+    expect(text(await chat({ ...base, ...fields }))).toBe(changed);
+  });
+
+  it("the same seed gives the same answer at temperature > 0", async () => {
+    const a = await chat({ ...base, temperature: 1, seed: 5 });
+    const b = await chat({ ...base, temperature: 1, seed: 5 });
+    expect(text(b)).toBe(text(a));
+  });
+
+  it("generation_algorithm takes every name and alias of the available algorithms", async () => {
+    const reference = text(await chat(base));
+    for (const name of ["basic", "no_cache", "simple", "BASIC"]) expect(text(await chat({ ...base, generation_algorithm: name }))).toBe(reference);
+  });
+
+  it("threshold and factor are accepted and leave the reference sampler's fixed schedule alone", async () => {
+    const reference = text(await chat(base));
+    expect(text(await chat({ ...base, threshold: 0.9, factor: 1.5 }))).toBe(reference);
+  });
+
+  it("stop ends the text before the stop string, and top_p / top_k / n=1 are accepted", async () => {
+    const full = text(await chat({ ...base, logits_eos_inf: true }));
+    const cut = full.slice(3, 6);
+    const stopped = await chat({ ...base, logits_eos_inf: true, stop: [cut], top_p: 0.9, top_k: 40, n: 1 });
+    expect(text(stopped)).toBe(full.slice(0, full.indexOf(cut)));
+    expect(stopped.choices[0].finish_reason).toBe("stop");
+  });
+
+  it("--no-chat-template sends the messages as a raw prompt", async () => {
+    const { dir } = await tinyModel({ seed: 9 });
+    const raw = await startHttp({ modelPath: dir }, { chatTemplate: false });
+    try {
+      const r = await postJson(`${raw.url}/v1/chat/completions`, { messages, ...base });
+      expect(r.body.choices[0].message.content).toBe((await raw.server.complete("Hello there, the cat", { genLength: 32, blockLength: 8, steps: 16, seed: 1 })).text);
+      expect(r.body.usage.prompt_tokens).toBeLessThan(10);
+    } finally {
+      await raw.close();
+    }
+  });
+});

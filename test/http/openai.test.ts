@@ -1,0 +1,86 @@
+// The official openai client, unchanged, against the server on a real socket.
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tinyModel } from "../helpers/fixtures.js";
+import { startHttp, type Running } from "../helpers/http.js";
+
+let http: Running;
+let client: OpenAI;
+const messages = [{ role: "user" as const, content: "Tell me about the cat" }];
+
+beforeAll(async () => {
+  const { dir } = await tinyModel({ seed: 8 });
+  http = await startHttp({ modelPath: dir, workers: 2 });
+  client = new OpenAI({ baseURL: `${http.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+afterAll(() => http?.close());
+
+describe("the openai client", () => {
+  it("gets a chat completion in OpenAI's shape", async () => {
+    const r = await client.chat.completions.create({ model: "tiny", messages, max_tokens: 16, seed: 1 });
+    expect(r.object).toBe("chat.completion");
+    expect(r.id).toMatch(/^chatcmpl-/);
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0].message.role).toBe("assistant");
+    expect(typeof r.choices[0].message.content).toBe("string");
+    expect(["stop", "length"]).toContain(r.choices[0].finish_reason);
+    expect(r.usage!.prompt_tokens).toBeGreaterThan(5);
+    expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
+  });
+
+  it("streams a chat completion block by block: role first, one id, final usage, same text as without streaming", async () => {
+    const params = { model: "tiny", messages, max_tokens: 48, block_length: 8, steps: 48, seed: 2 } as const;
+    const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const stream = await client.chat.completions.create({ ...params, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    const arrivals: number[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      arrivals.push(performance.now());
+    }
+    expect(chunks[0].choices[0].delta.role).toBe("assistant");
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    // one chunk per block (6 blocks), the opening role chunk and the closing one
+    expect(chunks).toHaveLength(1 + 6 + 1);
+    const text = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
+    expect(text).toBe(whole.choices[0].message.content);
+    const last = chunks.at(-1)!;
+    expect(last.choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
+    expect(last.usage).toEqual(whole.usage);
+  });
+
+  it("receives the first blocks while the rest are still being decoded", async () => {
+    const started = performance.now();
+    const stream = await client.chat.completions.create({
+      model: "tiny", messages, max_tokens: 192, block_length: 16, steps: 192, seed: 3, stream: true,
+    } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const arrivals: number[] = [];
+    for await (const _chunk of stream) arrivals.push(performance.now() - started);
+    const total = arrivals.at(-1)!;
+    // The first block's chunk (after the role chunk) comes well before the end: it is not the finished text chopped up.
+    expect(arrivals[1]).toBeLessThan(total * 0.5);
+    expect(new Set(arrivals.map((t) => Math.round(t / 5))).size).toBeGreaterThan(3);
+  });
+
+  it("gets completions, streamed and not", async () => {
+    const r = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 16, seed: 4 });
+    expect(r.object).toBe("text_completion");
+    expect(typeof r.choices[0].text).toBe("string");
+    const stream = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 16, seed: 4, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+    expect(text).toBe(r.choices[0].text);
+  });
+
+  it("lists the model", async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(["tiny"]);
+  });
+
+  it("gets OpenAI-shaped errors the client understands", async () => {
+    await expect(client.chat.completions.create({ model: "tiny", messages: [] })).rejects.toMatchObject({
+      status: 400,
+      error: { type: "invalid_request_error", param: "messages" },
+    });
+  });
+});

@@ -1,0 +1,141 @@
+// Running the server: API keys, 503 while loading, 429 on a full queue, cancellation when a client disconnects,
+// the status routes and the Prometheus scrape.
+import { describe, expect, it } from "vitest";
+import { tinyModel } from "../helpers/fixtures.js";
+import { postJson, startHttp } from "../helpers/http.js";
+
+const ok = { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 };
+const long = { messages: [{ role: "user", content: "Hi" }], max_tokens: 192, block_length: 32, steps: 192 };
+
+describe("API key", () => {
+  it("guards every route but /health and /v1/models, through Authorization or X-Api-Key", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir }, { apiKey: "sk-test-1234" });
+    try {
+      const chat = `${http.url}/v1/chat/completions`;
+      const missing = await postJson(chat, ok);
+      expect(missing.status).toBe(401);
+      expect(missing.body.error).toMatchObject({ type: "authentication_error", code: "invalid_api_key" });
+      expect((await postJson(chat, ok, { authorization: "Bearer wrong" })).status).toBe(401);
+      expect((await postJson(chat, ok, { authorization: "Bearer sk-test-1234" })).status).toBe(200);
+      expect((await postJson(chat, ok, { "x-api-key": "sk-test-1234" })).status).toBe(200);
+      expect((await fetch(`${http.url}/health`)).status).toBe(200);
+      expect((await fetch(`${http.url}/v1/models`)).status).toBe(200);
+      expect((await fetch(`${http.url}/stats`)).status).toBe(401);
+    } finally {
+      await http.close();
+    }
+  });
+});
+
+describe("loading", () => {
+  it("answers 503 with Retry-After until every worker has loaded, then 200", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 2 }, {}, { waitReady: false });
+    try {
+      const health = await fetch(`${http.url}/health`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toMatchObject({ status: "loading", model_loaded: false });
+      const chat = await postJson(`${http.url}/v1/chat/completions`, ok);
+      expect(chat.status).toBe(503);
+      expect(chat.headers.get("retry-after")).toBe("5");
+      expect(chat.body.error).toMatchObject({ type: "unavailable_error", code: "model_loading" });
+      await http.server.ready();
+      expect((await fetch(`${http.url}/health`)).status).toBe(200);
+      expect((await postJson(`${http.url}/v1/chat/completions`, ok)).status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  });
+});
+
+describe("overload", () => {
+  it("answers 429 with Retry-After once --max-queue requests are waiting", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue: 1 });
+    try {
+      const chat = `${http.url}/v1/chat/completions`;
+      const running = postJson(chat, long);
+      await expect.poll(() => http.server.stats().inFlight).toBe(1);
+      await expect.poll(() => http.server.stats().queueDepth).toBe(0); // the first is running, not waiting
+      const waiting = postJson(chat, ok);
+      await expect.poll(() => http.server.stats().queueDepth).toBe(1);
+      const refused = await postJson(chat, ok);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
+      expect((await running).status).toBe(200);
+      expect((await waiting).status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  });
+});
+
+describe("client disconnects", () => {
+  it.each([false, true])("cancel the request's work (stream: %s)", async (stream) => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0 });
+    try {
+      // How long the request takes when nobody leaves.
+      let started = performance.now();
+      await postJson(`${http.url}/v1/chat/completions`, { ...long, seed: 1 });
+      const full = performance.now() - started;
+
+      const controller = new AbortController();
+      started = performance.now();
+      const request = fetch(`${http.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...long, seed: 1, stream }),
+        signal: controller.signal,
+      }).then((res) => res.body?.getReader().read());
+      await expect.poll(() => http.server.stats().inFlight).toBe(1);
+      controller.abort();
+      await expect(request).rejects.toMatchObject({ name: "AbortError" });
+      await expect.poll(() => http.server.stats().inFlight, { timeout: full }).toBe(0);
+      expect(performance.now() - started).toBeLessThan(full * 0.75);
+    } finally {
+      await http.close();
+    }
+  });
+});
+
+describe("status routes", () => {
+  it("serve /health, /stats, /batch/stats, /generation/algorithms and a /metrics scrape that parses", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 2 }, { modelId: "tiny" });
+    try {
+      for (let i = 0; i < 3; i++) expect((await postJson(`${http.url}/v1/chat/completions`, ok)).status).toBe(200);
+      const get = async (path: string) => (await fetch(`${http.url}${path}`)).json();
+      expect(await get("/health")).toMatchObject({ status: "healthy", model_loaded: true, device: "cpu,cpu", engine: "dllm-serve", pending_requests: 0 });
+      const stats = await get("/stats");
+      expect(stats).toMatchObject({ total_workers: 2, healthy_workers: 2, total_requests: 3 });
+      expect(stats.workers[0]).toMatchObject({ index: 0, url: "cpu", healthy: true, requests_served: expect.any(Number), errors: 0 });
+      expect(await get("/batch/stats")).toEqual({ max_batch_size: 4, max_wait_time: 0.01, pending_requests: 0, currently_processing: 0 });
+      const algorithms = await get("/generation/algorithms");
+      expect(algorithms.algorithms[0]).toMatchObject({ name: "basic", description: expect.any(String), engine: "LLaDA", available: true });
+      expect(algorithms.algorithms.map((a: { name: string }) => a.name)).toContain("dual_cache");
+
+      const scrape = await fetch(`${http.url}/metrics`);
+      expect(scrape.headers.get("content-type")).toMatch(/^text\/plain/);
+      const samples = new Map<string, number>();
+      for (const line of (await scrape.text()).split("\n")) {
+        if (line === "" || line.startsWith("#")) continue;
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+]+|NaN|[+-]Inf)$/.exec(line);
+        expect(m, line).not.toBeNull();
+        samples.set(m![1], Number(m![2]));
+      }
+      expect(samples.get('dllm_requests_running{worker="0"}')).toBe(0);
+      expect(samples.get('dllm_requests_waiting{worker="1"}')).toBe(0);
+      const served = [...samples].filter(([k]) => k.startsWith("dllm_request_success_total")).reduce((a, [, v]) => a + v, 0);
+      expect(served).toBe(3);
+      expect(samples.get('dllm_e2e_request_latency_seconds_count{worker="0"}')! + samples.get('dllm_e2e_request_latency_seconds_count{worker="1"}')!).toBe(3);
+      expect([...samples.keys()].some((k) => k.startsWith("dllm_time_to_first_block_seconds_bucket"))).toBe(true);
+      expect([...samples.keys()].some((k) => k.startsWith("dllm_request_queue_time_seconds_sum"))).toBe(true);
+      expect([...samples.keys()].some((k) => k.startsWith("dllm_prompt_tokens_total"))).toBe(true);
+    } finally {
+      await http.close();
+    }
+  });
+});
