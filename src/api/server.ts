@@ -4,6 +4,7 @@ import { randomSeed, type GenerationInput, type GenerationParams } from "../mode
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { Router, type ClusterStats, type Policy, type Served, type ServedBlock } from "../cluster/router.js";
 import type { WorkerConfig } from "../cluster/protocol.js";
+import type { Isolation } from "../cluster/worker-handle.js";
 import type { ModelInfo } from "../native/addon-types.js";
 
 export interface ServerOptions {
@@ -29,8 +30,10 @@ export interface ServerOptions {
   maxQueue?: number;
   restartBackoffMs?: number;
   onProgress?: (worker: number, done: number, total: number) => void;
-  /** Testing only: faults injected into workers by index. */
-  faults?: Record<number, WorkerConfig["faults"]>;
+  /** Workers as threads (default) or child processes (a native crash then takes down only its own worker). */
+  isolation?: Isolation;
+  /** A batch running longer than this is taken for a hung device and its worker is recycled. Default 10 min. */
+  batchTimeoutMs?: number;
   /** Benchmarks only: see WorkerConfig.modelModule. */
   modelModule?: string;
 }
@@ -72,7 +75,8 @@ export class DllmServer {
       maxQueue: options.maxQueue,
       restartBackoffMs: options.restartBackoffMs,
       onProgress: options.onProgress,
-      faults: options.faults,
+      isolation: options.isolation,
+      batchTimeoutMs: options.batchTimeoutMs,
       modelModule: options.modelModule,
     });
   }

@@ -9,11 +9,11 @@ export interface WorkerConfig {
   dtype: "float32" | "float16" | "bfloat16";
   batchSize: number;
   maxWaitMs: number;
-  /** Testing only (never set by the CLI): make this worker's engine fail, to exercise fault handling. */
-  faults?: { deviceErrorOnBatch?: number };
+  /** How many times this worker has been restarted before (0 for the first start). */
+  incarnation: number;
   /**
-   * Benchmarks only (never set by the CLI): a module URL whose `loadModel(config)` returns a stand-in for the
-   * native model, e.g. one that holds each batch for a fixed time, to measure the serving layer alone.
+   * Benchmarks and tests only (never set by the CLI): a module URL whose `loadModel(config)` returns a stand-in
+   * for the native model: one that holds each batch for a fixed time, or one that injects faults.
    */
   modelModule?: string;
 }
@@ -28,8 +28,11 @@ export interface WorkRequest {
 
 export type ToWorker = { type: "generate"; request: WorkRequest } | { type: "cancel"; id: number } | { type: "shutdown" };
 
-/** Why a request failed: `invalid` is the client's fault; `device` means the worker's engine failed. */
-export type FailureKind = "invalid" | "aborted" | "device" | "internal";
+/**
+ * Why a request failed: `invalid` is the client's fault; `oom` means it did not fit in device memory even alone;
+ * `device` means the worker's engine failed (the worker is then recycled).
+ */
+export type FailureKind = "invalid" | "aborted" | "oom" | "device" | "internal";
 
 export type FromWorker =
   | { type: "progress"; done: number; total: number }

@@ -1,12 +1,13 @@
-// The main-thread router: one worker_thread per device, requests handed to them with no HTTP hop.
-// It never touches tensors and never waits on a worker. A worker whose thread dies or whose engine reports a
-// device error leaves the rotation; its requests go to healthy workers once (then fail with a clear error), and
-// it is restarted with backoff. Every request is settled exactly once.
-import { Worker } from "node:worker_threads";
+// The main-thread router: one worker per device (a worker_thread, or a child process with --isolation process),
+// requests handed to them with no HTTP hop. It never touches tensors and never waits on a worker. A worker that
+// dies, reports a device error, or holds a batch past the batch deadline leaves the rotation; its requests go to
+// healthy workers once (then fail with a clear error), and it is restarted with backoff. Every request is settled
+// exactly once.
 import { InvalidRequestError } from "../engine/errors.js";
 import type { BlockEvent, Generation, GenerationInput, GenerationParams } from "../model/model.js";
 import type { ModelInfo } from "../native/addon-types.js";
 import type { FromWorker, ToWorker, WorkerConfig, WorkRequest } from "./protocol.js";
+import { spawnWorker, type Isolation, type WorkerHandle } from "./worker-handle.js";
 
 export type Policy = "least-loaded" | "round-robin";
 
@@ -23,8 +24,10 @@ export interface RouterOptions {
   onProgress?: (worker: number, done: number, total: number) => void;
   /** Most requests waiting for a batch (all workers together) before new ones are refused. Default unbounded. */
   maxQueue?: number;
-  /** Testing only: faults injected into the workers by index. */
-  faults?: Record<number, WorkerConfig["faults"]>;
+  /** Workers as threads (default) or child processes. */
+  isolation?: Isolation;
+  /** A batch still running after this long means a hung device: the worker is recycled. Default 10 minutes. */
+  batchTimeoutMs?: number;
   /** Benchmarks only: see WorkerConfig.modelModule. */
   modelModule?: string;
 }
@@ -98,10 +101,10 @@ interface Pending {
 }
 
 const MAX_BACKOFF_MS = 30_000;
-const workerUrl = new URL("./worker.js", import.meta.url);
 
 class Slot {
-  thread?: Worker;
+  handle?: WorkerHandle;
+  batchTimer?: NodeJS.Timeout;
   state: WorkerState = "loading";
   everReady = false;
   readonly inFlight = new Map<number, Pending>();
@@ -130,7 +133,7 @@ class Slot {
   }
 
   send(message: ToWorker): void {
-    this.thread?.postMessage(message);
+    this.handle?.send(message);
   }
 
   stats(): WorkerStats {
@@ -249,11 +252,11 @@ export class Router {
     };
   }
 
-  /** Recycles a worker: its thread is ended, its requests go elsewhere, and it restarts. */
+  /** Recycles a worker: it is ended at once, its requests go elsewhere, and it restarts. */
   async recycleWorker(index: number): Promise<void> {
     const slot = this.#slots[index];
-    if (!slot?.thread) throw new Error(`no running worker ${index}`);
-    await slot.thread.terminate();
+    if (!slot?.handle) throw new Error(`no running worker ${index}`);
+    await slot.handle.terminate();
   }
 
   /** Stops taking requests, lets every accepted one finish, then shuts the workers down and frees the devices. */
@@ -266,11 +269,11 @@ export class Router {
     await Promise.all(
       this.#slots.map(async (slot) => {
         clearTimeout(slot.restartTimer);
-        const thread = slot.thread;
+        const handle = slot.handle;
         slot.state = "closed";
-        if (!thread) return;
-        const exited = new Promise((r) => thread.once("exit", r));
-        thread.postMessage({ type: "shutdown" } satisfies ToWorker);
+        if (!handle) return;
+        const exited = new Promise<void>((r) => handle.onExit(r));
+        handle.send({ type: "shutdown" });
         await exited;
       }),
     );
@@ -285,15 +288,14 @@ export class Router {
       dtype: this.#options.dtype,
       batchSize: this.#options.batchSize,
       maxWaitMs: this.#options.maxWaitMs,
-      faults: slot.restarts === 0 ? this.#options.faults?.[slot.index] : undefined,
+      incarnation: slot.restarts,
       modelModule: this.#options.modelModule,
     };
-    const thread = new Worker(workerUrl, { workerData: config });
-    slot.thread = thread;
+    const handle = spawnWorker(this.#options.isolation ?? "thread", config);
+    slot.handle = handle;
     slot.state = "loading";
-    thread.on("message", (m: FromWorker) => this.#onMessage(slot, m));
-    thread.on("error", () => {}); // the exit that follows does the work
-    thread.on("exit", () => this.#onExit(slot, thread));
+    handle.onMessage((m) => this.#onMessage(slot, m));
+    handle.onExit(() => this.#onExit(slot, handle));
   }
 
   #onMessage(slot: Slot, m: FromWorker): void {
@@ -316,7 +318,15 @@ export class Router {
           this.#rejectReadyWaiters(new Error(`worker ${slot.index} (${slot.device}) failed to load the model: ${m.message}`));
         }
         break;
-      case "batch":
+      case "batch": {
+        const timeout = this.#options.batchTimeoutMs ?? 600_000;
+        clearTimeout(slot.batchTimer);
+        slot.batchTimer = setTimeout(() => {
+          // A batch this late means a hung device: recycle the worker; its requests are retried elsewhere once.
+          slot.errors++;
+          slot.state = "restarting";
+          void slot.handle?.terminate();
+        }, timeout);
         slot.batches++;
         slot.batchedRequests += m.ids.length;
         slot.paddingSlots += m.paddingSlots;
@@ -327,7 +337,9 @@ export class Router {
           if (p) p.startedAt = performance.now();
         }
         break;
+      }
       case "batch-done":
+        clearTimeout(slot.batchTimer);
         slot.running.clear();
         break;
       case "block": {
@@ -354,6 +366,9 @@ export class Router {
           this.#retry(p, `worker ${slot.index} (${slot.device}) reported a device error: ${m.message}`);
         }
         else if (m.kind === "invalid") this.#settle(p, () => p.reject(new InvalidRequestError(m.message)));
+        else if (m.kind === "oom") {
+          this.#settle(p, () => p.reject(new ServiceUnavailableError(`out of device memory even for this request alone: ${m.message}`)));
+        }
         else if (m.kind === "aborted") this.#settle(p, () => p.reject(new DOMException(m.message, "AbortError")));
         else this.#settle(p, () => p.reject(new Error(m.message)));
         break;
@@ -361,7 +376,7 @@ export class Router {
       case "device-error":
         // The engine may be in a bad state: take the worker out of rotation and restart it.
         slot.state = "restarting";
-        void slot.thread?.terminate();
+        void slot.handle?.terminate();
         break;
       case "closed":
         slot.state = "closed";
@@ -369,9 +384,10 @@ export class Router {
     }
   }
 
-  #onExit(slot: Slot, thread: Worker): void {
-    if (slot.thread !== thread) return;
-    slot.thread = undefined;
+  #onExit(slot: Slot, handle: WorkerHandle): void {
+    if (slot.handle !== handle) return;
+    slot.handle = undefined;
+    clearTimeout(slot.batchTimer);
     slot.running.clear();
     const orphans = [...slot.inFlight.values()];
     slot.inFlight.clear();

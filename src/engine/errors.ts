@@ -11,6 +11,11 @@ export class DeviceError extends Error {
   override name = "DeviceError";
 }
 
+/** The device ran out of memory for this batch: a smaller batch may fit. */
+export class OutOfMemoryError extends DeviceError {
+  override name = "OutOfMemoryError";
+}
+
 /** A call on an engine or model after dispose(). */
 export class DisposedError extends Error {
   override name = "DisposedError";
@@ -31,6 +36,8 @@ export function fromNative(err: unknown, signal?: AbortSignal): unknown {
       return abortError(signal);
     case NativeErrorCode.invalidArgument:
       return new InvalidRequestError(e.message);
+    case NativeErrorCode.outOfMemory:
+      return new OutOfMemoryError(e.message);
     case NativeErrorCode.device:
       return new DeviceError(e.message);
     case NativeErrorCode.disposed:

@@ -81,6 +81,59 @@ export const NativeErrorCode = {
   aborted: "ABORT_ERR",
   invalidArgument: "ERR_INVALID_ARGUMENT",
   device: "ERR_DEVICE",
+  outOfMemory: "ERR_OUT_OF_MEMORY",
   engine: "ERR_ENGINE",
   disposed: "ERR_ENGINE_DISPOSED",
 } as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Trainer (native/src/bindings/trainer-binding.cpp): LLaDA SFT with AdamW on the trainer's own native thread.
+
+/** A tensor crossing the addon boundary: fp32 values, row-major. */
+export interface NativeTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface NativeTrainerOptions {
+  /** A config.json text: seeded random initialisation. */
+  configJson?: string;
+  /** Or an HF LLaDA folder whose weights to start from. */
+  path?: string;
+  /** Initialisation and masking noise; an integer in [0, 2^53). */
+  seed?: number;
+  device?: string;
+  beta1?: number;
+  beta2?: number;
+  weightDecay?: number;
+  clipNorm?: number;
+  maskEps?: number;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Answer tokens masked in the batch. */
+  masked: number;
+  /** Optimizer steps taken so far, this one included. */
+  step: number;
+}
+
+export interface NativeTrainer {
+  create(options: NativeTrainerOptions): Promise<{ step: number }>;
+  /** tokens [B*T] (prompt, answer, EOS padding per row), promptLengths [B]. */
+  trainStep(tokens: Int32Array, promptLengths: Int32Array, lr: number): Promise<NativeStepResult>;
+  /** Logits [B*T*embeddingSize] of unpadded rows. */
+  logits(tokens: Int32Array, batch: number): Promise<Float32Array>;
+  /** Weights under their HF names. */
+  exportWeights(): Promise<Record<string, NativeTensor>>;
+  /** AdamW moments ("exp_avg." / "exp_avg_sq." + HF name) and the step count. */
+  exportState(): Promise<{ step: number; tensors: Record<string, NativeTensor> }>;
+  importState(state: { step: number; tensors: Record<string, NativeTensor> }): Promise<{ step: number }>;
+  dispose(): Promise<void>;
+}
+
+export interface NativeTrainerAddon {
+  Trainer: new () => NativeTrainer;
+}

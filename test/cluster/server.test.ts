@@ -2,6 +2,7 @@
 // batching, parameter isolation, batch invariance, worker faults, cancellation and draining.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
+import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
 
 let modelPath: string;
@@ -126,7 +127,7 @@ describe("faults", () => {
   it("an engine error in one worker leaves the others serving; the failed batch is retried elsewhere", async () => {
     await using server = await createServer({
       modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", restartBackoffMs: 50,
-      faults: { 1: { deviceErrorOnBatch: 1 } },
+      modelModule: faultyModelUrl({ workers: [1], deviceErrorOnBatch: 1 }),
     });
     const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...short, seed: i })));
     expect(results).toHaveLength(prompts.length);

@@ -12,6 +12,7 @@
 
 #include <torch/version.h>
 
+#include "bindings/trainer-binding.h"
 #include "engine/engine.h"
 #include "model/weights.h"
 
@@ -23,6 +24,7 @@ using dllm::Engine;
 constexpr const char* kAborted = "ABORT_ERR";
 constexpr const char* kInvalid = "ERR_INVALID_ARGUMENT";
 constexpr const char* kDevice = "ERR_DEVICE";
+constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 constexpr const char* kEngine = "ERR_ENGINE";
 constexpr const char* kStopped = "ERR_ENGINE_DISPOSED";
 
@@ -41,7 +43,7 @@ Failure classify(std::exception_ptr ep) {
   } catch (const std::invalid_argument& e) {
     return {kInvalid, e.what()};
   } catch (const c10::OutOfMemoryError& e) {
-    return {kDevice, e.what_without_backtrace()};
+    return {kOutOfMemory, e.what_without_backtrace()};
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     bool device = msg.find("CUDA") != std::string::npos || msg.find("cuda") != std::string::npos;
@@ -498,6 +500,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("Trainer", dllm_bindings::defineTrainer(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::getNumGPUs() > 0);

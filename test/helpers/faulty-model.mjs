@@ -1,0 +1,38 @@
+// Fault injection for the serving tests: a stand-in model module (WorkerConfig.modelModule) that wraps the real
+// native Model and fails the way devices fail. It lives in test/ and is not built into dist/, so no production
+// configuration can reach it. The faults come from the module URL: faulty-model.mjs?spec=<JSON>, with
+//   workers: [indexes]        which workers misbehave (first start only; a restarted worker is healthy)
+//   deviceErrorOnBatch: n     the n-th batch throws a DeviceError
+//   oomAbove: n               batches of more than n requests throw an OutOfMemoryError
+//   hangOnBatch: n            the n-th batch never finishes
+//   crashOnBatch: n           the n-th batch aborts the whole process (like a native crash)
+import { DeviceError, OutOfMemoryError } from "../../dist/engine/errors.js";
+import { Model } from "../../dist/model/model.js";
+
+const spec = JSON.parse(new URL(import.meta.url).searchParams.get("spec") ?? "{}");
+
+export function faultyModelUrl(faults) {
+  return `${new URL(import.meta.url).href.split("?")[0]}?spec=${encodeURIComponent(JSON.stringify(faults))}`;
+}
+
+export async function loadModel(config) {
+  const model = await Model.load({ modelPath: config.modelPath, device: config.device, dtype: config.dtype });
+  if (config.incarnation > 0 || !(spec.workers ?? [config.index]).includes(config.index)) return model;
+  let batches = 0;
+  return {
+    info: model.info,
+    promptIds: (input) => model.promptIds(input),
+    check: (row, params) => model.check(row, params),
+    dispose: () => model.dispose(),
+    async decode(rows, params, options) {
+      batches++;
+      if (spec.deviceErrorOnBatch === batches) throw new DeviceError("CUDA error: an illegal memory access was encountered (injected)");
+      if (spec.oomAbove !== undefined && rows.length > spec.oomAbove) {
+        throw new OutOfMemoryError(`CUDA out of memory. Tried to allocate 2.00 GiB (injected for a batch of ${rows.length})`);
+      }
+      if (spec.hangOnBatch === batches) return new Promise(() => {});
+      if (spec.crashOnBatch === batches) process.abort();
+      return model.decode(rows, params, options);
+    },
+  };
+}

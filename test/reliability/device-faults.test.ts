@@ -1,0 +1,80 @@
+// Device faults, injected through test/helpers/faulty-model.mjs: out-of-memory batches are split, hung batches
+// get their worker recycled, and with process isolation a native crash takes down only its own worker.
+import { beforeAll, describe, expect, it } from "vitest";
+import { createServer } from "../../dist/api/server.js";
+import { faultyModelUrl } from "../helpers/faulty-model.mjs";
+import { tinyModel } from "../helpers/fixtures.js";
+
+let modelPath: string;
+beforeAll(async () => {
+  ({ dir: modelPath } = await tinyModel({ seed: 21 }));
+});
+
+const params = { genLength: 16, blockLength: 8, steps: 8 };
+const prompts = ["Hi", "Tell me about the cat", "What is it?", "Once upon a time there was", "and", "Hello there"];
+
+describe("out of memory", () => {
+  it("splits a batch that does not fit and answers every request as it would alone; the worker keeps serving", async () => {
+    await using server = await createServer({
+      modelPath, workers: 1, batchSize: 4, maxWaitMs: 200, modelModule: faultyModelUrl({ oomAbove: 1 }),
+    });
+    const results = await Promise.all(prompts.slice(0, 4).map((p, i) => server.complete(p, { ...params, seed: i })));
+    await using plain = await createServer({ modelPath, workers: 1 });
+    for (const [i, p] of prompts.slice(0, 4).entries()) expect(results[i].tokens).toEqual((await plain.complete(p, { ...params, seed: i })).tokens);
+    const stats = server.stats();
+    expect(stats.workers[0]).toMatchObject({ healthy: true, restarts: 0, errors: 0 });
+    expect(stats.meanBatchSize).toBe(4); // one batch of four, decoded in pieces
+  });
+
+  it("fails a request that does not fit even alone with a clear 503-class error, and keeps serving", async () => {
+    await using server = await createServer({
+      modelPath, workers: 1, batchSize: 1, maxWaitMs: 0, modelModule: faultyModelUrl({ oomAbove: 0 }),
+    });
+    await expect(server.complete("Hi", params)).rejects.toMatchObject({
+      name: "ServiceUnavailableError",
+      message: expect.stringMatching(/out of device memory.*CUDA out of memory/),
+    });
+    expect(server.stats().workers[0]).toMatchObject({ healthy: true, restarts: 0 });
+  });
+});
+
+describe("hung batches", () => {
+  it("recycle the worker after the batch deadline and retry its requests once elsewhere", async () => {
+    await using server = await createServer({
+      modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", batchTimeoutMs: 1000, restartBackoffMs: 50,
+      modelModule: faultyModelUrl({ workers: [0], hangOnBatch: 1 }),
+    });
+    let answered = 0;
+    const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...params, seed: i }).then((g) => (answered++, g))));
+    expect(answered).toBe(prompts.length);
+    expect(results.every((g) => g.worker === 1 || g.worker === 0)).toBe(true);
+    const stats = server.stats();
+    expect(stats.workers[0].restarts).toBe(1);
+    expect(stats.workers[0].errors).toBeGreaterThan(0);
+    await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
+  });
+});
+
+describe("process isolation", () => {
+  it("serves the same answers as threads", async () => {
+    await using threads = await createServer({ modelPath, workers: 1 });
+    await using processes = await createServer({ modelPath, workers: 2, isolation: "process" });
+    for (const [i, p] of prompts.slice(0, 3).entries()) {
+      expect((await processes.complete(p, { ...params, seed: i })).tokens).toEqual((await threads.complete(p, { ...params, seed: i })).tokens);
+    }
+  });
+
+  it("a native crash in one worker leaves the others serving; the crashed worker restarts and rejoins", async () => {
+    await using server = await createServer({
+      modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", isolation: "process", restartBackoffMs: 50,
+      modelModule: faultyModelUrl({ workers: [1], crashOnBatch: 1 }),
+    });
+    let answered = 0;
+    const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...params, seed: i }).then((g) => (answered++, g))));
+    expect(answered).toBe(prompts.length);
+    expect(results).toHaveLength(prompts.length);
+    expect(server.stats().workers[1].restarts).toBe(1);
+    await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
+    expect((await server.complete("after", params)).finishReason).toMatch(/stop|length/);
+  });
+});
