@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     algorithm: args.algorithm,
     chatTemplate: args.chatTemplate,
     apiKey: args.apiKey,
+    cors: args.cors,
     batchSize: args.server.batchSize ?? 8,
     maxWaitMs: args.server.maxWaitMs ?? 20,
     logger: { level: args.logLevel },
@@ -31,9 +32,10 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info(`${signal}: finishing in-flight requests, then exiting`);
-    await app.close(); // no new connections
-    await server.close(); // accepted requests finish, devices are freed
+    app.log.info(`${signal}: finishing in-flight requests (at most ${args.shutdownTimeoutMs / 1000} s), then exiting`);
+    process.stderr.write(`dllm-serve: ${signal}, draining\n`);
+    // No new connections; accepted requests finish (or are cancelled at the deadline); devices are freed.
+    await Promise.all([app.close(), server.close(args.shutdownTimeoutMs)]);
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));

@@ -151,9 +151,9 @@ export class DllmServer {
     return this.#router.recycleWorker(index);
   }
 
-  /** Stops taking requests, finishes the accepted ones, frees every device. */
-  close(): Promise<void> {
-    return this.#router.close();
+  /** Stops taking requests, finishes the accepted ones (cancelling any still running after deadlineMs), frees every device. */
+  close(deadlineMs?: number): Promise<void> {
+    return this.#router.close(deadlineMs);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import type { ServerOptions } from "../api/server.js";
 import type { Policy } from "../cluster/router.js";
+import type { Isolation } from "../cluster/worker-handle.js";
 import { findAlgorithm } from "../model/algorithms.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
@@ -20,10 +21,15 @@ Options:
   --batch-size <n>         most requests in one batch (default: 8)
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: 0.02)
   --policy <name>          least-loaded or round-robin (default: least-loaded)
+  --isolation <mode>       thread: a worker_thread per device (default, fast start, one process);
+                           process: a child process per device (a native crash ends only that worker)
+  --batch-timeout <s>      a batch running longer is taken for a hung device: the worker is recycled (default: 600)
+  --shutdown-timeout <s>   on SIGTERM/SIGINT, in-flight requests get this long before they are cancelled (default: 30)
   --algorithm <name>       default generation_algorithm (default: basic)
   --no-chat-template       join chat messages into a raw prompt instead of applying the chat template
   --api-key <key>          require this key (Authorization: Bearer <key> or X-Api-Key); env DLLM_API_KEY
   --max-queue <n>          refuse requests with 429 once n are waiting (default: unbounded)
+  --cors <origin>          allow browsers from this origin (or *) to call the API (default: CORS off)
   --log-level <level>      fatal, error, warn, info, debug, trace, silent (default: info)
   -h, --help               show this help
 `;
@@ -37,10 +43,18 @@ export interface ServerArgs {
   algorithm: string;
   chatTemplate: boolean;
   apiKey: string | undefined;
+  cors: string | undefined;
+  shutdownTimeoutMs: number;
   logLevel: string;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function seconds(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new Error(`--${flag} must be a number of seconds >= 0, got '${value}'`);
+  return n;
+}
 
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
@@ -65,6 +79,10 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       "batch-size": { type: "string", default: "8" },
       "max-wait-time": { type: "string", default: "0.02" },
       policy: { type: "string", default: "least-loaded" },
+      isolation: { type: "string", default: "thread" },
+      "batch-timeout": { type: "string", default: "600" },
+      "shutdown-timeout": { type: "string", default: "30" },
+      cors: { type: "string" },
       algorithm: { type: "string", default: "basic" },
       "no-chat-template": { type: "boolean", default: false },
       "api-key": { type: "string" },
@@ -75,8 +93,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   });
   const port = integer("port", values.port, 0)!;
   if (port > 65535) throw new Error(`--port must be at most 65535, got ${port}`);
-  const maxWait = Number(values["max-wait-time"]);
-  if (!Number.isFinite(maxWait) || maxWait < 0) throw new Error(`--max-wait-time must be a number of seconds >= 0, got '${values["max-wait-time"]}'`);
+  const maxWait = seconds("max-wait-time", values["max-wait-time"]!);
+  const isolation = values.isolation as Isolation;
+  if (isolation !== "thread" && isolation !== "process") throw new Error(`--isolation must be thread or process, got '${isolation}'`);
   const gpuIds = values["gpu-ids"]?.split(",").map((id) => integer("gpu-ids", id.trim(), 0)!);
   const device = values.device;
   if (device !== undefined && device !== "cpu" && device !== "cuda") throw new Error(`--device must be cpu or cuda, got '${device}'`);
@@ -102,10 +121,14 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       maxWaitMs: maxWait * 1000,
       policy,
       maxQueue: integer("max-queue", values["max-queue"], 0),
+      isolation,
+      batchTimeoutMs: seconds("batch-timeout", values["batch-timeout"]!) * 1000,
     },
     algorithm: algorithm.name,
     chatTemplate: !values["no-chat-template"],
     apiKey: values["api-key"] ?? env.DLLM_API_KEY,
+    cors: values.cors,
+    shutdownTimeoutMs: seconds("shutdown-timeout", values["shutdown-timeout"]!) * 1000,
     logLevel: values["log-level"]!,
   };
 }

@@ -259,25 +259,51 @@ export class Router {
     await slot.handle.terminate();
   }
 
-  /** Stops taking requests, lets every accepted one finish, then shuts the workers down and frees the devices. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking requests, lets every accepted one finish (those still running after `deadlineMs` are cancelled
+   * with a ServiceUnavailableError), then shuts the workers down and frees the devices.
+   */
+  async close(deadlineMs = Infinity): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
       for (const p of this.#backlog.splice(0)) this.#settle(p, () => p.reject(new ServiceUnavailableError("the server is shutting down")));
     }
-    while (this.#slots.some((s) => s.inFlight.size > 0)) await new Promise<void>((r) => this.#drainWaiters.push(r));
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        clearTimeout(slot.restartTimer);
-        const handle = slot.handle;
-        slot.state = "closed";
-        if (!handle) return;
-        const exited = new Promise<void>((r) => handle.onExit(r));
-        handle.send({ type: "shutdown" });
-        await exited;
-      }),
-    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      if (Number.isFinite(deadlineMs)) timer = setTimeout(() => resolve("late"), deadlineMs);
+    });
+    if ((await Promise.race([this.#drained(), late])) === "late") this.#cancelAll();
+    clearTimeout(timer);
+    await Promise.all(this.#slots.map((slot) => this.#shutdown(slot)));
     this.#rejectReadyWaiters(new ServiceUnavailableError("the server was closed before it was ready"));
+  }
+
+  async #drained(): Promise<"drained"> {
+    while (this.#slots.some((s) => s.inFlight.size > 0)) await new Promise<void>((r) => this.#drainWaiters.push(r));
+    return "drained";
+  }
+
+  #cancelAll(): void {
+    for (const slot of this.#slots) {
+      for (const p of slot.inFlight.values()) {
+        this.#settle(p, () => p.reject(new ServiceUnavailableError("the server shut down before this request finished")));
+        slot.send({ type: "cancel", id: p.request.id });
+      }
+    }
+  }
+
+  /** Asks a worker to finish and free its device; one that has not exited 10 s later is ended. */
+  async #shutdown(slot: Slot): Promise<void> {
+    clearTimeout(slot.restartTimer);
+    clearTimeout(slot.batchTimer);
+    const handle = slot.handle;
+    slot.state = "closed";
+    if (!handle) return;
+    const exited = new Promise<void>((r) => handle.onExit(r));
+    handle.send({ type: "shutdown" });
+    const stuck = setTimeout(() => void handle.terminate(), 10_000);
+    await exited;
+    clearTimeout(stuck);
   }
 
   #start(slot: Slot): void {

@@ -20,12 +20,20 @@ export interface AppOptions {
   apiKey?: string;
   batchSize: number;
   maxWaitMs: number;
-  /** Largest request body in bytes. Default 1 MiB. */
+  /** Largest request body in bytes. Default: derived from the model's max_sequence_length (see bodyLimitFor). */
   bodyLimit?: number;
+  /** Origin browsers may call from ("*" for any); CORS is off when unset. */
+  cors?: string;
   logger?: FastifyServerOptions["logger"];
 }
 
 const PUBLIC_ROUTES = new Set(["/health", "/v1/models"]);
+const HARD_BODY_LIMIT = 8 * 1024 * 1024;
+
+/** The largest body a request to this model can need: a full context of text, generously escaped. */
+export function bodyLimitFor(maxSequenceLength: number): number {
+  return 64 * 1024 + maxSequenceLength * 32;
+}
 
 /** Compares API keys in constant time (hashes first, so lengths leak nothing either). */
 function keyMatches(given: string, expected: string): boolean {
@@ -44,7 +52,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
     // fastify's request logs carry method, URL, host and remote address: never headers (keys) or bodies (prompts).
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // This is only the hard cap while reading; the real limit, from the model config, is checked on arrival.
+    bodyLimit: options.bodyLimit ?? HARD_BODY_LIMIT,
   });
   const ctx: AppContext = {
     server: options.server,
@@ -61,6 +70,16 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   app.addHook("onRequest", async (request, reply) => {
     const path = request.url.split("?")[0];
+    if (options.cors) {
+      reply.header("access-control-allow-origin", options.cors);
+      reply.header("vary", "origin");
+      if (request.method === "OPTIONS") {
+        reply.header("access-control-allow-methods", "GET, POST, OPTIONS");
+        reply.header("access-control-allow-headers", "authorization, content-type, x-api-key");
+        reply.header("access-control-max-age", "600");
+        return reply.code(204).send();
+      }
+    }
     if (options.apiKey && !PUBLIC_ROUTES.has(path)) {
       const key = presentedKey(request.headers);
       if (!key || !keyMatches(key, options.apiKey)) {
@@ -69,8 +88,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
     // Until every worker has loaded, only health and metrics answer (health says 503 itself).
     if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
-      reply.header("retry-after", "5");
       throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
+    }
+    const limit = options.bodyLimit ?? bodyLimitFor(ctx.server.info?.maxSequenceLength ?? 4096);
+    if (Number(request.headers["content-length"] ?? 0) > limit) {
+      throw new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
     }
   });
 

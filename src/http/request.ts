@@ -19,8 +19,6 @@ export interface ParsedRequest {
   input: GenerationInput;
   options: RequestOptions;
   stream: boolean;
-  includeUsage: boolean;
-  model: string | undefined;
 }
 
 type Body = Record<string, unknown>;
@@ -166,14 +164,15 @@ function asBody(v: unknown): Body {
   return v as Body;
 }
 
-function streaming(body: Body): { stream: boolean; includeUsage: boolean } {
+/** stream, and stream_options (validated; the final chunk always carries usage). */
+function streaming(body: Body): { stream: boolean } {
   const stream = optional(body, "stream", boolean("stream")) ?? false;
   const options = body.stream_options;
   if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) {
     throw invalid("'stream_options' must be an object", "stream_options");
   }
-  const includeUsage = optional((options ?? {}) as Body, "include_usage", boolean("stream_options.include_usage")) ?? false;
-  return { stream, includeUsage };
+  optional((options ?? {}) as Body, "include_usage", boolean("stream_options.include_usage"));
+  return { stream };
 }
 
 export function parseChatRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
@@ -183,7 +182,8 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
   const input: GenerationInput = defaults.chatTemplate
     ? { messages: list }
     : { prompt: list.map((m) => m.content).join("\n") };
-  return { input, options: decoding(body, defaults), ...streaming(body), model: optional(body, "model", string("model")) };
+  optional(body, "model", string("model")); // any name is accepted: one model is served
+  return { input, options: decoding(body, defaults), ...streaming(body) };
 }
 
 export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
@@ -191,5 +191,6 @@ export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults):
   let prompt = body.prompt;
   if (Array.isArray(prompt) && prompt.length === 1) prompt = prompt[0];
   if (typeof prompt !== "string") throw invalid(`'prompt' must be a string, not ${typeName(prompt)}`, "prompt");
-  return { input: { prompt }, options: decoding(body, defaults), ...streaming(body), model: optional(body, "model", string("model")) };
+  optional(body, "model", string("model"));
+  return { input: { prompt }, options: decoding(body, defaults), ...streaming(body) };
 }

@@ -54,7 +54,8 @@ function disconnectSignal(reply: FastifyReply): AbortSignal {
 async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, request: FastifyRequest, reply: FastifyReply) {
   const startedAt = performance.now();
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
-  const shape = shapes(kind, id, Math.floor(Date.now() / 1000), parsed.model ?? ctx.modelId);
+  // Responses name the model that served them, never an echo of the request's text.
+  const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId);
   const signal = disconnectSignal(reply);
   let firstBlock = true;
   const onFirstBlock = (worker: number) => {
