@@ -7,6 +7,8 @@ export interface WorkerConfig {
   modelPath: string;
   device: string;
   dtype: "float32" | "float16" | "bfloat16";
+  /** CPU threads for the engine (CPU workers split the cores between them). */
+  threads?: number;
   batchSize: number;
   maxWaitMs: number;
   /** How many times this worker has been restarted before (0 for the first start). */

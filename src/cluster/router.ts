@@ -3,6 +3,7 @@
 // dies, reports a device error, or holds a batch past the batch deadline leaves the rotation; its requests go to
 // healthy workers once (then fail with a clear error), and it is restarted with backoff. Every request is settled
 // exactly once.
+import { availableParallelism } from "node:os";
 import { InvalidRequestError } from "../engine/errors.js";
 import type { BlockEvent, Generation, GenerationInput, GenerationParams } from "../model/model.js";
 import type { ModelInfo } from "../native/addon-types.js";
@@ -162,6 +163,8 @@ export class Router {
   #turn = 0;
   #totalRequests = 0;
   #closing = false;
+  /** CPU workers share the cores: each engine gets its part, so their thread pools don't fight. */
+  readonly #cpuThreads: number;
   #readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   #drainWaiters: Array<() => void> = [];
 
@@ -169,6 +172,8 @@ export class Router {
     if (options.devices.length === 0) throw new Error("the router needs at least one device");
     this.#options = options;
     this.#slots = options.devices.map((device, i) => new Slot(i, device, options.restartBackoffMs ?? 500));
+    const cpuWorkers = options.devices.filter((d) => d === "cpu").length;
+    this.#cpuThreads = Math.max(1, Math.floor(availableParallelism() / Math.max(1, cpuWorkers)));
     for (const slot of this.#slots) this.#start(slot);
   }
 
@@ -312,6 +317,7 @@ export class Router {
       modelPath: this.#options.modelPath,
       device: slot.device,
       dtype: this.#options.dtype,
+      threads: slot.device === "cpu" ? this.#cpuThreads : undefined,
       batchSize: this.#options.batchSize,
       maxWaitMs: this.#options.maxWaitMs,
       incarnation: slot.restarts,

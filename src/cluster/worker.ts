@@ -196,6 +196,7 @@ async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void): P
     modelPath: config.modelPath,
     device: config.device,
     dtype: config.dtype,
+    threads: config.threads,
     onProgress: (done, total) => post({ type: "progress", done, total }),
   });
 }

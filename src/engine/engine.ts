@@ -42,6 +42,8 @@ export interface BatchResult {
 export interface LoadOptions {
   device?: string;
   dtype?: "float32" | "float16" | "bfloat16";
+  /** CPU threads for this engine (default: all cores); engines sharing a CPU should split the cores. */
+  threads?: number;
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
 
@@ -67,12 +69,12 @@ export class Engine {
 
   /** Loads an HF LLaDA folder on a device. */
   static async load(modelPath: string, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ path: modelPath, device: options.device, dtype: options.dtype }, options.onProgress);
+    return Engine.#create({ path: modelPath, device: options.device, dtype: options.dtype, threads: options.threads }, options.onProgress);
   }
 
   /** Seeded random weights from a config.json object alone (benchmarks at real shapes without the files). */
   static async random(config: object, seed: number, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ configJson: JSON.stringify(config), seed, device: options.device, dtype: options.dtype });
+    return Engine.#create({ configJson: JSON.stringify(config), seed, device: options.device, dtype: options.dtype, threads: options.threads });
   }
 
   static async #create(spec: Parameters<NativeEngine["load"]>[0], onProgress?: LoadOptions["onProgress"]): Promise<Engine> {

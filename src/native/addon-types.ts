@@ -28,6 +28,8 @@ export interface NativeLoadOptions {
   seed?: number;
   device?: string;
   dtype?: string;
+  /** CPU threads for the engine's work (0: libtorch's default, all cores). */
+  threads?: number;
 }
 
 export interface NativeGenerateOptions {

@@ -253,6 +253,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       spec.seed = static_cast<uint64_t>(intField(o, "seed", 0));
       spec.device = stringField(o, "device", "cpu");
       spec.dtype = stringField(o, "dtype", "float32");
+      spec.threads = static_cast<int>(intField(o, "threads", 0));
+      if (spec.threads < 0) throw std::invalid_argument("threads must be >= 0");
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("load: ") + e.what());
     }

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <stdexcept>
@@ -76,6 +77,8 @@ std::shared_ptr<LLaDAModel> Engine::buildModel(const ModelSpec& spec, const Load
   if (device.is_cuda() && !at::hasCUDA())
     throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
   const at::ScalarType dtype = parseDtype(spec.dtype);
+  // OpenMP's thread count is per calling thread: this sets it for the engine thread, which runs every job.
+  if (spec.threads > 0) at::set_num_threads(spec.threads);
   if (spec.path.empty()) {
     LLaDAConfig config = LLaDAConfig::fromJson(json::parse(spec.config_json), "config");
     return std::make_shared<LLaDAModel>(config, randomWeights(config, device, dtype, spec.seed), device, dtype);

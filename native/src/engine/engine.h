@@ -21,6 +21,7 @@ struct ModelSpec {
   uint64_t seed = 0;        // for random initialisation
   std::string device = "cpu";
   std::string dtype = "float32";  // float32 | float16 | bfloat16
+  int threads = 0;                 // CPU threads for this engine's work; 0 keeps libtorch's default
 };
 
 class Engine {
