@@ -56,32 +56,29 @@ export interface ServedBlock extends BlockEvent {
   worker: number;
 }
 
-export interface WorkerStats {
+/** What is counted for each worker and, summed, for the cluster. */
+interface LoadCounts {
+  requestsServed: number;
+  errors: number;
+  inFlight: number;
+  queueDepth: number;
+  batches: number;
+  meanBatchSize: number;
+  paddingFraction: number;
+}
+
+export interface WorkerStats extends LoadCounts {
   index: number;
   device: string;
   state: WorkerState;
   healthy: boolean;
-  requestsServed: number;
-  errors: number;
-  inFlight: number;
-  queueDepth: number;
-  batches: number;
-  meanBatchSize: number;
-  paddingFraction: number;
   restarts: number;
 }
 
-export interface ClusterStats {
+export interface ClusterStats extends LoadCounts {
   totalWorkers: number;
   healthyWorkers: number;
   totalRequests: number;
-  requestsServed: number;
-  errors: number;
-  inFlight: number;
-  queueDepth: number;
-  batches: number;
-  meanBatchSize: number;
-  paddingFraction: number;
   workers: WorkerStats[];
 }
 
