@@ -41,7 +41,7 @@ describe("out of memory", () => {
 describe("hung batches", () => {
   it("recycle the worker after the batch deadline and retry its requests once elsewhere", async () => {
     await using server = await createServer({
-      modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", batchTimeoutMs: 1000, restartBackoffMs: 50,
+      modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", batchTimeoutMs: 4000, restartBackoffMs: 50,
       modelModule: faultyModelUrl({ workers: [0], hangOnBatch: 1 }),
     });
     let answered = 0;
