@@ -23,7 +23,6 @@ export interface ParsedRequest {
 
 type Body = Record<string, unknown>;
 
-const MAX_STEPS = 512;
 const DEFAULT_MAX_TOKENS = 128;
 const DEFAULT_STEPS = 128;
 const DEFAULT_BLOCK_LENGTH = 32;
@@ -113,7 +112,8 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   const blockLength = Math.min(requestedBlock ?? DEFAULT_BLOCK_LENGTH, maxTokens);
   const genLength = Math.ceil(maxTokens / blockLength) * blockLength;
   const blocks = genLength / blockLength;
-  let steps = optional(body, "steps", number("steps", 1, MAX_STEPS, { integer: true }));
+  // Every step commits at least one token until the generation is full, so no useful count exceeds the context.
+  let steps = optional(body, "steps", number("steps", 1, defaults.maxSequenceLength, { integer: true }));
   if (steps === undefined) {
     steps = Math.ceil(DEFAULT_STEPS / blocks) * blocks;
   } else if (steps % blocks !== 0) {
