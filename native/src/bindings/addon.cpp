@@ -12,6 +12,7 @@
 
 #include <torch/version.h>
 
+#include "bindings/trainer-binding.h"
 #include "engine/engine.h"
 #include "model/weights.h"
 
@@ -501,6 +502,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("Trainer", dllm_bindings::defineTrainer(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::getNumGPUs() > 0);

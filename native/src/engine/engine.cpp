@@ -1,7 +1,6 @@
 #include "engine/engine.h"
 
 #include <ATen/Parallel.h>
-#include <c10/core/InferenceMode.h>
 
 #include <stdexcept>
 
@@ -9,52 +8,6 @@
 #include "util/json.h"
 
 namespace dllm {
-
-Engine::Engine() : thread_([this] { run(); }) {}
-
-Engine::~Engine() { stop(); }
-
-bool Engine::submit(Job job) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return false;
-    queue_.push_back(std::move(job));
-  }
-  cv_.notify_one();
-  return true;
-}
-
-void Engine::requestStop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-}
-
-void Engine::stop() {
-  requestStop();
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
-}
-
-void Engine::run() {
-  // No autograd anywhere in serving: every job runs in inference mode.
-  c10::InferenceMode inference;
-  while (true) {
-    Job job;
-    bool stopping;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) break;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      stopping = stopping_;
-    }
-    job(stopping);  // jobs catch their own exceptions and report through their own channel
-  }
-  model_.reset();
-}
 
 at::ScalarType parseDtype(const std::string& name) {
   if (name == "float32" || name == "fp32") return at::kFloat;

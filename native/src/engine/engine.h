@@ -1,16 +1,10 @@
-// One engine per device: it owns the model and a native thread of its own that runs every job (load, forward,
-// generate) in order, so heavy work never blocks a JS thread and never queues on libuv's shared pool.
+// One engine per device: it owns the model and a JobThread that runs every job (load, forward, generate) in order.
 #pragma once
-#include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "decoding/sampler.h"
+#include "engine/job-thread.h"
 #include "model/llada.h"
 
 namespace dllm {
@@ -26,21 +20,18 @@ struct ModelSpec {
 
 class Engine {
  public:
-  // A job is told whether the engine is stopping; a stopping engine still runs every queued job once, so each can
-  // settle its promise (with a rejection) instead of being lost.
-  using Job = std::function<void(bool stopping)>;
+  using Job = JobThread::Job;
 
-  Engine();
-  ~Engine();  // stop()
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+  Engine() : thread_(JobThread::Autograd::Off) {}
 
   // Runs `job` on the engine thread after every job submitted before it. Returns false once stopped.
-  bool submit(Job job);
-  // Stops taking jobs; the queued ones still run once, told that the engine is stopping. Does not wait.
-  void requestStop();
-  // requestStop(), then joins the thread. Idempotent.
-  void stop();
+  bool submit(Job job) { return thread_.submit(std::move(job)); }
+  void requestStop() { thread_.requestStop(); }
+  // Joins the engine thread, then frees the model. Idempotent.
+  void stop() {
+    thread_.stop();
+    model_.reset();
+  }
 
   // Engine-thread only: the loaded model (null until a load job has run).
   std::shared_ptr<LLaDAModel> model() const { return model_; }
@@ -50,13 +41,7 @@ class Engine {
   static std::shared_ptr<LLaDAModel> buildModel(const ModelSpec& spec, const LoadProgress& progress);
 
  private:
-  void run();
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
+  JobThread thread_;
   std::shared_ptr<LLaDAModel> model_;
 };
 

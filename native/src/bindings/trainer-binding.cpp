@@ -1,0 +1,370 @@
+#include "bindings/trainer-binding.h"
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+#include "engine/job-thread.h"
+#include "train/trainer.h"
+
+namespace dllm_bindings {
+
+namespace {
+
+using dllm::NamedTensors;
+using dllm::Trainer;
+
+struct Failure {
+  std::string code;
+  std::string message;
+};
+
+Failure classify(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::invalid_argument& e) {
+    return {"ERR_INVALID_ARGUMENT", e.what()};
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    bool device = msg.find("CUDA") != std::string::npos || msg.find("cuda") != std::string::npos;
+    return {device ? "ERR_DEVICE" : "ERR_ENGINE", msg};
+  } catch (const std::exception& e) {
+    return {"ERR_ENGINE", e.what()};
+  } catch (...) {
+    return {"ERR_ENGINE", "unknown native error"};
+  }
+}
+
+std::vector<int64_t> int32Array(const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(v.Env(), what + " must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// {name: {shape: number[], data: Float32Array}}
+Napi::Object tensorsObject(Napi::Env env, const NamedTensors& tensors) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [name, t] : tensors) {
+    Napi::Object entry = Napi::Object::New(env);
+    Napi::Array shape = Napi::Array::New(env, t.dim());
+    for (int64_t i = 0; i < t.dim(); i++) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, double(t.size(i))));
+    auto data = Napi::Float32Array::New(env, t.numel());
+    std::memcpy(data.Data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+    entry.Set("shape", shape);
+    entry.Set("data", data);
+    out.Set(name, entry);
+  }
+  return out;
+}
+
+NamedTensors tensorsFrom(const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "tensors must be an object {name: {shape, data}}");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
+  NamedTensors out;
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    std::string name = keys.Get(i).As<Napi::String>().Utf8Value();
+    Napi::Value e = o.Get(name);
+    if (!e.IsObject()) throw Napi::TypeError::New(v.Env(), "tensor '" + name + "' must be {shape, data}");
+    Napi::Value shapeV = e.As<Napi::Object>().Get("shape"), dataV = e.As<Napi::Object>().Get("data");
+    if (!shapeV.IsArray() || !dataV.IsTypedArray() || dataV.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(v.Env(), "tensor '" + name + "' must have shape: number[] and data: Float32Array");
+    Napi::Array sa = shapeV.As<Napi::Array>();
+    std::vector<int64_t> shape;
+    int64_t count = 1;
+    for (uint32_t k = 0; k < sa.Length(); k++) {
+      shape.push_back(sa.Get(k).As<Napi::Number>().Int64Value());
+      count *= shape.back();
+    }
+    Napi::Float32Array data = dataV.As<Napi::Float32Array>();
+    if (static_cast<int64_t>(data.ElementLength()) != count)
+      throw Napi::TypeError::New(v.Env(), "tensor '" + name + "': data does not match its shape");
+    out.emplace_back(name, at::from_blob(data.Data(), shape, at::kFloat).clone());
+  }
+  return out;
+}
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Trainer",
+                       {
+                           InstanceMethod<&TrainerWrap::Create>("create"),
+                           InstanceMethod<&TrainerWrap::TrainStep>("trainStep"),
+                           InstanceMethod<&TrainerWrap::Logits>("logits"),
+                           InstanceMethod<&TrainerWrap::ExportWeights>("exportWeights"),
+                           InstanceMethod<&TrainerWrap::ExportState>("exportState"),
+                           InstanceMethod<&TrainerWrap::ImportState>("importState"),
+                           InstanceMethod<&TrainerWrap::Dispose>("dispose"),
+                       });
+  }
+
+  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+    Napi::Env env = info.Env();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "dllm-trainer", 0, 1);
+    tsfn_.Unref(env);
+    thread_ = std::make_unique<dllm::JobThread>(dllm::JobThread::Autograd::On);
+    napi_add_env_cleanup_hook(env, &TrainerWrap::onEnvCleanup, this);
+  }
+
+  ~TrainerWrap() override {
+    if (!hookRan_) napi_remove_env_cleanup_hook(Env(), &TrainerWrap::onEnvCleanup, this);
+    shutdownNow();
+  }
+
+ private:
+  using JsClosure = std::function<void(Napi::Env)>;
+
+  void toJs(JsClosure fn) {
+    auto* data = new JsClosure(std::move(fn));
+    napi_status s = tsfn_.NonBlockingCall(data, [](Napi::Env env, Napi::Function, JsClosure* d) {
+      std::unique_ptr<JsClosure> own(d);
+      if (env == nullptr) return;
+      try {
+        (*own)(env);
+      } catch (...) {
+      }
+    });
+    if (s != napi_ok) delete data;
+  }
+
+  void settle(Napi::Env env, int64_t id, const std::function<void(Napi::Promise::Deferred&)>& how) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    Napi::Promise::Deferred d = it->second;
+    pending_.erase(it);
+    how(d);
+    if (pending_.empty()) {
+      tsfn_.Unref(env);
+      Unref();
+    }
+  }
+
+  void reject(Napi::Env env, int64_t id, const Failure& f) {
+    settle(env, id, [&](Napi::Promise::Deferred& d) {
+      Napi::Error err = Napi::Error::New(env, f.message);
+      err.Set("code", Napi::String::New(env, f.code));
+      d.Reject(err.Value());
+    });
+  }
+
+  // Runs `work` (trainer thread) and turns its result into a JS value with `done` (JS thread).
+  template <class R>
+  Napi::Value submit(Napi::Env env, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> done,
+                     bool always = false) {
+    if (disposed_ && !always) throw Napi::Error::New(env, "the trainer has been disposed");
+    const int64_t id = nextId_++;
+    if (pending_.empty()) {
+      Ref();
+      tsfn_.Ref(env);
+    }
+    auto deferred = Napi::Promise::Deferred::New(env);
+    pending_.emplace(id, deferred);
+    bool queued = thread_->submit([this, id, always, work = std::move(work), done = std::move(done)](bool stopping) {
+      if (stopping && !always) {
+        toJs([this, id](Napi::Env env) { reject(env, id, {"ERR_ENGINE_DISPOSED", "the trainer was disposed before this job ran"}); });
+        return;
+      }
+      try {
+        auto result = std::make_shared<R>(work());
+        toJs([this, id, result, done](Napi::Env env) {
+          Napi::Value v;
+          try {
+            v = done(env, *result);
+          } catch (const Napi::Error& e) {
+            reject(env, id, {"ERR_ENGINE", e.Message()});
+            return;
+          }
+          settle(env, id, [&](Napi::Promise::Deferred& d) { d.Resolve(v); });
+        });
+      } catch (...) {
+        Failure f = classify(std::current_exception());
+        toJs([this, id, f](Napi::Env env) { reject(env, id, f); });
+      }
+    });
+    if (!queued) reject(env, id, {"ERR_ENGINE_DISPOSED", "the trainer has been disposed"});
+    return deferred.Promise();
+  }
+
+  Trainer& trainer() {
+    if (!trainer_) throw std::invalid_argument("the trainer has no model: call create() first");
+    return *trainer_;
+  }
+
+  // create({configJson | path, seed, device, weightDecay?, clipNorm?, beta1?, beta2?}) -> Promise<{step}>
+  Napi::Value Create(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "create(options): options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    dllm::TrainerSpec spec;
+    auto str = [&](const char* key, std::string& out) {
+      Napi::Value v = o.Get(key);
+      if (v.IsUndefined()) return;
+      if (!v.IsString()) throw Napi::TypeError::New(env, std::string("create: ") + key + " must be a string");
+      out = v.As<Napi::String>().Utf8Value();
+    };
+    auto num = [&](const char* key, double& out) {
+      Napi::Value v = o.Get(key);
+      if (v.IsUndefined()) return;
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("create: ") + key + " must be a number");
+      out = v.As<Napi::Number>().DoubleValue();
+    };
+    str("configJson", spec.config_json);
+    str("path", spec.path);
+    str("device", spec.device);
+    double seed = 0;
+    num("seed", seed);
+    if (!(seed >= 0 && seed < 9007199254740992.0) || seed != static_cast<double>(static_cast<int64_t>(seed)))
+      throw Napi::TypeError::New(env, "create: seed must be an integer in [0, 2^53)");
+    spec.seed = static_cast<uint64_t>(seed);
+    num("beta1", spec.beta1);
+    num("beta2", spec.beta2);
+    num("weightDecay", spec.weight_decay);
+    num("clipNorm", spec.clip_norm);
+    num("maskEps", spec.mask_eps);
+    return submit<int64_t>(
+        env,
+        [this, spec]() {
+          trainer_.reset();
+          trainer_ = std::make_unique<Trainer>(spec);
+          return trainer_->step();
+        },
+        [](Napi::Env env, int64_t& step) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("step", Napi::Number::New(env, double(step)));
+          return out;
+        });
+  }
+
+  // trainStep(tokens: Int32Array [B*T], promptLengths: Int32Array [B], lr) -> Promise<{loss, gradNorm, masked, step}>
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<int64_t> tokens = int32Array(info[0], "trainStep: tokens");
+    std::vector<int64_t> prompts = int32Array(info[1], "trainStep: promptLengths");
+    if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "trainStep: lr must be a number");
+    double lr = info[2].As<Napi::Number>().DoubleValue();
+    return submit<dllm::StepResult>(
+        env, [this, tokens, prompts, lr]() { return trainer().trainStep(tokens, prompts, lr); },
+        [](Napi::Env env, dllm::StepResult& r) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", r.loss);
+          out.Set("gradNorm", r.grad_norm);
+          out.Set("masked", double(r.masked));
+          out.Set("step", double(r.step));
+          return out;
+        });
+  }
+
+  // logits(tokens: Int32Array [B*T], batch) -> Promise<Float32Array [B*T*embeddingSize]>
+  Napi::Value Logits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<int64_t> tokens = int32Array(info[0], "logits: tokens");
+    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "logits: batch must be a number");
+    int64_t batch = info[1].As<Napi::Number>().Int64Value();
+    return submit<at::Tensor>(
+        env, [this, tokens, batch]() { return trainer().logits(tokens, batch); },
+        [](Napi::Env env, at::Tensor& t) -> Napi::Value {
+          auto out = Napi::Float32Array::New(env, t.numel());
+          std::memcpy(out.Data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+          return out;
+        });
+  }
+
+  // exportWeights() -> Promise<{[hfName]: {shape, data: Float32Array}}>
+  Napi::Value ExportWeights(const Napi::CallbackInfo& info) {
+    return submit<NamedTensors>(
+        info.Env(), [this]() { return trainer().exportWeights(); },
+        [](Napi::Env env, NamedTensors& t) -> Napi::Value { return tensorsObject(env, t); });
+  }
+
+  // exportState() -> Promise<{step, tensors: {["exp_avg." | "exp_avg_sq." + hfName]: {shape, data}}}>
+  Napi::Value ExportState(const Napi::CallbackInfo& info) {
+    using State = std::pair<int64_t, NamedTensors>;
+    return submit<State>(
+        info.Env(), [this]() { return State{trainer().step(), trainer().exportState()}; },
+        [](Napi::Env env, State& s) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("step", Napi::Number::New(env, double(s.first)));
+          out.Set("tensors", tensorsObject(env, s.second));
+          return out;
+        });
+  }
+
+  // importState({step, tensors}) -> Promise<{step}>
+  Napi::Value ImportState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "importState(state): state must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!o.Get("step").IsNumber()) throw Napi::TypeError::New(env, "importState: step must be a number");
+    int64_t step = o.Get("step").As<Napi::Number>().Int64Value();
+    NamedTensors tensors = tensorsFrom(o.Get("tensors"));
+    return submit<int64_t>(
+        env,
+        [this, tensors, step]() {
+          trainer().importState(tensors, step);
+          return trainer().step();
+        },
+        [](Napi::Env env, int64_t& step) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("step", Napi::Number::New(env, double(step)));
+          return out;
+        });
+  }
+
+  // dispose() -> Promise<void>: frees the model on the trainer thread and ends the thread.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (disposed_) {
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Resolve(env.Undefined());
+      return d.Promise();
+    }
+    disposed_ = true;
+    Napi::Value promise = submit<bool>(
+        env,
+        [this]() {
+          trainer_.reset();
+          return true;
+        },
+        [this](Napi::Env env, bool&) -> Napi::Value {
+          thread_->stop();
+          return env.Undefined();
+        },
+        /*always=*/true);
+    thread_->requestStop();
+    return promise;
+  }
+
+  static void onEnvCleanup(void* arg) {
+    auto* self = static_cast<TrainerWrap*>(arg);
+    self->hookRan_ = true;
+    self->shutdownNow();
+  }
+
+  void shutdownNow() {
+    disposed_ = true;
+    if (thread_) thread_->stop();
+    if (!released_) {
+      released_ = true;
+      tsfn_.Release();
+    }
+  }
+
+  std::unique_ptr<dllm::JobThread> thread_;
+  std::unique_ptr<Trainer> trainer_;  // trainer thread only
+  Napi::ThreadSafeFunction tsfn_;
+  std::map<int64_t, Napi::Promise::Deferred> pending_;
+  int64_t nextId_ = 1;
+  bool hookRan_ = false;
+  bool released_ = false;
+  bool disposed_ = false;
+};
+
+}  // namespace
+
+Napi::Function defineTrainer(Napi::Env env) { return TrainerWrap::Define(env); }
+
+}  // namespace dllm_bindings

@@ -1,0 +1,140 @@
+// Synthetic chat instructions with checkable answers, for training and evaluating the bundled tiny model.
+// Three task kinds, each with several phrasings and payloads of varied length:
+//   reverse  a word of 3-6 random letters, spelled backwards          (needs the whole word)
+//   sort     3-5 single digits, in ascending order, written together  (needs the whole list)
+//   count    the letters of a word of 2-9 random letters              (needs the whole word)
+// Answers are at most 6 characters. Examples are a pure function of (seed, index); a fixed 1/16 of all payloads
+// (by a hash of kind and payload) is held out of training and only ever used for evaluation.
+
+export type TaskKind = "reverse" | "sort" | "count";
+export const TASK_KINDS: readonly TaskKind[] = ["reverse", "sort", "count"];
+
+export interface Example {
+  kind: TaskKind;
+  /** The user message. */
+  prompt: string;
+  /** The exact expected answer. */
+  answer: string;
+  /** The word or digit string the prompt is about. */
+  payload: string;
+}
+
+/** Phrasings per kind; `{x}` is the payload, always at the end of the message (a small model finds it much sooner
+ *  there: a first run with the payload mid-sentence learned no copying in 2,000 steps). Exported for the checker. */
+export const TEMPLATES: Readonly<Record<TaskKind, readonly string[]>> = {
+  reverse: [
+    "Reverse the word {x}",
+    "Spell this word backwards: {x}",
+    "reverse {x}",
+    "Write the letters in reverse order: {x}",
+    "Please reverse this word: {x}",
+  ],
+  sort: [
+    "Sort the digits {x}",
+    "Sort these digits from smallest to largest: {x}",
+    "sort {x}",
+    "Put these digits in ascending order: {x}",
+    "Arrange from low to high: {x}",
+  ],
+  count: [
+    "How many letters are in {x}",
+    "Count the letters in {x}",
+    "length of {x}",
+    "How long is the word {x}",
+    "Tell me the number of letters in {x}",
+  ],
+};
+
+const LETTERS = "abcdefghijklmnopqrstuvwxyz";
+
+/** splitmix-style 32-bit generator: deterministic, seedable, fast. */
+export class Rng {
+  #state: number;
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+  next(): number {
+    this.#state = (this.#state + 0x9e3779b9) >>> 0;
+    let z = this.#state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return ((z ^ (z >>> 16)) >>> 0) / 2 ** 32;
+  }
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)];
+  }
+}
+
+/** FNV-1a over a string: decides which payloads are held out. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h >>> 0;
+}
+
+export function isHeldOut(kind: TaskKind, payload: string): boolean {
+  return hash(`${kind}:${payload}`) % 16 === 0;
+}
+
+function word(rng: Rng, min: number, max: number): string {
+  let w = "";
+  for (let n = rng.int(min, max); n > 0; n--) w += LETTERS[rng.int(0, 25)];
+  return w;
+}
+
+/** How a digit list is shown: "5 3 8", "5, 3, 8" or "538". */
+function showDigits(rng: Rng, digits: string): string {
+  const style = rng.int(0, 2);
+  return style === 0 ? digits.split("").join(" ") : style === 1 ? digits.split("").join(", ") : digits;
+}
+
+function make(kind: TaskKind, rng: Rng): Example {
+  const template = rng.pick(TEMPLATES[kind]);
+  let payload: string;
+  let shown: string;
+  let answer: string;
+  if (kind === "reverse") {
+    payload = shown = word(rng, 3, 6);
+    answer = "";
+    for (let i = payload.length - 1; i >= 0; i--) answer += payload[i];
+  } else if (kind === "sort") {
+    payload = "";
+    for (let n = rng.int(3, 5); n > 0; n--) payload += String(rng.int(0, 9));
+    shown = showDigits(rng, payload);
+    answer = payload.split("").sort().join("");
+  } else {
+    payload = shown = word(rng, 2, 9);
+    answer = String(payload.length);
+  }
+  return { kind, prompt: template.replace("{x}", shown), answer, payload };
+}
+
+/**
+ * The example of (seed, index) for a split: "train" never yields a held-out payload, "heldout" only those.
+ * `kind` fixes the task kind (otherwise drawn uniformly).
+ */
+export function example(seed: number, index: number, split: "train" | "heldout", kind?: TaskKind): Example {
+  const rng = new Rng((Math.imul(seed >>> 0, 0x2c1b3c6d) ^ Math.imul(index >>> 0, 0x297a2d39) ^ (split === "train" ? 0 : 0x5bd1e995)) >>> 0);
+  for (;;) {
+    const k = kind ?? rng.pick(TASK_KINDS);
+    const e = make(k, rng);
+    if (isHeldOut(k, e.payload) === (split === "heldout")) return e;
+  }
+}
+
+/** `count` distinct held-out examples of one kind (distinct prompts), deterministic in the seed. */
+export function heldOutSet(kind: TaskKind, count: number, seed = 1): Example[] {
+  const seen = new Set<string>();
+  const out: Example[] = [];
+  for (let i = 0; out.length < count; i++) {
+    if (i > count * 1000) throw new Error(`heldOutSet: cannot find ${count} distinct held-out ${kind} prompts`);
+    const e = example(seed, i, "heldout", kind);
+    if (seen.has(e.prompt)) continue;
+    seen.add(e.prompt);
+    out.push(e);
+  }
+  return out;
+}

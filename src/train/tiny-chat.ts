@@ -1,0 +1,28 @@
+// The tiny chat model's definition: its dimensions, its tokenizer (byte-level, no merges: one token per character,
+// plus LLaDA's special tokens and chat template) and the shape of its training batches.
+import { buildByteLevelTokenizer, lladaConfig, sortedKeys } from "../fixtures/hf-files.js";
+import type { BatchSpec } from "./data.js";
+
+/** The architecture: LLaDA's, at a size that trains in under two hours on two CPU cores. */
+export const MODEL_DIMENSIONS = {
+  d_model: 128,
+  n_layers: 4,
+  n_heads: 4,
+  n_kv_heads: 4,
+  mlp_hidden_size: 384,
+  max_sequence_length: 256,
+  rope_theta: 10000.0,
+};
+
+export const BATCH_SHAPE: BatchSpec["answerSlots"] = [
+  { slots: 8, weight: 0.75 },
+  { slots: 16, weight: 0.15 },
+  { slots: 32, weight: 0.1 },
+];
+
+export function tinyChatFiles() {
+  const tokenizer = buildByteLevelTokenizer([]);
+  const config = sortedKeys({ ...lladaConfig(tokenizer.size, tokenizer.specialTokens), ...MODEL_DIMENSIONS });
+  return { tokenizer, config };
+}
+

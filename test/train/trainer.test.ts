@@ -1,0 +1,145 @@
+// The native trainer: the loss falls on a tiny model, a checkpoint reloads through the engine with the very same
+// logits, and a resumed run continues exactly where the interrupted one stopped.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { buildByteLevelTokenizer, lladaConfig, sortedKeys } from "../../src/fixtures/hf-files.js";
+import { Model } from "../../src/model/model.js";
+import { Trainer, type Batch } from "../../src/train/trainer.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tempDir(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), "dllm-train-"));
+  dirs.push(d);
+  return d;
+}
+
+const tokenizer = buildByteLevelTokenizer([]);
+const special = tokenizer.specialTokens;
+const config = sortedKeys({
+  ...lladaConfig(tokenizer.size, special),
+  d_model: 32,
+  n_layers: 2,
+  n_heads: 2,
+  n_kv_heads: 2,
+  mlp_hidden_size: 64,
+  max_sequence_length: 64,
+});
+
+/** A fixed batch of 4 rows: byte prompts of different lengths, answers, EOS padding to 20 tokens. */
+function fixedBatch(): Batch {
+  const rows = [
+    ["abc:", "cba"],
+    ["hello:", "olleh"],
+    ["xy:", "yx"],
+    ["digits 321:", "123"],
+  ];
+  const T = 20;
+  const tokens = new Int32Array(rows.length * T).fill(special.eos);
+  const promptLengths = new Int32Array(rows.length);
+  rows.forEach(([p, a], r) => {
+    const ids = [special.bos, ...Buffer.from(p), ...Buffer.from(a)];
+    tokens.set(ids, r * T);
+    promptLengths[r] = p.length + 1;
+  });
+  return { tokens, promptLengths };
+}
+
+describe("native trainer", () => {
+  it("reduces the loss in a few steps and rejects malformed batches", async () => {
+    const t = await Trainer.create(config, { seed: 3 });
+    try {
+      const batch = fixedBatch();
+      const losses: number[] = [];
+      for (let i = 0; i < 30; i++) losses.push((await t.trainStep(batch, 1e-2)).loss);
+      expect(t.step).toBe(30);
+      const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+      const last = losses.slice(-5).reduce((a, b) => a + b) / 5;
+      expect(first).toBeGreaterThan(3); // about ln(265) at initialisation
+      expect(last).toBeLessThan(first / 2);
+
+      await expect(t.trainStep({ tokens: batch.tokens, promptLengths: new Int32Array([0, 1, 1, 1]) }, 1e-3)).rejects.toThrow(
+        /prompt length/,
+      );
+      await expect(t.trainStep({ tokens: batch.tokens.subarray(1), promptLengths: batch.promptLengths }, 1e-3)).rejects.toThrow(
+        /equal length/,
+      );
+      const bad = batch.tokens.slice();
+      bad[0] = 100000;
+      await expect(t.trainStep({ tokens: bad, promptLengths: batch.promptLengths }, 1e-3)).rejects.toThrow(/out of range/);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it("writes a checkpoint that Engine.load and Model.load serve with the trainer's own logits", async () => {
+    const t = await Trainer.create(config, { seed: 4 });
+    const dir = tempDir();
+    try {
+      for (let i = 0; i < 3; i++) await t.trainStep(fixedBatch(), 5e-3);
+      await t.save(dir, config, tokenizer);
+      const rows = [
+        [special.bos, ...Buffer.from("abc:"), special.mask, special.mask],
+        [special.bos, ...Buffer.from("x"), special.mask, special.mask, special.mask, special.mask, special.eos],
+      ];
+      const ids = Int32Array.from(rows.flat());
+      const mine = await t.logits(ids, 2);
+      const engine = await Engine.load(dir);
+      try {
+        const served = await engine.forward(rows);
+        expect(served[0].length + served[1].length).toBe(mine.length);
+        expect(Array.from(served[0])).toEqual(Array.from(mine.subarray(0, served[0].length)));
+        expect(Array.from(served[1])).toEqual(Array.from(mine.subarray(served[0].length)));
+      } finally {
+        await engine.dispose();
+      }
+      // The folder is a complete HF model: the tokenizer and chat template load with it.
+      const model = await Model.load({ modelPath: dir });
+      try {
+        const out = await model.generate({ messages: [{ role: "user", content: "hi" }] }, { genLength: 4, steps: 4, seed: 1 });
+        expect(out.tokens.length).toBeLessThanOrEqual(4);
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it("resumes from a checkpoint exactly where it stopped", async () => {
+    const batches = [0, 1, 2, 3, 4, 5].map((k) => {
+      const b = fixedBatch();
+      // Vary the batches so that the data order matters.
+      return { tokens: b.tokens.map((v, i) => (i % 20 === 2 ? 97 + k : v)), promptLengths: b.promptLengths };
+    });
+    const lr = (i: number) => 4e-3 * (1 - i / 10);
+
+    const whole = await Trainer.create(config, { seed: 9 });
+    const reference: number[] = [];
+    for (let i = 0; i < 6; i++) reference.push((await whole.trainStep(batches[i], lr(i))).loss);
+    const finalWeights = await whole.weights();
+    await whole.dispose();
+
+    const dir = tempDir();
+    const first = await Trainer.create(config, { seed: 9 });
+    const resumedLosses: number[] = [];
+    for (let i = 0; i < 3; i++) resumedLosses.push((await first.trainStep(batches[i], lr(i))).loss);
+    await first.save(dir, config, tokenizer);
+    await first.dispose();
+
+    const second = await Trainer.resume(dir, { seed: 9 });
+    try {
+      expect(second.step).toBe(3);
+      for (let i = 3; i < 6; i++) resumedLosses.push((await second.trainStep(batches[i], lr(i))).loss);
+      expect(resumedLosses).toEqual(reference);
+      const weights = await second.weights();
+      expect(weights.map(([n]) => n)).toEqual(finalWeights.map(([n]) => n));
+      weights.forEach(([, w], k) => expect(Array.from(w.data)).toEqual(Array.from(finalWeights[k][1].data)));
+    } finally {
+      await second.dispose();
+    }
+  });
+});
