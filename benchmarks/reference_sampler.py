@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""LLaDA's reference sampler (generate.py semantics) in plain PyTorch on the CPU, for benchmarks/sampler-cpu.mjs.
+
+The model forward follows LLaDA's HF modelling code: RMSNorm in fp32 cast back before the weight, rotate-half
+RoPE in fp32 (inv_freq = 1/theta^(arange(0, hd, 2)/hd)), fully bidirectional SDPA with a key-padding mask for
+left-padded batches, SwiGLU MLP, ln_f, then the untied LM head. The sampler loop is generate.py's, cost included:
+a full forward over prompt + generation at every step, a softmax over the whole vocabulary at every position, a
+torch.topk per row, per-block num_transfer_tokens and left padding with EOS. Everything runs in fp32 under
+torch.inference_mode on torch.set_num_threads(2). Only what the benchmark uses is implemented: temperature 0,
+low-confidence remasking, no CFG, no EOS options. It follows the current generate.py (with attention_mask), where
+temperature 0 leaves the logits untouched and the softmax runs in the logits' dtype; an earlier revision cast the
+logits to float64 for both (noise of exponent 0, and the softmax), which made every step dearer still.
+
+    python3 benchmarks/reference_sampler.py --model DIR --batch 1 --prompt-len 64 --gen-length 128 \
+        --steps 64 --block-length 32 --repeats 3 [--warmup 1] [--dump-tokens] [--positions absolute|per-row]
+
+prints one JSON line {"tok_per_s", "seconds", "tokens", ...}: `tokens` is the number generated per run (batch *
+gen_length), `seconds` the median of --repeats timed runs after --warmup (default one) untimed ones (model
+loading is not timed). With --dump-tokens the line also holds the prompts and the generated ids of the last run.
+
+--serve keeps the model loaded and runs one generate per line of stdin (benchmarks/sampler-cpu.mjs uses it to
+interleave the reference's runs with dllm-serve's, so that load from elsewhere on the machine hits both alike).
+
+--positions: "absolute" (the default) is what LLaDA's HF code does: RoPE positions 0..T-1 whatever the padding,
+so padding shifts a left-padded prompt. "per-row" starts each row's positions at its first real token, as
+dllm-serve does (a row then computes what it would alone). The cost is the same either way.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+
+# The CPU wheel warns at import when NumPy is absent; nothing here needs NumPy.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+PREFIX = "model.transformer."
+LAYER_WEIGHTS = ("attn_norm", "q_proj", "k_proj", "v_proj", "attn_out", "ff_norm", "ff_proj", "up_proj", "ff_out")
+
+
+def make_prompts(batch, prompt_len):
+    """Deterministic prompts of ordinary token ids (< 250), lengths prompt_len, prompt_len - 3, ... (at least 1).
+    benchmarks/sampler-cpu.mjs builds the very same ones (makePrompts)."""
+    prompts = []
+    for r in range(batch):
+        length = max(1, prompt_len - 3 * r)
+        prompts.append([(r * 53 + i * 29 + (i * i) % 11) % 250 for i in range(length)])
+    return prompts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model
+
+
+def load_state(model_dir):
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    state = {}
+    for name in files:
+        state.update(load_file(os.path.join(model_dir, name), device="cpu"))
+    return state
+
+
+class LLaDA:
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            c = json.load(f)
+        self.d_model = c["d_model"]
+        self.n_layers = c["n_layers"]
+        self.n_heads = c["n_heads"]
+        self.n_kv_heads = c.get("n_kv_heads") or self.n_heads
+        self.head_dim = self.d_model // self.n_heads
+        self.rope_theta = float(c["rope_theta"])
+        self.eps = float(c["rms_norm_eps"])
+        self.mask_id = c["mask_token_id"]
+        self.eos_id = c["eos_token_id"]
+
+        state = load_state(model_dir)
+        w = lambda name: state[PREFIX + name].to(torch.float32).contiguous()  # noqa: E731
+        self.wte = w("wte.weight")
+        self.layers = [{k: w(f"blocks.{i}.{k}.weight") for k in LAYER_WEIGHTS} for i in range(self.n_layers)]
+        self.ln_f = w("ln_f.weight")
+        self.lm_head = w("ff_out.weight")
+        self.inv_freq = 1.0 / (
+            self.rope_theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
+        )
+
+    def rms_norm(self, x, weight):
+        dtype = x.dtype
+        xf = x.to(torch.float32)
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * xf.to(dtype)
+
+    def rope_tables(self, positions):
+        """positions [B, T] int64 -> cos, sin [B, 1, T, head_dim] fp32."""
+        freqs = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
+        return emb.cos(), emb.sin()
+
+    @staticmethod
+    def rope(t, cos, sin):
+        tf = t.to(torch.float32)
+        half = tf.shape[-1] // 2
+        rotated = torch.cat((-tf[..., half:], tf[..., :half]), dim=-1)
+        return (tf * cos + rotated * sin).to(t.dtype)
+
+    def forward(self, ids, key_mask, cos, sin):
+        """ids [B, T]; key_mask [B, 1, 1, T] bool (True = attend) or None -> logits [B, T, V] fp32."""
+        B, T = ids.shape
+        H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
+        x = F.embedding(ids, self.wte)
+        for l in self.layers:
+            n = self.rms_norm(x, l["attn_norm"])
+            q = F.linear(n, l["q_proj"]).view(B, T, H, D).transpose(1, 2)
+            k = F.linear(n, l["k_proj"]).view(B, T, KV, D).transpose(1, 2)
+            v = F.linear(n, l["v_proj"]).view(B, T, KV, D).transpose(1, 2)
+            q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
+            if KV != H:
+                k = k.repeat_interleave(H // KV, dim=1)
+                v = v.repeat_interleave(H // KV, dim=1)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=0.0, is_causal=False)
+            x = x + F.linear(a.transpose(1, 2).reshape(B, T, H * D), l["attn_out"])
+            h = self.rms_norm(x, l["ff_norm"])
+            x = x + F.linear(F.silu(F.linear(h, l["ff_proj"])) * F.linear(h, l["up_proj"]), l["ff_out"])
+        return F.linear(self.rms_norm(x, self.ln_f), self.lm_head)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampler: generate.py's loop at temperature 0 with low-confidence remasking, no CFG.
+
+
+def num_transfer_tokens(block_mask_index, steps):
+    """Per row and step of one block: masked // steps, the first masked % steps steps one more."""
+    masked = block_mask_index.sum(dim=1, keepdim=True)
+    base, remainder = masked // steps, masked % steps
+    counts = torch.zeros(masked.size(0), steps, dtype=torch.int64) + base
+    for r in range(masked.size(0)):
+        counts[r, : remainder[r]] += 1
+    return counts
+
+
+def generate(model, prompts, steps, gen_length, block_length, positions_mode):
+    B = len(prompts)
+    P = max(len(p) for p in prompts)
+    T = P + gen_length
+    # Left padding with EOS; the attention mask covers the prompt (padding = 0) and the generation (1).
+    x = torch.full((B, T), model.mask_id, dtype=torch.int64)
+    attention_mask = torch.ones(B, T, dtype=torch.bool)
+    for r, p in enumerate(prompts):
+        pad = P - len(p)
+        x[r, :pad] = model.eos_id
+        x[r, pad:P] = torch.tensor(p, dtype=torch.int64)
+        attention_mask[r, :pad] = False
+    key_mask = None if bool(attention_mask.all()) else attention_mask.view(B, 1, 1, T)
+    if positions_mode == "per-row":
+        positions = (attention_mask.to(torch.int64).cumsum(1) - 1).clamp_min(0)
+    else:
+        positions = torch.arange(T, dtype=torch.int64).unsqueeze(0).expand(B, T)
+    cos, sin = model.rope_tables(positions)  # LLaDA's HF code caches these tables too
+
+    assert gen_length % block_length == 0
+    num_blocks = gen_length // block_length
+    assert steps % num_blocks == 0
+    steps_per_block = steps // num_blocks
+    forwards = 0
+    for nb in range(num_blocks):
+        b0, b1 = P + nb * block_length, P + (nb + 1) * block_length
+        counts = num_transfer_tokens(x[:, b0:b1] == model.mask_id, steps_per_block)
+        for i in range(steps_per_block):
+            mask_index = x == model.mask_id
+            logits = model.forward(x, key_mask, cos, sin)  # full forward over prompt + generation
+            forwards += 1
+            x0 = torch.argmax(logits, dim=-1)  # temperature 0: no Gumbel noise
+            p = F.softmax(logits, dim=-1)  # full vocabulary, every position
+            x0_p = torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
+            x0_p[:, b1:] = -math.inf
+            x0 = torch.where(mask_index, x0, x)
+            confidence = torch.where(mask_index, x0_p, torch.tensor(-math.inf))
+            transfer = torch.zeros_like(x0, dtype=torch.bool)
+            for r in range(B):
+                _, select = torch.topk(confidence[r], k=int(counts[r, i]))
+                transfer[r, select] = True
+            x[transfer] = x0[transfer]
+    return x[:, P:], forwards
+
+
+def serve(model, args):
+    """--serve: one generate per stdin line, so that a driver can interleave these runs with its own.
+
+    Each line is a JSON object {"batch": B, "positions": "absolute" | "per-row"} (both optional); each answer is a
+    JSON line {"seconds", "tokens", "forwards", "prompts", "generated"}. Ends at end of input."""
+    sys.stdout.write(json.dumps({"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        batch = int(req.get("batch", args.batch))
+        prompts = make_prompts(batch, args.prompt_len)
+        t0 = time.perf_counter()
+        tokens, forwards = generate(
+            model, prompts, args.steps, args.gen_length, args.block_length, req.get("positions", args.positions)
+        )
+        seconds = time.perf_counter() - t0
+        out = {"seconds": seconds, "tokens": batch * args.gen_length, "forwards": forwards}
+        out.update(prompts=prompts, generated=tokens.tolist())
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--prompt-len", type=int, default=64)
+    ap.add_argument("--gen-length", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--block-length", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones (default 1)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--positions", choices=("absolute", "per-row"), default="absolute")
+    ap.add_argument("--dump-tokens", action="store_true")
+    ap.add_argument("--serve", action="store_true", help="run one generate per stdin line (see serve())")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    with torch.inference_mode():
+        model = LLaDA(args.model)
+        if args.serve:
+            return serve(model, args)
+        prompts = make_prompts(args.batch, args.prompt_len)
+        run = lambda: generate(model, prompts, args.steps, args.gen_length, args.block_length, args.positions)  # noqa: E731
+        for _ in range(args.warmup):
+            run()
+        times = []
+        for _ in range(max(1, args.repeats)):
+            t0 = time.perf_counter()
+            tokens, forwards = run()
+            times.append(time.perf_counter() - t0)
+    seconds = statistics.median(times)
+    generated = args.batch * args.gen_length
+    out = {
+        "tok_per_s": generated / seconds,
+        "seconds": seconds,
+        "tokens": generated,
+        "runs": times,
+        "forwards": forwards,
+        "threads": torch.get_num_threads(),
+        "positions": args.positions,
+        "torch": torch.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
+    if args.dump_tokens:
+        out["prompts"] = prompts
+        out["generated"] = tokens.tolist()
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
