@@ -132,8 +132,9 @@ export function referenceGenerate(
           if (un) {
             for (let j = 0; j < E; j++) logits[j] = un[t * E + j]! + (cfgScale + 1) * (logits[j]! - un[t * E + j]!);
           }
-          logits[mask] = -Infinity; // the mask id is never a prediction
           if (p.logitsEosInf) logits[eos] = -Infinity;
+          const probabilities = logits.slice(); // generate.py's softmax: the mask id stays in the denominator
+          logits[mask] = -Infinity; // the mask id is never a prediction
 
           if (temperature > 0) {
             // Gumbel-max: argmax of exp(logits) / (-log u)^temperature, in float64; one uniform per vocabulary id.
@@ -145,7 +146,7 @@ export function referenceGenerate(
 
           confidence[c] =
             remasking === "low_confidence"
-              ? softmaxAt(logits, x0[c]!) // the noise-free probability of the chosen token
+              ? softmaxAt(probabilities, x0[c]!) // the noise-free probability of the chosen token
               : uniform(key(seed, REMASK, step, genPos), 0);
           if (p.confidenceEosEotInf && (x0[c] === eos || (eot >= 0 && x0[c] === eot))) {
             confidence[c] = -Number.MAX_VALUE;

@@ -129,8 +129,10 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       }
       // The mask token is never a prediction (generate.py would "commit" it and leave the position masked).
       const float negInf = -std::numeric_limits<float>::infinity();
-      logits.select(1, c.mask_token_id).fill_(negInf);
       if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(negInf);
+      // Confidence is generate.py's softmax, whose denominator still holds the mask id.
+      at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
+      logits.select(1, c.mask_token_id).fill_(negInf);
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
       at::Tensor x0;
@@ -145,7 +147,7 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       at::Tensor conf;
       if (p.remasking == Remasking::LowConfidence) {
         // softmax(logits)[x0] without materialising the softmax.
-        conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - logits.logsumexp(1)).exp().to(at::kDouble);
+        conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - lse).exp().to(at::kDouble);
       } else {
         conf = rng::uniforms(rng::keys(seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
       }
