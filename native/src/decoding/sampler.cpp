@@ -127,11 +127,11 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       } else {
         logits = model.logits(hrows.index_select(0, flat));  // [N, V] fp32
       }
-      // The mask token is never a prediction (generate.py would "commit" it and leave the position masked).
       const float negInf = -std::numeric_limits<float>::infinity();
       if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(negInf);
-      // Confidence is generate.py's softmax, whose denominator still holds the mask id.
+      // Confidence is generate.py's softmax, whose denominator still holds the mask id...
       at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
+      // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
       logits.select(1, c.mask_token_id).fill_(negInf);
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
