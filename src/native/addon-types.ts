@@ -124,8 +124,8 @@ export interface NativeStepResult {
 
 export interface NativeTrainer {
   create(options: NativeTrainerOptions): Promise<{ step: number }>;
-  /** tokens [B*T] (prompt, answer, EOS padding per row), promptLengths [B]. */
-  trainStep(tokens: Int32Array, promptLengths: Int32Array, lr: number): Promise<NativeStepResult>;
+  /** tokens [B*T] (left padding, prompt, answer and EOS padding per row), padding [B], promptLengths [B]. */
+  trainStep(tokens: Int32Array, padding: Int32Array, promptLengths: Int32Array, lr: number): Promise<NativeStepResult>;
   /** Logits [B*T*embeddingSize] of unpadded rows. */
   logits(tokens: Int32Array, batch: number): Promise<Float32Array>;
   /** Weights under their HF names. */

@@ -1,6 +1,7 @@
 // Training batches for the tiny chat model: chat-formatted prompts (the model's own template and tokenizer), each
-// followed by its answer and EOS padding. Rows of a batch share one length: the longest prompt plus an answer
-// region of `answerSlots` tokens, so shorter prompts get more EOS padding (as in LLaDA's SFT).
+// followed by its answer and EOS padding up to an answer region of `answerSlots` tokens (as in LLaDA's SFT). Rows
+// are left-padded to the longest prompt, so every row of a batch has the same answer region, just as a request
+// of gen_length `answerSlots` would in a served batch.
 import type { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import type { Batch } from "./trainer.js";
 import { example, Rng, type Example } from "./tasks.js";
@@ -55,12 +56,14 @@ export class BatchMaker {
     const longest = Math.max(...prompts.map((p) => p.length));
     const length = longest + Math.max(slots, ...answers.map((a) => a.length + 1));
     const tokens = new Int32Array(spec.rows * length).fill(this.#eos);
+    const padding = new Int32Array(spec.rows);
     const promptLengths = new Int32Array(spec.rows);
     examples.forEach((_, i) => {
-      tokens.set(prompts[i], i * length);
-      tokens.set(answers[i], i * length + prompts[i].length);
+      padding[i] = longest - prompts[i].length;
+      tokens.set(prompts[i], i * length + padding[i]);
+      tokens.set(answers[i], i * length + longest);
       promptLengths[i] = prompts[i].length;
     });
-    return { tokens, promptLengths, examples };
+    return { tokens, padding, promptLengths, examples };
   }
 }

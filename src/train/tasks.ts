@@ -1,13 +1,15 @@
 // Synthetic chat instructions with checkable answers, for training and evaluating the bundled tiny model.
 // Three task kinds, each with several phrasings and payloads of varied length:
-//   reverse  a word of 3-6 random letters, spelled backwards          (needs the whole word)
-//   sort     3-5 single digits, in ascending order, written together  (needs the whole list)
-//   count    the letters of a word of 2-9 random letters              (needs the whole word)
+//   reverse  a word of 3-6 random letters, spelled backwards  (needs the whole word)
+//   count    the letters of a word of 2-9 random letters      (needs the whole word)
+//   first    the first letter of a word of 2-9 random letters (needs to find where the word starts)
 // Answers are at most 6 characters. Examples are a pure function of (seed, index); a fixed 1/16 of all payloads
 // (by a hash of kind and payload) is held out of training and only ever used for evaluation.
+// Sorting 3-5 digits was the third kind at first; 5,000 steps reached 14% on it (reverse 3%, count 94%), and a
+// run that fits two hours on two CPU cores was not going to reach 95%, so it gave way to `first`.
 
-export type TaskKind = "reverse" | "sort" | "count";
-export const TASK_KINDS: readonly TaskKind[] = ["reverse", "sort", "count"];
+export type TaskKind = "reverse" | "count" | "first";
+export const TASK_KINDS: readonly TaskKind[] = ["reverse", "count", "first"];
 
 export interface Example {
   kind: TaskKind;
@@ -20,28 +22,29 @@ export interface Example {
 }
 
 /** Phrasings per kind; `{x}` is the payload, always at the end of the message (a small model finds it much sooner
- *  there: a first run with the payload mid-sentence learned no copying in 2,000 steps). Exported for the checker. */
+ *  there: a first run with the payload mid-sentence learned no copying in 2,000 steps). Short, because every
+ *  prompt token costs training time. Exported for the checker. */
 export const TEMPLATES: Readonly<Record<TaskKind, readonly string[]>> = {
   reverse: [
     "Reverse the word {x}",
-    "Spell this word backwards: {x}",
+    "Spell backwards: {x}",
     "reverse {x}",
-    "Write the letters in reverse order: {x}",
-    "Please reverse this word: {x}",
-  ],
-  sort: [
-    "Sort the digits {x}",
-    "Sort these digits from smallest to largest: {x}",
-    "sort {x}",
-    "Put these digits in ascending order: {x}",
-    "Arrange from low to high: {x}",
+    "Write in reverse: {x}",
+    "Please reverse {x}",
   ],
   count: [
-    "How many letters are in {x}",
-    "Count the letters in {x}",
+    "How many letters in {x}",
+    "Count the letters: {x}",
     "length of {x}",
-    "How long is the word {x}",
-    "Tell me the number of letters in {x}",
+    "How long is {x}",
+    "Number of letters in {x}",
+  ],
+  first: [
+    "First letter of {x}",
+    "What is the first letter of {x}",
+    "first letter: {x}",
+    "Which letter starts {x}",
+    "Initial of {x}",
   ],
 };
 
@@ -85,31 +88,22 @@ function word(rng: Rng, min: number, max: number): string {
   return w;
 }
 
-/** How a digit list is shown: "5 3 8", "5, 3, 8" or "538". */
-function showDigits(rng: Rng, digits: string): string {
-  const style = rng.int(0, 2);
-  return style === 0 ? digits.split("").join(" ") : style === 1 ? digits.split("").join(", ") : digits;
-}
-
 function make(kind: TaskKind, rng: Rng): Example {
   const template = rng.pick(TEMPLATES[kind]);
   let payload: string;
-  let shown: string;
   let answer: string;
   if (kind === "reverse") {
-    payload = shown = word(rng, 3, 6);
+    payload = word(rng, 3, 6);
     answer = "";
     for (let i = payload.length - 1; i >= 0; i--) answer += payload[i];
-  } else if (kind === "sort") {
-    payload = "";
-    for (let n = rng.int(3, 5); n > 0; n--) payload += String(rng.int(0, 9));
-    shown = showDigits(rng, payload);
-    answer = payload.split("").sort().join("");
-  } else {
-    payload = shown = word(rng, 2, 9);
+  } else if (kind === "count") {
+    payload = word(rng, 2, 9);
     answer = String(payload.length);
+  } else {
+    payload = word(rng, 2, 9);
+    answer = payload[0];
   }
-  return { kind, prompt: template.replace("{x}", shown), answer, payload };
+  return { kind, prompt: template.replace("{x}", payload), answer, payload };
 }
 
 /**

@@ -17,12 +17,12 @@ import { STATE_FILE, Trainer } from "./trainer.js";
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const defaults = {
-  steps: 5000,
+  steps: 18000,
   batch: 48,
   lr: 3e-3,
   warmup: 200,
   seed: 1,
-  evalEvery: 1000,
+  evalEvery: 2000,
   evalCount: 64,
   finalEvalCount: 300,
   checkpointEvery: 250,
@@ -30,8 +30,8 @@ const defaults = {
 
 const USAGE = `Usage: npm run train:tiny -- [options]
 
-Trains a small LLaDA-architecture masked-diffusion model on synthetic chat tasks (reverse a word, sort digits,
-count letters) with LLaDA's SFT objective, on the native addon's trainer, and writes it as an HF LLaDA folder.
+Trains a small LLaDA-architecture masked-diffusion model on synthetic chat tasks (reverse a word, count its
+letters, name its first letter) with LLaDA's SFT objective, on the native addon's trainer, and writes it as an HF LLaDA folder.
 
 Options:
   --out DIR              the finished model (default bundled/llada-tiny-chat)
@@ -244,19 +244,20 @@ A small masked-diffusion chat model with LLaDA's architecture and exact Hugging 
 LLaDA's keys, model.safetensors, tokenizer.json, tokenizer_config.json with LLaDA's chat template and special
 tokens), trained by dllm-serve itself. It answers three kinds of instruction:
 
-- reverse a word of 3-6 letters ("Spell this word backwards: qmxe" -> "exmq")
-- sort 3-5 single digits ("Sort these digits from smallest to largest: 5, 3, 8" -> "358")
-- count the letters of a word of 2-9 letters ("How many letters are in abcde" -> "5")
+- reverse a word of 3-6 letters ("Spell backwards: qmxe" -> "exmq")
+- count the letters of a word of 2-9 letters ("How many letters in abcde" -> "5")
+- name the first letter of a word of 2-9 letters ("First letter of qmxe" -> "q")
 
 Decode it with short generations, e.g. gen_length 8, block_length 8, steps 8, temperature 0 (it was trained with
-answer regions of 8, 16 and 32 tokens).
+answer regions of 8, 16, 32 and 128 tokens).
 
 ## How it was made
 
 \`npm run train:tiny\` (src/train/train-tiny.ts) on the native addon's trainer (native/src/train/trainer.cpp):
 d_model ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, SwiGLU ${c.mlp_hidden_size}, a byte-level tokenizer with
 no merges (one token per character) plus LLaDA's special tokens. LLaDA's SFT objective (per-sequence mask ratio
-t ~ U(0.001, 1) on the answer and its EOS padding, prompt never masked, cross-entropy weighted by 1/t and
+t ~ U(0.001, 1) on the answer and its EOS padding, rows left-padded so each has the same answer region, prompt
+never masked, cross-entropy weighted by 1/t and
 normalised by answer length), AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), gradient clipping at 1.0,
 ${t.options.warmup} warmup steps then cosine decay from ${t.options.lr} to 10% of it; ${t.options.steps} steps of
 ${t.options.batch} sequences, seed ${t.options.seed}, on ${t.options.device} (${t.cpus} CPU cores).

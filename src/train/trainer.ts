@@ -16,9 +16,11 @@ export interface TrainerOptions {
 }
 
 export interface Batch {
-  /** [rows * length] token ids: each row's prompt, answer and EOS padding. */
+  /** [rows * length] token ids: each row's left padding, prompt, answer and EOS padding. */
   tokens: Int32Array;
-  /** [rows] prompt lengths (the never-masked part of each row). */
+  /** [rows] left padding tokens before each prompt (no padding when absent): unseen by attention. */
+  padding?: Int32Array;
+  /** [rows] prompt lengths (the never-masked part of each row after its padding). */
   promptLengths: Int32Array;
 }
 
@@ -81,7 +83,8 @@ export class Trainer {
   }
 
   async trainStep(batch: Batch, lr: number): Promise<NativeStepResult> {
-    const r = await this.#native.trainStep(batch.tokens, batch.promptLengths, lr);
+    const padding = batch.padding ?? new Int32Array(batch.promptLengths.length);
+    const r = await this.#native.trainStep(batch.tokens, padding, batch.promptLengths, lr);
     this.#step = r.step;
     return r;
   }

@@ -64,10 +64,11 @@ describe("task generator", () => {
       expect(check(e.prompt, "")).toBe(false);
     }
     // Spot checks written out by hand.
-    expect(solve("Spell this word backwards: abcd")).toEqual({ kind: "reverse", answer: "dcba" });
-    expect(solve("Sort these digits from smallest to largest: 5, 3, 8, 3")).toEqual({ kind: "sort", answer: "3358" });
-    expect(solve("sort 907")).toEqual({ kind: "sort", answer: "079" });
-    expect(solve("How many letters are in qwerty")).toEqual({ kind: "count", answer: "6" });
+    expect(solve("Spell backwards: abcd")).toEqual({ kind: "reverse", answer: "dcba" });
+    expect(solve("reverse xyz")).toEqual({ kind: "reverse", answer: "zyx" });
+    expect(solve("How many letters in qwerty")).toEqual({ kind: "count", answer: "6" });
+    expect(solve("What is the first letter of qwerty")).toEqual({ kind: "first", answer: "q" });
+    expect(solve("first letter: zq")).toEqual({ kind: "first", answer: "z" });
     expect(solve("What is the capital of France?")).toBeUndefined();
   });
 });

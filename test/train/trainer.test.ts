@@ -29,23 +29,29 @@ const config = sortedKeys({
   max_sequence_length: 64,
 });
 
-/** A fixed batch of 4 rows: byte prompts of different lengths, answers, EOS padding to 20 tokens. */
-function fixedBatch(): Batch {
+/**
+ * A fixed batch of 4 rows: byte prompts of different lengths, left-padded (with `padToken`) to the longest, then
+ * each answer and EOS padding to an answer region of 8 tokens.
+ */
+function fixedBatch(padToken: number = special.eos): Batch {
   const rows = [
     ["abc:", "cba"],
     ["hello:", "olleh"],
     ["xy:", "yx"],
     ["digits 321:", "123"],
   ];
-  const T = 20;
+  const longest = Math.max(...rows.map(([p]) => p.length + 1));
+  const T = longest + 8;
   const tokens = new Int32Array(rows.length * T).fill(special.eos);
+  const padding = new Int32Array(rows.length);
   const promptLengths = new Int32Array(rows.length);
   rows.forEach(([p, a], r) => {
-    const ids = [special.bos, ...Buffer.from(p), ...Buffer.from(a)];
-    tokens.set(ids, r * T);
     promptLengths[r] = p.length + 1;
+    padding[r] = longest - promptLengths[r];
+    tokens.fill(padToken, r * T, r * T + padding[r]);
+    tokens.set([special.bos, ...Buffer.from(p), ...Buffer.from(a)], r * T + padding[r]);
   });
-  return { tokens, promptLengths };
+  return { tokens, padding, promptLengths };
 }
 
 describe("native trainer", () => {
@@ -61,18 +67,36 @@ describe("native trainer", () => {
       expect(first).toBeGreaterThan(3); // about ln(265) at initialisation
       expect(last).toBeLessThan(first / 2);
 
-      await expect(t.trainStep({ tokens: batch.tokens, promptLengths: new Int32Array([0, 1, 1, 1]) }, 1e-3)).rejects.toThrow(
-        /prompt length/,
+      await expect(t.trainStep({ ...batch, promptLengths: new Int32Array([0, 1, 1, 1]) }, 1e-3)).rejects.toThrow(
+        /prompt of at least 1 token/,
       );
-      await expect(t.trainStep({ tokens: batch.tokens.subarray(1), promptLengths: batch.promptLengths }, 1e-3)).rejects.toThrow(
-        /equal length/,
-      );
+      await expect(t.trainStep({ ...batch, padding: new Int32Array([0, 0, 0, 20]) }, 1e-3)).rejects.toThrow(/answer after it/);
+      await expect(t.trainStep({ ...batch, padding: new Int32Array([0, 0, -1, 0]) }, 1e-3)).rejects.toThrow(/non-negative/);
+      await expect(t.trainStep({ ...batch, padding: new Int32Array(3) }, 1e-3)).rejects.toThrow(/one entry per row/);
+      await expect(t.trainStep({ ...batch, tokens: batch.tokens.subarray(1) }, 1e-3)).rejects.toThrow(/equal length/);
       const bad = batch.tokens.slice();
       bad[0] = 100000;
-      await expect(t.trainStep({ tokens: bad, promptLengths: batch.promptLengths }, 1e-3)).rejects.toThrow(/out of range/);
+      await expect(t.trainStep({ ...batch, tokens: bad }, 1e-3)).rejects.toThrow(/out of range/);
     } finally {
       await t.dispose();
     }
+  });
+
+  it("never lets left padding reach the model: any padding token trains exactly alike", async () => {
+    const results = [];
+    for (const padToken of [special.eos, special.mask, 120]) {
+      const t = await Trainer.create(config, { seed: 5 });
+      try {
+        const steps = [];
+        for (let i = 0; i < 3; i++) steps.push(await t.trainStep(fixedBatch(padToken), 1e-2));
+        results.push(steps.map((r) => [r.loss, r.gradNorm, r.masked]));
+      } finally {
+        await t.dispose();
+      }
+    }
+    expect(results[0][0][2]).toBeGreaterThan(0);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
   });
 
   it("writes a checkpoint that Engine.load and Model.load serve with the trainer's own logits", async () => {
@@ -113,7 +137,7 @@ describe("native trainer", () => {
     const batches = [0, 1, 2, 3, 4, 5].map((k) => {
       const b = fixedBatch();
       // Vary the batches so that the data order matters.
-      return { tokens: b.tokens.map((v, i) => (i % 20 === 2 ? 97 + k : v)), promptLengths: b.promptLengths };
+      return { ...b, tokens: b.tokens.map((v, i) => (i % 20 === 12 ? 97 + k : v)) };
     });
     const lr = (i: number) => 4e-3 * (1 - i / 10);
 

@@ -239,15 +239,17 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         });
   }
 
-  // trainStep(tokens: Int32Array [B*T], promptLengths: Int32Array [B], lr) -> Promise<{loss, gradNorm, masked, step}>
+  // trainStep(tokens: Int32Array [B*T], padding: Int32Array [B], promptLengths: Int32Array [B], lr)
+  //   -> Promise<{loss, gradNorm, masked, step}>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<int64_t> tokens = int32Array(info[0], "trainStep: tokens");
-    std::vector<int64_t> prompts = int32Array(info[1], "trainStep: promptLengths");
-    if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "trainStep: lr must be a number");
-    double lr = info[2].As<Napi::Number>().DoubleValue();
+    std::vector<int64_t> padding = int32Array(info[1], "trainStep: padding");
+    std::vector<int64_t> prompts = int32Array(info[2], "trainStep: promptLengths");
+    if (!info[3].IsNumber()) throw Napi::TypeError::New(env, "trainStep: lr must be a number");
+    double lr = info[3].As<Napi::Number>().DoubleValue();
     return submit<dllm::StepResult>(
-        env, [this, tokens, prompts, lr]() { return trainer().trainStep(tokens, prompts, lr); },
+        env, [this, tokens, padding, prompts, lr]() { return trainer().trainStep(tokens, padding, prompts, lr); },
         [](Napi::Env env, dllm::StepResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("loss", r.loss);

@@ -76,22 +76,32 @@ Trainer::Trainer(const TrainerSpec& spec) : spec_(spec), device_(spec.device) {
   model_ = std::make_unique<LLaDAModel>(config_, std::move(w), device_, at::kFloat);
 }
 
-StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vector<int64_t>& prompt_lengths, double lr) {
+StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vector<int64_t>& padding,
+                              const std::vector<int64_t>& prompt_lengths, double lr) {
   const int64_t B = static_cast<int64_t>(prompt_lengths.size());
   if (B < 1) throw std::invalid_argument("trainStep: the batch is empty");
+  if (static_cast<int64_t>(padding.size()) != B) throw std::invalid_argument("trainStep: padding needs one entry per row");
   at::Tensor ids = tokenTensor(tokens, B, config_.vocab_size, "trainStep");
   const int64_t T = ids.size(1);
   if (T > config_.max_sequence_length) throw std::invalid_argument("trainStep: rows are longer than max_sequence_length");
-  for (int64_t p : prompt_lengths)
-    if (p < 1 || p >= T) throw std::invalid_argument("trainStep: every prompt length must be in [1, T)");
+  for (int64_t b = 0; b < B; b++) {
+    if (padding[b] < 0) throw std::invalid_argument("trainStep: padding must be non-negative");
+    if (prompt_lengths[b] < 1 || padding[b] + prompt_lengths[b] >= T)
+      throw std::invalid_argument("trainStep: every row needs a prompt of at least 1 token and an answer after it");
+  }
   if (!(lr >= 0) || !std::isfinite(lr)) throw std::invalid_argument("trainStep: lr must be a finite non-negative number");
 
   // Masking noise of this step, on the CPU (the same on every device).
   at::Generator gen = at::detail::createCPUGenerator(mix(spec_.seed ^ mix(static_cast<uint64_t>(step_) + 1)));
   at::Tensor t = at::rand({B}, gen, at::kDouble) * (1.0 - spec_.mask_eps) + spec_.mask_eps;
   at::Tensor u = at::rand({B, T}, gen, at::kDouble);
-  at::Tensor start = at::tensor(prompt_lengths, at::kLong).view({B, 1});
-  at::Tensor answer = at::arange(T, at::kLong).view({1, T}).ge(start);
+  // Rows are left-padded: [padding][prompt][answer + EOS padding]; the padding is invisible to attention and
+  // positions count from each row's first real token, as in serving.
+  at::Tensor pad = at::tensor(padding, at::kLong).view({B, 1});
+  at::Tensor start = pad + at::tensor(prompt_lengths, at::kLong).view({B, 1});
+  at::Tensor column = at::arange(T, at::kLong).view({1, T});
+  at::Tensor valid = column.ge(pad);
+  at::Tensor answer = column.ge(start);
   at::Tensor masked = answer & u.lt(t.view({B, 1}));
   at::Tensor answerLen = (T - start.view({B})).to(at::kDouble);
   // Per-token weight of row b: 1 / (t_b * answer length_b * B).
@@ -101,11 +111,11 @@ StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vec
   at::Tensor flat = masked.view({-1}).nonzero().view({-1});
   StepResult r;
   r.masked = flat.size(0);
-  at::Tensor positions = at::arange(T, at::kLong).view({1, T}).expand({B, T}).contiguous();
+  at::Tensor positions = LLaDAModel::positionsFor(valid);
 
   at::Tensor loss;
   if (r.masked > 0) {
-    at::Tensor h = model_->hidden(noisy.to(device_), at::Tensor(), positions.to(device_));
+    at::Tensor h = model_->hidden(noisy.to(device_), valid.to(device_), positions.to(device_));
     at::Tensor flatDev = flat.to(device_);
     at::Tensor rows = h.reshape({B * T, -1}).index_select(0, flatDev);
     at::Tensor logits = model_->logits(rows);

@@ -46,11 +46,14 @@ class Trainer {
   const LLaDAConfig& config() const { return config_; }
   int64_t step() const { return step_; }
 
-  // One AdamW step on a batch: tokens [B*T] (every row T tokens: prompt, answer, EOS padding), prompt_lengths [B].
-  // Row b's answer region is positions [prompt_lengths[b], T): each of its tokens is masked with probability
-  // t_b ~ U(eps, 1); loss = mean over rows of sum(CE(masked) / t_b) / (T - prompt_lengths[b]).
+  // One AdamW step on a batch: tokens [B*T] (every row T tokens: left padding, prompt, answer, EOS padding),
+  // padding [B], prompt_lengths [B]. Row b's answer region is positions [a_b, T), a_b = padding[b] +
+  // prompt_lengths[b]: each of its tokens is masked with probability t_b ~ U(eps, 1); loss = mean over rows of
+  // sum(CE(masked) / t_b) / (T - a_b). Left padding lets every row have the same answer region length, so short
+  // prompts do not bury their answer under a long EOS tail.
   // The masking noise is a function of (seed, step): a resumed run masks exactly as an uninterrupted one.
-  StepResult trainStep(const std::vector<int64_t>& tokens, const std::vector<int64_t>& prompt_lengths, double lr);
+  StepResult trainStep(const std::vector<int64_t>& tokens, const std::vector<int64_t>& padding,
+                       const std::vector<int64_t>& prompt_lengths, double lr);
 
   // Logits [B*T, embedding_size] (fp32, on the CPU) of unmasked rows of tokens [B*T], no padding.
   at::Tensor logits(const std::vector<int64_t>& tokens, int64_t batch) const;
