@@ -4,8 +4,12 @@ import { loadAddon } from "../native/load-addon.js";
 import { abortError, DisposedError, fromNative } from "./errors.js";
 
 export type Remasking = "low_confidence" | "random";
+/** Which columns a step between cache refreshes recomputes (native/src/decoding/sampler.h). */
+export type CacheMode = "none" | "prefix" | "dual" | "vicinity";
+/** How many tokens a step commits beyond the fixed count of `steps`. */
+export type DecoderKind = "fixed" | "threshold" | "factor";
 
-/** The reference sampler's parameters (LLaDA generate.py), shared by every row of a batch. */
+/** The sampler's parameters (LLaDA generate.py, plus the cached and parallel decoders), shared by a batch. */
 export interface SamplerParams {
   steps: number;
   genLength: number;
@@ -19,6 +23,18 @@ export interface SamplerParams {
   confidenceEosEotInf?: boolean;
   /** The tokenizer's end-of-turn id (used by confidenceEosEotInf). */
   eotTokenId?: number;
+  /** Default none. */
+  cache?: CacheMode;
+  /** Also refresh the cache every this many steps inside a block (default 0: at block starts only). */
+  refreshEvery?: number;
+  /** Columns on each side of the block that the vicinity cache recomputes (default 16). */
+  vicinity?: number;
+  /** Default fixed. */
+  decoder?: DecoderKind;
+  /** Threshold decoder: commit every masked position more confident than this (default 0.9). */
+  threshold?: number;
+  /** Factor decoder's factor (default 1). */
+  factor?: number;
 }
 
 export interface BatchRow {
@@ -96,20 +112,35 @@ export class Engine {
     return this.#disposed;
   }
 
-  /** Full logits for rows of any lengths (left-padded together): one Float32Array [length * embeddingSize] per row. */
-  async forward(rows: ArrayLike<number>[]): Promise<Float32Array[]> {
+  /**
+   * Full logits for rows of any lengths (left-padded together): one Float32Array [length * embeddingSize] per row.
+   * With a window, only the logits of columns [start, start + length) of the left-padded layout (T = the longest
+   * row), computed as the cached decoders compute them: a K/V cache filled by a full forward over `cacheRows`
+   * (same lengths as rows; default rows), then those columns alone against it.
+   */
+  async forward(
+    rows: ArrayLike<number>[],
+    window?: { start: number; length: number; cacheRows?: ArrayLike<number>[] },
+  ): Promise<Float32Array[]> {
     this.#checkAlive();
     const T = Math.max(...rows.map((r) => r.length));
-    const ids = new Int32Array(rows.length * T).fill(this.#info.padTokenId);
+    const pack = (list: ArrayLike<number>[]) => {
+      const ids = new Int32Array(list.length * T).fill(this.#info.padTokenId);
+      list.forEach((row, r) => ids.set(Array.from(row), r * T + T - row.length));
+      return ids;
+    };
+    const ids = pack(rows);
     const valid = new Uint8Array(rows.length * T);
-    rows.forEach((row, r) => {
-      const pad = T - row.length;
-      for (let i = 0; i < row.length; i++) {
-        ids[r * T + pad + i] = row[i];
-        valid[r * T + pad + i] = 1;
-      }
-    });
+    rows.forEach((row, r) => valid.fill(1, r * T + T - row.length, (r + 1) * T));
     const E = this.#info.embeddingSize;
+    if (window) {
+      const { start, length: n } = window;
+      const cacheIds = window.cacheRows && pack(window.cacheRows);
+      const logits = await this.#native
+        .forward(ids, rows.length, valid, { start, length: n, ...(cacheIds && { cacheIds }) })
+        .catch((err) => Promise.reject(fromNative(err)));
+      return rows.map((_, r) => logits.slice(r * n * E, (r + 1) * n * E));
+    }
     const logits = await this.#native.forward(ids, rows.length, valid).catch((err) => Promise.reject(fromNative(err)));
     return rows.map((row, r) => logits.slice((r * T + T - row.length) * E, (r + 1) * T * E));
   }

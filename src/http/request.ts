@@ -3,7 +3,7 @@
 // field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
 import type { GenerationInput } from "../model/model.js";
-import { availableAlgorithms, findAlgorithm } from "../model/algorithms.js";
+import { AlgorithmError, resolveAlgorithm } from "../model/algorithms.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { invalid } from "./errors.js";
 
@@ -126,24 +126,26 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     );
   }
 
-  const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
-  const algorithm = findAlgorithm(algorithmName);
-  if (!algorithm || !algorithm.available) {
-    const why = algorithm ? "is not available in this build" : "is not a known algorithm";
-    throw invalid(`generation_algorithm '${algorithmName}' ${why}; available: ${availableAlgorithms().join(", ")}`, "generation_algorithm", "unknown_algorithm");
-  }
-
   const remasking = optional(body, "remasking", string("remasking"));
   if (remasking !== undefined && remasking !== "low_confidence" && remasking !== "random") {
     throw invalid("'remasking' must be 'low_confidence' or 'random'", "remasking");
   }
-  // Accepted for compatibility: top_p / top_k have no meaning for LLaDA's sampler; threshold / factor are read by
-  // the parallel decoders. They are validated so that a typo fails loudly.
+  // Accepted for compatibility: top_p / top_k have no meaning for LLaDA's sampler. They are validated so that a
+  // typo fails loudly.
   optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
   optional(body, "top_k", number("top_k", 0, Number.MAX_SAFE_INTEGER, { integer: true }));
-  optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
-  optional(body, "factor", number("factor", 0, Number.MAX_VALUE, { exclusiveMin: true }));
   optional(body, "n", number("n", 1, 1, { integer: true })); // one choice per request
+
+  const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
+  const threshold = optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
+  const factor = optional(body, "factor", number("factor", 0, Number.MAX_VALUE, { exclusiveMin: true }));
+  try {
+    resolveAlgorithm(algorithmName, threshold, factor);
+  } catch (err) {
+    if (!(err instanceof AlgorithmError)) throw err;
+    if (err.field === "algorithm") throw invalid(`generation_${err.message}`, "generation_algorithm", "unknown_algorithm");
+    throw invalid(`${err.message} (generation_algorithm '${algorithmName}')`, err.field);
+  }
 
   return {
     genLength,
@@ -154,6 +156,9 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     remasking: (remasking as RequestOptions["remasking"]) ?? "low_confidence",
     logitsEosInf: optional(body, "logits_eos_inf", boolean("logits_eos_inf")) ?? false,
     confidenceEosEotInf: optional(body, "confidence_eos_eot_inf", boolean("confidence_eos_eot_inf")) ?? false,
+    algorithm: algorithmName,
+    threshold,
+    factor,
     seed: optional(body, "seed", number("seed", 0, Number.MAX_SAFE_INTEGER, { integer: true })),
     stop: optional(body, "stop", stopSequences),
   };

@@ -1,10 +1,11 @@
 // The in-process API over one engine: load a LLaDA folder, generate from chat messages or a raw prompt, dispose.
 import { randomInt } from "node:crypto";
 import type { ModelInfo } from "../native/addon-types.js";
-import { Engine, type LoadOptions, type Remasking } from "../engine/engine.js";
+import { Engine, type CacheMode, type DecoderKind, type LoadOptions, type Remasking } from "../engine/engine.js";
 import { DisposedError, InvalidRequestError } from "../engine/errors.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
+import { AlgorithmError, resolveAlgorithm } from "./algorithms.js";
 import { AnswerText } from "./answer-text.js";
 
 /** What to answer: chat messages (rendered with the model's chat template) or a raw prompt string. */
@@ -22,6 +23,14 @@ export interface GenerationParams {
   remasking?: Remasking;
   logitsEosInf?: boolean;
   confidenceEosEotInf?: boolean;
+  /** A name or alias from src/model/algorithms.ts. Default basic. */
+  algorithm?: string;
+  /** Parallel decoding: also commit every masked position of the block more confident than this. */
+  threshold?: number;
+  /** Parallel decoding by Fast-dLLM's factor rule. */
+  factor?: number;
+  /** Cached algorithms: also refresh the cache every this many steps inside a block (0: at block starts only). */
+  refreshEvery?: number;
 }
 
 export interface BlockEvent {
@@ -74,11 +83,21 @@ export interface DecodeRow {
 }
 
 /** Every sampler parameter with its default filled in: requests with equal ResolvedParams can share a batch. */
-export type ResolvedParams = Required<GenerationParams>;
+export type ResolvedParams = Required<GenerationParams> & { cache: CacheMode; decoder: DecoderKind };
 
+/** Fills in the defaults; throws InvalidRequestError for an algorithm choice that cannot be honoured. */
 export function samplerParams(p: GenerationParams): ResolvedParams {
   const genLength = p.genLength ?? 128;
+  let algorithm;
+  try {
+    algorithm = resolveAlgorithm(p.algorithm ?? "basic", p.threshold, p.factor);
+  } catch (err) {
+    if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
+    throw err;
+  }
   return {
+    ...algorithm,
+    refreshEvery: p.refreshEvery ?? 0,
     genLength,
     blockLength: p.blockLength ?? Math.min(32, genLength),
     steps: p.steps ?? genLength,

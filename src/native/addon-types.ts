@@ -47,6 +47,12 @@ export interface NativeGenerateOptions {
   logitsEosInf?: boolean;
   confidenceEosEotInf?: boolean;
   eotTokenId?: number;
+  cache?: "none" | "prefix" | "dual" | "vicinity";
+  refreshEvery?: number;
+  vicinity?: number;
+  decoder?: "fixed" | "threshold" | "factor";
+  threshold?: number;
+  factor?: number;
 }
 
 export interface NativeGenerateResult {
@@ -58,8 +64,17 @@ export interface NativeGenerateResult {
 
 export interface NativeEngine {
   load(options: NativeLoadOptions, onProgress?: (done: number, total: number, tensor: string) => void): Promise<ModelInfo>;
-  /** Logits [batch * T * embeddingSize] for ids [batch * T]; valid marks real (non-padding) tokens. */
-  forward(ids: Int32Array, batch: number, valid?: Uint8Array): Promise<Float32Array>;
+  /**
+   * Logits [batch * T * embeddingSize] for ids [batch * T]; valid marks real (non-padding) tokens. With a window,
+   * only its columns' logits [batch * length * embeddingSize], computed as the cached decoders do: a K/V cache
+   * filled by a full forward over cacheIds (default ids), then the window's columns of ids alone against it.
+   */
+  forward(
+    ids: Int32Array,
+    batch: number,
+    valid?: Uint8Array,
+    window?: { start: number; length: number; cacheIds?: Int32Array },
+  ): Promise<Float32Array>;
   /** onBlock gets each committed block's tokens, [rows * blockLength] row-major. */
   generate(
     options: NativeGenerateOptions,

@@ -1,6 +1,7 @@
 // Every seed-system field is honoured: each maps onto the engine parameter it names (the HTTP answer equals the
 // in-process answer with that parameter) and changes what it should.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALGORITHMS } from "../../dist/model/algorithms.js";
 import { tinyModel } from "../helpers/fixtures.js";
 import { postJson, startHttp, type Running } from "../helpers/http.js";
 
@@ -57,14 +58,30 @@ describe("seed fields", () => {
     expect(text(b)).toBe(text(a));
   });
 
-  it("generation_algorithm takes every name and alias of the available algorithms", async () => {
+  it("generation_algorithm takes every name and alias of the available algorithms, and reaches the engine", async () => {
+    const defaults = { genLength: 32, blockLength: 8, steps: 16, seed: 1 };
     const reference = text(await chat(base));
-    for (const name of ["basic", "no_cache", "simple", "BASIC"]) expect(text(await chat({ ...base, generation_algorithm: name }))).toBe(reference);
+    expect(reference).toBe(await inProcess(defaults));
+    const cached = await inProcess({ ...defaults, algorithm: "dual_cache" });
+    expect(cached).not.toBe(reference);
+    for (const spec of ALGORITHMS.filter((a) => a.available)) {
+      const expected = await inProcess({ ...defaults, algorithm: spec.name });
+      for (const name of [spec.name, ...spec.aliases, spec.name.toUpperCase()]) {
+        expect(text(await chat({ ...base, generation_algorithm: name })), name).toBe(expected);
+      }
+    }
   });
 
-  it("threshold and factor are accepted and leave the reference sampler's fixed schedule alone", async () => {
-    const reference = text(await chat(base));
-    expect(text(await chat({ ...base, threshold: 0.9, factor: 1.5 }))).toBe(reference);
+  it("threshold and factor reach the parallel decoders", async () => {
+    const defaults = { genLength: 32, blockLength: 8, steps: 16, seed: 1 };
+    for (const [fields, options] of [
+      [{ threshold: 0.02 }, { threshold: 0.02 }],
+      [{ factor: 2.9, generation_algorithm: "prefix" }, { factor: 2.9, algorithm: "prefix_cache" }],
+    ] as const) {
+      const changed = await inProcess({ ...defaults, ...options });
+      expect(changed).not.toBe(await inProcess(defaults));
+      expect(text(await chat({ ...base, ...fields }))).toBe(changed);
+    }
   });
 
   it("stop ends the text before the stop string, and top_p / top_k / n=1 are accepted", async () => {

@@ -9,6 +9,8 @@
 //   last but always before already-committed positions (which have -inf); a block therefore never keeps a mask.
 // - Ties in confidence go to the lower position (a stable descending sort).
 // - The mask id is never predicted (its logit is -inf): generate.py would "commit" it and leave the position masked.
+// - Parallel decoders (threshold, factor) commit max(k, their count) per step, at least one, and end a block as soon
+//   as it holds no mask; the random numbers stay keyed by the scheduled step.
 
 import { dims, referenceLogits, type RefConfig, type RefWeights } from "./forward.js";
 import { GUMBEL, key, REMASK, uniform } from "./random.js";
@@ -29,6 +31,12 @@ export interface RefSamplerParams {
   eotTokenId?: number;
   /** Integer in [0, 2^53). Default 0. */
   seed?: number;
+  /** Default fixed: k tokens per step. */
+  decoder?: "fixed" | "threshold" | "factor";
+  /** threshold: also commit every masked position whose confidence exceeds this. */
+  threshold?: number;
+  /** factor: the largest n whose i-th most confident (1-based) has confidence >= 1 - factor / (i + 1). */
+  factor?: number;
 }
 
 /** What one step did, for tests that check the schedule. Positions are within the generation (0..genLength-1). */
@@ -44,6 +52,18 @@ export interface RefStepTrace {
   committed: number[];
   /** The generation after this step. */
   tokens: number[];
+}
+
+/** How many of the sorted (descending) block confidences a step commits: the fixed k, or more by the decoder. */
+function commitCount(decoder: string, sorted: number[], k: number, p: RefSamplerParams): number {
+  if (decoder === "fixed") return k;
+  let extra = 0;
+  if (decoder === "threshold") {
+    extra = sorted.filter((c) => c > p.threshold!).length;
+  } else {
+    while (extra < sorted.length && sorted[extra]! >= 1 - p.factor! / (extra + 2)) extra++;
+  }
+  return Math.max(k, 1, extra);
 }
 
 /** Tokens committed at step i of a block of `blockLength` masks spread over `stepsPerBlock` steps. */
@@ -102,18 +122,20 @@ export function referenceGenerate(
   if (!(cfgScale >= 0 && Number.isFinite(cfgScale))) throw new Error("cfgScale must be finite and >= 0");
   if (prompt.includes(mask)) throw new Error("the prompt holds the mask token");
   const stepsPerBlock = steps / blocks;
+  const decoder = p.decoder ?? "fixed";
 
   const P = prompt.length;
   const x = [...prompt, ...new Array<number>(G).fill(mask)];
 
-  let step = 0;
   for (let b = 0; b < blocks; b++) {
     const b0 = P + b * BL; // first sequence index of the block
-    for (let i = 0; i < stepsPerBlock; i++, step++) {
+    for (let i = 0; i < stepsPerBlock; i++) {
+      const step = b * stepsPerBlock + i;
       // Every block position is masked at the block start, so the schedule depends on blockLength alone.
       const k = transferCount(BL, stepsPerBlock, i);
       const committed: number[] = [];
-      if (k > 0) {
+      if (decoder !== "fixed" && !x.slice(b0, b0 + BL).includes(mask)) break;
+      if (k > 0 || decoder !== "fixed") {
         const cond = referenceLogits(config, weights, x);
         // Classifier-free guidance: the unconditional input has every prompt position replaced by the mask.
         const un = cfgScale > 0 ? referenceLogits(config, weights, x.map((id, t) => (t < P ? mask : id))) : null;
@@ -160,7 +182,7 @@ export function referenceGenerate(
           const cc = confidence[c]!;
           return ca === cc ? a - c : cc > ca ? 1 : -1;
         });
-        for (const c of order.slice(0, k)) {
+        for (const c of order.slice(0, commitCount(decoder, order.map((c) => confidence[c]!), k, p))) {
           if (x[b0 + c] === mask) {
             x[b0 + c] = x0[c]!;
             committed.push(b * BL + c);

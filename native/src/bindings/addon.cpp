@@ -292,12 +292,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return info_ ? Napi::Value(configObject(info.Env(), *info_)) : info.Env().Null();
   }
 
-  // forward(ids: Int32Array [B*T], batch, valid?: Uint8Array [B*T]) -> Promise<Float32Array [B*T*E]>
+  // forward(ids: Int32Array [B*T], batch, valid?: Uint8Array [B*T], window?: {start, length, cacheIds?: Int32Array})
+  //   -> Promise<Float32Array [B*T*E]>, or [B*length*E]: the window's logits computed against a K/V cache filled
+  //   from cacheIds (default ids), as the cached decoders compute them.
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids, cacheIds;
     std::vector<uint8_t> valid;
-    int64_t batch = 0;
+    int64_t batch = 0, start = -1, length = 0;
     try {
       ids = tokenArray(info[0], "forward: ids");
       if (!info[1].IsNumber()) throw std::invalid_argument("forward: batch must be a number");
@@ -309,6 +311,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (v.ElementLength() != ids.size()) throw std::invalid_argument("forward: valid must match ids in length");
         valid.assign(v.Data(), v.Data() + v.ElementLength());
       }
+      if (info[3].IsObject()) {
+        Napi::Object w = info[3].As<Napi::Object>();
+        start = intField(w, "start", -1);
+        length = intField(w, "length", 0);
+        const int64_t T = static_cast<int64_t>(ids.size()) / batch;
+        if (start < 0 || length < 1 || start + length > T) throw std::invalid_argument("forward: the window must lie within the rows");
+        cacheIds = w.Has("cacheIds") ? tokenArray(w.Get("cacheIds"), "forward: window.cacheIds") : ids;
+        if (cacheIds.size() != ids.size()) throw std::invalid_argument("forward: window.cacheIds must match ids in length");
+      }
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, e.what());
     }
@@ -316,17 +327,28 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Promise promise = open(env, id).deferred.Promise();
     submit<at::Tensor>(
         env, id,
-        [this, ids, valid, batch](const std::atomic<bool>&) {
+        [this, ids, cacheIds, valid, batch, start, length](const std::atomic<bool>&) {
           auto m = requireModel();
+          const at::Device dev = m->device();
           const int64_t T = static_cast<int64_t>(ids.size()) / batch;
-          at::Tensor x = at::tensor(ids, at::kLong).view({batch, T});
-          for (int64_t v : ids)
-            if (v < 0 || v >= m->config().embedding_size) throw std::invalid_argument("forward: token id out of range");
+          for (const auto* list : {&ids, &cacheIds})
+            for (int64_t v : *list)
+              if (v < 0 || v >= m->config().embedding_size) throw std::invalid_argument("forward: token id out of range");
+          at::Tensor x = at::tensor(ids, at::kLong).view({batch, T}).to(dev);
           at::Tensor mask = valid.empty() ? at::ones({batch, T}, at::kBool)
                                           : at::tensor(std::vector<int64_t>(valid.begin(), valid.end()), at::kLong).ne(0).view({batch, T});
+          mask = mask.to(dev);
           at::Tensor pos = dllm::LLaDAModel::positionsFor(mask);
-          at::Tensor h = m->hidden(x.to(m->device()), mask.to(m->device()), pos.to(m->device()));
-          return m->logits(h.view({batch * T, -1})).to(at::kCPU).contiguous();
+          at::Tensor h;
+          if (start < 0) {
+            h = m->hidden(x, mask, pos);
+          } else {
+            // What the cached decoders run: a full forward over cacheIds fills the cache, then the window alone.
+            dllm::KVCache cache;
+            m->hidden(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos, &cache);
+            h = m->hiddenWindow(x.narrow(1, start, length), mask, pos.narrow(1, start, length), start, cache);
+          }
+          return m->logits(h.reshape({-1, h.size(-1)})).to(at::kCPU).contiguous();
         },
         [](Napi::Env env, at::Tensor& logits) -> Napi::Value {
           auto out = Napi::Float32Array::New(env, logits.numel());
@@ -343,7 +365,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, cfgScale,
-  //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId}, onBlock?) -> Promise<{tokens, forwards}>
+  //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
+  //           threshold, factor}, onBlock?) -> Promise<{tokens, forwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
   static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
     int64_t jobId = intField(o, "jobId", -1);
@@ -371,6 +394,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     params.logits_eos_inf = boolField(o, "logitsEosInf");
     params.confidence_eos_eot_inf = boolField(o, "confidenceEosEotInf");
     params.eot_token_id = intField(o, "eotTokenId", -1);
+    std::string cache = stringField(o, "cache", "none");
+    if (cache == "none") params.cache = dllm::CacheMode::None;
+    else if (cache == "prefix") params.cache = dllm::CacheMode::Prefix;
+    else if (cache == "dual") params.cache = dllm::CacheMode::Dual;
+    else if (cache == "vicinity") params.cache = dllm::CacheMode::Vicinity;
+    else throw std::invalid_argument("cache must be 'none', 'prefix', 'dual' or 'vicinity'");
+    params.refresh_every = intField(o, "refreshEvery", 0);
+    params.vicinity = intField(o, "vicinity", params.vicinity);
+    std::string decoder = stringField(o, "decoder", "fixed");
+    if (decoder == "fixed") params.decoder = dllm::Decoder::Fixed;
+    else if (decoder == "threshold") params.decoder = dllm::Decoder::Threshold;
+    else if (decoder == "factor") params.decoder = dllm::Decoder::Factor;
+    else throw std::invalid_argument("decoder must be 'fixed', 'threshold' or 'factor'");
+    params.threshold = numberField(o, "threshold", params.threshold);
+    params.factor = numberField(o, "factor", params.factor);
     return jobId;
   }
 

@@ -47,6 +47,34 @@ Layout layout(const LLaDAModel& model, const SamplerParams& p, const BatchReques
 // Tokens committed at step i of a block holding `masked` masks over `steps` steps (generate.py's split).
 int64_t transferCount(int64_t masked, int64_t steps, int64_t i) { return masked / steps + (i < masked % steps ? 1 : 0); }
 
+// The columns [first, last) that a step between refreshes recomputes for the block at b0.
+std::pair<int64_t, int64_t> window(const SamplerParams& p, int64_t b0, int64_t T) {
+  switch (p.cache) {
+    case CacheMode::Prefix: return {b0, T};
+    case CacheMode::Dual: return {b0, b0 + p.block_length};
+    case CacheMode::Vicinity: return {std::max<int64_t>(0, b0 - p.vicinity), std::min(T, b0 + p.block_length + p.vicinity)};
+    case CacheMode::None: break;
+  }
+  return {0, T};
+}
+
+// Per row, how many of the block's masked positions to commit, given their confidences sorted in descending
+// order ([B, BL], -inf past the masked ones) and the fixed count k of this step.
+at::Tensor commitCounts(const SamplerParams& p, const at::Tensor& sorted, int64_t k) {
+  const int64_t BL = sorted.size(1);
+  if (p.decoder == Decoder::Fixed) return at::full({sorted.size(0)}, k, sorted.options().dtype(at::kLong));
+  at::Tensor extra;
+  if (p.decoder == Decoder::Threshold) {
+    // Strictly above: a threshold of 1.0 then never adds to the fixed count (fp32 softmax can round to exactly 1).
+    extra = sorted.gt(p.threshold).sum(1);
+  } else {
+    // The i-th most confident (1-based) needs 1 - factor / (i + 1); n is the length of the run that passes.
+    at::Tensor need = 1.0 - p.factor / (at::arange(BL, sorted.options()) + 2.0);
+    extra = sorted.ge(need).to(at::kLong).cumprod(1).sum(1);
+  }
+  return extra.clamp_min(std::max<int64_t>(k, 1));
+}
+
 }  // namespace
 
 void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& batch) {
@@ -61,6 +89,10 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   require(p.temperature >= 0 && std::isfinite(p.temperature), "temperature must be a finite number >= 0");
   require(p.cfg_scale >= 0 && std::isfinite(p.cfg_scale), "cfg_scale must be a finite number >= 0");
   require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
+  require(p.refresh_every >= 0, "refresh_every must be >= 0");
+  require(p.vicinity >= 0, "vicinity must be >= 0");
+  require(p.threshold > 0 && p.threshold <= 1, "threshold must be in (0, 1]");
+  require(p.factor > 0 && std::isfinite(p.factor), "factor must be a finite number > 0");
   for (size_t r = 0; r < batch.prompts.size(); r++) {
     const auto& prompt = batch.prompts[r];
     require(static_cast<int64_t>(prompt.size()) + p.gen_length <= c.max_sequence_length,
@@ -100,28 +132,46 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
   if (p.remasking == Remasking::Random) oneLane = rng::laneHashes(1, dev);
 
   GenerateResult result;
-  int64_t step = 0;
+  const bool cached = p.cache != CacheMode::None;
+  KVCache cache;
+  at::Tensor rank = at::arange(BL, longOpts).unsqueeze(0);
   for (int64_t b = 0; b < blocks; b++) {
     const int64_t b0 = P + b * BL;
-    for (int64_t i = 0; i < stepsPerBlock; i++, step++) {
+    const auto [w0, w1] = window(p, b0, T);
+    for (int64_t i = 0; i < stepsPerBlock; i++) {
+      // The step that keys the random numbers: fixed by the schedule, so a block that ends early in one batch
+      // leaves later blocks drawing what they would draw alone.
+      const int64_t step = b * stepsPerBlock + i;
       if (cancelled()) throw Cancelled();
       // Steps that commit nothing (steps per block > block_length) change nothing: skip their forward.
       const int64_t k = transferCount(BL, stepsPerBlock, i);
-      if (k == 0) continue;
+      if (k == 0 && p.decoder == Decoder::Fixed) continue;
       at::Tensor block = x.narrow(1, b0, BL);
       at::Tensor masked = block.eq(c.mask_token_id);  // [B, BL]
-      // The masked positions of this block, as (row, column-in-block) and as flat rows of the hidden states.
+      // A parallel decoder may finish the block early: its remaining steps have nothing to do.
+      if (p.decoder != Decoder::Fixed && !masked.any().item<bool>()) break;
+      // The masked positions of this block, as (row, column-in-block).
       at::Tensor where = masked.nonzero();  // [N, 2]
       at::Tensor rows = where.select(1, 0), cols = where.select(1, 1);
-      at::Tensor flat = rows * T + b0 + cols;
 
+      // A full forward (refilling the cache when there is one), or only the window against the cache.
       at::Tensor inputs = cfg ? at::cat({x, at::where(promptCols, c.mask_token_id, x)}) : x;
-      at::Tensor h = model.hidden(inputs, validAll, positionsAll);
+      const bool refresh = !cached || i == 0 || (p.refresh_every > 0 && i % p.refresh_every == 0);
+      at::Tensor h;
+      int64_t first = 0;
+      if (refresh) {
+        h = model.hidden(inputs, validAll, positionsAll, cached ? &cache : nullptr);
+      } else {
+        first = w0;
+        h = model.hiddenWindow(inputs.narrow(1, w0, w1 - w0), validAll, positionsAll.narrow(1, w0, w1 - w0), w0, cache);
+      }
       result.forwards++;
+      const int64_t W = h.size(1);
+      at::Tensor flat = rows * W + (b0 - first) + cols;  // the masked positions as rows of h
       at::Tensor hrows = h.view({-1, c.d_model});
       at::Tensor logits;
       if (cfg) {
-        at::Tensor both = model.logits(hrows.index_select(0, at::cat({flat, flat + B * T})));
+        at::Tensor both = model.logits(hrows.index_select(0, at::cat({flat, flat + B * W})));
         at::Tensor cond = both.narrow(0, 0, flat.size(0)), un = both.narrow(0, flat.size(0), flat.size(0));
         logits = un + (p.cfg_scale + 1.0) * (cond - un);
       } else {
@@ -158,13 +208,15 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
         conf = conf.masked_fill(special, kLowest);
       }
 
-      // Per row, commit the k most confident masked positions; ties go to the earlier position.
+      // Per row, commit the most confident masked positions (how many: the decoder's count); ties go to the
+      // earlier position.
       at::Tensor confBlock = at::full({B, BL}, kNegInf, at::TensorOptions().dtype(at::kDouble).device(dev));
       confBlock.index_put_({rows, cols}, conf);
       at::Tensor x0Block = block.clone();
       x0Block.index_put_({rows, cols}, x0);
-      at::Tensor order = std::get<1>(confBlock.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true)).narrow(1, 0, k);
-      at::Tensor commit = at::zeros({B, BL}, at::TensorOptions().dtype(at::kBool).device(dev)).scatter_(1, order, true);
+      auto [sorted, order] = confBlock.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+      at::Tensor take = rank.lt(commitCounts(p, sorted, k).unsqueeze(1));
+      at::Tensor commit = at::zeros({B, BL}, at::TensorOptions().dtype(at::kBool).device(dev)).scatter_(1, order, take);
       block.copy_(at::where(commit.logical_and(masked), x0Block, block));
     }
     if (onBlock) onBlock(b, x.narrow(1, b0, BL).to(at::kCPU));

@@ -1,6 +1,9 @@
 // LLaDA's reference sampler (generate.py semantics): semi-autoregressive blocks, a fixed number of tokens
 // committed per step, low-confidence or random remasking, Gumbel noise in float64, classifier-free guidance.
 // Only the current block's masked positions go through the LM head and the confidence computation.
+// On top of it, the faster decoders of Fast-dLLM and dInfer: a K/V cache refreshed at block starts (prefix, dual
+// or dInfer's vicinity window) and parallel decoders that commit more than the fixed count when confident
+// (threshold, factor). The fixed count stays a floor, so `steps` bounds the forward passes of every decoder.
 // Where generate.py leaves a corner to chance, this sampler decides: the mask id is never predicted, ties in
 // confidence go to the earlier position, and EOS/eot held back by confidence_eos_eot_inf still rank above
 // already-committed positions, so a finished block never holds a mask.
@@ -18,6 +21,16 @@ namespace dllm {
 
 enum class Remasking { LowConfidence, Random };
 
+// Which columns a step between refreshes recomputes (a refresh is a full forward that refills the cache):
+// None: every step is a full forward; Prefix: the block and everything after it; Dual: the block alone;
+// Vicinity: the block and `vicinity` columns on each side.
+enum class CacheMode { None, Prefix, Dual, Vicinity };
+
+// How many masked positions of the block a step commits, beyond the fixed count of `steps`:
+// Fixed: none; Threshold: every one whose confidence exceeds `threshold` (and always the most confident);
+// Factor: Fast-dLLM's rule, the largest n whose i-th most confident (1-based) has confidence >= 1 - factor/(i+1).
+enum class Decoder { Fixed, Threshold, Factor };
+
 struct SamplerParams {
   int64_t steps = 128;
   int64_t gen_length = 128;
@@ -28,6 +41,12 @@ struct SamplerParams {
   bool logits_eos_inf = false;          // never predict EOS
   bool confidence_eos_eot_inf = false;  // EOS / eot predictions get -inf confidence (committed last)
   int64_t eot_token_id = -1;            // from the tokenizer; -1 when it has none
+  CacheMode cache = CacheMode::None;
+  int64_t refresh_every = 0;  // also refresh the cache every this many steps inside a block (0: at block starts only)
+  int64_t vicinity = 16;      // columns on each side of the block that CacheMode::Vicinity recomputes
+  Decoder decoder = Decoder::Fixed;
+  double threshold = 0.9;
+  double factor = 1.0;
 };
 
 struct BatchRequest {

@@ -1,0 +1,153 @@
+// The cached and parallel decoders (Fast-dLLM's prefix and dual caches, dInfer's vicinity window, threshold and
+// factor decoding): the cached forward against the full one, the parallel decoders against the float64 reference,
+// the settings under which each must give the reference sampler's tokens, and batch invariance for all of them.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Engine, type CacheMode, type SamplerParams } from "../../src/engine/engine.js";
+import { referenceGenerate } from "../reference/sampler.js";
+import type { RefConfig, RefWeights } from "../reference/forward.js";
+import { readConfig, readWeights, tinyModel } from "../helpers/fixtures.js";
+
+let engine: Engine;
+let config: RefConfig;
+let weights: RefWeights;
+let eot: number;
+
+beforeAll(async () => {
+  const model = await tinyModel({ seed: 3 });
+  config = readConfig(model.dir);
+  weights = readWeights(model.dir);
+  eot = model.specialTokens.eot;
+  engine = await Engine.load(model.dir);
+});
+afterAll(() => engine?.dispose());
+
+function prompt(n: number, offset: number): number[] {
+  return Array.from({ length: n }, (_, i) => (offset * 31 + i * 17) % 250);
+}
+
+function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
+  expect(actual.length).toBe(expected.length);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err = Math.max(err, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return err / scale;
+}
+
+describe("a window decoded against the K/V cache", () => {
+  const mask = () => config.mask_token_id;
+  // Left-padded rows of different lengths, each ending in 12 masks (a generation being decoded).
+  const rows = () => [prompt(5, 1), prompt(14, 2), prompt(9, 3)].map((p) => [...p, ...new Array<number>(12).fill(mask())]);
+  const T = 14 + 12;
+  const E = () => engine.info.embeddingSize;
+  const columns = (full: Float32Array, rowLength: number, start: number, length: number) =>
+    full.slice((start - (T - rowLength)) * E(), (start - (T - rowLength) + length) * E());
+
+  it.each([
+    { name: "block and suffix (prefix cache)", start: T - 12, length: 12 },
+    { name: "block alone (dual cache)", start: T - 8, length: 4 },
+    { name: "block and its vicinity", start: T - 14, length: 9 },
+  ])("$name: equals the full forward's columns when the cache is current", async ({ start, length }) => {
+    const full = await engine.forward(rows());
+    const windowed = await engine.forward(rows(), { start, length });
+    rows().forEach((row, r) => expect(maxRelativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
+  });
+
+  it("recomputes the window's own keys and values: with one layer, a cache stale only inside the window changes nothing", async () => {
+    // (With more layers the columns outside the window have attended to the stale window, so their deeper keys
+    // and values differ: that is the approximation the cached decoders make between refreshes.)
+    const oneLayer = await Engine.load((await tinyModel({ seed: 5, config: { n_layers: 1 } })).dir);
+    try {
+      const start = T - 8;
+      const length = 4;
+      const now = rows().map((row) => row.map((id, t) => (t >= row.length - 8 && t < row.length - 4 ? 40 + t : id)));
+      const full = await oneLayer.forward(now);
+      // The cache was filled while the window's columns still held masks.
+      const windowed = await oneLayer.forward(now, { start, length, cacheRows: rows() });
+      now.forEach((row, r) => expect(maxRelativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
+      const stale = await engine.forward(now, { start, length, cacheRows: rows() });
+      expect(maxRelativeError(stale[0], columns((await engine.forward(now))[0], now[0].length, start, length))).toBeGreaterThan(1e-4);
+    } finally {
+      await oneLayer.dispose();
+    }
+  });
+
+  it("reads the cache outside the window: a stale prefix gives other logits", async () => {
+    const start = T - 4;
+    const length = 4;
+    const stale = rows().map((row) => row.map((id, t) => (t === row.length - 6 ? 77 : id)));
+    const current = await engine.forward(rows(), { start, length });
+    const fromStale = await engine.forward(rows(), { start, length, cacheRows: stale });
+    expect(maxRelativeError(fromStale[0], current[0])).toBeGreaterThan(1e-4);
+  });
+});
+
+describe("parallel decoders: identical tokens to the float64 reference at temperature 0", () => {
+  const base = { steps: 16, genLength: 16, blockLength: 8 };
+  it.each([
+    { name: "threshold 0.05", params: { ...base, decoder: "threshold", threshold: 0.05 } },
+    { name: "threshold 0.02, two blocks", params: { ...base, decoder: "threshold", threshold: 0.02 } },
+    { name: "factor 2.9", params: { ...base, decoder: "factor", factor: 2.9 } },
+    { name: "threshold with guidance and EOS last", params: { ...base, decoder: "threshold", threshold: 0.04, cfgScale: 1, confidenceEosEotInf: true } },
+  ] as Array<{ name: string; params: SamplerParams & { decoder: "threshold" | "factor" } }>)("$name", async ({ params }) => {
+    const p = prompt(9, 1);
+    const trace: number[] = [];
+    const expected = referenceGenerate(config, weights, p, { ...params, eotTokenId: eot, seed: 5 }, (s) => trace.push(s.committed.length));
+    const { tokens, forwards } = await engine.generate([{ prompt: p, seed: 5 }], { ...params, eotTokenId: eot });
+    expect(Array.from(tokens[0])).toEqual(expected);
+    // The reference runs one forward per step it takes; some steps commit several tokens.
+    expect(forwards).toBe(trace.length);
+    expect(Math.max(...trace)).toBeGreaterThan(1);
+  });
+});
+
+describe("settings under which a faster decoder must give the reference sampler's tokens", () => {
+  const p = prompt(11, 4);
+  const base: SamplerParams = { steps: 16, genLength: 32, blockLength: 8, eotTokenId: eot };
+  let reference: number[];
+  beforeAll(async () => {
+    reference = Array.from((await engine.generate([{ prompt: p, seed: 2 }], base)).tokens[0]);
+  });
+  const caches: CacheMode[] = ["prefix", "dual", "vicinity"];
+
+  it.each(caches)("%s cache refreshed at every step", async (cache) => {
+    const out = await engine.generate([{ prompt: p, seed: 2 }], { ...base, cache, refreshEvery: 1 });
+    expect(Array.from(out.tokens[0])).toEqual(reference);
+  });
+
+  it.each(["none", ...caches] as CacheMode[])("%s cache, threshold 1.0 and a tiny factor add nothing to the fixed count", async (cache) => {
+    for (const extra of [{ decoder: "threshold", threshold: 1.0 }, { decoder: "factor", factor: 1e-12 }] as const) {
+      const out = await engine.generate([{ prompt: p, seed: 2 }], { ...base, cache, refreshEvery: 1, ...extra });
+      expect(Array.from(out.tokens[0])).toEqual(reference);
+      expect(out.forwards).toBe(16);
+    }
+  });
+
+  it("a cache refreshed only at block starts runs fewer columns and still fills every block", async () => {
+    for (const cache of caches) {
+      const out = await engine.generate([{ prompt: p, seed: 2 }], { ...base, cache });
+      expect(out.forwards).toBe(16);
+      expect(Array.from(out.tokens[0])).not.toContain(config.mask_token_id);
+    }
+  });
+});
+
+describe("batch invariance of every cache and decoder", () => {
+  const rows = [prompt(4, 2), prompt(13, 3), prompt(7, 4), prompt(1, 5)].map((p, i) => ({ prompt: p, seed: 100 + i }));
+  const combos: Array<{ name: string; params: SamplerParams }> = [];
+  for (const cache of ["none", "prefix", "dual", "vicinity"] as CacheMode[]) {
+    combos.push({ name: `${cache}, fixed`, params: { cache, vicinity: 3 } });
+    combos.push({ name: `${cache}, threshold 0.03`, params: { cache, vicinity: 3, decoder: "threshold", threshold: 0.03 } });
+    combos.push({ name: `${cache}, factor 2.9, temperature 0.7`, params: { cache, vicinity: 3, decoder: "factor", factor: 2.9, temperature: 0.7 } });
+  }
+  it.each(combos)("$name: each row is the same alone and in a batch", async ({ params }) => {
+    const all = { steps: 12, genLength: 24, blockLength: 8, eotTokenId: eot, ...params };
+    const batch = await engine.generate(rows, all);
+    for (const [i, row] of rows.entries()) {
+      const alone = await engine.generate([row], all);
+      expect(Array.from(batch.tokens[i])).toEqual(Array.from(alone.tokens[0]));
+    }
+  });
+});
