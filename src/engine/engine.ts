@@ -7,7 +7,7 @@ export type Remasking = "low_confidence" | "random";
 /** Which columns a step between cache refreshes recomputes (native/src/decoding/sampler.h). */
 export type CacheMode = "none" | "prefix" | "dual" | "vicinity";
 /** How many tokens a step commits beyond the fixed count of `steps`. */
-export type DecoderKind = "fixed" | "threshold" | "factor";
+export type DecoderKind = "fixed" | "threshold" | "factor" | "hierarchy" | "credit";
 
 /** The sampler's parameters (LLaDA generate.py, plus the cached and parallel decoders), shared by a batch. */
 export interface SamplerParams {
@@ -35,6 +35,10 @@ export interface SamplerParams {
   threshold?: number;
   /** Factor decoder's factor (default 1). */
   factor?: number;
+  /** Hierarchy decoder: the bar for the most confident token of a run of masks (default 0.5). */
+  lowThreshold?: number;
+  /** A row stops at its first EOS / eot (EOS after it) and leaves the batch. */
+  earlyStop?: boolean;
 }
 
 export interface BatchRow {

@@ -1,6 +1,6 @@
 // Validation of /v1/chat/completions and /v1/completions bodies: OpenAI's fields plus the seed system's
-// (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor). Every error names the
-// field. The result is what the in-process API takes.
+// (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor) and low_threshold. Every
+// error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
 import type { GenerationInput } from "../model/model.js";
 import { AlgorithmError, resolveAlgorithm } from "../model/algorithms.js";
@@ -139,8 +139,9 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
   const threshold = optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
   const factor = optional(body, "factor", number("factor", 0, Number.MAX_VALUE, { exclusiveMin: true }));
+  const lowThreshold = optional(body, "low_threshold", number("low_threshold", 0, 1, { exclusiveMin: true }));
   try {
-    resolveAlgorithm(algorithmName, threshold, factor);
+    resolveAlgorithm(algorithmName, { threshold, factor, lowThreshold });
   } catch (err) {
     if (!(err instanceof AlgorithmError)) throw err;
     if (err.field === "algorithm") throw invalid(`generation_${err.message}`, "generation_algorithm", "unknown_algorithm");
@@ -159,6 +160,7 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     algorithm: algorithmName,
     threshold,
     factor,
+    lowThreshold,
     seed: optional(body, "seed", number("seed", 0, Number.MAX_SAFE_INTEGER, { integer: true })),
     stop: optional(body, "stop", stopSequences),
   };

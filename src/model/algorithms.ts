@@ -15,13 +15,17 @@ export interface AlgorithmSpec {
   parameters: string[];
   /** The K/V cache its steps use between refreshes. */
   cache: CacheMode;
-  /** Its decoder when the request names neither threshold nor factor. */
+  /** Its decoder. A fixed-count algorithm switches to the threshold or factor decoder when the request gives one. */
   decoder: DecoderKind;
+  /** Whether a row stops at its first EOS and leaves the batch. */
+  earlyStop?: boolean;
 }
 
 /** Parallel decoding when a request asks for it without a value (Fast-dLLM's and dInfer's default). */
 export const DEFAULT_THRESHOLD = 0.9;
 export const DEFAULT_FACTOR = 1.0;
+/** The hierarchy decoder's bar for a run's most confident token. */
+export const DEFAULT_LOW_THRESHOLD = 0.5;
 
 export const ALGORITHMS: readonly AlgorithmSpec[] = [
   {
@@ -59,32 +63,41 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
   {
     name: "dinfer_blockwise",
     aliases: ["dinfer", "blockwise"],
-    description: "dInfer threshold decoder with vicinity KV refresh and early stop at EOS",
+    description:
+      "dInfer threshold decoder: commits every masked token above the threshold (at least one), recomputes the block " +
+      "and 16 columns on each side between refreshes, and stops a row at EOS",
     engine: "dInfer",
-    available: false,
-    parameters: ["steps", "block_length", "temperature", "threshold"],
+    available: true,
+    parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold"],
     cache: "vicinity",
     decoder: "threshold",
+    earlyStop: true,
   },
   {
     name: "dinfer_hierarchy",
-    aliases: [],
-    description: "dInfer hierarchical decoder: the most confident token of every run of masks",
+    aliases: ["hierarchy"],
+    description:
+      "dInfer hierarchical decoder: also commits the most confident token of every run of masks above low_threshold; " +
+      "vicinity refresh and early stop as dinfer_blockwise",
     engine: "dInfer",
-    available: false,
-    parameters: ["steps", "block_length", "temperature", "threshold"],
+    available: true,
+    parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold", "low_threshold"],
     cache: "vicinity",
-    decoder: "threshold",
+    decoder: "hierarchy",
+    earlyStop: true,
   },
   {
     name: "dinfer_credit",
-    aliases: [],
-    description: "dInfer credit decoder: confidence smoothed over steps before thresholding",
+    aliases: ["credit"],
+    description:
+      "dInfer credit decoder: tokens that keep leading over steps gain credit that sharpens their logits before the " +
+      "threshold; vicinity refresh and early stop as dinfer_blockwise",
     engine: "dInfer",
-    available: false,
-    parameters: ["steps", "block_length", "temperature", "threshold"],
+    available: true,
+    parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold"],
     cache: "vicinity",
-    decoder: "threshold",
+    decoder: "credit",
+    earlyStop: true,
   },
 ];
 
@@ -98,37 +111,53 @@ export function availableAlgorithms(): string[] {
   return ALGORITHMS.filter((a) => a.available).map((a) => a.name);
 }
 
-/** What a request's algorithm, threshold and factor come to in the native sampler's terms. */
+/** What a request's algorithm and decoder parameters come to in the native sampler's terms. */
 export interface ResolvedAlgorithm {
   algorithm: string;
   cache: CacheMode;
   decoder: DecoderKind;
-  /** The decoder's own parameter; the unused one keeps its default, so equal decodings batch together. */
+  /** The decoders' parameters; those a decoder does not read keep their defaults, so equal decodings batch together. */
   threshold: number;
   factor: number;
+  lowThreshold: number;
+  earlyStop: boolean;
 }
 
+export interface DecoderFields {
+  threshold?: number;
+  factor?: number;
+  lowThreshold?: number;
+}
+
+const FIELD_NAMES = { threshold: "threshold", factor: "factor", lowThreshold: "low_threshold" } as const;
+
 /**
- * Resolves an algorithm name or alias with the request's threshold / factor; throws an Error naming the field
- * (`field`) for an unknown or unavailable algorithm, a parameter it does not take, or both decoders at once.
+ * Resolves an algorithm name or alias with the request's decoder parameters; throws an AlgorithmError naming the
+ * request field for an unknown or unavailable algorithm, a parameter it does not take, or two decoders at once.
  */
-export function resolveAlgorithm(name: string, threshold?: number, factor?: number): ResolvedAlgorithm {
+export function resolveAlgorithm(name: string, fields: DecoderFields = {}): ResolvedAlgorithm {
   const spec = findAlgorithm(name);
   if (!spec || !spec.available) {
     const why = spec ? "is not available in this build" : "is not a known algorithm";
     throw new AlgorithmError(`algorithm '${name}' ${why}; available: ${availableAlgorithms().join(", ")}`, "algorithm");
   }
-  for (const [field, value] of [["threshold", threshold], ["factor", factor]] as const) {
-    if (value !== undefined && !spec.parameters.includes(field)) throw new AlgorithmError(`'${field}' is not a parameter of ${spec.name}`, field);
+  for (const key of Object.keys(FIELD_NAMES) as Array<keyof DecoderFields>) {
+    const field = FIELD_NAMES[key];
+    if (fields[key] !== undefined && !spec.parameters.includes(field)) throw new AlgorithmError(`'${field}' is not a parameter of ${spec.name}`, field);
   }
+  const { threshold, factor, lowThreshold } = fields;
   if (threshold !== undefined && factor !== undefined) throw new AlgorithmError("give threshold or factor, not both", "factor");
-  const decoder: DecoderKind = threshold !== undefined ? "threshold" : factor !== undefined ? "factor" : spec.decoder;
+  let decoder = spec.decoder;
+  if (decoder === "fixed") decoder = threshold !== undefined ? "threshold" : factor !== undefined ? "factor" : "fixed";
+  const usesThreshold = decoder === "threshold" || decoder === "hierarchy" || decoder === "credit";
   return {
     algorithm: spec.name,
     cache: spec.cache,
     decoder,
-    threshold: decoder === "threshold" ? (threshold ?? DEFAULT_THRESHOLD) : DEFAULT_THRESHOLD,
+    threshold: usesThreshold ? (threshold ?? DEFAULT_THRESHOLD) : DEFAULT_THRESHOLD,
     factor: decoder === "factor" ? (factor ?? DEFAULT_FACTOR) : DEFAULT_FACTOR,
+    lowThreshold: decoder === "hierarchy" ? (lowThreshold ?? DEFAULT_LOW_THRESHOLD) : DEFAULT_LOW_THRESHOLD,
+    earlyStop: spec.earlyStop ?? false,
   };
 }
 
@@ -136,7 +165,7 @@ export function resolveAlgorithm(name: string, threshold?: number, factor?: numb
 export class AlgorithmError extends Error {
   constructor(
     message: string,
-    readonly field: "algorithm" | "threshold" | "factor",
+    readonly field: "algorithm" | "threshold" | "factor" | "low_threshold",
   ) {
     super(message);
   }

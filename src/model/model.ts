@@ -29,6 +29,8 @@ export interface GenerationParams {
   threshold?: number;
   /** Parallel decoding by Fast-dLLM's factor rule. */
   factor?: number;
+  /** dinfer_hierarchy: the bar for the most confident token of a run of masks. */
+  lowThreshold?: number;
   /** Cached algorithms: also refresh the cache every this many steps inside a block (0: at block starts only). */
   refreshEvery?: number;
 }
@@ -90,7 +92,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
   const genLength = p.genLength ?? 128;
   let algorithm;
   try {
-    algorithm = resolveAlgorithm(p.algorithm ?? "basic", p.threshold, p.factor);
+    algorithm = resolveAlgorithm(p.algorithm ?? "basic", { threshold: p.threshold, factor: p.factor, lowThreshold: p.lowThreshold });
   } catch (err) {
     if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
     throw err;

@@ -50,9 +50,11 @@ export interface NativeGenerateOptions {
   cache?: "none" | "prefix" | "dual" | "vicinity";
   refreshEvery?: number;
   vicinity?: number;
-  decoder?: "fixed" | "threshold" | "factor";
+  decoder?: "fixed" | "threshold" | "factor" | "hierarchy" | "credit";
   threshold?: number;
   factor?: number;
+  lowThreshold?: number;
+  earlyStop?: boolean;
 }
 
 export interface NativeGenerateResult {

@@ -91,7 +91,10 @@ describe("parallel decoders: identical tokens to the float64 reference at temper
     { name: "threshold 0.02, two blocks", params: { ...base, decoder: "threshold", threshold: 0.02 } },
     { name: "factor 2.9", params: { ...base, decoder: "factor", factor: 2.9 } },
     { name: "threshold with guidance and EOS last", params: { ...base, decoder: "threshold", threshold: 0.04, cfgScale: 1, confidenceEosEotInf: true } },
-  ] as Array<{ name: string; params: SamplerParams & { decoder: "threshold" | "factor" } }>)("$name", async ({ params }) => {
+    { name: "hierarchy 0.3 / 0.02", params: { ...base, decoder: "hierarchy", threshold: 0.3, lowThreshold: 0.02 } },
+    { name: "credit 0.03", params: { ...base, decoder: "credit", threshold: 0.03 } },
+    { name: "credit with random remasking", params: { ...base, decoder: "credit", threshold: 0.5, remasking: "random" } },
+  ] as Array<{ name: string; params: SamplerParams & { decoder: "threshold" | "factor" | "hierarchy" | "credit" } }>)("$name", async ({ params }) => {
     const p = prompt(9, 1);
     const trace: number[] = [];
     const expected = referenceGenerate(config, weights, p, { ...params, eotTokenId: eot, seed: 5 }, (s) => trace.push(s.committed.length));
@@ -100,6 +103,43 @@ describe("parallel decoders: identical tokens to the float64 reference at temper
     // The reference runs one forward per step it takes; some steps commit several tokens.
     expect(forwards).toBe(trace.length);
     expect(Math.max(...trace)).toBeGreaterThan(1);
+  });
+});
+
+describe("early stop at EOS", () => {
+  it("fills everything after the first EOS / eot with EOS, stops decoding, and matches the reference", async () => {
+    // The random fixture seldom predicts EOS, so the end-of-turn id is set to a token it does write in block 2.
+    const base: SamplerParams = { steps: 32, genLength: 32, blockLength: 8 };
+    const p = prompt(6, 3);
+    const plain = Array.from((await engine.generate([{ prompt: p, seed: 1 }], base)).tokens[0]);
+    const stopId = plain[10];
+    const first = plain.indexOf(stopId);
+    const params = { ...base, eotTokenId: stopId, earlyStop: true };
+    const stopped = await engine.generate([{ prompt: p, seed: 1 }], params);
+    const tokens = Array.from(stopped.tokens[0]);
+    expect(tokens.slice(0, first + 1)).toEqual(plain.slice(0, first + 1));
+    expect(tokens.slice(first + 1)).toEqual(new Array(31 - first).fill(config.eos_token_id));
+    expect(stopped.forwards).toBe(8 * (Math.floor(first / 8) + 1));
+    expect(tokens).toEqual(referenceGenerate(config, weights, p, { ...params, seed: 1 }));
+  });
+
+  it("lets finished rows leave the batch without changing any row's tokens", async () => {
+    const rows = [prompt(4, 2), prompt(13, 3), prompt(7, 4), prompt(1, 5)].map((p, i) => ({ prompt: p, seed: 100 + i }));
+    const base: SamplerParams = { steps: 24, genLength: 24, blockLength: 8, cache: "vicinity", vicinity: 3, decoder: "threshold", threshold: 0.03 };
+    // The token the batch writes most often stands in for eot, so that rows stop in different blocks.
+    const counts = new Map<number, number>();
+    for (const row of (await engine.generate(rows, base)).tokens) for (const t of row) counts.set(t, (counts.get(t) ?? 0) + 1);
+    const stopId = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+    const params = { ...base, eotTokenId: stopId, earlyStop: true };
+    const batch = await engine.generate(rows, params);
+    let stoppedEarly = 0;
+    for (const [i, row] of rows.entries()) {
+      const alone = await engine.generate([row], params);
+      expect(Array.from(batch.tokens[i])).toEqual(Array.from(alone.tokens[0]));
+      const cut = Array.from(batch.tokens[i]).indexOf(stopId);
+      if (cut >= 0 && cut < 16) stoppedEarly++;
+    }
+    expect(stoppedEarly).toBeGreaterThan(0);
   });
 });
 
@@ -142,6 +182,9 @@ describe("batch invariance of every cache and decoder", () => {
     combos.push({ name: `${cache}, threshold 0.03`, params: { cache, vicinity: 3, decoder: "threshold", threshold: 0.03 } });
     combos.push({ name: `${cache}, factor 2.9, temperature 0.7`, params: { cache, vicinity: 3, decoder: "factor", factor: 2.9, temperature: 0.7 } });
   }
+  combos.push({ name: "vicinity, hierarchy, early stop", params: { cache: "vicinity", decoder: "hierarchy", threshold: 0.3, lowThreshold: 0.02, earlyStop: true } });
+  combos.push({ name: "vicinity, credit, early stop, guidance", params: { cache: "vicinity", decoder: "credit", threshold: 0.03, earlyStop: true, cfgScale: 1 } });
+  combos.push({ name: "dual, threshold, early stop, temperature 1", params: { cache: "dual", decoder: "threshold", threshold: 0.03, earlyStop: true, temperature: 1 } });
   it.each(combos)("$name: each row is the same alone and in a batch", async ({ params }) => {
     const all = { steps: 12, genLength: 24, blockLength: 8, eotTokenId: eot, ...params };
     const batch = await engine.generate(rows, all);

@@ -9,8 +9,9 @@
 //   last but always before already-committed positions (which have -inf); a block therefore never keeps a mask.
 // - Ties in confidence go to the lower position (a stable descending sort).
 // - The mask id is never predicted (its logit is -inf): generate.py would "commit" it and leave the position masked.
-// - Parallel decoders (threshold, factor) commit max(k, their count) per step, at least one, and end a block as soon
-//   as it holds no mask; the random numbers stay keyed by the scheduled step.
+// - Parallel decoders (threshold, factor, hierarchy, credit) commit the fixed count k plus their own picks, at least
+//   one position, and end a block as soon as it holds no mask; the random numbers stay keyed by the scheduled step.
+// - Early stop: after a block, a generation holding EOS or eot gets EOS after its first one and decoding ends.
 
 import { dims, referenceLogits, type RefConfig, type RefWeights } from "./forward.js";
 import { GUMBEL, key, REMASK, uniform } from "./random.js";
@@ -32,11 +33,14 @@ export interface RefSamplerParams {
   /** Integer in [0, 2^53). Default 0. */
   seed?: number;
   /** Default fixed: k tokens per step. */
-  decoder?: "fixed" | "threshold" | "factor";
-  /** threshold: also commit every masked position whose confidence exceeds this. */
+  decoder?: "fixed" | "threshold" | "factor" | "hierarchy" | "credit";
+  /** threshold, hierarchy, credit: also commit every masked position whose confidence exceeds this. */
   threshold?: number;
   /** factor: the largest n whose i-th most confident (1-based) has confidence >= 1 - factor / (i + 1). */
   factor?: number;
+  /** hierarchy: also the most confident position of every run of masks, when above this. */
+  lowThreshold?: number;
+  earlyStop?: boolean;
 }
 
 /** What one step did, for tests that check the schedule. Positions are within the generation (0..genLength-1). */
@@ -54,16 +58,31 @@ export interface RefStepTrace {
   tokens: number[];
 }
 
-/** How many of the sorted (descending) block confidences a step commits: the fixed k, or more by the decoder. */
-function commitCount(decoder: string, sorted: number[], k: number, p: RefSamplerParams): number {
-  if (decoder === "fixed") return k;
-  let extra = 0;
-  if (decoder === "threshold") {
-    extra = sorted.filter((c) => c > p.threshold!).length;
-  } else {
-    while (extra < sorted.length && sorted[extra]! >= 1 - p.factor! / (extra + 2)) extra++;
+/**
+ * The block positions a step commits, most confident first: the fixed k (at least one for a parallel decoder),
+ * then the decoder's own picks. `order` sorts the block by confidence, descending, ties to the lower position.
+ */
+function commitSet(p: RefSamplerParams, order: number[], confidence: number[], isMasked: boolean[], k: number): number[] {
+  const decoder = p.decoder ?? "fixed";
+  if (decoder === "fixed") return order.slice(0, k);
+  let count = Math.max(k, 1);
+  if (decoder === "factor") {
+    let n = 0;
+    while (n < order.length && confidence[order[n]!]! >= 1 - p.factor! / (n + 2)) n++;
+    count = Math.max(count, n);
   }
-  return Math.max(k, 1, extra);
+  const chosen = new Set(order.slice(0, count));
+  if (decoder !== "factor") for (const c of order) if (confidence[c]! > p.threshold!) chosen.add(c);
+  if (decoder === "hierarchy") {
+    // The most confident position of each run of consecutive masks (the earliest among equals).
+    for (let c = 0; c < isMasked.length; c++) {
+      if (!isMasked[c] || (c > 0 && isMasked[c - 1])) continue;
+      let best = c;
+      for (let d = c; d < isMasked.length && isMasked[d]; d++) if (confidence[d]! > confidence[best]!) best = d;
+      if (confidence[best]! > p.lowThreshold!) chosen.add(best);
+    }
+  }
+  return order.filter((c) => chosen.has(c));
 }
 
 /** Tokens committed at step i of a block of `blockLength` masks spread over `stepsPerBlock` steps. */
@@ -127,8 +146,10 @@ export function referenceGenerate(
   const P = prompt.length;
   const x = [...prompt, ...new Array<number>(G).fill(mask)];
 
-  for (let b = 0; b < blocks; b++) {
+  blocks: for (let b = 0; b < blocks; b++) {
     const b0 = P + b * BL; // first sequence index of the block
+    // dInfer's credit per block position and vocabulary id, for this block.
+    const credit = new Map<number, Float64Array>();
     for (let i = 0; i < stepsPerBlock; i++) {
       const step = b * stepsPerBlock + i;
       // Every block position is masked at the block start, so the schedule depends on blockLength alone.
@@ -155,8 +176,19 @@ export function referenceGenerate(
             for (let j = 0; j < E; j++) logits[j] = un[t * E + j]! + (cfgScale + 1) * (logits[j]! - un[t * E + j]!);
           }
           if (p.logitsEosInf) logits[eos] = -Infinity;
-          const probabilities = logits.slice(); // generate.py's softmax: the mask id stays in the denominator
+          let probabilities = logits.slice(); // generate.py's softmax: the mask id stays in the denominator
           logits[mask] = -Infinity; // the mask id is never a prediction
+          if (decoder === "credit") {
+            // The leading token gains p^0.2 after the old credit decays by 0.8; logits + 0.7 log(1 + credit).
+            const top = argmax(logits);
+            const pTop = softmaxAt(remasking === "low_confidence" ? probabilities : logits, top);
+            const cr = credit.get(c) ?? new Float64Array(E);
+            credit.set(c, cr);
+            for (let j = 0; j < E; j++) cr[j] = cr[j]! * 0.8;
+            cr[top] = cr[top]! + pTop ** 0.2;
+            for (let j = 0; j < E; j++) logits[j] = logits[j]! + 0.7 * Math.log1p(cr[j]!);
+            probabilities = logits.slice();
+          }
 
           if (temperature > 0) {
             // Gumbel-max: argmax of exp(logits) / (-log u)^temperature, in float64; one uniform per vocabulary id.
@@ -182,7 +214,8 @@ export function referenceGenerate(
           const cc = confidence[c]!;
           return ca === cc ? a - c : cc > ca ? 1 : -1;
         });
-        for (const c of order.slice(0, commitCount(decoder, order.map((c) => confidence[c]!), k, p))) {
+        const isMasked = Array.from({ length: BL }, (_, c) => x[b0 + c] === mask);
+        for (const c of commitSet(p, order, confidence, isMasked, k)) {
           if (x[b0 + c] === mask) {
             x[b0 + c] = x0[c]!;
             committed.push(b * BL + c);
@@ -190,6 +223,13 @@ export function referenceGenerate(
         }
       }
       onStep?.({ block: b, i, step, k, committed, tokens: x.slice(P) });
+    }
+    if (p.earlyStop) {
+      const stop = x.slice(P, b0 + BL).findIndex((t) => t === eos || (eot >= 0 && t === eot));
+      if (stop >= 0) {
+        x.fill(eos, P + stop + 1);
+        break blocks;
+      }
     }
   }
   return x.slice(P);

@@ -366,7 +366,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
-  //           threshold, factor}, onBlock?) -> Promise<{tokens, forwards}>
+  //           threshold, factor, lowThreshold, earlyStop}, onBlock?) -> Promise<{tokens, forwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
   static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
     int64_t jobId = intField(o, "jobId", -1);
@@ -403,12 +403,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     params.refresh_every = intField(o, "refreshEvery", 0);
     params.vicinity = intField(o, "vicinity", params.vicinity);
     std::string decoder = stringField(o, "decoder", "fixed");
-    if (decoder == "fixed") params.decoder = dllm::Decoder::Fixed;
-    else if (decoder == "threshold") params.decoder = dllm::Decoder::Threshold;
-    else if (decoder == "factor") params.decoder = dllm::Decoder::Factor;
-    else throw std::invalid_argument("decoder must be 'fixed', 'threshold' or 'factor'");
-    params.threshold = numberField(o, "threshold", params.threshold);
-    params.factor = numberField(o, "factor", params.factor);
+    dllm::DecoderParams& d = params.decoding;
+    if (decoder == "fixed") d.decoder = dllm::Decoder::Fixed;
+    else if (decoder == "threshold") d.decoder = dllm::Decoder::Threshold;
+    else if (decoder == "factor") d.decoder = dllm::Decoder::Factor;
+    else if (decoder == "hierarchy") d.decoder = dllm::Decoder::Hierarchy;
+    else if (decoder == "credit") d.decoder = dllm::Decoder::Credit;
+    else throw std::invalid_argument("decoder must be 'fixed', 'threshold', 'factor', 'hierarchy' or 'credit'");
+    d.threshold = numberField(o, "threshold", d.threshold);
+    d.factor = numberField(o, "factor", d.factor);
+    d.low_threshold = numberField(o, "lowThreshold", d.low_threshold);
+    params.early_stop = boolField(o, "earlyStop");
     return jobId;
   }
 

@@ -58,23 +58,6 @@ std::pair<int64_t, int64_t> window(const SamplerParams& p, int64_t b0, int64_t T
   return {0, T};
 }
 
-// Per row, how many of the block's masked positions to commit, given their confidences sorted in descending
-// order ([B, BL], -inf past the masked ones) and the fixed count k of this step.
-at::Tensor commitCounts(const SamplerParams& p, const at::Tensor& sorted, int64_t k) {
-  const int64_t BL = sorted.size(1);
-  if (p.decoder == Decoder::Fixed) return at::full({sorted.size(0)}, k, sorted.options().dtype(at::kLong));
-  at::Tensor extra;
-  if (p.decoder == Decoder::Threshold) {
-    // Strictly above: a threshold of 1.0 then never adds to the fixed count (fp32 softmax can round to exactly 1).
-    extra = sorted.gt(p.threshold).sum(1);
-  } else {
-    // The i-th most confident (1-based) needs 1 - factor / (i + 1); n is the length of the run that passes.
-    at::Tensor need = 1.0 - p.factor / (at::arange(BL, sorted.options()) + 2.0);
-    extra = sorted.ge(need).to(at::kLong).cumprod(1).sum(1);
-  }
-  return extra.clamp_min(std::max<int64_t>(k, 1));
-}
-
 }  // namespace
 
 void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& batch) {
@@ -91,8 +74,9 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
   require(p.refresh_every >= 0, "refresh_every must be >= 0");
   require(p.vicinity >= 0, "vicinity must be >= 0");
-  require(p.threshold > 0 && p.threshold <= 1, "threshold must be in (0, 1]");
-  require(p.factor > 0 && std::isfinite(p.factor), "factor must be a finite number > 0");
+  require(p.decoding.threshold > 0 && p.decoding.threshold <= 1, "threshold must be in (0, 1]");
+  require(p.decoding.low_threshold > 0 && p.decoding.low_threshold <= 1, "low_threshold must be in (0, 1]");
+  require(p.decoding.factor > 0 && std::isfinite(p.decoding.factor), "factor must be a finite number > 0");
   for (size_t r = 0; r < batch.prompts.size(); r++) {
     const auto& prompt = batch.prompts[r];
     require(static_cast<int64_t>(prompt.size()) + p.gen_length <= c.max_sequence_length,
@@ -107,6 +91,26 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   }
 }
 
+// The rows still decoding (all of them unless early stop let some go) and their per-row inputs.
+struct Working {
+  at::Tensor index;      // [Bw] int64: their rows in the batch
+  at::Tensor x;          // [Bw, T] tokens
+  at::Tensor valid;      // [Bw, T] (doubled under classifier-free guidance, like positions)
+  at::Tensor positions;  // [Bw, T]
+  at::Tensor seeds;      // [Bw]
+
+  // Keeps the rows `keep` (indices into this working set).
+  void keep(const at::Tensor& k, bool cfg) {
+    const int64_t B = index.size(0);
+    at::Tensor both = cfg ? at::cat({k, k + B}) : k;
+    index = index.index_select(0, k);
+    x = x.index_select(0, k);
+    valid = valid.index_select(0, both);
+    positions = positions.index_select(0, both);
+    seeds = seeds.index_select(0, k);
+  }
+};
+
 GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch,
                         const BlockCallback& onBlock, const CancelCheck& cancelled) {
   validate(model.config(), p, batch);
@@ -115,17 +119,15 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
   const auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
 
   Layout lay = layout(model, p, batch);
-  at::Tensor x = lay.x;
-  const int64_t B = x.size(0), T = x.size(1), P = lay.prompt_len, BL = p.block_length;
+  at::Tensor out = lay.x;  // every row; the working rows are written back after each block
+  const int64_t T = out.size(1), P = lay.prompt_len, BL = p.block_length;
   const int64_t blocks = p.gen_length / BL, stepsPerBlock = p.steps / blocks;
-  at::Tensor positions = LLaDAModel::positionsFor(lay.valid);
-  at::Tensor seeds = at::tensor(batch.seeds, at::kLong).to(dev);
-
   // Classifier-free guidance runs the unconditional copy (prompt replaced by masks) in the same forward.
   const bool cfg = p.cfg_scale > 0;
-  at::Tensor promptCols = at::arange(T, longOpts).lt(P).unsqueeze(0).expand({B, T});
-  at::Tensor validAll = cfg ? at::cat({lay.valid, lay.valid}) : lay.valid;
-  at::Tensor positionsAll = cfg ? at::cat({positions, positions}) : positions;
+  at::Tensor positions = LLaDAModel::positionsFor(lay.valid);
+  Working w{at::arange(out.size(0), longOpts), out, cfg ? at::cat({lay.valid, lay.valid}) : lay.valid,
+            cfg ? at::cat({positions, positions}) : positions, at::tensor(batch.seeds, at::kLong).to(dev)};
+  at::Tensor promptCols = at::arange(T, longOpts).lt(P).unsqueeze(0);
 
   rng::LaneHashes vocabLanes, oneLane;
   if (p.temperature > 0) vocabLanes = rng::laneHashes(c.embedding_size, dev);
@@ -133,37 +135,40 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
 
   GenerateResult result;
   const bool cached = p.cache != CacheMode::None;
+  const bool parallel = p.decoding.decoder != Decoder::Fixed;
   KVCache cache;
-  at::Tensor rank = at::arange(BL, longOpts).unsqueeze(0);
+  Credit credit;
   for (int64_t b = 0; b < blocks; b++) {
     const int64_t b0 = P + b * BL;
     const auto [w0, w1] = window(p, b0, T);
-    for (int64_t i = 0; i < stepsPerBlock; i++) {
+    const int64_t B = w.index.size(0);
+    if (B > 0 && p.decoding.decoder == Decoder::Credit) credit.reset(B, BL, c.embedding_size, dev);
+    for (int64_t i = 0; i < stepsPerBlock && B > 0; i++) {
       // The step that keys the random numbers: fixed by the schedule, so a block that ends early in one batch
       // leaves later blocks drawing what they would draw alone.
       const int64_t step = b * stepsPerBlock + i;
       if (cancelled()) throw Cancelled();
       // Steps that commit nothing (steps per block > block_length) change nothing: skip their forward.
       const int64_t k = transferCount(BL, stepsPerBlock, i);
-      if (k == 0 && p.decoder == Decoder::Fixed) continue;
-      at::Tensor block = x.narrow(1, b0, BL);
+      if (k == 0 && !parallel) continue;
+      at::Tensor block = w.x.narrow(1, b0, BL);
       at::Tensor masked = block.eq(c.mask_token_id);  // [B, BL]
       // A parallel decoder may finish the block early: its remaining steps have nothing to do.
-      if (p.decoder != Decoder::Fixed && !masked.any().item<bool>()) break;
+      if (parallel && !masked.any().item<bool>()) break;
       // The masked positions of this block, as (row, column-in-block).
       at::Tensor where = masked.nonzero();  // [N, 2]
       at::Tensor rows = where.select(1, 0), cols = where.select(1, 1);
 
       // A full forward (refilling the cache when there is one), or only the window against the cache.
-      at::Tensor inputs = cfg ? at::cat({x, at::where(promptCols, c.mask_token_id, x)}) : x;
+      at::Tensor inputs = cfg ? at::cat({w.x, at::where(promptCols, c.mask_token_id, w.x)}) : w.x;
       const bool refresh = !cached || i == 0 || (p.refresh_every > 0 && i % p.refresh_every == 0);
       at::Tensor h;
       int64_t first = 0;
       if (refresh) {
-        h = model.hidden(inputs, validAll, positionsAll, cached ? &cache : nullptr);
+        h = model.hidden(inputs, w.valid, w.positions, cached ? &cache : nullptr);
       } else {
         first = w0;
-        h = model.hiddenWindow(inputs.narrow(1, w0, w1 - w0), validAll, positionsAll.narrow(1, w0, w1 - w0), w0, cache);
+        h = model.hiddenWindow(inputs.narrow(1, w0, w1 - w0), w.valid, w.positions.narrow(1, w0, w1 - w0), w0, cache);
       }
       result.forwards++;
       const int64_t W = h.size(1);
@@ -183,11 +188,15 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
       // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
       logits.select(1, c.mask_token_id).fill_(negInf);
+      if (p.decoding.decoder == Decoder::Credit) {
+        logits = credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
+        if (lse.defined()) lse = logits.logsumexp(1);
+      }
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
       at::Tensor x0;
       if (p.temperature > 0) {
-        at::Tensor u = rng::uniforms(rng::keys(seeds.index_select(0, rows), rng::kGumbel, step, genPos), vocabLanes);
+        at::Tensor u = rng::uniforms(rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), vocabLanes);
         at::Tensor noisy = logits.to(at::kDouble).exp() / (-u.log()).pow(p.temperature);
         x0 = noisy.argmax(1);
       } else {
@@ -199,7 +208,7 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
         // softmax(logits)[x0] without materialising the softmax.
         conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - lse).exp().to(at::kDouble);
       } else {
-        conf = rng::uniforms(rng::keys(seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
+        conf = rng::uniforms(rng::keys(w.seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
       }
       if (p.confidence_eos_eot_inf) {
         at::Tensor special = x0.eq(c.eos_token_id);
@@ -208,20 +217,31 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
         conf = conf.masked_fill(special, kLowest);
       }
 
-      // Per row, commit the most confident masked positions (how many: the decoder's count); ties go to the
-      // earlier position.
       at::Tensor confBlock = at::full({B, BL}, kNegInf, at::TensorOptions().dtype(at::kDouble).device(dev));
       confBlock.index_put_({rows, cols}, conf);
       at::Tensor x0Block = block.clone();
       x0Block.index_put_({rows, cols}, x0);
-      auto [sorted, order] = confBlock.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
-      at::Tensor take = rank.lt(commitCounts(p, sorted, k).unsqueeze(1));
-      at::Tensor commit = at::zeros({B, BL}, at::TensorOptions().dtype(at::kBool).device(dev)).scatter_(1, order, take);
-      block.copy_(at::where(commit.logical_and(masked), x0Block, block));
+      block.copy_(at::where(commitMask(p.decoding, confBlock, masked, k), x0Block, block));
     }
-    if (onBlock) onBlock(b, x.narrow(1, b0, BL).to(at::kCPU));
+    if (B > 0 && w.x.data_ptr() != out.data_ptr()) out.index_copy_(0, w.index, w.x);
+    if (B > 0 && p.early_stop) {
+      // Rows that have committed EOS (or eot): EOS to the end, and they leave the batch.
+      at::Tensor gen = out.narrow(1, P, p.gen_length);
+      at::Tensor stop = gen.index_select(0, w.index).narrow(1, 0, (b + 1) * BL).eq(c.eos_token_id);
+      if (p.eot_token_id >= 0) stop = stop.logical_or(gen.index_select(0, w.index).narrow(1, 0, (b + 1) * BL).eq(p.eot_token_id));
+      at::Tensor done = stop.any(1);
+      if (done.any().item<bool>()) {
+        at::Tensor firstStop = stop.to(at::kByte).argmax(1);  // the first EOS / eot of each row
+        at::Tensor after = at::arange(p.gen_length, longOpts).unsqueeze(0).gt(firstStop.unsqueeze(1)).logical_and(done.unsqueeze(1));
+        gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
+        at::Tensor keep = done.logical_not().nonzero().view({-1});
+        w.keep(keep, cfg);
+        if (p.decoding.decoder == Decoder::Credit && keep.size(0) > 0) credit.keepRows(keep);
+      }
+    }
+    if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU));
   }
-  result.tokens = x.narrow(1, P, p.gen_length).to(at::kCPU).contiguous();
+  result.tokens = out.narrow(1, P, p.gen_length).to(at::kCPU).contiguous();
   return result;
 }
 

@@ -2,8 +2,9 @@
 // committed per step, low-confidence or random remasking, Gumbel noise in float64, classifier-free guidance.
 // Only the current block's masked positions go through the LM head and the confidence computation.
 // On top of it, the faster decoders of Fast-dLLM and dInfer: a K/V cache refreshed at block starts (prefix, dual
-// or dInfer's vicinity window) and parallel decoders that commit more than the fixed count when confident
-// (threshold, factor). The fixed count stays a floor, so `steps` bounds the forward passes of every decoder.
+// or dInfer's vicinity window), parallel decoders that commit more than the fixed count when confident
+// (decoders.h; the fixed count stays a floor, so `steps` bounds the forward passes of every decoder), and early
+// stop at EOS.
 // Where generate.py leaves a corner to chance, this sampler decides: the mask id is never predicted, ties in
 // confidence go to the earlier position, and EOS/eot held back by confidence_eos_eot_inf still rank above
 // already-committed positions, so a finished block never holds a mask.
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "decoding/decoders.h"
 #include "model/llada.h"
 
 namespace dllm {
@@ -26,10 +28,6 @@ enum class Remasking { LowConfidence, Random };
 // Vicinity: the block and `vicinity` columns on each side.
 enum class CacheMode { None, Prefix, Dual, Vicinity };
 
-// How many masked positions of the block a step commits, beyond the fixed count of `steps`:
-// Fixed: none; Threshold: every one whose confidence exceeds `threshold` (and always the most confident);
-// Factor: Fast-dLLM's rule, the largest n whose i-th most confident (1-based) has confidence >= 1 - factor/(i+1).
-enum class Decoder { Fixed, Threshold, Factor };
 
 struct SamplerParams {
   int64_t steps = 128;
@@ -44,9 +42,10 @@ struct SamplerParams {
   CacheMode cache = CacheMode::None;
   int64_t refresh_every = 0;  // also refresh the cache every this many steps inside a block (0: at block starts only)
   int64_t vicinity = 16;      // columns on each side of the block that CacheMode::Vicinity recomputes
-  Decoder decoder = Decoder::Fixed;
-  double threshold = 0.9;
-  double factor = 1.0;
+  DecoderParams decoding;  // how many masked positions a step commits (decoders.h)
+  // dInfer's early stop: once a row has committed EOS (or eot), everything after it is EOS and the row leaves the
+  // batch.
+  bool early_stop = false;
 };
 
 struct BatchRequest {

@@ -1,0 +1,76 @@
+#include "decoding/decoders.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace dllm {
+
+namespace {
+
+constexpr double kCreditDecay = 0.8;
+constexpr double kCreditGamma = 0.2;
+constexpr double kCreditAlpha = 0.7;
+
+// Per row, how many of the sorted (descending) confidences Fast-dLLM's factor rule takes.
+at::Tensor factorCounts(const at::Tensor& sorted, double factor) {
+  at::Tensor need = 1.0 - factor / (at::arange(sorted.size(1), sorted.options()) + 2.0);
+  return sorted.ge(need).to(at::kLong).cumprod(1).sum(1);
+}
+
+// The most confident masked position of every run of consecutive masks (ties: the earliest), [B, BL] bool.
+at::Tensor runLeaders(const at::Tensor& conf, const at::Tensor& masked) {
+  const int64_t BL = conf.size(1);
+  // Positions of one run share the count of committed positions before them.
+  at::Tensor run = masked.logical_not().to(at::kLong).cumsum(1);
+  const double negInf = -std::numeric_limits<double>::infinity();
+  // Run ids go up to BL (committed positions after the last run), hence BL + 1 slots.
+  at::Tensor best = at::full({conf.size(0), BL + 1}, negInf, conf.options())
+                        .scatter_reduce(1, run, conf.masked_fill(masked.logical_not(), negInf), "amax");
+  at::Tensor isBest = masked.logical_and(conf.eq(best.gather(1, run)));
+  // Among equal bests of a run, the earliest column.
+  at::Tensor col = at::arange(BL, run.options()).unsqueeze(0).expand_as(run);
+  at::Tensor first = at::full({conf.size(0), BL + 1}, BL, run.options()).scatter_reduce(1, run, at::where(isBest, col, at::full_like(col, BL)), "amin");
+  return isBest.logical_and(col.eq(first.gather(1, run)));
+}
+
+}  // namespace
+
+at::Tensor commitMask(const DecoderParams& p, const at::Tensor& conf, const at::Tensor& masked, int64_t k) {
+  const int64_t B = conf.size(0), BL = conf.size(1);
+  auto [sorted, order] = conf.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+  int64_t floor = p.decoder == Decoder::Fixed ? k : std::max<int64_t>(k, 1);
+  at::Tensor count = at::full({B}, floor, order.options());
+  // Strictly above the threshold: a threshold of 1.0 then never adds to the fixed count (an fp32 softmax can round
+  // to exactly 1).
+  at::Tensor extra;
+  switch (p.decoder) {
+    case Decoder::Fixed: break;
+    case Decoder::Factor: count = at::maximum(count, factorCounts(sorted, p.factor)); break;
+    case Decoder::Threshold:
+    case Decoder::Credit: extra = conf.gt(p.threshold); break;
+    case Decoder::Hierarchy:
+      extra = conf.gt(p.threshold).logical_or(runLeaders(conf, masked).logical_and(conf.gt(p.low_threshold)));
+      break;
+  }
+  at::Tensor take = at::arange(BL, order.options()).unsqueeze(0).lt(count.unsqueeze(1));
+  at::Tensor commit = at::zeros({B, BL}, masked.options()).scatter_(1, order, take);
+  if (extra.defined()) commit = commit.logical_or(extra);
+  return commit.logical_and(masked);
+}
+
+void Credit::reset(int64_t rows, int64_t block_length, int64_t vocab, at::Device device) {
+  credit_ = at::zeros({rows, block_length, vocab}, at::TensorOptions().dtype(at::kFloat).device(device));
+}
+
+void Credit::keepRows(const at::Tensor& rows) { credit_ = credit_.index_select(0, rows); }
+
+at::Tensor Credit::fuse(const at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols) {
+  at::Tensor top = logits.argmax(1);
+  at::Tensor p = (logits.gather(1, top.unsqueeze(1)).squeeze(1) - lse).exp();
+  at::Tensor c = credit_.index({rows, cols}) * kCreditDecay;  // [N, V]
+  c.scatter_add_(1, top.unsqueeze(1), p.pow(kCreditGamma).unsqueeze(1));
+  credit_.index_put_({rows, cols}, c);
+  return logits + kCreditAlpha * c.log1p();
+}
+
+}  // namespace dllm
