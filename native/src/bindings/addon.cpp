@@ -15,6 +15,7 @@
 #include "bindings/trainer-binding.h"
 #include "engine/engine.h"
 #include "model/weights.h"
+#include "util/allocator.h"
 
 namespace {
 
@@ -544,6 +545,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  dllm::tuneAllocator();
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("Trainer", dllm_bindings::defineTrainer(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
