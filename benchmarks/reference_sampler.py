@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""LLaDA's reference sampler (generate.py semantics) in plain PyTorch on the CPU, for benchmarks/sampler-cpu.mjs.
+"""LLaDA's reference sampler (generate.py semantics) in plain PyTorch, for benchmarks/sampler-cpu.mjs (CPU, weights
+from a model folder) and benchmarks/decoders-gpu.mjs (any device, random weights at a given config).
 
 The model forward follows LLaDA's HF modelling code: RMSNorm in fp32 cast back before the weight, rotate-half
 RoPE in fp32 (inv_freq = 1/theta^(arange(0, hd, 2)/hd)), fully bidirectional SDPA with a key-padding mask for
@@ -13,6 +14,11 @@ logits to float64 for both (noise of exponent 0, and the softmax), which made ev
 
     python3 benchmarks/reference_sampler.py --model DIR --batch 1 --prompt-len 64 --gen-length 128 \
         --steps 64 --block-length 32 --repeats 3 [--warmup 1] [--dump-tokens] [--positions absolute|per-row]
+    python3 benchmarks/reference_sampler.py --random-config JSON --device cuda --dtype bfloat16 ...
+
+--random-config builds the model from a config.json object with N(0, 0.02) weights (RMSNorm weights 1) directly
+on --device in --dtype (default cpu, float32); the forward then runs in that dtype, RMSNorm statistics and RoPE in
+fp32 as LLaDA's code does.
 
 prints one JSON line {"tok_per_s", "seconds", "tokens", ...}: `tokens` is the number generated per run (batch *
 gen_length), `seconds` the median of --repeats timed runs after --warmup (default one) untimed ones (model
@@ -73,10 +79,33 @@ def load_state(model_dir):
     return state
 
 
+def random_weights(c, device, dtype, seed):
+    """A name -> tensor function giving N(0, 0.02) matrices and unit norm weights, made on the device."""
+    d, kv = c["d_model"], (c.get("n_kv_heads") or c["n_heads"]) * (c["d_model"] // c["n_heads"])
+    hidden, vocab = c["mlp_hidden_size"], c.get("embedding_size") or c["vocab_size"]
+    shapes = {
+        "q_proj": (d, d), "k_proj": (kv, d), "v_proj": (kv, d), "attn_out": (d, d),
+        "ff_proj": (hidden, d), "up_proj": (hidden, d), "ff_out": (d, hidden),
+    }
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def make(name):
+        leaf = name.split(".")[-2]
+        if leaf in ("attn_norm", "ff_norm", "ln_f"):
+            return torch.ones(d, device=device, dtype=dtype)
+        shape = (vocab, d) if name in ("wte.weight", "ff_out.weight") else shapes[leaf]
+        return (torch.randn(shape, generator=generator, device=device, dtype=torch.float32) * 0.02).to(dtype)
+
+    return make
+
+
 class LLaDA:
-    def __init__(self, model_dir):
-        with open(os.path.join(model_dir, "config.json")) as f:
-            c = json.load(f)
+    def __init__(self, model_dir=None, config=None, device="cpu", dtype=torch.float32, seed=0):
+        if config is None:
+            with open(os.path.join(model_dir, "config.json")) as f:
+                config = json.load(f)
+        c = config
+        self.device = torch.device(device)
         self.d_model = c["d_model"]
         self.n_layers = c["n_layers"]
         self.n_heads = c["n_heads"]
@@ -87,14 +116,17 @@ class LLaDA:
         self.mask_id = c["mask_token_id"]
         self.eos_id = c["eos_token_id"]
 
-        state = load_state(model_dir)
-        w = lambda name: state[PREFIX + name].to(torch.float32).contiguous()  # noqa: E731
+        if model_dir is not None:
+            state = load_state(model_dir)
+            w = lambda name: state[PREFIX + name].to(device=self.device, dtype=dtype).contiguous()  # noqa: E731
+        else:
+            w = random_weights(c, self.device, dtype, seed)
         self.wte = w("wte.weight")
         self.layers = [{k: w(f"blocks.{i}.{k}.weight") for k in LAYER_WEIGHTS} for i in range(self.n_layers)]
         self.ln_f = w("ln_f.weight")
         self.lm_head = w("ff_out.weight")
         self.inv_freq = 1.0 / (
-            self.rope_theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
+            self.rope_theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=self.device) / self.head_dim)
         )
 
     def rms_norm(self, x, weight):
@@ -145,9 +177,9 @@ def num_transfer_tokens(block_mask_index, steps):
     """Per row and step of one block: masked // steps, the first masked % steps steps one more."""
     masked = block_mask_index.sum(dim=1, keepdim=True)
     base, remainder = masked // steps, masked % steps
-    counts = torch.zeros(masked.size(0), steps, dtype=torch.int64) + base
+    counts = torch.zeros(masked.size(0), steps, dtype=torch.int64, device=masked.device) + base
     for r in range(masked.size(0)):
-        counts[r, : remainder[r]] += 1
+        counts[r, : int(remainder[r])] += 1
     return counts
 
 
@@ -163,11 +195,12 @@ def generate(model, prompts, steps, gen_length, block_length, positions_mode):
         x[r, :pad] = model.eos_id
         x[r, pad:P] = torch.tensor(p, dtype=torch.int64)
         attention_mask[r, :pad] = False
+    x, attention_mask = x.to(model.device), attention_mask.to(model.device)
     key_mask = None if bool(attention_mask.all()) else attention_mask.view(B, 1, 1, T)
     if positions_mode == "per-row":
         positions = (attention_mask.to(torch.int64).cumsum(1) - 1).clamp_min(0)
     else:
-        positions = torch.arange(T, dtype=torch.int64).unsqueeze(0).expand(B, T)
+        positions = torch.arange(T, dtype=torch.int64, device=model.device).unsqueeze(0).expand(B, T)
     cos, sin = model.rope_tables(positions)  # LLaDA's HF code caches these tables too
 
     assert gen_length % block_length == 0
@@ -187,13 +220,26 @@ def generate(model, prompts, steps, gen_length, block_length, positions_mode):
             x0_p = torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
             x0_p[:, b1:] = -math.inf
             x0 = torch.where(mask_index, x0, x)
-            confidence = torch.where(mask_index, x0_p, torch.tensor(-math.inf))
+            confidence = torch.where(mask_index, x0_p, -math.inf)
             transfer = torch.zeros_like(x0, dtype=torch.bool)
             for r in range(B):
                 _, select = torch.topk(confidence[r], k=int(counts[r, i]))
                 transfer[r, select] = True
             x[transfer] = x0[transfer]
     return x[:, P:], forwards
+
+
+def synchronize(model):
+    """Waits for the device, so that wall-clock times cover the work."""
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+
+
+def build_model(args):
+    dtype = getattr(torch, args.dtype)
+    if args.random_config:
+        return LLaDA(config=json.loads(args.random_config), device=args.device, dtype=dtype, seed=args.seed)
+    return LLaDA(args.model, device=args.device, dtype=dtype)
 
 
 def serve(model, args):
@@ -209,10 +255,12 @@ def serve(model, args):
         req = json.loads(line)
         batch = int(req.get("batch", args.batch))
         prompts = make_prompts(batch, args.prompt_len)
+        synchronize(model)
         t0 = time.perf_counter()
         tokens, forwards = generate(
             model, prompts, args.steps, args.gen_length, args.block_length, req.get("positions", args.positions)
         )
+        synchronize(model)
         seconds = time.perf_counter() - t0
         out = {"seconds": seconds, "tokens": batch * args.gen_length, "forwards": forwards}
         out.update(prompts=prompts, generated=tokens.tolist())
@@ -222,7 +270,12 @@ def serve(model, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a HF LLaDA folder")
+    source.add_argument("--random-config", help="a config.json object: random weights at its shapes")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --random-config's weights")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--prompt-len", type=int, default=64)
     ap.add_argument("--gen-length", type=int, default=128)
@@ -238,7 +291,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        model = LLaDA(args.model)
+        model = build_model(args)
         if args.serve:
             return serve(model, args)
         prompts = make_prompts(args.batch, args.prompt_len)
@@ -247,8 +300,10 @@ def main():
             run()
         times = []
         for _ in range(max(1, args.repeats)):
+            synchronize(model)
             t0 = time.perf_counter()
             tokens, forwards = run()
+            synchronize(model)
             times.append(time.perf_counter() - t0)
     seconds = statistics.median(times)
     generated = args.batch * args.gen_length

@@ -23,7 +23,7 @@
 // a server (reference_sampler.py --serve) so that its runs and ours take turns: one warm-up each, then --repeats
 // rounds in a rotating order; each side's median is reported. Model loading is not timed. Keep the machine
 // otherwise idle: on 2 cores anything else running (a test suite, a build) moves the numbers by tens of percent.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -33,10 +33,9 @@ import { parseArgs } from "node:util";
 
 import { Engine } from "../dist/engine/engine.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
+import { makePrompts, python, ReferenceServer } from "./reference-server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const python = join(here, ".venv", "bin", "python");
-const referenceScript = join(here, "reference_sampler.py");
 
 const { values: opts } = parseArgs({
   options: {
@@ -72,13 +71,6 @@ const MODELS = [
   },
 ].filter((m) => !opts.only || m.name === opts.only);
 
-/** The prompts reference_sampler.py's make_prompts builds: ordinary ids < 250, row r has promptLen - 3r tokens. */
-function makePrompts(batch, promptLen) {
-  return Array.from({ length: batch }, (_, r) =>
-    Array.from({ length: Math.max(1, promptLen - 3 * r) }, (_, i) => (r * 53 + i * 29 + ((i * i) % 11)) % 250),
-  );
-}
-
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -98,63 +90,22 @@ function machineInfo() {
   return { cpuModel, cpus: os.availableParallelism(), node: process.version, torch: "?", date: new Date().toISOString() };
 }
 
-/** reference_sampler.py --serve on one model: one generate per request, answered in order. */
-class ReferenceServer {
-  #child;
-  #pending = [];
-  #buffer = "";
-  #stderr = "";
-  ready;
-
-  get pid() {
-    return this.#child.pid;
-  }
-
-  constructor(modelDir, ompWaitPolicy) {
-    const args = [
-      referenceScript,
-      "--serve",
+/** reference_sampler.py --serve on one model folder, with this benchmark's parameters. */
+function referenceServer(modelDir, ompWaitPolicy) {
+  const env = { ...process.env };
+  if (ompWaitPolicy === undefined) delete env.OMP_WAIT_POLICY;
+  else env.OMP_WAIT_POLICY = ompWaitPolicy;
+  return new ReferenceServer(
+    [
       "--model", modelDir,
       "--prompt-len", String(PARAMS.promptLen),
       "--gen-length", String(PARAMS.genLength),
       "--steps", String(PARAMS.steps),
       "--block-length", String(PARAMS.blockLength),
       "--threads", "2",
-    ];
-    const env = { ...process.env };
-    if (ompWaitPolicy === undefined) delete env.OMP_WAIT_POLICY;
-    else env.OMP_WAIT_POLICY = ompWaitPolicy;
-    this.#child = spawn(python, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    this.#child.stdout.setEncoding("utf8");
-    this.#child.stdout.on("data", (chunk) => {
-      this.#buffer += chunk;
-      let nl;
-      while ((nl = this.#buffer.indexOf("\n")) >= 0) {
-        const line = this.#buffer.slice(0, nl);
-        this.#buffer = this.#buffer.slice(nl + 1);
-        this.#pending.shift()?.resolve(JSON.parse(line));
-      }
-    });
-    this.#child.stderr.on("data", (d) => (this.#stderr += d));
-    const fail = (err) => {
-      for (const p of this.#pending.splice(0)) p.reject(err);
-    };
-    this.#child.on("error", fail);
-    this.#child.on("close", (code) => fail(new Error(`reference_sampler.py exited with ${code}:\n${this.#stderr}`)));
-    this.ready = new Promise((resolve, reject) => this.#pending.push({ resolve, reject }));
-  }
-
-  /** One generate: {seconds, tokens, forwards, prompts, generated}. */
-  run(batch, positions = "absolute") {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
-      this.#child.stdin.write(JSON.stringify({ batch, positions }) + "\n");
-    });
-  }
-
-  close() {
-    this.#child.stdin.end();
-  }
+    ],
+    env,
+  );
 }
 
 const ENGINE_PARAMS = { steps: PARAMS.steps, genLength: PARAMS.genLength, blockLength: PARAMS.blockLength, temperature: 0 };
@@ -268,8 +219,8 @@ async function main() {
       const info = await writeTinyLLaDA(dir, { seed: 11, dtype: "F32", config: model.config });
       const maskId = info.specialTokens.mask;
       const engine = await Engine.load(dir, { device: "cpu", dtype: "float32" });
-      const ref = new ReferenceServer(dir, ompWaitPolicy);
-      const spin = opts["also-unset-omp"] ? new ReferenceServer(dir, undefined) : undefined;
+      const ref = referenceServer(dir, ompWaitPolicy);
+      const spin = opts["also-unset-omp"] ? referenceServer(dir, undefined) : undefined;
       try {
         const refInfo = await ref.ready;
         if (spin) await spin.ready;

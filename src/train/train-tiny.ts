@@ -257,8 +257,8 @@ answer regions of 8, 16, 32 and 128 tokens).
 d_model ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, SwiGLU ${c.mlp_hidden_size}, a byte-level tokenizer with
 no merges (one token per character) plus LLaDA's special tokens. LLaDA's SFT objective (per-sequence mask ratio
 t ~ U(0.001, 1) on the answer and its EOS padding, rows left-padded so each has the same answer region, prompt
-never masked, cross-entropy weighted by 1/t and
-normalised by answer length), AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), gradient clipping at 1.0,
+never masked, cross-entropy weighted by 1/t and normalised by answer length), AdamW (betas 0.9/0.95, weight
+decay 0.1 on matrices), gradient clipping at 1.0,
 ${t.options.warmup} warmup steps then cosine decay from ${t.options.lr} to 10% of it; ${t.options.steps} steps of
 ${t.options.batch} sequences, seed ${t.options.seed}, on ${t.options.device} (${t.cpus} CPU cores).
 

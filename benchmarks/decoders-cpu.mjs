@@ -1,0 +1,137 @@
+// CPU benchmark of the decoding algorithms against `basic` (LLaDA's reference sampler), side by side in one run:
+// tok/s and tokens per forward pass for every cache x decoder the registry offers, at batch 1 and 8.
+//
+// Run (after `npm install`, which builds dist/ and the addon):
+//
+//   node benchmarks/decoders-cpu.mjs [--repeats N] [--only tiny-chat|mid] [--out FILE]
+//
+// Models: tiny-chat, the bundled trained model (bundled/llada-tiny-chat) on held-out task prompts, gen_length 32
+// in blocks of 8 with 32 steps (its answers are short, the rest is EOS: the threshold decoders commit that tail in
+// a few steps); mid, a random d_model 256 x 6-layer model with a 4,096-token vocabulary, prompt 64, gen_length
+// 128 in blocks of 32 with 128 steps (one token per step, as Fast-dLLM runs LLaDA; random weights are never
+// confident, so there the caches alone make the difference). fp32, 2 threads, temperature 0. Each round runs
+// every variant once in a rotating order after one warm-up; medians are reported. Model loading is not timed.
+// Keep the machine otherwise idle.
+import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
+import { Model, samplerParams } from "../dist/model/model.js";
+import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    repeats: { type: "string" },
+    only: { type: "string" },
+    out: { type: "string", default: join(here, "results", "decoders-cpu.json") },
+  },
+});
+
+const VARIANTS = [
+  { name: "basic", params: {} },
+  { name: "basic + threshold 0.9", params: { threshold: 0.9 } },
+  { name: "basic + factor 1", params: { factor: 1 } },
+  { name: "prefix_cache", params: { algorithm: "prefix_cache" } },
+  { name: "prefix_cache + threshold 0.9", params: { algorithm: "prefix_cache", threshold: 0.9 } },
+  { name: "dual_cache", params: { algorithm: "dual_cache" } },
+  { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
+  { name: "dual_cache + factor 1", params: { algorithm: "dual_cache", factor: 1 } },
+];
+
+const MODELS = [
+  {
+    name: "tiny-chat",
+    repeats: 5,
+    sampler: { genLength: 32, blockLength: 8, steps: 32 },
+    async open() {
+      const model = await Model.load({ modelPath: join(here, "..", "bundled", "llada-tiny-chat"), threads: 2 });
+      const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 8)).map((e) => model.promptIds({ messages: [{ role: "user", content: e.prompt }] }));
+      return { model, prompts, cleanup: async () => {} };
+    },
+  },
+  {
+    name: "mid",
+    repeats: 3,
+    sampler: { genLength: 128, blockLength: 32, steps: 128 },
+    async open() {
+      const dir = await mkdtemp(join(os.tmpdir(), "dllm-bench-"));
+      const info = await writeTinyLLaDA(dir, {
+        seed: 11,
+        dtype: "F32",
+        config: { d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 768, embedding_size: 4096, max_sequence_length: 512 },
+      });
+      const model = await Model.load({ modelPath: dir, threads: 2 });
+      const vocab = Math.min(250, info.config.vocab_size);
+      const prompts = Array.from({ length: 8 }, (_, r) => Array.from({ length: 64 - 3 * r }, (_, i) => (r * 31 + i * 17) % vocab));
+      return { model, prompts, cleanup: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+];
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function run(model, prompts, params) {
+  const rows = prompts.map((promptIds, i) => ({ promptIds, seed: i }));
+  const started = performance.now();
+  const out = await model.decode(rows, params);
+  return { seconds: (performance.now() - started) / 1000, forwards: out[0].forwards, tokens: out.map((g) => g.tokens) };
+}
+
+const results = [];
+for (const spec of MODELS) {
+  if (opts.only && opts.only !== spec.name) continue;
+  const repeats = opts.repeats ? Number(opts.repeats) : spec.repeats;
+  const { model, prompts, cleanup } = await spec.open();
+  try {
+    for (const batch of [1, 8]) {
+      const rows = prompts.slice(0, batch);
+      const cells = VARIANTS.map((v) => ({ variant: v, params: samplerParams({ ...spec.sampler, ...v.params }), times: [], forwards: 0, tokens: null }));
+      for (const c of cells) await run(model, rows, c.params); // warm-up
+      for (let round = 0; round < repeats; round++) {
+        for (let j = 0; j < cells.length; j++) {
+          const c = cells[(round + j) % cells.length];
+          const r = await run(model, rows, c.params);
+          c.times.push(r.seconds);
+          c.forwards = r.forwards;
+          c.tokens = r.tokens;
+        }
+      }
+      const base = cells[0];
+      for (const c of cells) {
+        const seconds = median(c.times);
+        const same = c.tokens.reduce((n, row, i) => n + row.filter((t, j) => t === base.tokens[i][j]).length, 0);
+        const total = base.tokens.reduce((n, row) => n + row.length, 0);
+        results.push({
+          model: spec.name,
+          batch,
+          variant: c.variant.name,
+          seconds,
+          tokPerSec: (batch * spec.sampler.genLength) / seconds,
+          speedup: median(base.times) / seconds,
+          forwards: c.forwards,
+          tokensPerForward: spec.sampler.genLength / c.forwards,
+          answerAgreement: total ? same / total : 1,
+          times: c.times,
+        });
+      }
+    }
+  } finally {
+    await model.dispose();
+    await cleanup();
+  }
+}
+
+console.log("| model | batch | algorithm | tok/s | vs basic | tokens / forward | answer tokens equal to basic |");
+console.log("|---|---|---|---|---|---|---|");
+for (const r of results) {
+  console.log(
+    `| ${r.model} | ${r.batch} | ${r.variant} | ${r.tokPerSec.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.tokensPerForward.toFixed(2)} | ${(100 * r.answerAgreement).toFixed(1)}% |`,
+  );
+}
+await mkdir(dirname(opts.out), { recursive: true });
+await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, results }, null, 2) + "\n");
+console.log(`wrote ${opts.out}`);

@@ -1,0 +1,125 @@
+// Device benchmark at LLaDA-8B-Instruct shapes with random weights: tok/s of every decoding algorithm at batch 1
+// and 32 next to the PyTorch reference sampler (benchmarks/reference_sampler.py, generate.py's loop), in one run on
+// one card. Prompts of up to 128 tokens (row r has 128 - 3r), gen_length 256, steps 128, block_length 32,
+// temperature 0, bf16. Each round runs the reference and every algorithm once in a rotating order after one
+// warm-up; medians are reported. Random weights are never confident, so the threshold decoders and early stop
+// rarely fire here: this measures the engine and the caches; tokens per forward on a trained model are in
+// test/train/algorithms-accuracy.test.ts.
+//
+// On the lent GPU machine (see ../shared/notes/device.md), from the project root after a CUDA build:
+//
+//   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32]
+//
+// A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+import { Engine } from "../dist/engine/engine.js";
+import { samplerParams } from "../dist/model/model.js";
+import { makePrompts, ReferenceServer } from "./reference-server.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    device: { type: "string", default: "cuda:0" },
+    config: { type: "string", default: "llada-8b" },
+    repeats: { type: "string", default: "3" },
+    batches: { type: "string", default: "1,32" },
+    out: { type: "string", default: join(here, "results", "decoders-gpu.json") },
+  },
+});
+
+const CONFIGS = {
+  // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads.
+  "llada-8b": {
+    d_model: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 32, mlp_hidden_size: 12288, vocab_size: 126464,
+    embedding_size: 126464, max_sequence_length: 4096, rope_theta: 500000.0, rms_norm_eps: 1e-5,
+    mask_token_id: 126336, eos_token_id: 126081, pad_token_id: 126081,
+  },
+  small: {
+    d_model: 128, n_layers: 2, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 256, vocab_size: 1024,
+    embedding_size: 1024, max_sequence_length: 512, rope_theta: 500000.0, rms_norm_eps: 1e-5,
+    mask_token_id: 1000, eos_token_id: 1001, pad_token_id: 1001,
+  },
+};
+const config = CONFIGS[opts.config];
+if (!config) throw new Error(`--config must be one of ${Object.keys(CONFIGS).join(", ")}`);
+const PARAMS = { promptLen: 128, genLength: 256, steps: 128, blockLength: 32 };
+const dtype = opts.device.startsWith("cuda") ? "bfloat16" : "float32";
+const VARIANTS = [
+  { name: "basic", params: {} },
+  { name: "prefix_cache", params: { algorithm: "prefix_cache" } },
+  { name: "dual_cache", params: { algorithm: "dual_cache" } },
+  { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
+  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise" } },
+  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
+  { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
+];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const engine = await Engine.random(config, 1, { device: opts.device, dtype });
+const reference = new ReferenceServer([
+  "--random-config", JSON.stringify(config),
+  "--device", opts.device,
+  "--dtype", dtype,
+  "--prompt-len", String(PARAMS.promptLen),
+  "--gen-length", String(PARAMS.genLength),
+  "--steps", String(PARAMS.steps),
+  "--block-length", String(PARAMS.blockLength),
+]);
+const results = [];
+try {
+  const refInfo = await reference.ready;
+  for (const batch of opts.batches.split(",").map(Number)) {
+    const rows = makePrompts(batch, PARAMS.promptLen).map((prompt, i) => ({ prompt, seed: i }));
+    const contenders = [
+      { name: "reference (PyTorch generate.py)", run: async () => reference.run(batch) },
+      ...VARIANTS.map((v) => {
+        const { genLength, blockLength, steps } = PARAMS;
+        const params = samplerParams({ genLength, blockLength, steps, temperature: 0, ...v.params });
+        return {
+          name: v.name,
+          run: async () => {
+            const t0 = performance.now();
+            const out = await engine.generate(rows, params);
+            return { seconds: (performance.now() - t0) / 1000, forwards: out.forwards };
+          },
+        };
+      }),
+    ];
+    console.error(`B=${batch}: warm-up, then ${opts.repeats} rounds ...`);
+    for (const c of contenders) await c.run();
+    const runs = contenders.map(() => []);
+    for (let round = 0; round < Number(opts.repeats); round++)
+      for (let j = 0; j < contenders.length; j++) {
+        const k = (round + j) % contenders.length;
+        runs[k].push(await contenders[k].run());
+      }
+    const refSeconds = median(runs[0].map((r) => r.seconds));
+    contenders.forEach((c, k) => {
+      const seconds = median(runs[k].map((r) => r.seconds));
+      results.push({
+        batch,
+        algorithm: c.name,
+        seconds,
+        tokPerSec: (batch * PARAMS.genLength) / seconds,
+        vsReference: refSeconds / seconds,
+        tokensPerForward: PARAMS.genLength / runs[k][0].forwards,
+        runs: runs[k].map((r) => r.seconds),
+      });
+    });
+  }
+  console.log(`${opts.config} shapes, ${dtype} on ${opts.device}; reference torch ${refInfo.torch}; ${new Date().toISOString()}`);
+  console.log("| B | algorithm | tok/s | × reference | tokens / forward |");
+  console.log("|---|---|---|---|---|");
+  for (const r of results)
+    console.log(`| ${r.batch} | ${r.algorithm} | ${r.tokPerSec.toFixed(1)} | ${r.vsReference.toFixed(2)} | ${r.tokensPerForward.toFixed(2)} |`);
+  await mkdir(dirname(opts.out), { recursive: true });
+  await writeFile(opts.out, JSON.stringify({ config: opts.config, device: opts.device, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
+} finally {
+  reference.close();
+  await engine.dispose();
+}
