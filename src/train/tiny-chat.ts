@@ -17,10 +17,10 @@ export const MODEL_DIMENSIONS = {
 /** Answer regions per batch: mostly short ones (the answers are), plus some of the HTTP default of 128 tokens so
  *  that a request without max_tokens still ends in EOS rather than in noise. */
 export const BATCH_SHAPE: BatchSpec["answerSlots"] = [
-  { slots: 8, weight: 0.73 },
-  { slots: 16, weight: 0.12 },
-  { slots: 32, weight: 0.1 },
-  { slots: 128, weight: 0.05 },
+  { slots: 8, weight: 0.8 },
+  { slots: 16, weight: 0.1 },
+  { slots: 32, weight: 0.07 },
+  { slots: 128, weight: 0.03 },
 ];
 
 export function tinyChatFiles() {
