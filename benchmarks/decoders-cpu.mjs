@@ -5,13 +5,14 @@
 //
 //   node benchmarks/decoders-cpu.mjs [--repeats N] [--only tiny-chat|mid] [--out FILE]
 //
-// Models: tiny-chat, the bundled trained model (bundled/llada-tiny-chat) on held-out task prompts, gen_length 32
-// in blocks of 8 with 32 steps (its answers are short, the rest is EOS: the threshold decoders commit that tail in
-// a few steps); mid, a random d_model 256 x 6-layer model with a 4,096-token vocabulary, prompt 64, gen_length
-// 128 in blocks of 32 with 128 steps (one token per step, as Fast-dLLM runs LLaDA; random weights are never
+// Models: tiny-chat, the bundled trained model (bundled/llada-tiny-chat, when it is there) on held-out task
+// prompts, gen_length 32 in blocks of 8 with 32 steps (its answers are short, the rest is EOS: the threshold
+// decoders commit that tail in a few steps); mid, a random d_model 256 x 6-layer model with a 4,096-token vocabulary, prompts of 64, 61, ...
+// tokens, gen_length 128 in blocks of 32 with 64 steps (as benchmarks/sampler-cpu.mjs; random weights are never
 // confident, so there the caches alone make the difference). fp32, 2 threads, temperature 0. Each round runs
 // every variant once in a rotating order after one warm-up; medians are reported. Model loading is not timed.
 // Keep the machine otherwise idle.
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -21,6 +22,7 @@ import { parseArgs } from "node:util";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
+import { makePrompts } from "./reference-server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -47,6 +49,7 @@ const MODELS = [
     name: "tiny-chat",
     repeats: 5,
     sampler: { genLength: 32, blockLength: 8, steps: 32 },
+    present: () => existsSync(join(here, "..", "bundled", "llada-tiny-chat", "model.safetensors")),
     async open() {
       const model = await Model.load({ modelPath: join(here, "..", "bundled", "llada-tiny-chat"), threads: 2 });
       const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 8)).map((e) => model.promptIds({ messages: [{ role: "user", content: e.prompt }] }));
@@ -55,18 +58,18 @@ const MODELS = [
   },
   {
     name: "mid",
-    repeats: 3,
-    sampler: { genLength: 128, blockLength: 32, steps: 128 },
+    present: () => true,
+    repeats: 2,
+    sampler: { genLength: 128, blockLength: 32, steps: 64 },
     async open() {
       const dir = await mkdtemp(join(os.tmpdir(), "dllm-bench-"));
-      const info = await writeTinyLLaDA(dir, {
+      await writeTinyLLaDA(dir, {
         seed: 11,
         dtype: "F32",
         config: { d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 768, embedding_size: 4096, max_sequence_length: 512 },
       });
       const model = await Model.load({ modelPath: dir, threads: 2 });
-      const vocab = Math.min(250, info.config.vocab_size);
-      const prompts = Array.from({ length: 8 }, (_, r) => Array.from({ length: 64 - 3 * r }, (_, i) => (r * 31 + i * 17) % vocab));
+      const prompts = makePrompts(8, 64);
       return { model, prompts, cleanup: () => rm(dir, { recursive: true, force: true }) };
     },
   },
@@ -84,6 +87,10 @@ async function run(model, prompts, params) {
 const results = [];
 for (const spec of MODELS) {
   if (opts.only && opts.only !== spec.name) continue;
+  if (!spec.present()) {
+    console.error(`${spec.name}: skipped, bundled/llada-tiny-chat is not there (npm run train:tiny makes it)`);
+    continue;
+  }
   const repeats = opts.repeats ? Number(opts.repeats) : spec.repeats;
   const { model, prompts, cleanup } = await spec.open();
   try {
