@@ -166,4 +166,43 @@ describe("native trainer", () => {
       await second.dispose();
     }
   });
+
+  it("learns a position-dependent target: the letter 15 tokens before the answer, after a varying prefix", async () => {
+    // BOS, a 12-token prefix of random letters and spaces, a 6-letter word, a fixed 14-token gap, ':', then the
+    // answer: the word's last letter, and EOS. Only the offset tells which letter of the row to copy.
+    const gap = Array.from(Buffer.from(" assistant said"));
+    const P = 1 + 12 + 6 + gap.length + 1;
+    const T = P + 4;
+    const B = 64;
+    let state = 12345;
+    const rnd = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const letter = () => 97 + Math.floor(rnd() * 26);
+    const make = () => {
+      const tokens = new Int32Array(B * T).fill(special.eos);
+      const answers: number[] = [];
+      for (let r = 0; r < B; r++) {
+        const prefix = Array.from({ length: 12 }, () => (rnd() < 0.2 ? 32 : letter()));
+        const word = Array.from({ length: 6 }, letter);
+        answers.push(word[5]);
+        tokens.set([special.bos, ...prefix, ...word, ...gap, 58, word[5]], r * T);
+      }
+      return { tokens, promptLengths: new Int32Array(B).fill(P), answers };
+    };
+    const t = await Trainer.create({ ...config, max_sequence_length: 64 }, { seed: 1 });
+    try {
+      for (let step = 0; step < 600; step++) await t.trainStep(make(), 3e-3);
+      const { tokens, answers } = make();
+      for (let r = 0; r < B; r++) tokens.fill(special.mask, r * T + P, (r + 1) * T);
+      const logits = await t.logits(tokens, B);
+      const E = logits.length / (B * T);
+      let correct = 0;
+      for (let r = 0; r < B; r++) {
+        const row = logits.subarray((r * T + P) * E, (r * T + P + 1) * E);
+        if (row.indexOf(Math.max(...row)) === answers[r]) correct++;
+      }
+      expect(correct / B).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      await t.dispose();
+    }
+  });
 });
