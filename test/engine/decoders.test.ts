@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, type CacheMode, type SamplerParams } from "../../src/engine/engine.js";
 import { referenceGenerate } from "../reference/sampler.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
-import { readConfig, readWeights, tinyModel } from "../helpers/fixtures.js";
+import { engineWithReference, ordinaryPrompt, relativeError, tinyModel } from "../helpers/fixtures.js";
 
 let engine: Engine;
 let config: RefConfig;
@@ -13,28 +13,12 @@ let weights: RefWeights;
 let eot: number;
 
 beforeAll(async () => {
-  const model = await tinyModel({ seed: 3 });
-  config = readConfig(model.dir);
-  weights = readWeights(model.dir);
-  eot = model.specialTokens.eot;
-  engine = await Engine.load(model.dir);
+  ({ engine, config, weights, eot } = await engineWithReference({ seed: 3 }));
 });
 afterAll(() => engine?.dispose());
 
-function prompt(n: number, offset: number): number[] {
-  return Array.from({ length: n }, (_, i) => (offset * 31 + i * 17) % 250);
-}
+const prompt = ordinaryPrompt;
 
-function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err = Math.max(err, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return err / scale;
-}
 
 describe("a window decoded against the K/V cache", () => {
   const mask = () => config.mask_token_id;
@@ -52,7 +36,7 @@ describe("a window decoded against the K/V cache", () => {
   ])("$name: equals the full forward's columns when the cache is current", async ({ start, length }) => {
     const full = await engine.forward(rows());
     const windowed = await engine.forward(rows(), { start, length });
-    rows().forEach((row, r) => expect(maxRelativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
+    rows().forEach((row, r) => expect(relativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
   });
 
   it("recomputes the window's own keys and values: with one layer, a cache stale only inside the window changes nothing", async () => {
@@ -66,9 +50,9 @@ describe("a window decoded against the K/V cache", () => {
       const full = await oneLayer.forward(now);
       // The cache was filled while the window's columns still held masks.
       const windowed = await oneLayer.forward(now, { start, length, cacheRows: rows() });
-      now.forEach((row, r) => expect(maxRelativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
+      now.forEach((row, r) => expect(relativeError(windowed[r], columns(full[r], row.length, start, length))).toBeLessThanOrEqual(1e-5));
       const stale = await engine.forward(now, { start, length, cacheRows: rows() });
-      expect(maxRelativeError(stale[0], columns((await engine.forward(now))[0], now[0].length, start, length))).toBeGreaterThan(1e-4);
+      expect(relativeError(stale[0], columns((await engine.forward(now))[0], now[0].length, start, length))).toBeGreaterThan(1e-4);
     } finally {
       await oneLayer.dispose();
     }
@@ -80,7 +64,7 @@ describe("a window decoded against the K/V cache", () => {
     const stale = rows().map((row) => row.map((id, t) => (t === row.length - 6 ? 77 : id)));
     const current = await engine.forward(rows(), { start, length });
     const fromStale = await engine.forward(rows(), { start, length, cacheRows: stale });
-    expect(maxRelativeError(fromStale[0], current[0])).toBeGreaterThan(1e-4);
+    expect(relativeError(fromStale[0], current[0])).toBeGreaterThan(1e-4);
   });
 });
 

@@ -2,19 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { referenceLogits } from "../reference/forward.js";
-import { readConfig, readWeights, tinyModel } from "../helpers/fixtures.js";
+import { readConfig, readWeights, relativeError, tinyModel } from "../helpers/fixtures.js";
 
-/** max |a - b| / max |b|: the error relative to the logits' scale. */
-function relativeError(actual: Float32Array, expected: Float64Array): number {
-  expect(actual.length).toBe(expected.length);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err = Math.max(err, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return err / scale;
-}
 
 function ids(n: number, offset: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (offset + i * 7) % vocab);

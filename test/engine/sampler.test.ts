@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, type SamplerParams } from "../../src/engine/engine.js";
 import { referenceGenerate } from "../reference/sampler.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
-import { readConfig, readWeights, tinyModel } from "../helpers/fixtures.js";
+import { engineWithReference, ordinaryPrompt } from "../helpers/fixtures.js";
 
 let engine: Engine;
 let config: RefConfig;
@@ -12,18 +12,11 @@ let weights: RefWeights;
 let eot: number;
 
 beforeAll(async () => {
-  const model = await tinyModel({ seed: 3 });
-  config = readConfig(model.dir);
-  weights = readWeights(model.dir);
-  eot = model.specialTokens.eot;
-  engine = await Engine.load(model.dir);
+  ({ engine, config, weights, eot } = await engineWithReference({ seed: 3 }));
 });
 afterAll(() => engine?.dispose());
 
-function prompt(n: number, offset: number): number[] {
-  // Ordinary tokens only (the special tokens sit above the byte-level vocabulary).
-  return Array.from({ length: n }, (_, i) => (offset * 31 + i * 17) % 250);
-}
+const prompt = ordinaryPrompt;
 
 const cases: Array<{ name: string; params: SamplerParams }> = [
   { name: "low_confidence, one block", params: { steps: 8, genLength: 16, blockLength: 16 } },

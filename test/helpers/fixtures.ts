@@ -2,7 +2,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, expect } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
 import { readSafetensors, writeSafetensors } from "../../src/model/safetensors.js";
 import { writeTinyLLaDA, type TinyLLaDAOptions } from "../../src/fixtures/tiny-llada.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
@@ -51,4 +52,32 @@ export function editTensor(dir: string, name: string, edit: (data: Float32Array,
   if (!target) throw new Error(`${full}: no tensor ${name}`);
   edit(target.data, target.shape);
   writeSafetensors(full, out, [...dtypes][0] as "F32" | "F16" | "BF16");
+}
+
+/** A tiny checkpoint loaded by the engine, with its config and weights for the reference and its eot id. */
+export async function engineWithReference(options: TinyLLaDAOptions = {}) {
+  const model = await tinyModel(options);
+  return {
+    engine: await Engine.load(model.dir),
+    config: readConfig(model.dir),
+    weights: readWeights(model.dir),
+    eot: model.specialTokens.eot,
+  };
+}
+
+/** A prompt of ordinary tokens only (the special tokens sit above the byte-level vocabulary). */
+export function ordinaryPrompt(n: number, offset: number): number[] {
+  return Array.from({ length: n }, (_, i) => (offset * 31 + i * 17) % 250);
+}
+
+/** max |a - b| / max |b|: the error relative to the expected values' scale. */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err = Math.max(err, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return err / scale;
 }
