@@ -9,8 +9,7 @@ function escape(text: string): string {
 const PATTERNS: Array<[TaskKind, RegExp]> = (Object.keys(TEMPLATES) as TaskKind[]).flatMap((kind) =>
   TEMPLATES[kind].map((t): [TaskKind, RegExp] => {
     const [before, after] = t.split("{x}").map(escape);
-    const payload = kind === "words" ? "([a-z]+(?: [a-z]+)*)" : "([a-z]+)";
-    return [kind, new RegExp(`^${before}${payload}${after}$`)];
+    return [kind, new RegExp(`^${before}([a-z]+)${after}$`)];
   }),
 );
 
@@ -20,9 +19,9 @@ export function solve(prompt: string): { kind: TaskKind; answer: string } | unde
     const m = re.exec(prompt);
     if (!m) continue;
     const x = m[1];
+    if (kind === "reverse") return { kind, answer: x.split("").reverse().join("") };
     if (kind === "count") return { kind, answer: `${x.length}` };
-    if (kind === "vowels") return { kind, answer: `${x.replace(/[^aeiou]/g, "").length}` };
-    return { kind, answer: `${x.split(" ").length}` };
+    return { kind, answer: x.charAt(0) };
   }
   return undefined;
 }

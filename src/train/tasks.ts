@@ -1,17 +1,13 @@
 // Synthetic chat instructions with checkable answers, for training and evaluating the bundled tiny model.
-// Three task kinds, each with several phrasings and payloads of varied length, each needing the whole payload:
-//   count   the letters of a word of 2-9 random letters
-//   vowels  the vowels (a, e, i, o, u) of a word of 2-9 random letters
-//   words   the words of a phrase of 1-7 random words of 1-5 letters
-// Answers are one digit. Examples are a pure function of (seed, index); a fixed 1/16 of all payloads (by a hash
-// of kind and payload) is held out of training and only ever used for evaluation.
-// Kinds that copy letters from exact places were tried first and are not learnable by this model on two CPU cores
-// in two hours: reversing 3-6 letters stayed at 0-3% exact match after 5,000-6,000 steps, naming a word's first
-// letter at 11-14%, sorting 3-5 digits at 14%, while counting letters reached 94-98% in the same runs (its model
-// had learned which letters a word holds, not where they stand).
+// Three task kinds, each with several phrasings and payloads of varied length:
+//   reverse  a word of 3-7 random letters, spelled backwards  (needs the whole word, in order)
+//   count    the letters of a word of 2-9 random letters      (needs the whole word)
+//   first    the first letter of a word of 2-9 random letters (needs to find where the word starts)
+// Answers are at most 7 characters. Examples are a pure function of (seed, index); a fixed 1/16 of all payloads
+// (by a hash of kind and payload) is held out of training and only ever used for evaluation.
 
-export type TaskKind = "count" | "vowels" | "words";
-export const TASK_KINDS: readonly TaskKind[] = ["count", "vowels", "words"];
+export type TaskKind = "reverse" | "count" | "first";
+export const TASK_KINDS: readonly TaskKind[] = ["reverse", "count", "first"];
 
 export interface Example {
   kind: TaskKind;
@@ -19,14 +15,20 @@ export interface Example {
   prompt: string;
   /** The exact expected answer. */
   answer: string;
-  /** The word or phrase the prompt is about. */
+  /** The word the prompt is about. */
   payload: string;
 }
 
-/** Phrasings per kind; `{x}` is the payload, always at the end of the message (a small model finds it much sooner
- *  there: a first run with the payload mid-sentence learned no copying in 2,000 steps). Short, because every
- *  prompt token costs training time. Exported for the checker. */
+/** Phrasings per kind; `{x}` is the payload, always at the end of the message. Short, because every prompt token
+ *  costs training time. Exported for the checker. */
 export const TEMPLATES: Readonly<Record<TaskKind, readonly string[]>> = {
+  reverse: [
+    "Reverse the word {x}",
+    "Spell backwards: {x}",
+    "reverse {x}",
+    "Write in reverse: {x}",
+    "Please reverse {x}",
+  ],
   count: [
     "How many letters in {x}",
     "Count the letters: {x}",
@@ -34,19 +36,12 @@ export const TEMPLATES: Readonly<Record<TaskKind, readonly string[]>> = {
     "How long is {x}",
     "Number of letters in {x}",
   ],
-  vowels: [
-    "How many vowels in {x}",
-    "Count the vowels: {x}",
-    "vowels in {x}",
-    "Number of vowels in {x}",
-    "How many vowels does this have: {x}",
-  ],
-  words: [
-    "How many words: {x}",
-    "Count the words: {x}",
-    "words in {x}",
-    "Number of words in this: {x}",
-    "How many words are here: {x}",
+  first: [
+    "First letter of {x}",
+    "What is the first letter of {x}",
+    "first letter: {x}",
+    "Which letter starts {x}",
+    "Initial of {x}",
   ],
 };
 
@@ -94,16 +89,15 @@ function make(kind: TaskKind, rng: Rng): Example {
   const template = rng.pick(TEMPLATES[kind]);
   let payload: string;
   let answer: string;
-  if (kind === "count") {
+  if (kind === "reverse") {
+    payload = word(rng, 3, 7);
+    answer = Array.from(payload).reverse().join("");
+  } else if (kind === "count") {
     payload = word(rng, 2, 9);
     answer = String(payload.length);
-  } else if (kind === "vowels") {
-    payload = word(rng, 2, 9);
-    answer = String(Array.from(payload).filter((c) => "aeiou".includes(c)).length);
   } else {
-    const words = Array.from({ length: rng.int(1, 7) }, () => word(rng, 1, 5));
-    payload = words.join(" ");
-    answer = String(words.length);
+    payload = word(rng, 2, 9);
+    answer = payload[0];
   }
   return { kind, prompt: template.replace("{x}", payload), answer, payload };
 }

@@ -17,12 +17,14 @@ import { STATE_FILE, Trainer } from "./trainer.js";
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const defaults = {
-  steps: 9000,
+  steps: 4000,
   batch: 48,
-  lr: 3e-3,
+  // A d_model-128 model at 3e-3 sits on a loss plateau for thousands of steps and learns only what needs no word
+  // order (counting); at 1e-3 it reverses 3-7 letter words exactly after ~1,500 steps.
+  lr: 1e-3,
   warmup: 200,
   seed: 1,
-  evalEvery: 2000,
+  evalEvery: 1000,
   evalCount: 64,
   finalEvalCount: 300,
   checkpointEvery: 250,
@@ -30,8 +32,9 @@ const defaults = {
 
 const USAGE = `Usage: npm run train:tiny -- [options]
 
-Trains a small LLaDA-architecture masked-diffusion model on synthetic chat tasks (count the letters or the
-vowels of a word, count the words of a phrase) with LLaDA's SFT objective, on the native addon's trainer, and writes it as an HF LLaDA folder.
+Trains a small LLaDA-architecture masked-diffusion model on synthetic chat tasks (reverse a word, count its
+letters, name its first letter) with LLaDA's SFT objective, on the native addon's trainer, and writes it as an
+HF LLaDA folder.
 
 Options:
   --out DIR              the finished model (default bundled/llada-tiny-chat)
@@ -242,11 +245,11 @@ function readme(t: {
 
 A small masked-diffusion chat model with LLaDA's architecture and exact Hugging Face layout (config.json with
 LLaDA's keys, model.safetensors, tokenizer.json, tokenizer_config.json with LLaDA's chat template and special
-tokens), trained by dllm-serve itself. It answers three kinds of instruction:
+tokens), trained by dllm-serve itself. It answers three kinds of instruction about a word of random letters:
 
+- reverse a word of 3-7 letters ("Reverse the word qmxeb" -> "bexmq")
 - count the letters of a word of 2-9 letters ("How many letters in qmxe" -> "4")
-- count the vowels of a word of 2-9 letters ("How many vowels in diffusion" -> "4")
-- count the words of a phrase of 1-7 words ("How many words: the cat sat" -> "3")
+- name the first letter of a word of 2-9 letters ("First letter of zqwv" -> "z")
 
 Decode it with short generations, e.g. gen_length 8, block_length 8, steps 8, temperature 0 (it was trained with
 answer regions of 8, 16, 32 and 128 tokens).

@@ -34,7 +34,8 @@ describe("task generator", () => {
     }
     const lengths = new Set(examples.map((e) => e.prompt.length));
     expect(lengths.size).toBeGreaterThan(20);
-    expect(Math.max(...examples.map((e) => e.answer.length))).toBe(1);
+    // Answers fit the evaluation's 8-token generation with their EOS.
+    expect(Math.max(...examples.map((e) => e.answer.length))).toBe(7);
   });
 
   it("keeps held-out payloads out of training", () => {
@@ -65,10 +66,9 @@ describe("task generator", () => {
     }
     // Spot checks written out by hand.
     expect(solve("How many letters in qwerty")).toEqual({ kind: "count", answer: "6" });
-    expect(solve("How many vowels in diffusion")).toEqual({ kind: "vowels", answer: "4" });
-    expect(solve("vowels in xyz")).toEqual({ kind: "vowels", answer: "0" });
-    expect(solve("How many words: the cat sat on it")).toEqual({ kind: "words", answer: "5" });
-    expect(solve("words in hello")).toEqual({ kind: "words", answer: "1" });
+    expect(solve("Spell backwards: diffusion")).toEqual({ kind: "reverse", answer: "noisuffid" });
+    expect(solve("reverse ab")).toEqual({ kind: "reverse", answer: "ba" });
+    expect(solve("Which letter starts zebra")).toEqual({ kind: "first", answer: "z" });
     expect(solve("What is the capital of France?")).toBeUndefined();
   });
 });
