@@ -3,7 +3,7 @@
 // workers load), shows load progress per worker, and drains on SIGINT / SIGTERM.
 import path from "node:path";
 import { DllmServer } from "./api/server.js";
-import { ensureDefaultModel } from "./cli/default-model.js";
+import { defaultModel } from "./cli/default-model.js";
 import { parseServerArgs, SERVER_HELP } from "./cli/server-args.js";
 import { workerProgress } from "./cli/progress.js";
 import { buildApp } from "./http/app.js";
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     process.stdout.write(SERVER_HELP);
     return;
   }
-  const modelPath = args.modelPath ?? (await ensureDefaultModel());
+  const modelPath = args.modelPath ?? defaultModel();
   const server = new DllmServer({ ...args.server, modelPath, onProgress: workerProgress() });
   const app = buildApp({
     server,

@@ -1,14 +1,16 @@
-// The model used when none is named: until a trained model is bundled, a tiny random LLaDA checkpoint written
-// (once, deterministically) into models/tiny-random.
+// The model served when none is named: the tiny chat model trained by `npm run train:tiny` and bundled with the
+// project (bundled/llada-tiny-chat).
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeTinyLLaDA } from "../fixtures/tiny-llada.js";
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const defaultModelPath = path.join(projectRoot, "models", "tiny-random");
+export const defaultModelPath = path.join(projectRoot, "bundled", "llada-tiny-chat");
 
-export async function ensureDefaultModel(): Promise<string> {
-  if (!existsSync(path.join(defaultModelPath, "config.json"))) await writeTinyLLaDA(defaultModelPath);
+/** The bundled model's folder; a clear error (naming the way to rebuild it) when it is missing. */
+export function defaultModel(): string {
+  if (!existsSync(path.join(defaultModelPath, "config.json")))
+    throw new Error(`the bundled model is missing from ${defaultModelPath}: restore it from git, rebuild it with ` +
+      "`npm run train:tiny`, or name a model with --model-path");
   return defaultModelPath;
 }

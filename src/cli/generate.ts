@@ -2,12 +2,15 @@
 // `npm start` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
 import { parseArgs } from "node:util";
 import { Model } from "../model/model.js";
-import { defaultModelPath, ensureDefaultModel } from "./default-model.js";
+import { defaultModel, defaultModelPath } from "./default-model.js";
 import { loadProgress } from "./progress.js";
+
+const DEFAULT_PROMPT = "Reverse the word model";
 
 const HELP = `Usage: node dist/cli/generate.js [options] [prompt]
 
-Generates an answer with a LLaDA model and prints it as each block is committed.
+Generates an answer with a LLaDA model and prints it as each block is committed. Without a prompt it asks
+"${DEFAULT_PROMPT}", one of the bundled tiny model's tasks.
 
 Options:
   --model-path <dir>     HF LLaDA folder (config.json, safetensors, tokenizer.json)
@@ -56,10 +59,10 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const prompt = positionals.join(" ") || "Write one sentence about the sea.";
+  const prompt = positionals.join(" ") || DEFAULT_PROMPT;
   const device = values.device ?? "cpu";
   const dtype = (values.dtype ?? (device.startsWith("cuda") ? "bfloat16" : "float32")) as "float32" | "bfloat16" | "float16";
-  const modelPath = values["model-path"] ?? (await ensureDefaultModel());
+  const modelPath = values["model-path"] ?? defaultModel();
 
   const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });
   try {

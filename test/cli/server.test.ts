@@ -1,8 +1,11 @@
-// `node dist/server.js`: the process entry, its flags, its startup lines and its shutdown.
-import { execFile, spawn } from "node:child_process";
+// `node dist/server.js`: the process entry, its flags, its startup lines, its default model and its shutdown.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
+import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
+import { check } from "../../src/train/checker.js";
+import { heldOutSet, TASK_KINDS } from "../../src/train/tasks.js";
 import { tinyModel } from "../helpers/fixtures.js";
 
 const run = promisify(execFile);
@@ -26,20 +29,52 @@ describe("node dist/server.js", () => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
   });
 
+  /** Starts the server with `args`, waits until it serves, and returns its URL and the child. */
+  async function start(args: string[]): Promise<{ url: string; child: ChildProcess; stderr: () => string; exited: Promise<number | null> }> {
+    const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await expect.poll(() => /ready, serving/.test(stderr) || child.exitCode !== null, { timeout: 60_000 }).toBe(true);
+    const url = /dllm-serve: (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
+    if (!url) throw new Error(`the server did not start: ${stderr}`);
+    return { url, child, stderr: () => stderr, exited };
+  }
+
+  it("serves the bundled tiny chat model by default, answering held-out prompts through the openai client", async () => {
+    const { url, child, exited } = await start(["--port", "0", "--log-level", "warn"]);
+    try {
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).toEqual(["llada-tiny-chat"]);
+      for (const kind of TASK_KINDS) {
+        const [e] = heldOutSet(kind, 1);
+        // With a short answer region, and with the server's defaults (128 tokens) when max_tokens is left out.
+        for (const maxTokens of [8, undefined]) {
+          const r = await client.chat.completions.create({
+            model: "llada-tiny-chat",
+            messages: [{ role: "user", content: e.prompt }],
+            temperature: 0,
+            ...(maxTokens ? { max_tokens: maxTokens } : {}),
+          });
+          const text = r.choices[0].message.content ?? "";
+          expect(check(e.prompt, text), `${JSON.stringify(e.prompt)} (max_tokens ${maxTokens}) -> ${JSON.stringify(text)}`).toBe(true);
+          expect(r.choices[0].finish_reason).toBe("stop");
+        }
+      }
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   it("prints its URL and workers, shows load progress, serves, and exits 0 on SIGTERM", async () => {
     const { dir } = await tinyModel();
-    const child = spawn(process.execPath, [entry, "--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const { url, child, stderr, exited } = await start(["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn"]);
     try {
-      await expect.poll(() => /ready, serving/.test(stderr), { timeout: 60_000 }).toBe(true);
-      const url = /dllm-serve: (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)![1];
-      expect(stderr).toMatch(/2 worker\(s\): cpu, cpu/);
-      expect(stderr).toMatch(/loading: worker 0 \d+\/\d+ tensors/);
-      expect(stderr).toMatch(/loading: worker 1 \d+\/\d+ tensors/);
+      expect(stderr()).toMatch(/2 worker\(s\): cpu, cpu/);
+      expect(stderr()).toMatch(/loading: worker 0 \d+\/\d+ tensors/);
+      expect(stderr()).toMatch(/loading: worker 1 \d+\/\d+ tensors/);
       const health = await fetch(`${url}/health`);
       expect(health.status).toBe(200);
       child.kill("SIGTERM");
