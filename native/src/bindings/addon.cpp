@@ -1,7 +1,6 @@
-// The JS face of the native engine: class Engine { load, forward, generate, cancel, info, dispose }.
-// Every heavy call is a job on the engine's own thread and returns a Promise; results, block reports and load
-// progress come back to the JS thread through one thread-safe function per engine. JS objects (deferreds,
-// callbacks) are only ever touched on the JS thread: engine-side closures carry job ids, not JS handles.
+// The JS face of the native engine: class Engine { load, forward, generate, check, cancel, info, dispose }.
+// Every heavy call is a job on the engine's own thread and returns a Promise (bindings/job-bridge.h); results,
+// block reports and load progress come back to the JS thread through the engine's bridge.
 #include <napi.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 
 #include <torch/version.h>
 
+#include "bindings/job-bridge.h"
 #include "bindings/trainer-binding.h"
 #include "engine/engine.h"
 #include "model/weights.h"
@@ -20,48 +20,7 @@
 namespace {
 
 using dllm::Engine;
-
-// Error codes the TypeScript layer maps to its own error classes.
-constexpr const char* kAborted = "ABORT_ERR";
-constexpr const char* kInvalid = "ERR_INVALID_ARGUMENT";
-constexpr const char* kDevice = "ERR_DEVICE";
-constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
-constexpr const char* kEngine = "ERR_ENGINE";
-constexpr const char* kStopped = "ERR_ENGINE_DISPOSED";
-
-struct Failure {
-  std::string code;
-  std::string message;
-};
-
-// Classifies whatever a job threw. libtorch's device faults (CUDA errors, out of memory) get their own code so
-// that the serving layer can tell a sick device from a bad request.
-Failure classify(std::exception_ptr ep) {
-  try {
-    std::rethrow_exception(ep);
-  } catch (const dllm::Cancelled& e) {
-    return {kAborted, e.what()};
-  } catch (const std::invalid_argument& e) {
-    return {kInvalid, e.what()};
-  } catch (const c10::OutOfMemoryError& e) {
-    return {kOutOfMemory, e.what_without_backtrace()};
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    bool device = msg.find("CUDA") != std::string::npos || msg.find("cuda") != std::string::npos;
-    return {device ? kDevice : kEngine, msg};
-  } catch (const std::exception& e) {
-    return {kEngine, e.what()};
-  } catch (...) {
-    return {kEngine, "unknown native error"};
-  }
-}
-
-Napi::Error makeError(Napi::Env env, const Failure& f) {
-  Napi::Error err = Napi::Error::New(env, f.message);
-  err.Set("code", Napi::String::New(env, f.code));
-  if (f.code == kAborted) err.Set("name", Napi::String::New(env, "AbortError"));
-  return err;
-}
+using namespace dllm_bindings;
 
 // What JS learns about a loaded model; copied out on the engine thread so JS never reads engine state.
 struct ModelInfo {
@@ -144,9 +103,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     Napi::Env env = info.Env();
-    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "dllm-engine", 0, 1);
-    tsfn_.Unref(env);  // an idle engine does not keep the process alive
     engine_ = std::make_unique<Engine>();
+    bridge_ = std::make_unique<JobBridge>(
+        env, "engine", [this](std::function<void(bool)> job) { return engine_->submit(std::move(job)); },
+        [this](bool alive) { alive ? Ref() : Unref(); });
     napi_add_env_cleanup_hook(env, &EngineWrap::onEnvCleanup, this);
   }
 
@@ -156,91 +116,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
  private:
-  // What the JS side of one job holds. Lives in pending_, touched on the JS thread only.
-  struct Pending {
-    explicit Pending(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-    Napi::Promise::Deferred deferred;
-    Napi::FunctionReference callback;  // onBlock / onProgress
-    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
-  };
-  using JsClosure = std::function<void(Napi::Env)>;
-
-  // Runs `fn` on the JS thread. During teardown the closure is dropped (env is null there).
-  void toJs(JsClosure fn) {
-    auto* data = new JsClosure(std::move(fn));
-    napi_status s = tsfn_.NonBlockingCall(data, [](Napi::Env env, Napi::Function, JsClosure* d) {
-      std::unique_ptr<JsClosure> own(d);
-      if (env == nullptr) return;
-      try {
-        (*own)(env);
-      } catch (...) {
-        // A throwing user callback must not tear down the engine's delivery channel.
-      }
-    });
-    if (s != napi_ok) delete data;
-  }
-
-  // Registers a job's JS side and keeps this object and the event loop alive until it settles.
-  Pending& open(Napi::Env env, int64_t id) {
-    if (disposed_) throw Napi::Error::New(env, "the engine has been disposed");
-    if (pending_.count(id)) throw Napi::Error::New(env, "job id " + std::to_string(id) + " is already in use");
-    if (pending_.empty()) {
-      Ref();
-      tsfn_.Ref(env);
-    }
-    return *pending_.emplace(id, std::make_unique<Pending>(env)).first->second;
-  }
-
-  void settle(Napi::Env env, int64_t id, const std::function<void(Pending&)>& how) {
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    std::unique_ptr<Pending> p = std::move(it->second);
-    pending_.erase(it);
-    how(*p);
-    if (pending_.empty()) {
-      tsfn_.Unref(env);
-      Unref();
-    }
-  }
-
-  // Submits `work` (engine thread, returns R) whose result `done` turns into a JS value (JS thread).
-  // `always`: run even when the engine is stopping (the dispose job).
-  template <class R>
-  void submit(Napi::Env env, int64_t id, std::function<R(const std::atomic<bool>&)> work,
-              std::function<Napi::Value(Napi::Env, R&)> done, bool always = false) {
-    Pending& p = *pending_.at(id);
-    auto cancel = always ? std::make_shared<std::atomic<bool>>(false) : p.cancel;
-    bool queued = engine_->submit([this, id, cancel, always, work = std::move(work), done = std::move(done)](bool stopping) {
-      if (stopping && !always) {
-        toJs([this, id](Napi::Env env) { reject(env, id, {kStopped, "the engine was disposed before this job ran"}); });
-        return;
-      }
-      try {
-        if (cancel->load()) throw dllm::Cancelled();
-        auto result = std::make_shared<R>(work(*cancel));
-        toJs([this, id, result, done](Napi::Env env) {
-          Napi::Value v;
-          try {
-            v = done(env, *result);
-          } catch (const Napi::Error& e) {
-            reject(env, id, {kEngine, e.Message()});
-            return;
-          }
-          settle(env, id, [&](Pending& p) { p.deferred.Resolve(v); });
-        });
-      } catch (...) {
-        Failure f = classify(std::current_exception());
-        toJs([this, id, f](Napi::Env env) { reject(env, id, f); });
-      }
-    });
-    if (!queued) reject(env, id, {kStopped, "the engine has been disposed"});
-  }
-
-  void reject(Napi::Env env, int64_t id, const Failure& f) {
-    settle(env, id, [&](Pending& p) { p.deferred.Reject(makeError(env, f).Value()); });
-  }
-
-  int64_t nextInternalId() { return --internalIds_; }  // negative: never collides with JS job ids
+  using Pending = JobBridge::Pending;
 
   // load({path} | {config, seed}, {device, dtype}, onProgress?) -> Promise<ModelInfo>
   Napi::Value Load(const Napi::CallbackInfo& info) {
@@ -261,18 +137,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     if (spec.path.empty() == spec.config_json.empty())
       throw Napi::TypeError::New(env, "load: give either path (a model folder) or configJson (random weights)");
-    const int64_t id = nextInternalId();
-    Pending& p = open(env, id);
+    const int64_t id = bridge_->internalId();
+    Pending& p = bridge_->open(env, id);
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
     Napi::Promise promise = p.deferred.Promise();
-    submit<ModelInfo>(
+    bridge_->submit<ModelInfo>(
         env, id,
         [this, spec, id](const std::atomic<bool>&) {
           auto progress = [this, id](int64_t done, int64_t total, const std::string& name) {
-            toJs([this, id, done, total, name](Napi::Env env) {
-              auto it = pending_.find(id);
-              if (it == pending_.end() || it->second->callback.IsEmpty()) return;
-              it->second->callback.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total)),
+            bridge_->toJs([this, id, done, total, name](Napi::Env env) {
+              Pending* p = bridge_->find(id);
+              if (!p || p->callback.IsEmpty()) return;
+              p->callback.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total)),
                                          Napi::String::New(env, name)});
             });
           };
@@ -324,10 +200,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, e.what());
     }
-    const int64_t id = nextInternalId();
-    Napi::Promise promise = open(env, id).deferred.Promise();
-    submit<at::Tensor>(
-        env, id,
+    return bridge_->run<at::Tensor>(
+        env,
         [this, ids, cacheIds, valid, batch, start, length](const std::atomic<bool>&) {
           auto m = requireModel();
           const at::Device dev = m->device();
@@ -356,7 +230,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           std::memcpy(out.Data(), logits.data_ptr<float>(), logits.numel() * sizeof(float));
           return out;
         });
-    return promise;
   }
 
   std::shared_ptr<dllm::LLaDAModel> requireModel() {
@@ -447,22 +320,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("generate: ") + e.what());
     }
-    Pending& p = open(env, jobId);
+    Pending& p = bridge_->open(env, jobId);
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
     Napi::Promise promise = p.deferred.Promise();
     const int64_t rows = static_cast<int64_t>(batch.prompts.size());
-    submit<dllm::GenerateResult>(
+    bridge_->submit<dllm::GenerateResult>(
         env, jobId,
         [this, params, batch, jobId, rows](const std::atomic<bool>& cancel) {
           auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens) {
             at::Tensor t = tokens.to(at::kInt).contiguous();
             auto data = std::make_shared<std::vector<int32_t>>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
-            toJs([this, jobId, block, data, rows](Napi::Env env) {
-              auto it = pending_.find(jobId);
-              if (it == pending_.end() || it->second->callback.IsEmpty()) return;
+            bridge_->toJs([this, jobId, block, data, rows](Napi::Env env) {
+              Pending* p = bridge_->find(jobId);
+              if (!p || p->callback.IsEmpty()) return;
               auto arr = Napi::Int32Array::New(env, data->size());
               std::copy(data->begin(), data->end(), arr.Data());
-              it->second->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows))});
+              p->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows))});
             });
           };
           return dllm::generate(*requireModel(), params, batch, onBlock, [&cancel] { return cancel.load(); });
@@ -483,26 +356,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "cancel(jobId): jobId must be a number");
-    auto it = pending_.find(info[0].As<Napi::Number>().Int64Value());
-    if (it == pending_.end()) return Napi::Boolean::New(env, false);
-    it->second->cancel->store(true);
+    Pending* p = bridge_->find(info[0].As<Napi::Number>().Int64Value());
+    if (!p) return Napi::Boolean::New(env, false);
+    p->cancel->store(true);
     return Napi::Boolean::New(env, true);
   }
 
   // dispose() -> Promise<void>: cancels every job, frees the model on the engine thread, ends the thread.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto deferred = Napi::Promise::Deferred::New(env);
-    if (disposed_) {
+    if (bridge_->closed()) {
+      auto deferred = Napi::Promise::Deferred::New(env);
       deferred.Resolve(env.Undefined());
       return deferred.Promise();
     }
-    for (auto& [id, p] : pending_) p->cancel->store(true);
-    const int64_t id = nextInternalId();
-    Napi::Promise promise = open(env, id).deferred.Promise();
-    disposed_ = true;
-    submit<bool>(
-        env, id,
+    bridge_->close();
+    Napi::Promise promise = bridge_->run<bool>(
+        env,
         [this](const std::atomic<bool>&) {
           engine_->setModel(nullptr);
           return true;
@@ -525,22 +395,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   void shutdownNow() {
-    disposed_ = true;
-    for (auto& [id, p] : pending_) p->cancel->store(true);
-    if (engine_) engine_->stop();
-    if (!released_) {
-      released_ = true;
-      tsfn_.Release();
-    }
+    bridge_->close();
+    engine_->stop();
+    bridge_->release();
   }
 
   std::unique_ptr<Engine> engine_;
-  Napi::ThreadSafeFunction tsfn_;
+  std::unique_ptr<JobBridge> bridge_;
   bool hookRan_ = false;
-  bool released_ = false;
-  bool disposed_ = false;
-  int64_t internalIds_ = 0;
-  std::map<int64_t, std::unique_ptr<Pending>> pending_;
   std::optional<ModelInfo> info_;
 };
 

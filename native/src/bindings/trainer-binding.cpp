@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "bindings/job-bridge.h"
 #include "engine/job-thread.h"
 #include "train/trainer.h"
 
@@ -15,27 +16,6 @@ namespace {
 
 using dllm::NamedTensors;
 using dllm::Trainer;
-
-struct Failure {
-  std::string code;
-  std::string message;
-};
-
-Failure classify(std::exception_ptr ep) {
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::invalid_argument& e) {
-    return {"ERR_INVALID_ARGUMENT", e.what()};
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    bool device = msg.find("CUDA") != std::string::npos || msg.find("cuda") != std::string::npos;
-    return {device ? "ERR_DEVICE" : "ERR_ENGINE", msg};
-  } catch (const std::exception& e) {
-    return {"ERR_ENGINE", e.what()};
-  } catch (...) {
-    return {"ERR_ENGINE", "unknown native error"};
-  }
-}
 
 std::vector<int64_t> int32Array(const Napi::Value& v, const std::string& what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
@@ -104,9 +84,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
     Napi::Env env = info.Env();
-    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "dllm-trainer", 0, 1);
-    tsfn_.Unref(env);
     thread_ = std::make_unique<dllm::JobThread>(dllm::JobThread::Autograd::On);
+    bridge_ = std::make_unique<JobBridge>(
+        env, "trainer", [this](std::function<void(bool)> job) { return thread_->submit(std::move(job)); },
+        [this](bool alive) { alive ? Ref() : Unref(); });
     napi_add_env_cleanup_hook(env, &TrainerWrap::onEnvCleanup, this);
   }
 
@@ -116,77 +97,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
  private:
-  using JsClosure = std::function<void(Napi::Env)>;
-
-  void toJs(JsClosure fn) {
-    auto* data = new JsClosure(std::move(fn));
-    napi_status s = tsfn_.NonBlockingCall(data, [](Napi::Env env, Napi::Function, JsClosure* d) {
-      std::unique_ptr<JsClosure> own(d);
-      if (env == nullptr) return;
-      try {
-        (*own)(env);
-      } catch (...) {
-      }
-    });
-    if (s != napi_ok) delete data;
-  }
-
-  void settle(Napi::Env env, int64_t id, const std::function<void(Napi::Promise::Deferred&)>& how) {
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    Napi::Promise::Deferred d = it->second;
-    pending_.erase(it);
-    how(d);
-    if (pending_.empty()) {
-      tsfn_.Unref(env);
-      Unref();
-    }
-  }
-
-  void reject(Napi::Env env, int64_t id, const Failure& f) {
-    settle(env, id, [&](Napi::Promise::Deferred& d) {
-      Napi::Error err = Napi::Error::New(env, f.message);
-      err.Set("code", Napi::String::New(env, f.code));
-      d.Reject(err.Value());
-    });
-  }
-
   // Runs `work` (trainer thread) and turns its result into a JS value with `done` (JS thread).
   template <class R>
   Napi::Value submit(Napi::Env env, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> done,
                      bool always = false) {
-    if (disposed_ && !always) throw Napi::Error::New(env, "the trainer has been disposed");
-    const int64_t id = nextId_++;
-    if (pending_.empty()) {
-      Ref();
-      tsfn_.Ref(env);
-    }
-    auto deferred = Napi::Promise::Deferred::New(env);
-    pending_.emplace(id, deferred);
-    bool queued = thread_->submit([this, id, always, work = std::move(work), done = std::move(done)](bool stopping) {
-      if (stopping && !always) {
-        toJs([this, id](Napi::Env env) { reject(env, id, {"ERR_ENGINE_DISPOSED", "the trainer was disposed before this job ran"}); });
-        return;
-      }
-      try {
-        auto result = std::make_shared<R>(work());
-        toJs([this, id, result, done](Napi::Env env) {
-          Napi::Value v;
-          try {
-            v = done(env, *result);
-          } catch (const Napi::Error& e) {
-            reject(env, id, {"ERR_ENGINE", e.Message()});
-            return;
-          }
-          settle(env, id, [&](Napi::Promise::Deferred& d) { d.Resolve(v); });
-        });
-      } catch (...) {
-        Failure f = classify(std::current_exception());
-        toJs([this, id, f](Napi::Env env) { reject(env, id, f); });
-      }
-    });
-    if (!queued) reject(env, id, {"ERR_ENGINE_DISPOSED", "the trainer has been disposed"});
-    return deferred.Promise();
+    return bridge_->run<R>(env, [work = std::move(work)](const std::atomic<bool>&) { return work(); }, std::move(done), always);
   }
 
   Trainer& trainer() {
@@ -319,12 +234,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // dispose() -> Promise<void>: frees the model on the trainer thread and ends the thread.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (disposed_) {
+    if (bridge_->closed()) {
       auto d = Napi::Promise::Deferred::New(env);
       d.Resolve(env.Undefined());
       return d.Promise();
     }
-    disposed_ = true;
+    bridge_->close();
     Napi::Value promise = submit<bool>(
         env,
         [this]() {
@@ -347,22 +262,15 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   void shutdownNow() {
-    disposed_ = true;
-    if (thread_) thread_->stop();
-    if (!released_) {
-      released_ = true;
-      tsfn_.Release();
-    }
+    bridge_->close();
+    thread_->stop();
+    bridge_->release();
   }
 
   std::unique_ptr<dllm::JobThread> thread_;
+  std::unique_ptr<JobBridge> bridge_;
   std::unique_ptr<Trainer> trainer_;  // trainer thread only
-  Napi::ThreadSafeFunction tsfn_;
-  std::map<int64_t, Napi::Promise::Deferred> pending_;
-  int64_t nextId_ = 1;
   bool hookRan_ = false;
-  bool released_ = false;
-  bool disposed_ = false;
 };
 
 }  // namespace
