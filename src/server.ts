@@ -34,7 +34,9 @@ async function main(): Promise<void> {
     stopping = true;
     app.log.info(`${signal}: finishing in-flight requests (at most ${args.shutdownTimeoutMs / 1000} s), then exiting`);
     process.stderr.write(`dllm-serve: ${signal}, draining\n`);
-    // No new connections; accepted requests finish (or are cancelled at the deadline); devices are freed.
+    // No new connections; accepted requests finish (or are cancelled at the deadline); devices are freed. A
+    // connection kept alive after its last response would otherwise hold the exit for the keep-alive timeout (72 s).
+    app.server.keepAliveTimeout = 1;
     await Promise.all([app.close(), server.close(args.shutdownTimeoutMs)]);
     process.exit(0);
   };

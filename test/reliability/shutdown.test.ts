@@ -35,7 +35,10 @@ describe.each(["SIGTERM", "SIGINT"] as const)("%s", (signal) => {
       const res = await inFlight;
       expect(res.status).toBe(200);
       expect((await res.json()).choices[0].message.content).toEqual(expect.any(String));
+      // Promptly: the answered request's kept-alive connection does not hold the exit (fastify keeps one 72 s).
+      const answered = Date.now();
       expect(await server.exited).toBe(0);
+      expect(Date.now() - answered).toBeLessThan(20_000);
       await expect(fetch(`${server.url}/health`)).rejects.toThrow();
       expect(server.stderr()).toContain(`${signal}, draining`);
     } finally {
