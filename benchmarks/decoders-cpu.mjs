@@ -1,5 +1,6 @@
 // CPU benchmark of the decoding algorithms against `basic` (LLaDA's reference sampler), side by side in one run:
-// tok/s and tokens per forward pass for every cache x decoder the registry offers, at batch 1 and 8.
+// tok/s and tokens per forward pass for every cache x decoder the registry offers and dInfer's three algorithms,
+// at batch 1 and 8.
 //
 // Run (after `npm install`, which builds dist/ and the addon):
 //
@@ -42,6 +43,9 @@ const VARIANTS = [
   { name: "dual_cache", params: { algorithm: "dual_cache" } },
   { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
   { name: "dual_cache + factor 1", params: { algorithm: "dual_cache", factor: 1 } },
+  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise" } },
+  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
+  { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
 ];
 
 const MODELS = [
