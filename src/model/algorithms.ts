@@ -24,8 +24,8 @@ export interface AlgorithmSpec {
 /** Parallel decoding when a request asks for it without a value (Fast-dLLM's and dInfer's default). */
 export const DEFAULT_THRESHOLD = 0.9;
 export const DEFAULT_FACTOR = 1.0;
-/** The hierarchy decoder's bar for a run's most confident token. */
-export const DEFAULT_LOW_THRESHOLD = 0.5;
+/** The hierarchy decoder's bar for a run's most confident token: 0.4, as the seed's dinfer_hierarchy sets it. */
+export const DEFAULT_LOW_THRESHOLD = 0.4;
 
 export const ALGORITHMS: readonly AlgorithmSpec[] = [
   {

@@ -19,7 +19,7 @@ struct DecoderParams {
   Decoder decoder = Decoder::Fixed;
   double threshold = 0.9;
   double factor = 1.0;
-  double low_threshold = 0.5;
+  double low_threshold = 0.4;  // the seed's dinfer_hierarchy value
 };
 
 // conf: [B, BL] double confidences of the block's masked positions (-inf elsewhere, the lowest finite double for
