@@ -27,6 +27,13 @@ describe("node dist/cli/generate.js", () => {
     expect(stderr).toMatch(/tensors/); // load progress
   });
 
+  it("answers its default prompt with the bundled model when given neither", async () => {
+    const { stdout } = await run(process.execPath, [cli, "--json"]);
+    const result = JSON.parse(stdout);
+    expect(result.text).toBe("ledom"); // "Reverse the word model"
+    expect(result.finishReason).toBe("stop");
+  });
+
   it("fails with a clear message and exit code 1 for a bad model path", async () => {
     await expect(run(process.execPath, [cli, "--model-path", "/nonexistent"])).rejects.toMatchObject({
       code: 1,
