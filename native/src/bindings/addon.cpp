@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstring>
 #include <optional>
-#include <map>
 #include <memory>
 
 #include <torch/version.h>

@@ -1,9 +1,7 @@
 #include "bindings/trainer-binding.h"
 
 #include <cstring>
-#include <map>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 
 #include "bindings/job-bridge.h"
