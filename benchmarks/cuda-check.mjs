@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
+import { defaultModelPath } from "../dist/cli/default-model.js";
 import { ALGORITHMS } from "../dist/model/algorithms.js";
 import { Model } from "../dist/model/model.js";
 import { check } from "../dist/train/checker.js";
@@ -23,7 +24,7 @@ const { values: opts } = parseArgs({
     out: { type: "string", default: join(here, "results", "cuda-check.json") },
   },
 });
-const modelPath = join(here, "..", "bundled", "llada-tiny-chat");
+const modelPath = defaultModelPath;
 const SAMPLER = { genLength: 32, blockLength: 8, steps: 32, temperature: 0 };
 const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 64));
 

@@ -20,6 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
+import { defaultModelPath } from "../dist/cli/default-model.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
@@ -53,9 +54,9 @@ const MODELS = [
     name: "tiny-chat",
     repeats: 5,
     sampler: { genLength: 32, blockLength: 8, steps: 32 },
-    present: () => existsSync(join(here, "..", "bundled", "llada-tiny-chat", "model.safetensors")),
+    present: () => existsSync(join(defaultModelPath, "model.safetensors")),
     async open() {
-      const model = await Model.load({ modelPath: join(here, "..", "bundled", "llada-tiny-chat"), threads: 2 });
+      const model = await Model.load({ modelPath: defaultModelPath, threads: 2 });
       const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 8)).map((e) => model.promptIds({ messages: [{ role: "user", content: e.prompt }] }));
       return { model, prompts, cleanup: async () => {} };
     },

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { defaultModelPath } from "../cli/default-model.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
     return;
   }
   const o = {
-    out: path.resolve(values.out ?? path.join(projectRoot, "bundled", "llada-tiny-chat")),
+    out: path.resolve(values.out ?? defaultModelPath),
     work: path.resolve(values.work ?? path.join(projectRoot, "models", "train-tiny")),
     device: values.device ?? "cpu",
     steps: integer("steps", values.steps, defaults.steps),

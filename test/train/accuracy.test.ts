@@ -2,17 +2,14 @@
 // every task kind correctly: >= 95% exact match on 300 prompts per kind, sent concurrently through the in-process
 // API (two worker threads, batches of mixed prompt lengths) and decoded with the reference sampler; the same
 // prompts sent one at a time get the very same answers.
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
 import type { Served } from "../../dist/cluster/router.js";
+import { defaultModelPath } from "../../src/cli/default-model.js";
 import { check } from "../../src/train/checker.js";
 import { EVAL_SAMPLER } from "../../src/train/evaluate.js";
 import { heldOutSet, TASK_KINDS, type Example } from "../../src/train/tasks.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const modelDir = path.join(root, "bundled", "llada-tiny-chat");
 const PER_KIND = 300;
 const GOAL = 0.95;
 
@@ -26,7 +23,7 @@ describe("bundled tiny chat model", () => {
   let concurrent: Served[];
 
   beforeAll(async () => {
-    server = await createServer({ modelPath: modelDir, workers: 2, batchSize: 32, maxWaitMs: 50 });
+    server = await createServer({ modelPath: defaultModelPath, workers: 2, batchSize: 32, maxWaitMs: 50 });
   });
   afterAll(async () => {
     await server?.close();

@@ -2,15 +2,13 @@
 // the parallel decoders (threshold, factor, dInfer's) finishing in fewer forward passes per token. 300 held-out
 // prompts of each kind in batches of 8 (mixed kinds and prompt lengths), gen_length 32 in blocks of 8 with 32
 // steps: four blocks, so the caches go stale between refreshes and early stop has blocks to skip.
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Model, type GenerationParams } from "../../src/model/model.js";
 import { ALGORITHMS } from "../../src/model/algorithms.js";
+import { defaultModelPath } from "../../src/cli/default-model.js";
 import { check } from "../../src/train/checker.js";
 import { heldOutSet, TASK_KINDS, type Example } from "../../src/train/tasks.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SAMPLER: GenerationParams = { genLength: 32, blockLength: 8, steps: 32, temperature: 0 };
 const BATCH = 8;
 const PER_KIND = 300;
@@ -60,7 +58,7 @@ describe("every algorithm on the bundled tiny chat model", () => {
   }
 
   beforeAll(async () => {
-    model = await Model.load({ modelPath: path.join(root, "bundled", "llada-tiny-chat") });
+    model = await Model.load({ modelPath: defaultModelPath });
     for (const v of variants) outcomes.set(v.name, await run(v.params));
     const rows = [...outcomes].map(
       ([name, o]) =>
