@@ -1,7 +1,8 @@
 // Device check (not a benchmark): the bundled tiny chat model decoded on a device against the same model on the CPU
 // in fp32. For every algorithm and both dtypes, 64 held-out prompts per task kind in batches of 16: the share of
 // answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give the CPU's answers (a trained
-// model's argmax margins dwarf kernel rounding); bf16 should keep the accuracy.
+// model's argmax margins dwarf kernel rounding); bf16 should keep the accuracy. Each dtype runs again with CUDA
+// graphs, whose answers should be the eager ones on the same device.
 //
 //   node benchmarks/cuda-check.mjs [--device cuda:0] [--out FILE]
 //
@@ -47,21 +48,38 @@ const reference = new Map();
 for (const name of names) reference.set(name, await answers(cpu, name));
 await cpu.dispose();
 
+const share = (got, want) => got.filter((t, i) => t === want[i]).length / got.length;
 const results = [];
 for (const dtype of ["float32", "bfloat16"]) {
-  const model = await Model.load({ modelPath, device: opts.device, dtype });
-  for (const name of names) {
-    const got = await answers(model, name);
-    const same = got.filter((t, i) => t === reference.get(name)[i]).length;
-    const correct = got.filter((t, i) => check(prompts[i].prompt, t)).length;
-    results.push({ device: opts.device, dtype, algorithm: name, sameAsCpu: same / got.length, accuracy: correct / got.length });
+  const eager = new Map();
+  for (const cudaGraphs of [false, true]) {
+    const model = await Model.load({ modelPath, device: opts.device, dtype, cudaGraphs });
+    if (cudaGraphs && !model.info.cudaGraphs) {
+      console.error(`no CUDA graphs on ${opts.device}: the graph rows are left out`);
+      await model.dispose();
+      continue;
+    }
+    for (const name of names) {
+      const got = await answers(model, name);
+      if (!cudaGraphs) eager.set(name, got);
+      results.push({
+        device: opts.device,
+        dtype,
+        cudaGraphs,
+        algorithm: name,
+        sameAsCpu: share(got, reference.get(name)),
+        sameAsEager: share(got, eager.get(name)),
+        accuracy: got.filter((t, i) => check(prompts[i].prompt, t)).length / got.length,
+      });
+    }
+    await model.dispose();
   }
-  await model.dispose();
 }
 
-console.log(`| device | dtype | algorithm | answers = cpu fp32 | held-out accuracy (${prompts.length} prompts) |`);
-console.log("|---|---|---|---|---|");
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+console.log(`| device | dtype | graphs | algorithm | answers = cpu fp32 | = eager | held-out accuracy (${prompts.length} prompts) |`);
+console.log("|---|---|---|---|---|---|---|");
 for (const r of results)
-  console.log(`| ${r.device} | ${r.dtype} | ${r.algorithm} | ${(100 * r.sameAsCpu).toFixed(1)}% | ${(100 * r.accuracy).toFixed(1)}% |`);
+  console.log(`| ${r.device} | ${r.dtype} | ${r.cudaGraphs ? "on" : "off"} | ${r.algorithm} | ${pct(r.sameAsCpu)} | ${pct(r.sameAsEager)} | ${pct(r.accuracy)} |`);
 await mkdir(dirname(opts.out), { recursive: true });
 await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + "\n");

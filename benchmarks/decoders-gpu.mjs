@@ -4,11 +4,12 @@
 // temperature 0, bf16. Each round runs the reference and every algorithm once in a rotating order after one
 // warm-up; medians are reported. Random weights are never confident, so the threshold decoders and early stop
 // rarely fire here: this measures the engine and the caches; tokens per forward on a trained model are in
-// test/train/algorithms-accuracy.test.ts.
+// test/train/algorithms-accuracy.test.ts. The cached algorithms also run on a second engine that replays their
+// per-step forward from CUDA graphs (`--graphs both`, the default; `on` or `off` for one engine only).
 //
 // On the lent GPU machine (see ../shared/notes/device.md), from the project root after a CUDA build:
 //
-//   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32]
+//   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32] [--graphs both]
 //
 // A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
 import { mkdir, writeFile } from "node:fs/promises";
@@ -28,6 +29,7 @@ const { values: opts } = parseArgs({
     config: { type: "string", default: "llada-8b" },
     repeats: { type: "string", default: "3" },
     batches: { type: "string", default: "1,32" },
+    graphs: { type: "string", default: "both" },
     out: { type: "string", default: join(here, "results", "decoders-gpu.json") },
   },
 });
@@ -59,8 +61,26 @@ const VARIANTS = [
   { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
 ];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+if (!["both", "on", "off"].includes(opts.graphs)) throw new Error("--graphs must be both, on or off");
 
-const engine = await Engine.random(config, 1, { device: opts.device, dtype });
+// One engine per setting of CUDA graphs; graphs only change the cached algorithms' window steps.
+const engines = [];
+for (const cudaGraphs of opts.graphs === "both" ? [false, true] : [opts.graphs === "on"]) {
+  const engine = await Engine.random(config, 1, { device: opts.device, dtype, cudaGraphs });
+  if (cudaGraphs && !engine.info.cudaGraphs) {
+    console.error(`no CUDA graphs on ${opts.device}: the graph rows are left out`);
+    await engine.dispose();
+    continue;
+  }
+  engines.push(engine);
+}
+const runs = engines.flatMap((engine) =>
+  VARIANTS.filter((v) => !engine.info.cudaGraphs || v.name !== "basic").map((v) => ({
+    name: engine.info.cudaGraphs ? `${v.name}, CUDA graphs` : v.name,
+    engine,
+    params: v.params,
+  })),
+);
 const reference = new ReferenceServer([
   "--random-config", JSON.stringify(config),
   "--device", opts.device,
@@ -77,14 +97,14 @@ try {
     const rows = makePrompts(batch, PARAMS.promptLen).map((prompt, i) => ({ prompt, seed: i }));
     const contenders = [
       { name: "reference (PyTorch generate.py)", run: async () => reference.run(batch) },
-      ...VARIANTS.map((v) => {
+      ...runs.map((v) => {
         const { genLength, blockLength, steps } = PARAMS;
         const params = samplerParams({ genLength, blockLength, steps, temperature: 0, ...v.params });
         return {
           name: v.name,
           run: async () => {
             const t0 = performance.now();
-            const out = await engine.generate(rows, params);
+            const out = await v.engine.generate(rows, params);
             return { seconds: (performance.now() - t0) / 1000, forwards: out.forwards };
           },
         };
@@ -92,34 +112,34 @@ try {
     ];
     console.error(`B=${batch}: warm-up, then ${opts.repeats} rounds ...`);
     for (const c of contenders) await c.run();
-    const runs = contenders.map(() => []);
+    const timed = contenders.map(() => []);
     for (let round = 0; round < Number(opts.repeats); round++)
       for (let j = 0; j < contenders.length; j++) {
         const k = (round + j) % contenders.length;
-        runs[k].push(await contenders[k].run());
+        timed[k].push(await contenders[k].run());
       }
-    const refSeconds = median(runs[0].map((r) => r.seconds));
+    const refSeconds = median(timed[0].map((r) => r.seconds));
     contenders.forEach((c, k) => {
-      const seconds = median(runs[k].map((r) => r.seconds));
+      const seconds = median(timed[k].map((r) => r.seconds));
       results.push({
         batch,
         algorithm: c.name,
         seconds,
         tokPerSec: (batch * PARAMS.genLength) / seconds,
         vsReference: refSeconds / seconds,
-        tokensPerForward: PARAMS.genLength / runs[k][0].forwards,
-        runs: runs[k].map((r) => r.seconds),
+        tokensPerForward: PARAMS.genLength / timed[k][0].forwards,
+        runs: timed[k].map((r) => r.seconds),
       });
     });
   }
-  console.log(`${opts.config} shapes, ${dtype} on ${opts.device}; reference torch ${refInfo.torch}; ${new Date().toISOString()}`);
+  console.log(`${opts.config} shapes, ${dtype} on ${opts.device} (${refInfo.card}); reference torch ${refInfo.torch}; ${new Date().toISOString()}`);
   console.log("| B | algorithm | tok/s | × reference | tokens / forward |");
   console.log("|---|---|---|---|---|");
   for (const r of results)
     console.log(`| ${r.batch} | ${r.algorithm} | ${r.tokPerSec.toFixed(1)} | ${r.vsReference.toFixed(2)} | ${r.tokensPerForward.toFixed(2)} |`);
   await mkdir(dirname(opts.out), { recursive: true });
-  await writeFile(opts.out, JSON.stringify({ config: opts.config, device: opts.device, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
+  await writeFile(opts.out, JSON.stringify({ config: opts.config, device: opts.device, card: refInfo.card, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
 } finally {
   reference.close();
-  await engine.dispose();
+  for (const engine of engines) await engine.dispose();
 }

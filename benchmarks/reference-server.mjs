@@ -22,7 +22,7 @@ export class ReferenceServer {
   #pending = [];
   #buffer = "";
   #stderr = "";
-  /** Resolves with the server's first line ({ready, threads, torch}). */
+  /** Resolves with the server's first line ({ready, threads, torch, card}). */
   ready;
 
   get pid() {

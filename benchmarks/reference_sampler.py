@@ -247,7 +247,8 @@ def serve(model, args):
 
     Each line is a JSON object {"batch": B, "positions": "absolute" | "per-row"} (both optional); each answer is a
     JSON line {"seconds", "tokens", "forwards", "prompts", "generated"}. Ends at end of input."""
-    sys.stdout.write(json.dumps({"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}) + "\n")
+    card = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
+    sys.stdout.write(json.dumps({"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__, "card": card}) + "\n")
     sys.stdout.flush()
     for line in sys.stdin:
         if not line.strip():

@@ -20,6 +20,8 @@ export interface ServerOptions {
   workers?: number;
   /** Default bfloat16 on CUDA, float32 on the CPU. */
   dtype?: WorkerConfig["dtype"];
+  /** Replay the cached decoders' per-step forward from CUDA graphs, one per batch shape. Default off. */
+  cudaGraphs?: boolean;
   /** Most requests in one batch. Default 8. */
   batchSize?: number;
   /** Longest a request waits for its batch to fill, in ms. Default 20. */
@@ -69,6 +71,7 @@ export class DllmServer {
       modelPath: options.modelPath,
       devices: this.devices,
       dtype: options.dtype ?? (cuda ? "bfloat16" : "float32"),
+      cudaGraphs: options.cudaGraphs,
       batchSize: options.batchSize ?? 8,
       maxWaitMs: options.maxWaitMs ?? 20,
       policy: options.policy ?? "least-loaded",

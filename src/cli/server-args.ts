@@ -18,6 +18,8 @@ Options:
   --device <cpu|cuda>      device kind when neither --gpus nor --gpu-ids is given (default: cpu)
   --workers <n>            CPU workers with --device cpu (default: 1)
   --dtype <name>           float32, bfloat16, float16 (default: bfloat16 on CUDA, float32 on CPU)
+  --cuda-graphs            replay the cached decoders' per-step forward from CUDA graphs, one per batch shape
+                           (default: off)
   --batch-size <n>         most requests in one batch (default: 8)
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: 0.02)
   --policy <name>          least-loaded or round-robin (default: least-loaded)
@@ -76,6 +78,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       device: { type: "string" },
       workers: { type: "string" },
       dtype: { type: "string" },
+      "cuda-graphs": { type: "boolean", default: false },
       "batch-size": { type: "string", default: "8" },
       "max-wait-time": { type: "string", default: "0.02" },
       policy: { type: "string", default: "least-loaded" },
@@ -117,6 +120,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       gpuIds,
       workers: integer("workers", values.workers, 1),
       dtype: dtype as ServerOptions["dtype"],
+      cudaGraphs: values["cuda-graphs"],
       batchSize: integer("batch-size", values["batch-size"], 1),
       maxWaitMs: maxWait * 1000,
       policy,

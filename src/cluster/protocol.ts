@@ -9,6 +9,8 @@ export interface WorkerConfig {
   dtype: "float32" | "float16" | "bfloat16";
   /** CPU threads for the engine (CPU workers split the cores between them). */
   threads?: number;
+  /** Replay the cached decoders' per-step forward from CUDA graphs. */
+  cudaGraphs?: boolean;
   batchSize: number;
   maxWaitMs: number;
   /** How many times this worker has been restarted before (0 for the first start). */

@@ -16,6 +16,7 @@ export interface RouterOptions {
   modelPath: string;
   devices: string[];
   dtype: WorkerConfig["dtype"];
+  cudaGraphs?: boolean;
   batchSize: number;
   maxWaitMs: number;
   policy: Policy;
@@ -315,6 +316,7 @@ export class Router {
       device: slot.device,
       dtype: this.#options.dtype,
       threads: slot.device === "cpu" ? this.#cpuThreads : undefined,
+      cudaGraphs: this.#options.cudaGraphs,
       batchSize: this.#options.batchSize,
       maxWaitMs: this.#options.maxWaitMs,
       incarnation: slot.restarts,

@@ -197,6 +197,7 @@ async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void): P
     device: config.device,
     dtype: config.dtype,
     threads: config.threads,
+    cudaGraphs: config.cudaGraphs,
     onProgress: (done, total) => post({ type: "progress", done, total }),
   });
 }

@@ -1,5 +1,5 @@
 // A typed, promise-based wrapper over one native engine (one device): load, forward, generate, dispose.
-import type { ModelInfo, NativeEngine, NativeGenerateOptions } from "../native/addon-types.js";
+import type { ModelInfo, NativeEngine, NativeGenerateOptions, NativeLoadOptions } from "../native/addon-types.js";
 import { loadAddon } from "../native/load-addon.js";
 import { abortError, DisposedError, fromNative } from "./errors.js";
 
@@ -64,7 +64,13 @@ export interface LoadOptions {
   dtype?: "float32" | "float16" | "bfloat16";
   /** CPU threads for this engine (default: all cores); engines sharing a CPU should split the cores. */
   threads?: number;
+  /** Replay the cached decoders' per-step forward from CUDA graphs, one per batch shape (CUDA only; default off). */
+  cudaGraphs?: boolean;
   onProgress?: (done: number, total: number, tensor: string) => void;
+}
+
+function deviceOptions(o: LoadOptions): NativeLoadOptions {
+  return { device: o.device, dtype: o.dtype, threads: o.threads, cudaGraphs: o.cudaGraphs };
 }
 
 function splitRows(flat: Int32Array, rows: number): Int32Array[] {
@@ -89,12 +95,12 @@ export class Engine {
 
   /** Loads an HF LLaDA folder on a device. */
   static async load(modelPath: string, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ path: modelPath, device: options.device, dtype: options.dtype, threads: options.threads }, options.onProgress);
+    return Engine.#create({ path: modelPath, ...deviceOptions(options) }, options.onProgress);
   }
 
   /** Seeded random weights from a config.json object alone (benchmarks at real shapes without the files). */
   static async random(config: object, seed: number, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ configJson: JSON.stringify(config), seed, device: options.device, dtype: options.dtype, threads: options.threads });
+    return Engine.#create({ configJson: JSON.stringify(config), seed, ...deviceOptions(options) });
   }
 
   static async #create(spec: Parameters<NativeEngine["load"]>[0], onProgress?: LoadOptions["onProgress"]): Promise<Engine> {

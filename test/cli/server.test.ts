@@ -14,7 +14,7 @@ const entry = path.resolve(import.meta.dirname, "../../dist/server.js");
 describe("node dist/server.js", () => {
   it("lists every flag in --help", async () => {
     const { stdout } = await run(process.execPath, [entry, "--help"]);
-    for (const flag of ["--host", "--port", "--model-path", "--gpus", "--gpu-ids", "--device", "--workers", "--dtype", "--batch-size",
+    for (const flag of ["--host", "--port", "--model-path", "--gpus", "--gpu-ids", "--device", "--workers", "--dtype", "--cuda-graphs", "--batch-size",
       "--max-wait-time", "--policy", "--algorithm", "--no-chat-template", "--api-key", "--max-queue", "--log-level", "--help"]) {
       expect(stdout).toContain(flag);
     }

@@ -26,6 +26,7 @@ struct ModelInfo {
   dllm::LLaDAConfig config;
   std::string device;
   std::string dtype;
+  bool cuda_graphs = false;
 };
 
 Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
@@ -47,6 +48,7 @@ Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
   o.Set("padTokenId", c.pad_token_id);
   o.Set("device", m.device);
   o.Set("dtype", m.dtype);
+  o.Set("cudaGraphs", m.cuda_graphs);
   return o;
 }
 
@@ -131,6 +133,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       spec.dtype = stringField(o, "dtype", "float32");
       spec.threads = static_cast<int>(intField(o, "threads", 0));
       if (spec.threads < 0) throw std::invalid_argument("threads must be >= 0");
+      spec.cuda_graphs = boolField(o, "cudaGraphs");
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("load: ") + e.what());
     }
@@ -151,10 +154,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                                          Napi::String::New(env, name)});
             });
           };
-          engine_->setModel(nullptr);  // a reload frees the old weights first
-          engine_->setModel(Engine::buildModel(spec, progress));
+          engine_->load(spec, progress);
           const auto& m = *engine_->model();
-          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype())};
+          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), engine_->windowForward().graphs()};
         },
         [this](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
           info_ = loaded;
@@ -215,12 +217,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           at::Tensor pos = dllm::LLaDAModel::positionsFor(mask);
           at::Tensor h;
           if (start < 0) {
-            h = m->hidden(x, mask, pos);
+            h = m->hidden(x, dllm::LLaDAModel::keyMask(mask), pos);
           } else {
             // What the cached decoders run: a full forward over cacheIds fills the cache, then the window alone.
-            dllm::KVCache cache;
-            m->hidden(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos, &cache);
-            h = m->hiddenWindow(x.narrow(1, start, length), mask, pos.narrow(1, start, length), start, cache);
+            dllm::WindowForward& cached = engine_->windowForward();
+            cached.refresh(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos);
+            h = cached.window(x.narrow(1, start, length), pos.narrow(1, start, length), start);
           }
           return m->logits(h.reshape({-1, h.size(-1)})).to(at::kCPU).contiguous();
         },
@@ -337,7 +339,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
               p->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows))});
             });
           };
-          return dllm::generate(*requireModel(), params, batch, onBlock, [&cancel] { return cancel.load(); });
+          auto model = requireModel();
+          return dllm::generate(*model, engine_->windowForward(), params, batch, onBlock, [&cancel] { return cancel.load(); });
         },
         [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
           at::Tensor t = r.tokens.to(at::kInt).contiguous();
@@ -373,7 +376,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Promise promise = bridge_->run<bool>(
         env,
         [this](const std::atomic<bool>&) {
-          engine_->setModel(nullptr);
+          engine_->unload();
           return true;
         },
         [this](Napi::Env env, bool&) -> Napi::Value {

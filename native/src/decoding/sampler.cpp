@@ -111,8 +111,8 @@ struct Working {
   }
 };
 
-GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch,
-                        const BlockCallback& onBlock, const CancelCheck& cancelled) {
+GenerateResult generate(const LLaDAModel& model, WindowForward& cached, const SamplerParams& p,
+                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled) {
   validate(model.config(), p, batch);
   const auto& c = model.config();
   const at::Device dev = model.device();
@@ -134,9 +134,10 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
   if (p.remasking == Remasking::Random) oneLane = rng::laneHashes(1, dev);
 
   GenerateResult result;
-  const bool cached = p.cache != CacheMode::None;
+  const bool caching = p.cache != CacheMode::None;
   const bool parallel = p.decoding.decoder != Decoder::Fixed;
-  KVCache cache;
+  // Without a cache every step is a full forward; its key mask only changes when the batch shrinks.
+  KeyMask keys = caching ? KeyMask{} : LLaDAModel::keyMask(w.valid);
   Credit credit;
   for (int64_t b = 0; b < blocks; b++) {
     const int64_t b0 = P + b * BL;
@@ -153,22 +154,24 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
       if (k == 0 && !parallel) continue;
       at::Tensor block = w.x.narrow(1, b0, BL);
       at::Tensor masked = block.eq(c.mask_token_id);  // [B, BL]
-      // A parallel decoder may finish the block early: its remaining steps have nothing to do.
-      if (parallel && !masked.any().item<bool>()) break;
-      // The masked positions of this block, as (row, column-in-block).
+      // The masked positions of this block, as (row, column-in-block). (The one read back to the host per step.)
       at::Tensor where = masked.nonzero();  // [N, 2]
+      // A parallel decoder may finish the block early: its remaining steps have nothing to do.
+      if (parallel && where.size(0) == 0) break;
       at::Tensor rows = where.select(1, 0), cols = where.select(1, 1);
 
       // A full forward (refilling the cache when there is one), or only the window against the cache.
       at::Tensor inputs = cfg ? at::cat({w.x, at::where(promptCols, c.mask_token_id, w.x)}) : w.x;
-      const bool refresh = !cached || i == 0 || (p.refresh_every > 0 && i % p.refresh_every == 0);
+      const bool refresh = !caching || i == 0 || (p.refresh_every > 0 && i % p.refresh_every == 0);
       at::Tensor h;
       int64_t first = 0;
-      if (refresh) {
-        h = model.hidden(inputs, w.valid, w.positions, cached ? &cache : nullptr);
+      if (!caching) {
+        h = model.hidden(inputs, keys, w.positions);
+      } else if (refresh) {
+        h = cached.refresh(inputs, w.valid, w.positions);
       } else {
         first = w0;
-        h = model.hiddenWindow(inputs.narrow(1, w0, w1 - w0), w.valid, w.positions.narrow(1, w0, w1 - w0), w0, cache);
+        h = cached.window(inputs.narrow(1, w0, w1 - w0), w.positions.narrow(1, w0, w1 - w0), w0);
       }
       result.forwards++;
       const int64_t W = h.size(1);
@@ -236,6 +239,7 @@ GenerateResult generate(const LLaDAModel& model, const SamplerParams& p, const B
         gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
         at::Tensor keep = done.logical_not().nonzero().view({-1});
         w.keep(keep, cfg);
+        if (!caching) keys = LLaDAModel::keyMask(w.valid);
         if (p.decoding.decoder == Decoder::Credit && keep.size(0) > 0) credit.keepRows(keep);
       }
     }

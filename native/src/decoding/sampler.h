@@ -18,6 +18,7 @@
 
 #include "decoding/decoders.h"
 #include "model/llada.h"
+#include "model/window-forward.h"
 
 namespace dllm {
 
@@ -71,7 +72,9 @@ struct Cancelled : std::runtime_error {
 // tensor-free: the serving layer calls it per request before batching, so one bad request never fails a batch.
 void validate(const LLaDAConfig& config, const SamplerParams& params, const BatchRequest& batch);
 
-GenerateResult generate(const LLaDAModel& model, const SamplerParams& params, const BatchRequest& batch,
-                        const BlockCallback& onBlock, const CancelCheck& cancelled);
+// cached: the model's refresh and window forwards (the engine's, so its cache and CUDA graphs carry over between
+// batches); used when params.cache is not None.
+GenerateResult generate(const LLaDAModel& model, WindowForward& cached, const SamplerParams& params,
+                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled);
 
 }  // namespace dllm

@@ -25,7 +25,8 @@ std::string dtypeName(at::ScalarType dtype) {
   }
 }
 
-std::shared_ptr<LLaDAModel> Engine::buildModel(const ModelSpec& spec, const LoadProgress& progress) {
+void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
+  unload();
   at::Device device(spec.device);  // throws c10::Error for a malformed device string
   if (device.is_cuda() && !at::hasCUDA())
     throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
@@ -34,10 +35,12 @@ std::shared_ptr<LLaDAModel> Engine::buildModel(const ModelSpec& spec, const Load
   if (spec.threads > 0) at::set_num_threads(spec.threads);
   if (spec.path.empty()) {
     LLaDAConfig config = LLaDAConfig::fromJson(json::parse(spec.config_json), "config");
-    return std::make_shared<LLaDAModel>(config, randomWeights(config, device, dtype, spec.seed), device, dtype);
+    model_ = std::make_shared<LLaDAModel>(config, randomWeights(config, device, dtype, spec.seed), device, dtype);
+  } else {
+    LLaDAConfig config = readConfig(spec.path);
+    model_ = std::make_shared<LLaDAModel>(config, loadWeights(spec.path, config, device, dtype, progress), device, dtype);
   }
-  LLaDAConfig config = readConfig(spec.path);
-  return std::make_shared<LLaDAModel>(config, loadWeights(spec.path, config, device, dtype, progress), device, dtype);
+  window_ = std::make_unique<WindowForward>(model_, spec.cuda_graphs);
 }
 
 }  // namespace dllm

@@ -6,6 +6,7 @@
 #include "decoding/sampler.h"
 #include "engine/job-thread.h"
 #include "model/llada.h"
+#include "model/window-forward.h"
 
 namespace dllm {
 
@@ -16,6 +17,7 @@ struct ModelSpec {
   std::string device = "cpu";
   std::string dtype = "float32";  // float32 | float16 | bfloat16
   int threads = 0;                 // CPU threads for this engine's work; 0 keeps libtorch's default
+  bool cuda_graphs = false;        // capture the cached decoders' per-step forward as CUDA graphs (CUDA only)
 };
 
 class Engine {
@@ -30,19 +32,25 @@ class Engine {
   // Joins the engine thread, then frees the model. Idempotent.
   void stop() {
     thread_.stop();
-    model_.reset();
+    unload();
   }
 
+  // Engine-thread only: builds the model from a spec, after freeing the one loaded before.
+  void load(const ModelSpec& spec, const LoadProgress& progress);
+  // Frees the model, its K/V cache and its CUDA graphs.
+  void unload() {
+    window_.reset();
+    model_.reset();
+  }
   // Engine-thread only: the loaded model (null until a load job has run).
   std::shared_ptr<LLaDAModel> model() const { return model_; }
-  void setModel(std::shared_ptr<LLaDAModel> m) { model_ = std::move(m); }
-
-  // Builds a model from a spec on the calling (engine) thread.
-  static std::shared_ptr<LLaDAModel> buildModel(const ModelSpec& spec, const LoadProgress& progress);
+  // Engine-thread only: the cached decoders' forward passes for the loaded model (valid while it is loaded).
+  WindowForward& windowForward() { return *window_; }
 
  private:
   JobThread thread_;
   std::shared_ptr<LLaDAModel> model_;
+  std::unique_ptr<WindowForward> window_;
 };
 
 at::ScalarType parseDtype(const std::string& name);

@@ -15,6 +15,12 @@ struct KVCache {
   std::vector<at::Tensor> k, v;
 };
 
+// Which keys every query may attend to: [B, 1, 1, T] bool, or undefined when no row has padding (the attention
+// kernels then run unmasked). A type of its own so that a [B, T] `valid` is never passed where it broadcasts wrongly.
+struct KeyMask {
+  at::Tensor mask;
+};
+
 class LLaDAModel {
  public:
   LLaDAModel(LLaDAConfig config, LLaDAWeights weights, at::Device device, at::ScalarType dtype);
@@ -24,15 +30,17 @@ class LLaDAModel {
   at::ScalarType dtype() const { return dtype_; }
 
   // Final hidden states (after ln_f), [B, T, d_model] in the compute dtype.
-  // ids: [B, T] int64; valid: [B, T] bool, false on padding (or undefined when there is none);
-  // positions: [B, T] int64 rotary positions. With `fill`, every layer's keys and values are stored there.
-  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions, KVCache* fill = nullptr) const;
+  // ids: [B, T] int64; keys: keyMask(valid); positions: [B, T] int64 rotary positions. With `fill`, every layer's
+  // keys and values are stored there: into its tensors in place when they already have this shape (so a CUDA graph
+  // that reads them stays valid), else into new ones.
+  at::Tensor hidden(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* fill = nullptr) const;
 
-  // Final hidden states of the columns [start, start + W) alone (ids, positions: [B, W]) against a cache filled by
-  // hidden(): their keys and values replace the cache's at those columns, and they attend to every column of the
-  // cache (valid: [B, T] key padding over all of them). Columns outside the window keep the keys and values of
-  // the last refresh.
-  at::Tensor hiddenWindow(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions, int64_t start,
+  // Final hidden states of the window's columns alone (ids, positions: [B, W]; columns: [W] int64 on the device,
+  // their indices in the cache) against a cache filled by hidden(): their keys and values replace the cache's at
+  // those columns, and they attend to every column of the cache (keys: the mask the cache was filled with).
+  // Columns outside the window keep the keys and values of the last refresh. Columns are a tensor, not a number,
+  // so one captured CUDA graph serves every block.
+  at::Tensor hiddenWindow(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, const at::Tensor& columns,
                           KVCache& cache) const;
 
   // The LM head on selected rows of hidden states: [N, d_model] -> fp32 logits [N, embedding_size].
@@ -40,16 +48,18 @@ class LLaDAModel {
 
   // Positions for left-padded rows: 0 at each row's first real token (0 on the padding too).
   static at::Tensor positionsFor(const at::Tensor& valid);
+  // The key mask for valid: [B, T] bool, false on padding (or undefined when there is none). Reads whether any
+  // row is padded back to the host: once per batch, not per forward.
+  static KeyMask keyMask(const at::Tensor& valid);
 
  private:
   at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight) const;
-  // The layer stack over ids [B, W] at columns [start, start + W); cache: none, filled (full rows) or read and
-  // updated (a window).
+  // The layer stack over ids [B, W]; cache: none, filled (full rows) or read and updated at `columns` (a window).
   enum class CacheUse { None, Fill, Window };
-  at::Tensor run(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions, KVCache* cache,
-                 CacheUse use, int64_t start) const;
+  at::Tensor run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache, CacheUse use,
+                 const at::Tensor& columns) const;
   at::Tensor attention(size_t layer, const at::Tensor& n, const at::Tensor& cos, const at::Tensor& sin,
-                       const at::Tensor& mask, KVCache* cache, CacheUse use, int64_t start) const;
+                       const KeyMask& keys, KVCache* cache, CacheUse use, const at::Tensor& columns) const;
 
   LLaDAConfig config_;
   LLaDAWeights w_;

@@ -120,7 +120,7 @@ StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vec
 
   at::Tensor loss;
   if (r.masked > 0) {
-    at::Tensor h = model_->hidden(noisy.to(device_), valid.to(device_), positions.to(device_));
+    at::Tensor h = model_->hidden(noisy.to(device_), LLaDAModel::keyMask(valid.to(device_)), positions.to(device_));
     at::Tensor flatDev = flat.to(device_);
     at::Tensor rows = h.reshape({B * T, -1}).index_select(0, flatDev);
     at::Tensor logits = model_->logits(rows);
@@ -165,7 +165,7 @@ at::Tensor Trainer::logits(const std::vector<int64_t>& tokens, int64_t batch) co
   at::Tensor ids = tokenTensor(tokens, batch, config_.embedding_size, "logits");
   const int64_t T = ids.size(1);
   at::Tensor positions = at::arange(T, at::kLong).view({1, T}).expand({batch, T}).contiguous();
-  at::Tensor h = model_->hidden(ids.to(device_), at::Tensor(), positions.to(device_));
+  at::Tensor h = model_->hidden(ids.to(device_), KeyMask{}, positions.to(device_));
   return model_->logits(h.reshape({batch * T, -1})).to(at::kCPU).contiguous();
 }
 

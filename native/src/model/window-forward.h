@@ -1,0 +1,50 @@
+// The forward passes of the cached decoders: a refresh (a full forward that refills the K/V cache) and, between
+// refreshes, the window's columns alone against the cache. The window's forward is most of the passes and runs at
+// a fixed shape for a whole block, so on CUDA it is captured once per shape as a CUDA graph and replayed: one
+// launch per step instead of a few hundred kernel launches, each waiting on the host. Elsewhere, or with graphs
+// off, the same calls run eagerly.
+//
+// The engine keeps one per model, so the cache and the graphs outlive a request: the next batch of the same shape
+// refills the same buffers and replays the same graphs.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "model/llada.h"
+
+namespace dllm {
+
+class WindowForward {
+ public:
+  // graphs: capture the window's forward as CUDA graphs (CUDA builds and CUDA models only; ignored elsewhere).
+  WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs);
+  ~WindowForward();
+
+  // Whether window() replays CUDA graphs.
+  bool graphs() const { return graphs_; }
+
+  // A full forward over ids [B, T] (valid, positions: [B, T]) that refills the cache: model.hidden with fill.
+  at::Tensor refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions);
+
+  // The columns [start, start + W) alone (ids, positions: [B, W]) against the cache of the last refresh:
+  // model.hiddenWindow. The result may be a graph's output buffer: read it before the next call.
+  at::Tensor window(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+
+ private:
+  struct Graph;
+  // CUDA builds only: window() through the graph captured for this shape (captured now if there is none).
+  at::Tensor replay(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+
+  std::shared_ptr<const LLaDAModel> model_;
+  bool graphs_;
+  KVCache cache_;
+  // The key mask of the last refresh, in a buffer that stays put while the cache's shape does (graphs read it).
+  KeyMask keys_;
+  // Captured graphs by (rows, window columns), valid while the cache and mask buffers stay put.
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Graph>> captured_;
+};
+
+}  // namespace dllm
