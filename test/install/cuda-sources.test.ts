@@ -1,0 +1,49 @@
+// The CUDA-only code in native/ (under DLLM_WITH_CUDA: CUDA graphs, the CUDA generator) is built only on machines
+// with a CUDA libtorch, which most builds never see. Where a CUDA toolkit's headers are installed, this compiles
+// those sources as a CUDA build would, against the same libtorch headers, so an API change cannot break them
+// unnoticed. It checks syntax and types only: nothing is linked or run.
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+// @ts-expect-error plain JavaScript build script
+import { findLibtorch } from "../../scripts/find-libtorch.mjs";
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, "../..");
+const cudaHome = [process.env.CUDA_HOME, "/usr/local/cuda"].find((dir) => dir && existsSync(path.join(dir, "include", "cuda_runtime_api.h")));
+
+function cudaSources(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".cpp"))
+    .map((f) => path.join(dir, f))
+    .filter((f) => readFileSync(f, "utf8").includes("DLLM_WITH_CUDA"));
+}
+
+describe.skipIf(!cudaHome)("the CUDA-only sources", () => {
+  const sources = cudaSources(path.join(root, "native", "src"));
+
+  it("include the CUDA graph path", () => {
+    expect(sources.map((f) => path.basename(f))).toContain("window-forward.cpp");
+  });
+
+  it("compile as a CUDA build compiles them", async () => {
+    const torch: string = findLibtorch(root, () => {}).root;
+    // CPU wheels ship the c10/cuda headers but not this one, which a CUDA build generates with this content.
+    const generated = mkdtempSync(path.join(os.tmpdir(), "c10-cuda-"));
+    mkdirSync(path.join(generated, "c10", "cuda", "impl"), { recursive: true });
+    writeFileSync(path.join(generated, "c10", "cuda", "impl", "cuda_cmake_macros.h"), "#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n");
+    const flags = ["-std=c++20", "-fsyntax-only", "-Werror", "-DDLLM_WITH_CUDA=1", `-I${path.join(root, "native", "src")}`, `-I${generated}`,
+      "-isystem", path.join(torch, "include"), "-isystem", path.join(torch, "include", "torch", "csrc", "api", "include"),
+      "-isystem", path.join(cudaHome!, "include")];
+    try {
+      for (const source of sources) {
+        await expect(run("c++", [...flags, source], { maxBuffer: 1 << 24 }).then(() => "compiled"), source).resolves.toBe("compiled");
+      }
+    } finally {
+      rmSync(generated, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
