@@ -1,6 +1,7 @@
 #include "model/llada.h"
 
 #include <cmath>
+#include <limits>
 
 namespace dllm {
 
@@ -24,15 +25,10 @@ KeyMask LLaDAModel::keyMask(const at::Tensor& valid) {
 }
 
 at::Tensor LLaDAModel::rmsNorm(const at::Tensor& x, const at::Tensor& weight) const {
-  // fp32 statistics, cast back to the input dtype *before* the weight (as LLaDA's RMSLayerNorm does).
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + config_.rms_norm_eps);
-  return weight * normed.to(x.scalar_type());
-}
-
-static at::Tensor rotateHalf(const at::Tensor& x) {
-  auto halves = x.chunk(2, -1);
-  return at::cat({halves[1].neg(), halves[0]}, -1);
+  // LLaDA's RMSLayerNorm: fp32 statistics, cast back to the input dtype *before* the weight. at::rms_norm without
+  // a weight is exactly the part before the weight (bit for bit on the CPU) and one fused kernel on CUDA, where
+  // the spelled-out version takes seven.
+  return weight * at::rms_norm(x, {x.size(-1)}, std::nullopt, config_.rms_norm_eps);
 }
 
 // Stores a refresh's keys or values: in place when the slot already has this shape.
@@ -43,20 +39,25 @@ static void store(at::Tensor& slot, const at::Tensor& value) {
     slot = value.contiguous();
 }
 
-static at::Tensor applyRope(const at::Tensor& t, const at::Tensor& cos, const at::Tensor& sin) {
+// Rotary tables for one forward's positions, [B, W, 1, head_dim] fp32 (rope_full_precision). The sine's first half
+// is negated, so that rotate_half(t) * sin, with rotate_half(t) = cat(-t2, t1), is roll(t, head_dim / 2) * sin:
+// one kernel instead of a negation and a concatenation.
+struct Rotary {
+  at::Tensor cos, sin;
+};
+
+static at::Tensor applyRope(const at::Tensor& t, const Rotary& r) {
   at::Tensor tf = t.to(at::kFloat);
-  return (tf * cos + rotateHalf(tf) * sin).to(t.scalar_type());
+  return at::addcmul(tf * r.cos, tf.roll(t.size(-1) / 2, -1), r.sin).to(t.scalar_type());
 }
 
-at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const at::Tensor& cos, const at::Tensor& sin,
-                                 const KeyMask& keys, KVCache* cache, CacheUse use, const at::Tensor& columns) const {
+at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
+                                 KVCache* cache, CacheUse use, const at::Tensor& columns) const {
   const LayerWeights& l = w_.layers[layer];
   const int64_t B = n.size(0), T = n.size(1), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.head_dim;
-  at::Tensor q = at::linear(n, l.q_proj).view({B, T, H, D}).transpose(1, 2);
-  at::Tensor k = at::linear(n, l.k_proj).view({B, T, KV, D}).transpose(1, 2);
+  at::Tensor q = applyRope(at::linear(n, l.q_proj).view({B, T, H, D}), rotary).transpose(1, 2);
+  at::Tensor k = applyRope(at::linear(n, l.k_proj).view({B, T, KV, D}), rotary).transpose(1, 2);
   at::Tensor v = at::linear(n, l.v_proj).view({B, T, KV, D}).transpose(1, 2);
-  q = applyRope(q, cos, sin);
-  k = applyRope(k, cos, sin);
   if (use == CacheUse::Fill) {
     store(cache->k[layer], k);
     store(cache->v[layer], v);
@@ -73,18 +74,20 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const at::Te
     k = k.unsqueeze(2).expand({B, KV, H / KV, Tk, D}).reshape({B, H, Tk, D});
     v = v.unsqueeze(2).expand({B, KV, H / KV, Tk, D}).reshape({B, H, Tk, D});
   }
-  std::optional<at::Tensor> attnMask;
-  if (keys.mask.defined()) attnMask = keys.mask;
-  at::Tensor a = at::scaled_dot_product_attention(q, k, v, attnMask, 0.0, /*is_causal=*/false);
+  at::Tensor a = at::scaled_dot_product_attention(q, k, v, bias, 0.0, /*is_causal=*/false);
   return at::linear(a.transpose(1, 2).reshape({B, T, H * D}), l.attn_out);
 }
 
 at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache,
                            CacheUse use, const at::Tensor& columns) const {
-  // Rotary tables for these positions: [B, 1, W, head_dim], fp32.
-  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
-  at::Tensor cos = emb.cos(), sin = emb.sin();
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, W, head_dim / 2]
+  at::Tensor s = freqs.sin();
+  const Rotary rotary{at::cat({freqs, freqs}, -1).cos().unsqueeze(2), at::cat({s.neg(), s}, -1).unsqueeze(2)};
+  // SDPA turns a boolean mask into an additive one at every call: here once per forward, in the compute dtype.
+  std::optional<at::Tensor> bias;
+  if (keys.mask.defined())
+    bias = at::zeros(keys.mask.sizes(), at::TensorOptions().dtype(dtype_).device(device_))
+               .masked_fill(keys.mask.logical_not(), -std::numeric_limits<double>::infinity());
   if (use == CacheUse::Fill) {
     cache->k.resize(w_.layers.size());
     cache->v.resize(w_.layers.size());
@@ -93,7 +96,7 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
   at::Tensor x = at::embedding(w_.wte, ids);
   for (size_t i = 0; i < w_.layers.size(); i++) {
     const LayerWeights& l = w_.layers[i];
-    x = x + attention(i, rmsNorm(x, l.attn_norm), cos, sin, keys, cache, use, columns);
+    x = x + attention(i, rmsNorm(x, l.attn_norm), rotary, bias, cache, use, columns);
     at::Tensor h = rmsNorm(x, l.ff_norm);
     x = x + at::linear(at::silu(at::linear(h, l.ff_proj)) * at::linear(h, l.up_proj), l.ff_out);
   }

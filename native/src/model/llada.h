@@ -21,6 +21,8 @@ struct KeyMask {
   at::Tensor mask;
 };
 
+struct Rotary;  // one forward's rotary tables (llada.cpp)
+
 class LLaDAModel {
  public:
   LLaDAModel(LLaDAConfig config, LLaDAWeights weights, at::Device device, at::ScalarType dtype);
@@ -58,8 +60,9 @@ class LLaDAModel {
   enum class CacheUse { None, Fill, Window };
   at::Tensor run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache, CacheUse use,
                  const at::Tensor& columns) const;
-  at::Tensor attention(size_t layer, const at::Tensor& n, const at::Tensor& cos, const at::Tensor& sin,
-                       const KeyMask& keys, KVCache* cache, CacheUse use, const at::Tensor& columns) const;
+  // bias: the key mask as SDPA's additive mask (none without padding).
+  at::Tensor attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
+                       KVCache* cache, CacheUse use, const at::Tensor& columns) const;
 
   LLaDAConfig config_;
   LLaDAWeights w_;
