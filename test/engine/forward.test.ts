@@ -1,6 +1,7 @@
 // The engine's forward pass against the independent float64 reference (test/reference/forward.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
+import { Trainer } from "../../src/train/trainer.js";
 import { referenceLogits } from "../reference/forward.js";
 import { readConfig, readWeights, relativeError, tinyModel } from "../helpers/fixtures.js";
 
@@ -9,15 +10,20 @@ function ids(n: number, offset: number, vocab: number): number[] {
   return Array.from({ length: n }, (_, i) => (offset + i * 7) % vocab);
 }
 
+// F32 on disk loads as views of the files with separate projections; BF16 and F16 are converted, and the engine
+// then stacks q/k/v and gate/up into one matrix each (fuseProjections): both layouts against the reference, with
+// and without grouped-query attention.
 describe.each([
-  { dtype: "F32" as const, shards: 2 },
-  { dtype: "BF16" as const, shards: 1 },
-  { dtype: "F16" as const, shards: 3 },
-])("forward pass, $dtype on disk in $shards file(s), fp32 compute", ({ dtype, shards }) => {
+  { dtype: "F32" as const, shards: 2, config: {} },
+  { dtype: "F32" as const, shards: 1, config: { n_kv_heads: 2 } },
+  { dtype: "BF16" as const, shards: 1, config: {} },
+  { dtype: "BF16" as const, shards: 2, config: { n_kv_heads: 2 } },
+  { dtype: "F16" as const, shards: 3, config: {} },
+])("forward pass, $dtype on disk in $shards file(s), fp32 compute, $config", ({ dtype, shards, config }) => {
   let engine: Engine;
   let dir: string;
   beforeAll(async () => {
-    ({ dir } = await tinyModel({ dtype, shards, seed: 7 }));
+    ({ dir } = await tinyModel({ dtype, shards, seed: 7, config }));
     engine = await Engine.load(dir, { device: "cpu", dtype: "float32" });
   });
   afterAll(() => engine?.dispose());
@@ -59,5 +65,18 @@ describe("random initialisation from a config alone", () => {
     expect(lb).toEqual(la);
     expect(lc).not.toEqual(la);
     expect(a.info).toMatchObject({ dModel: 64, nKvHeads: 2, headDim: 16, maskTokenId: 99, eosTokenId: 98, padTokenId: 98 });
+  });
+
+  it("draws the same weights into the engine's stacked projections as into the trainer's separate ones", async () => {
+    await using engine = await Engine.random(config, 4);
+    const trainer = await Trainer.create(config, { seed: 4 });
+    try {
+      const prompt = [7, 3, 50, 12, 1, 9];
+      const [stacked] = await engine.forward([prompt]);
+      const separate = await trainer.logits(Int32Array.from(prompt), 1);
+      expect(relativeError(stacked, separate)).toBeLessThanOrEqual(1e-5);
+    } finally {
+      await trainer.dispose();
+    }
   });
 });

@@ -33,13 +33,12 @@ void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
   const at::ScalarType dtype = parseDtype(spec.dtype);
   // OpenMP's thread count is per calling thread: this sets it for the engine thread, which runs every job.
   if (spec.threads > 0) at::set_num_threads(spec.threads);
-  if (spec.path.empty()) {
-    LLaDAConfig config = LLaDAConfig::fromJson(json::parse(spec.config_json), "config");
-    model_ = std::make_shared<LLaDAModel>(config, randomWeights(config, device, dtype, spec.seed), device, dtype);
-  } else {
-    LLaDAConfig config = readConfig(spec.path);
-    model_ = std::make_shared<LLaDAModel>(config, loadWeights(spec.path, config, device, dtype, progress), device, dtype);
-  }
+  const LLaDAConfig config =
+      spec.path.empty() ? LLaDAConfig::fromJson(json::parse(spec.config_json), "config") : readConfig(spec.path);
+  // Inference: stacked projections (weights.h).
+  LLaDAWeights weights = spec.path.empty() ? randomWeights(config, device, dtype, spec.seed, /*fuse=*/true)
+                                           : loadWeights(spec.path, config, device, dtype, progress, /*fuse=*/true);
+  model_ = std::make_shared<LLaDAModel>(config, std::move(weights), device, dtype);
   window_ = std::make_unique<WindowForward>(model_, spec.cuda_graphs);
 }
 

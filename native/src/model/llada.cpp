@@ -55,9 +55,16 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
                                  KVCache* cache, CacheUse use, const at::Tensor& columns) const {
   const LayerWeights& l = w_.layers[layer];
   const int64_t B = n.size(0), T = n.size(1), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.head_dim;
-  at::Tensor q = applyRope(at::linear(n, l.q_proj).view({B, T, H, D}), rotary).transpose(1, 2);
-  at::Tensor k = applyRope(at::linear(n, l.k_proj).view({B, T, KV, D}), rotary).transpose(1, 2);
-  at::Tensor v = at::linear(n, l.v_proj).view({B, T, KV, D}).transpose(1, 2);
+  at::Tensor q, k, v;
+  if (l.qkv.defined()) {
+    std::vector<at::Tensor> qkv = at::linear(n, l.qkv).split({H * D, KV * D, KV * D}, -1);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = at::linear(n, l.q_proj), k = at::linear(n, l.k_proj), v = at::linear(n, l.v_proj);
+  }
+  q = applyRope(q.view({B, T, H, D}), rotary).transpose(1, 2);
+  k = applyRope(k.view({B, T, KV, D}), rotary).transpose(1, 2);
+  v = v.view({B, T, KV, D}).transpose(1, 2);
   if (use == CacheUse::Fill) {
     store(cache->k[layer], k);
     store(cache->v[layer], v);
@@ -98,7 +105,14 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
     const LayerWeights& l = w_.layers[i];
     x = x + attention(i, rmsNorm(x, l.attn_norm), rotary, bias, cache, use, columns);
     at::Tensor h = rmsNorm(x, l.ff_norm);
-    x = x + at::linear(at::silu(at::linear(h, l.ff_proj)) * at::linear(h, l.up_proj), l.ff_out);
+    at::Tensor gate, up;
+    if (l.gate_up.defined()) {
+      std::vector<at::Tensor> both = at::linear(h, l.gate_up).chunk(2, -1);
+      gate = both[0], up = both[1];
+    } else {
+      gate = at::linear(h, l.ff_proj), up = at::linear(h, l.up_proj);
+    }
+    x = x + at::linear(at::silu(gate) * up, l.ff_out);
   }
   return rmsNorm(x, w_.ln_f);
 }

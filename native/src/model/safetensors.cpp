@@ -125,29 +125,44 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-at::Tensor SafetensorsFile::load(const TensorEntry& e, at::Device device, at::ScalarType dtype) const {
+at::ScalarType SafetensorsFile::storedDtype(const TensorEntry& e) const {
   auto stored = safetensorsDtype(e.dtypeName);
   if (!stored)
     throw std::runtime_error(path_ + ": tensor '" + e.name + "' has dtype " + e.dtypeName +
                              ", which this engine does not load (F32, F16, BF16)");
-  auto* ptr = const_cast<uint8_t*>(file_->data() + e.begin);
-  const bool aligned = reinterpret_cast<uintptr_t>(ptr) % at::elementSize(*stored) == 0;
-  const auto opts = at::TensorOptions().dtype(*stored).device(at::kCPU);
-  if (device.is_cpu() && dtype == *stored && aligned) {
+  return *stored;
+}
+
+bool SafetensorsFile::mappable(const TensorEntry& e, at::Device device, at::ScalarType dtype) const {
+  const at::ScalarType stored = storedDtype(e);
+  const bool aligned = reinterpret_cast<uintptr_t>(file_->data() + e.begin) % at::elementSize(stored) == 0;
+  return device.is_cpu() && dtype == stored && aligned;
+}
+
+at::Tensor SafetensorsFile::load(const TensorEntry& e, at::Device device, at::ScalarType dtype) const {
+  if (mappable(e, device, dtype)) {
     // A view of the read-only mapping; the mapping lives as long as any view of it.
     std::shared_ptr<MappedFile> keep = file_;
-    return at::from_blob(ptr, e.shape, [keep](void*) {}, opts);
+    const auto opts = at::TensorOptions().dtype(storedDtype(e)).device(at::kCPU);
+    return at::from_blob(const_cast<uint8_t*>(file_->data() + e.begin), e.shape, [keep](void*) {}, opts);
   }
-  at::Tensor out;
-  if (aligned) {
-    out = at::from_blob(ptr, e.shape, opts).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  at::Tensor out = at::empty(e.shape, at::TensorOptions().dtype(dtype).device(device));
+  loadInto(e, out);
+  return out;
+}
+
+void SafetensorsFile::loadInto(const TensorEntry& e, const at::Tensor& dest) const {
+  const at::ScalarType stored = storedDtype(e);
+  auto* ptr = const_cast<uint8_t*>(file_->data() + e.begin);
+  const auto opts = at::TensorOptions().dtype(stored).device(at::kCPU);
+  if (reinterpret_cast<uintptr_t>(ptr) % at::elementSize(stored) == 0) {
+    dest.copy_(at::from_blob(ptr, e.shape, opts));
   } else {
     at::Tensor tmp = at::empty(e.shape, opts);
     std::memcpy(tmp.data_ptr(), ptr, e.end - e.begin);
-    out = tmp.to(device, dtype, false, true);
+    dest.copy_(tmp);
   }
   file_->release(e.begin, e.end);
-  return out;
 }
 
 }  // namespace dllm

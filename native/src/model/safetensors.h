@@ -32,8 +32,14 @@ class SafetensorsFile {
   // The tensor on `device` in `dtype`. On the CPU in its stored dtype it is a view of the mapping; otherwise it is
   // converted and the mapped pages are dropped, so a weight never lives twice in memory.
   at::Tensor load(const TensorEntry& entry, at::Device device, at::ScalarType dtype) const;
+  // Whether load() would hand out a view of the mapping for these (rather than a converted copy).
+  bool mappable(const TensorEntry& entry, at::Device device, at::ScalarType dtype) const;
+  // Converts the tensor into `dest` (of its shape, any device and dtype) and drops the mapped pages.
+  void loadInto(const TensorEntry& entry, const at::Tensor& dest) const;
 
  private:
+  at::ScalarType storedDtype(const TensorEntry& entry) const;  // throws for dtypes this engine does not load
+
   std::string path_;
   std::shared_ptr<MappedFile> file_;
   std::map<std::string, TensorEntry> entries_;

@@ -37,31 +37,34 @@ json::Value readJson(const fs::path& p) {
   }
 }
 
-// Every tensor the model needs, with its expected shape, in loading order.
+// Every tensor the model needs, with its expected shape, in loading order. Members of a stackable group (a
+// layer's q/k/v, its gate/up) name the group's matrix, its rows in all and their own first row.
 struct Expected {
   std::string name;
   std::vector<int64_t> shape;
   at::Tensor* slot;
+  at::Tensor* group = nullptr;
+  int64_t groupRows = 0, firstRow = 0;
 };
 
 std::vector<Expected> expectedTensors(const LLaDAConfig& c, LLaDAWeights& w) {
   const std::string p = "model.transformer.";
-  const int64_t kv = c.n_kv_heads * c.head_dim;
+  const int64_t d = c.d_model, kv = c.n_kv_heads * c.head_dim, f = c.mlp_hidden_size;
   std::vector<Expected> out;
   w.layers.resize(c.n_layers);
-  out.push_back({p + "wte.weight", {c.embedding_size, c.d_model}, &w.wte});
+  out.push_back({p + "wte.weight", {c.embedding_size, d}, &w.wte});
   for (int64_t i = 0; i < c.n_layers; i++) {
     const std::string b = p + "blocks." + std::to_string(i) + ".";
     LayerWeights& l = w.layers[i];
-    out.push_back({b + "attn_norm.weight", {c.d_model}, &l.attn_norm});
-    out.push_back({b + "q_proj.weight", {c.d_model, c.d_model}, &l.q_proj});
-    out.push_back({b + "k_proj.weight", {kv, c.d_model}, &l.k_proj});
-    out.push_back({b + "v_proj.weight", {kv, c.d_model}, &l.v_proj});
-    out.push_back({b + "attn_out.weight", {c.d_model, c.d_model}, &l.attn_out});
-    out.push_back({b + "ff_norm.weight", {c.d_model}, &l.ff_norm});
-    out.push_back({b + "ff_proj.weight", {c.mlp_hidden_size, c.d_model}, &l.ff_proj});
-    out.push_back({b + "up_proj.weight", {c.mlp_hidden_size, c.d_model}, &l.up_proj});
-    out.push_back({b + "ff_out.weight", {c.d_model, c.mlp_hidden_size}, &l.ff_out});
+    out.push_back({b + "attn_norm.weight", {d}, &l.attn_norm});
+    out.push_back({b + "q_proj.weight", {d, d}, &l.q_proj, &l.qkv, d + 2 * kv, 0});
+    out.push_back({b + "k_proj.weight", {kv, d}, &l.k_proj, &l.qkv, d + 2 * kv, d});
+    out.push_back({b + "v_proj.weight", {kv, d}, &l.v_proj, &l.qkv, d + 2 * kv, d + kv});
+    out.push_back({b + "attn_out.weight", {d, d}, &l.attn_out});
+    out.push_back({b + "ff_norm.weight", {d}, &l.ff_norm});
+    out.push_back({b + "ff_proj.weight", {f, d}, &l.ff_proj, &l.gate_up, 2 * f, 0});
+    out.push_back({b + "up_proj.weight", {f, d}, &l.up_proj, &l.gate_up, 2 * f, f});
+    out.push_back({b + "ff_out.weight", {d, f}, &l.ff_out});
   }
   out.push_back({p + "ln_f.weight", {c.d_model}, &w.ln_f});
   if (!c.weight_tying) out.push_back({p + "ff_out.weight", {c.embedding_size, c.d_model}, &w.lm_head});
@@ -107,8 +110,16 @@ LLaDAConfig readConfig(const std::string& folder) {
   return LLaDAConfig::fromJson(readJson(path), path.string());
 }
 
+// The rows of e's group matrix that hold e (allocating the matrix for its first member), or an undefined tensor
+// when e is loaded on its own.
+at::Tensor groupRows(const Expected& e, bool stack, const at::TensorOptions& opts) {
+  if (!e.group) return {};
+  if (e.firstRow == 0) *e.group = stack ? at::empty({e.groupRows, e.shape[1]}, opts) : at::Tensor();
+  return e.group->defined() ? e.group->narrow(0, e.firstRow, e.shape[0]) : at::Tensor();
+}
+
 LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, at::Device device, at::ScalarType dtype,
-                         const LoadProgress& progress) {
+                         const LoadProgress& progress, bool fuse) {
   LLaDAWeights w;
   std::vector<Expected> expected = expectedTensors(config, w);
   std::map<std::string, std::string> files = tensorFiles(folder, expected);
@@ -126,14 +137,20 @@ LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, a
     if (entry->shape != e.shape)
       throw std::runtime_error(path + ": tensor '" + e.name + "' has shape " + shapeText(entry->shape) + ", expected " +
                                shapeText(e.shape));
-    *e.slot = file->load(*entry, device, dtype);
+    at::Tensor rows = groupRows(e, fuse && !file->mappable(*entry, device, dtype), at::TensorOptions().device(device).dtype(dtype));
+    if (rows.defined()) {
+      file->loadInto(*entry, rows);
+      *e.slot = rows;
+    } else {
+      *e.slot = file->load(*entry, device, dtype);
+    }
     progress(++done, static_cast<int64_t>(expected.size()), e.name);
   }
   if (config.weight_tying) w.lm_head = w.wte;
   return w;
 }
 
-LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed) {
+LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed, bool fuse) {
   LLaDAWeights w;
   std::vector<Expected> expected = expectedTensors(config, w);
   // A generator of our own (not the device's default one, which other code may share), on the device itself.
@@ -148,8 +165,12 @@ LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::Sca
   gen.set_current_seed(seed);
   const auto opts = at::TensorOptions().device(device).dtype(dtype);
   for (const auto& e : expected) {
-    // Norm weights are 1 (as at initialisation); matrices N(0, 0.02).
-    *e.slot = e.shape.size() == 1 ? at::ones(e.shape, opts) : at::normal(0.0, 0.02, e.shape, gen, opts);
+    // Norm weights are 1 (as at initialisation); matrices N(0, 0.02), drawn in place into a group's rows.
+    at::Tensor rows = groupRows(e, fuse, opts);
+    if (rows.defined())
+      *e.slot = rows.normal_(0.0, 0.02, gen);
+    else
+      *e.slot = e.shape.size() == 1 ? at::ones(e.shape, opts) : at::normal(0.0, 0.02, e.shape, gen, opts);
   }
   if (config.weight_tying) w.lm_head = w.wte;
   return w;

@@ -14,6 +14,10 @@ namespace dllm {
 struct LayerWeights {
   at::Tensor attn_norm, q_proj, k_proj, v_proj, attn_out;
   at::Tensor ff_norm, ff_proj /* gate */, up_proj, ff_out /* down */;
+  // With `fuse`: [q; k; v] and [gate; up] stacked by rows in one matrix each (the separate ones are views of
+  // them), so that a forward runs one matrix multiply per group: fewer kernels, and wider ones, which a small
+  // batch on a GPU fills better. Undefined otherwise.
+  at::Tensor qkv, gate_up;
 };
 
 struct LLaDAWeights {
@@ -25,12 +29,15 @@ struct LLaDAWeights {
 using LoadProgress = std::function<void(int64_t, int64_t, const std::string&)>;
 
 // Reads `folder`/config.json, then model.safetensors or model.safetensors.index.json and its shards.
-// Throws std::runtime_error naming the file or tensor at fault.
+// Throws std::runtime_error naming the file or tensor at fault. With `fuse`, each group's tensors are converted
+// straight into their stacked matrix, except where the first of the group would be a view of the file (on the
+// CPU in the stored dtype): stacking those would copy weights that are otherwise never held in memory.
 LLaDAConfig readConfig(const std::string& folder);
 LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, at::Device device, at::ScalarType dtype,
-                         const LoadProgress& progress);
+                         const LoadProgress& progress, bool fuse);
 
-// Seeded N(0, 0.02) linear weights and unit norms, generated on `device` itself.
-LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed);
+// Seeded N(0, 0.02) linear weights and unit norms, generated on `device` itself (the same values with or without
+// `fuse`). The trainer keeps the projections separate: they are its parameters.
+LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed, bool fuse);
 
 }  // namespace dllm

@@ -62,10 +62,10 @@ Trainer::Trainer(const TrainerSpec& spec) : spec_(spec), device_(spec.device) {
   LLaDAWeights w;
   if (!spec.path.empty()) {
     config_ = readConfig(spec.path);
-    w = loadWeights(spec.path, config_, device_, at::kFloat, [](int64_t, int64_t, const std::string&) {});
+    w = loadWeights(spec.path, config_, device_, at::kFloat, [](int64_t, int64_t, const std::string&) {}, /*fuse=*/false);
   } else {
     config_ = LLaDAConfig::fromJson(json::parse(spec.config_json), "config");
-    w = randomWeights(config_, device_, at::kFloat, spec.seed);
+    w = randomWeights(config_, device_, at::kFloat, spec.seed, /*fuse=*/false);
   }
   for (auto& [name, slot] : named(config_, w)) {
     // Own, contiguous, writable storage (a CPU load may be a view of a read-only file mapping).
