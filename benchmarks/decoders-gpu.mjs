@@ -10,6 +10,7 @@
 // On the lent GPU machine (see ../shared/notes/device.md), from the project root after a CUDA build:
 //
 //   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32] [--graphs both]
+//       [--only dual_cache,dinfer_blockwise]   (algorithms to run next to the reference; default all)
 //
 // A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
 import { mkdir, writeFile } from "node:fs/promises";
@@ -30,6 +31,7 @@ const { values: opts } = parseArgs({
     repeats: { type: "string", default: "3" },
     batches: { type: "string", default: "1,32" },
     graphs: { type: "string", default: "both" },
+    only: { type: "string" },
     out: { type: "string", default: join(here, "results", "decoders-gpu.json") },
   },
 });
@@ -60,6 +62,9 @@ const VARIANTS = [
   { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
   { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
 ];
+const only = opts.only?.split(",");
+const unknown = only?.filter((name) => !VARIANTS.some((v) => v.name === name));
+if (unknown?.length) throw new Error(`--only: unknown ${unknown.join(", ")} (one of: ${VARIANTS.map((v) => v.name).join(", ")})`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 if (!["both", "on", "off"].includes(opts.graphs)) throw new Error("--graphs must be both, on or off");
 
@@ -75,7 +80,7 @@ for (const cudaGraphs of opts.graphs === "both" ? [false, true] : [opts.graphs =
   engines.push(engine);
 }
 const runs = engines.flatMap((engine) =>
-  VARIANTS.filter((v) => !engine.info.cudaGraphs || v.name !== "basic").map((v) => ({
+  VARIANTS.filter((v) => (!only || only.includes(v.name)) && (!engine.info.cudaGraphs || v.name !== "basic")).map((v) => ({
     name: engine.info.cudaGraphs ? `${v.name}, CUDA graphs` : v.name,
     engine,
     params: v.params,
