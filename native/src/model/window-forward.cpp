@@ -10,15 +10,17 @@
 
 namespace dllm {
 
+struct WindowForward::Step {
+  at::Tensor ids, positions, columns;  // the step's inputs, refilled in place
+  KVCache cache;                       // the cache's tensors when the Step was set up (handles, not copies)
+  KeyMask keys;                        // likewise the mask
 #ifdef DLLM_WITH_CUDA
-struct WindowForward::Graph {
-  at::cuda::CUDAGraph graph;
-  at::Tensor ids, positions, columns;  // its inputs, at the addresses it was captured with
-  at::Tensor out;                      // its output, in the capture's memory pool
-};
-#else
-struct WindowForward::Graph {};  // never made: graphs need a CUDA build
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  at::Tensor out;  // the graph's output, in its memory pool
 #endif
+
+  at::Tensor run(const LLaDAModel& model) { return model.hiddenWindow(ids, keys, positions, columns, cache); }
+};
 
 WindowForward::WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs)
     : model_(std::move(model)), graphs_(false) {
@@ -38,8 +40,8 @@ at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid
   const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
                         (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
   if (cache_.k[0].data_ptr() != before || !sameMask) {
-    // New buffers (another batch shape): graphs captured against the old ones are of no further use.
-    captured_.clear();
+    // New buffers (another batch shape): the Steps set up on the old ones are of no further use.
+    steps_.clear();
     keys_ = keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{};
   } else if (keys.mask.defined()) {
     keys_.mask.copy_(keys.mask);
@@ -48,63 +50,77 @@ at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid
 }
 
 at::Tensor WindowForward::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  const int64_t W = ids.size(1);
+  auto it = steps_.find({ids.size(0), W});
+  if (it == steps_.end()) return firstStep(ids, positions, start);
+  Step& s = *it->second;
+  s.ids.copy_(ids);
+  s.positions.copy_(positions);
+  at::arange_out(s.columns, start, start + W, 1);
 #ifdef DLLM_WITH_CUDA
-  if (graphs_) return replay(ids, positions, start);
+  if (s.graph) {
+    s.graph->replay();
+    return s.out;
+  }
 #endif
-  at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-  return model_->hiddenWindow(ids, keys_, positions, columns, cache_);
+  return s.run(*model_);
+}
+
+at::Tensor WindowForward::firstStep(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  auto s = std::make_unique<Step>();
+  s->ids = ids.contiguous().clone();
+  s->positions = positions.contiguous().clone();
+  s->columns = at::arange(start, start + ids.size(1), positions.options());
+  s->cache = cache_;
+  s->keys = keys_;
+  // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels, which cannot happen
+  // inside a capture.
+  at::Tensor h = s->run(*model_);
+  if (graphs_ && !capture(*s)) {
+    graphs_ = false;
+    steps_.clear();  // the graphs captured so far go too: from now on every Step runs eagerly
+  }
+  steps_.emplace(std::make_pair(ids.size(0), ids.size(1)), std::move(s));
+  return h;
 }
 
 #ifdef DLLM_WITH_CUDA
-at::Tensor WindowForward::replay(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  const int64_t W = ids.size(1);
-  const auto key = std::make_pair(ids.size(0), W);
-  if (auto it = captured_.find(key); it != captured_.end()) {
-    Graph& g = *it->second;
-    g.ids.copy_(ids);
-    g.positions.copy_(positions);
-    at::arange_out(g.columns, start, start + W, 1);
-    g.graph.replay();
-    return g.out;
-  }
-  auto g = std::make_unique<Graph>();
-  g->ids = ids.contiguous().clone();
-  g->positions = positions.contiguous().clone();
-  g->columns = at::arange(start, start + W, positions.options());
-  // The first step at a shape runs eagerly: its result is this step's, and it sets up cuBLAS and the attention
-  // kernels, which cannot be initialised inside a capture.
-  at::Tensor h = model_->hiddenWindow(g->ids, keys_, g->positions, g->columns, cache_);
+bool WindowForward::capture(Step& s) {
   const c10::DeviceIndex device = model_->device().index() < 0 ? 0 : model_->device().index();
   c10::cuda::getCurrentCUDAStream(device).synchronize();
   // Captured work is recorded, not run, and only on a stream other than the default one. Thread-local capture
   // mode leaves engines on other devices in this process free to allocate meanwhile. The graphs of one cache
   // share a memory pool: they replay one at a time and each output is read before the next replay.
   c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool(false, device));
+  c10::cuda::MempoolId_t pool{0, 0};
+  for (const auto& [shape, other] : steps_)
+    if (other->graph) pool = other->graph->pool();
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
   bool capturing = false;
   try {
-    g->graph.capture_begin(captured_.empty() ? c10::cuda::MempoolId_t{0, 0} : captured_.begin()->second->graph.pool(),
-                           cudaStreamCaptureModeThreadLocal);
+    graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
     capturing = true;
-    g->out = model_->hiddenWindow(g->ids, keys_, g->positions, g->columns, cache_);
+    at::Tensor out = s.run(*model_);
     capturing = false;
-    g->graph.capture_end();
+    graph->capture_end();
+    s.graph = std::move(graph);
+    s.out = out;
+    return true;
   } catch (const std::exception& e) {
-    // Something in the forward cannot be captured: keep this step's eager result and run eagerly from now on
-    // rather than fail requests. Ending the capture also returns the stream and the allocator to normal.
+    // Something in the forward cannot be captured: decode eagerly rather than fail requests. Ending the capture
+    // also returns the stream and the allocator to normal.
     if (capturing) {
       try {
-        g->graph.capture_end();
+        graph->capture_end();
       } catch (const std::exception&) {
       }
     }
     std::fprintf(stderr, "dllm: CUDA graph capture failed, decoding eagerly from now on: %s\n", e.what());
-    graphs_ = false;
-    captured_.clear();
-    return h;
+    return false;
   }
-  captured_.emplace(key, std::move(g));
-  return h;
 }
+#else
+bool WindowForward::capture(Step&) { return false; }
 #endif
 
 }  // namespace dllm

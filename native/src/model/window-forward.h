@@ -1,10 +1,14 @@
 // The forward passes of the cached decoders: a refresh (a full forward that refills the K/V cache) and, between
 // refreshes, the window's columns alone against the cache. The window's forward is most of the passes and runs at
 // a fixed shape for a whole block, so on CUDA it is captured once per shape as a CUDA graph and replayed: one
-// launch per step instead of a few hundred kernel launches, each waiting on the host. Elsewhere, or with graphs
-// off, the same calls run eagerly.
+// launch per step instead of a few hundred kernel launches, each waiting on the host.
 //
-// The engine keeps one per model, so the cache and the graphs outlive a request: the next batch of the same shape
+// Every window step runs on a Step: buffers for its inputs, and the cache and mask tensors as they were when the
+// Step was set up. A graph reads exactly that memory at every replay. Without a graph (the CPU, or graphs off) the
+// step runs eagerly on the same tensors, so a Step that outlived its cache computes from the stale one on every
+// device, and the CPU tests see it.
+//
+// The engine keeps one per model, so the cache and the Steps outlive a request: the next batch of the same shape
 // refills the same buffers and replays the same graphs.
 #pragma once
 #include <ATen/ATen.h>
@@ -19,11 +23,11 @@ namespace dllm {
 
 class WindowForward {
  public:
-  // graphs: capture the window's forward as CUDA graphs (CUDA builds and CUDA models only; ignored elsewhere).
+  // graphs: capture each window shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
   WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs);
   ~WindowForward();
 
-  // Whether window() replays CUDA graphs.
+  // Whether window steps replay CUDA graphs.
   bool graphs() const { return graphs_; }
 
   // A full forward over ids [B, T] (valid, positions: [B, T]) that refills the cache: model.hidden with fill.
@@ -34,17 +38,19 @@ class WindowForward {
   at::Tensor window(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
 
  private:
-  struct Graph;
-  // CUDA builds only: window() through the graph captured for this shape (captured now if there is none).
-  at::Tensor replay(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+  struct Step;
+  // Sets up the Step for this shape and runs it eagerly (and, with graphs, captures it).
+  at::Tensor firstStep(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+  // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be.
+  bool capture(Step& step);
 
   std::shared_ptr<const LLaDAModel> model_;
   bool graphs_;
   KVCache cache_;
-  // The key mask of the last refresh, in a buffer that stays put while the cache's shape does (graphs read it).
+  // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
   KeyMask keys_;
-  // Captured graphs by (rows, window columns), valid while the cache and mask buffers stay put.
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Graph>> captured_;
+  // Steps by (rows, window columns), valid while the cache and mask buffers stay put.
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Step>> steps_;
 };
 
 }  // namespace dllm
