@@ -74,6 +74,9 @@ export interface WorkerStats extends LoadCounts {
   state: WorkerState;
   healthy: boolean;
   restarts: number;
+  /** What the worker's engine runs in, once it has loaded. */
+  dtype?: ModelInfo["dtype"];
+  cudaGraphs?: boolean;
 }
 
 export interface ClusterStats extends LoadCounts {
@@ -149,6 +152,8 @@ class Slot {
       meanBatchSize: this.batches ? this.batchedRequests / this.batches : 0,
       paddingFraction: this.slots ? this.paddingSlots / this.slots : 0,
       restarts: this.restarts,
+      dtype: this.info?.dtype,
+      cudaGraphs: this.info?.cudaGraphs,
     };
   }
 }

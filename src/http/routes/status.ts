@@ -49,6 +49,8 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
         mean_batch_size: w.meanBatchSize,
         padding_fraction: w.paddingFraction,
         restarts: w.restarts,
+        dtype: w.dtype ?? null,
+        cuda_graphs: w.cudaGraphs ?? null,
       })),
     };
   });
