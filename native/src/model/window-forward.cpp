@@ -97,6 +97,15 @@ bool WindowForward::capture(Step& s) {
     if (other->graph) pool = other->graph->pool();
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
   bool capturing = false;
+  // Ending the capture also returns the stream and the allocator to normal.
+  auto endCapture = [&] {
+    if (!capturing) return;
+    capturing = false;
+    try {
+      graph->capture_end();
+    } catch (const std::exception&) {
+    }
+  };
   try {
     graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
     capturing = true;
@@ -106,15 +115,14 @@ bool WindowForward::capture(Step& s) {
     s.graph = std::move(graph);
     s.out = out;
     return true;
+  } catch (const c10::OutOfMemoryError&) {
+    // The graph's memory did not fit next to this batch: fail the batch as out of memory (the worker retries it
+    // in halves) and keep graphs for the batches that fit.
+    endCapture();
+    throw;
   } catch (const std::exception& e) {
-    // Something in the forward cannot be captured: decode eagerly rather than fail requests. Ending the capture
-    // also returns the stream and the allocator to normal.
-    if (capturing) {
-      try {
-        graph->capture_end();
-      } catch (const std::exception&) {
-      }
-    }
+    // Something in the forward cannot be captured: decode eagerly rather than fail requests.
+    endCapture();
     std::fprintf(stderr, "dllm: CUDA graph capture failed, decoding eagerly from now on: %s\n", e.what());
     return false;
   }

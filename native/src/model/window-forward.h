@@ -41,7 +41,8 @@ class WindowForward {
   struct Step;
   // Sets up the Step for this shape and runs it eagerly (and, with graphs, captures it).
   at::Tensor firstStep(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
-  // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be.
+  // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
+  // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
 
   std::shared_ptr<const LLaDAModel> model_;
