@@ -70,9 +70,10 @@ describe("node dist/server.js", () => {
 
   it("prints its URL and workers, shows load progress, serves, and exits 0 on SIGTERM", async () => {
     const { dir } = await tinyModel();
-    const { url, child, stderr, exited } = await start(["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn"]);
+    const { url, child, stderr, exited } = await start(["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn", "--cuda-graphs"]);
     try {
       expect(stderr()).toMatch(/2 worker\(s\): cpu, cpu/);
+      expect(stderr()).toMatch(/--cuda-graphs has no effect on CPU workers/);
       expect(stderr()).toMatch(/loading: worker 0 \d+\/\d+ tensors/);
       expect(stderr()).toMatch(/loading: worker 1 \d+\/\d+ tensors/);
       const health = await fetch(`${url}/health`);
