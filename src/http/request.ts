@@ -16,7 +16,10 @@ export interface RequestDefaults {
 }
 
 export interface ParsedRequest {
-  input: GenerationInput;
+  /** One per prompt: a chat request has one, /v1/completions may send a list. */
+  inputs: GenerationInput[];
+  /** Choices per prompt (OpenAI's n). Choice i of a prompt decodes with seed + i when a seed is given. */
+  n: number;
   options: RequestOptions;
   stream: boolean;
 }
@@ -27,6 +30,8 @@ const DEFAULT_MAX_TOKENS = 128;
 const DEFAULT_STEPS = 128;
 const DEFAULT_BLOCK_LENGTH = 32;
 const MAX_STOP_SEQUENCES = 4;
+/** Most choices one request may ask for, prompts × n (OpenAI's own limit on n). */
+export const MAX_CHOICES = 128;
 
 function typeName(v: unknown): string {
   if (v === null) return "null";
@@ -134,7 +139,6 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   // typo fails loudly.
   optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
   optional(body, "top_k", number("top_k", 0, Number.MAX_SAFE_INTEGER, { integer: true }));
-  optional(body, "n", number("n", 1, 1, { integer: true })); // one choice per request
 
   const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
   const threshold = optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
@@ -182,6 +186,14 @@ function streaming(body: Body): { stream: boolean } {
   return { stream };
 }
 
+/** n, checked against the number of prompts it multiplies. */
+function choicesPerPrompt(body: Body, prompts: number): number {
+  const n = optional(body, "n", number("n", 1, MAX_CHOICES, { integer: true })) ?? 1;
+  if (n * prompts > MAX_CHOICES)
+    throw invalid(`${prompts} prompts × n = ${n} make ${n * prompts} choices; at most ${MAX_CHOICES} per request`, "n");
+  return n;
+}
+
 export function parseChatRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
   const body = asBody(raw);
   if (body.messages === undefined) throw invalid("'messages' is required", "messages");
@@ -190,14 +202,30 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
     ? { messages: list }
     : { prompt: list.map((m) => m.content).join("\n") };
   optional(body, "model", string("model")); // any name is accepted: one model is served
-  return { input, options: decoding(body, defaults), ...streaming(body) };
+  return { inputs: [input], n: choicesPerPrompt(body, 1), options: decoding(body, defaults), ...streaming(body) };
 }
 
 export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
   const body = asBody(raw);
-  let prompt = body.prompt;
-  if (Array.isArray(prompt) && prompt.length === 1) prompt = prompt[0];
-  if (typeof prompt !== "string") throw invalid(`'prompt' must be a string, not ${typeName(prompt)}`, "prompt");
+  const prompt = body.prompt;
+  let prompts: string[];
+  if (typeof prompt === "string") {
+    prompts = [prompt];
+  } else if (Array.isArray(prompt)) {
+    if (prompt.length === 0) throw invalid("'prompt' must not be an empty list", "prompt");
+    if (prompt.length > MAX_CHOICES) throw invalid(`'prompt' holds ${prompt.length} prompts; at most ${MAX_CHOICES} per request`, "prompt");
+    prompt.forEach((p, i) => {
+      if (typeof p !== "string") throw invalid(`'prompt[${i}]' must be a string, not ${typeName(p)} (token-id prompts are not accepted)`, "prompt");
+    });
+    prompts = prompt as string[];
+  } else {
+    throw invalid(`'prompt' must be a string or a list of strings, not ${typeName(prompt)}`, "prompt");
+  }
   optional(body, "model", string("model"));
-  return { input: { prompt }, options: decoding(body, defaults), ...streaming(body) };
+  return {
+    inputs: prompts.map((p) => ({ prompt: p })),
+    n: choicesPerPrompt(body, prompts.length),
+    options: decoding(body, defaults),
+    ...streaming(body),
+  };
 }

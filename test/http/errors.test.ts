@@ -53,7 +53,9 @@ describe("bad input", () => {
     ["a negative seed", json({ seed: -3 }), 400, "seed"],
     ["stream not a boolean", json({ stream: "yes" }), 400, "stream"],
     ["stop not strings", json({ stop: [1, 2] }), 400, "stop"],
-    ["n = 2", json({ n: 2 }), 400, "n"],
+    ["n = 0", json({ n: 0 }), 400, "n"],
+    ["n = 129", json({ n: 129 }), 400, "n"],
+    ["a fractional n", json({ n: 1.5 }), 400, "n"],
     ["threshold above 1", json({ threshold: 1.5 }), 400, "threshold"],
     ["threshold and factor together", json({ threshold: 0.9, factor: 1 }), 400, "factor"],
     ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, null, "max_sequence_length"],
@@ -73,8 +75,12 @@ describe("bad input", () => {
     if (message) expect(r.body.error.message).toContain(message);
   });
 
-  it("rejects a completion without a string prompt, and unknown routes with a 404 in the same shape", async () => {
-    expect((await send(JSON.stringify({ prompt: 42 }), "application/json", "/v1/completions")).body.error.param).toBe("prompt");
+  it("rejects a completion without a string prompt or a list of them, and unknown routes with a 404 in the same shape", async () => {
+    for (const prompt of [42, [], ["a", 3], [[1, 2]]])
+      expect((await send(JSON.stringify({ prompt }), "application/json", "/v1/completions")).body.error.param).toBe("prompt");
+    // 3 prompts x n = 50 are more choices than one request may ask for.
+    const tooMany = await send(JSON.stringify({ prompt: ["a", "b", "c"], n: 50 }), "application/json", "/v1/completions");
+    expect(tooMany.body.error).toMatchObject({ param: "n", message: expect.stringContaining("150 choices") });
     const res = await fetch(`${http.url}/v1/nothing`);
     expect(res.status).toBe(404);
     expect((await res.json()).error.type).toBe("not_found_error");

@@ -77,6 +77,67 @@ describe("the openai client", () => {
     expect(models.data.map((m) => m.id)).toEqual(["tiny"]);
   });
 
+  describe("several choices: n per prompt, and lists of prompts", () => {
+    const sampled = { model: "tiny", max_tokens: 16, block_length: 8, steps: 16, temperature: 0.9 };
+
+    it("chat n = 3: choice i is the answer the same request gives alone with seed + i", async () => {
+      const r = await client.chat.completions.create({ ...sampled, messages, n: 3, seed: 40 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+      const alone = await Promise.all(
+        [0, 1, 2].map((i) => client.chat.completions.create({ ...sampled, messages, seed: 40 + i } as OpenAI.ChatCompletionCreateParamsNonStreaming)),
+      );
+      expect(r.choices.map((c) => c.message.content)).toEqual(alone.map((a) => a.choices[0].message.content));
+      expect(new Set(r.choices.map((c) => c.message.content)).size).toBeGreaterThan(1); // sampled: they differ
+      expect(r.usage!.prompt_tokens).toBe(alone[0].usage!.prompt_tokens);
+      expect(r.usage!.completion_tokens).toBe(alone.reduce((sum, a) => sum + a.usage!.completion_tokens, 0));
+    });
+
+    it("completions of two prompts with n = 2: four choices, by prompt then n", async () => {
+      const prompts = ["Once upon a time", "The cat sat"];
+      const r = await client.completions.create({ ...sampled, prompt: prompts, n: 2, seed: 7 } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+      const alone = await Promise.all(
+        [0, 1, 2, 3].map((k) =>
+          client.completions.create({ ...sampled, prompt: prompts[k >> 1], seed: 7 + (k % 2) } as OpenAI.CompletionCreateParamsNonStreaming),
+        ),
+      );
+      expect(r.choices.map((c) => c.text)).toEqual(alone.map((a) => a.choices[0].text));
+      expect(r.usage!.prompt_tokens).toBe(alone[0].usage!.prompt_tokens + alone[2].usage!.prompt_tokens);
+    });
+
+    it("streams every choice: its role, its blocks in order, its finish, then one usage chunk", async () => {
+      const params = { ...sampled, messages, n: 2, seed: 9 };
+      const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      const stream = await client.chat.completions.create({ ...params, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const text = ["", ""];
+      const roles: number[] = [];
+      const finishes: Array<string | null> = [null, null];
+      let last: OpenAI.ChatCompletionChunk | undefined;
+      for await (const chunk of stream) {
+        last = chunk;
+        for (const c of chunk.choices) {
+          if (c.delta.role) roles.push(c.index);
+          text[c.index] += c.delta.content ?? "";
+          if (c.finish_reason) finishes[c.index] = c.finish_reason;
+        }
+      }
+      expect(roles.sort()).toEqual([0, 1]);
+      expect(text).toEqual(whole.choices.map((c) => c.message.content));
+      expect(finishes).toEqual(whole.choices.map((c) => c.finish_reason));
+      expect(last!.choices).toEqual([]);
+      expect(last!.usage).toEqual(whole.usage);
+    });
+
+    it("streams a list of prompts as completions", async () => {
+      const prompts = ["Once upon a time", "The cat sat"];
+      const whole = await client.completions.create({ ...sampled, prompt: prompts, seed: 11 } as OpenAI.CompletionCreateParamsNonStreaming);
+      const stream = await client.completions.create({ ...sampled, prompt: prompts, seed: 11, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+      const text = ["", ""];
+      for await (const chunk of stream) for (const c of chunk.choices) text[c.index] += c.text;
+      expect(text).toEqual(whole.choices.map((c) => c.text));
+    });
+  });
+
   it("gets OpenAI-shaped errors the client understands", async () => {
     await expect(client.chat.completions.create({ model: "tiny", messages: [] })).rejects.toMatchObject({
       status: 400,

@@ -70,16 +70,45 @@ describe("overload", () => {
       await http.close();
     }
   });
+
+  it("refuses a request whose choices do not all fit the queue, and cancels the ones that did", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue: 2 });
+    try {
+      const chat = `${http.url}/v1/chat/completions`;
+      const running = postJson(chat, long);
+      await expect.poll(() => http.server.stats().inFlight).toBe(1);
+      // Two of the four choices find room in the queue, the third is refused: the request gets the 429.
+      const refused = await postJson(chat, { ...ok, n: 4 });
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
+      expect((await running).status).toBe(200);
+      await expect.poll(() => http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0 });
+      expect(http.server.stats().requestsServed).toBe(1); // the long one; the two queued choices never ran
+      expect((await postJson(chat, { ...ok, n: 2 })).status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  });
 });
 
 describe("client disconnects", () => {
-  it.each([false, true])("cancel the request's work (stream: %s)", async (stream) => {
+  // One block: no chunk of the stream can reach the client before it leaves, however fast the first block is
+  // decoded (with six blocks the first one sometimes beat the disconnect).
+  const oneBlock = { ...long, block_length: long.max_tokens };
+
+  it.each([
+    { stream: false, n: 1 },
+    { stream: true, n: 1 },
+    { stream: false, n: 3 },
+    { stream: true, n: 3 },
+  ])("cancel the request's work (stream: $stream, n: $n)", async ({ stream, n }) => {
     const { dir } = await tinyModel();
     const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0 });
     try {
       // How long the request takes when nobody leaves.
       let started = performance.now();
-      await postJson(`${http.url}/v1/chat/completions`, { ...long, seed: 1 });
+      await postJson(`${http.url}/v1/chat/completions`, { ...oneBlock, seed: 1 });
       const full = performance.now() - started;
 
       const controller = new AbortController();
@@ -87,10 +116,10 @@ describe("client disconnects", () => {
       const request = fetch(`${http.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ ...long, seed: 1, stream }),
+        body: JSON.stringify({ ...oneBlock, seed: 1, stream, n }),
         signal: controller.signal,
       }).then((res) => res.body?.getReader().read());
-      await expect.poll(() => http.server.stats().inFlight).toBe(1);
+      await expect.poll(() => http.server.stats().inFlight).toBeGreaterThan(0);
       controller.abort();
       await expect(request).rejects.toMatchObject({ name: "AbortError" });
       await expect.poll(() => http.server.stats().inFlight, { timeout: full }).toBe(0);

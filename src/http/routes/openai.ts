@@ -1,44 +1,80 @@
 // POST /v1/chat/completions, POST /v1/completions (streamed as server-sent events, one chunk per committed
-// block), GET /v1/models.
+// block), GET /v1/models. A request's choices (n per prompt; /v1/completions takes a list of prompts) are
+// separate generations that the workers batch like any others.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { StreamEvent } from "../../api/server.js";
 import type { Served } from "../../cluster/router.js";
+import type { GenerationInput } from "../../model/model.js";
 import { toApiError } from "../errors.js";
 import { requestDefaults, type AppContext } from "../context.js";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "../request.js";
 
 type Kind = "chat" | "text";
 
-function usage(g: Served) {
-  return { prompt_tokens: g.usage.promptTokens, completion_tokens: g.usage.completionTokens, total_tokens: g.usage.totalTokens };
+/** One choice of a request: its place among the choices, what it decodes, and its seed. */
+interface Choice {
+  index: number;
+  input: GenerationInput;
+  seed?: number;
 }
 
-/** The shapes of one endpoint's responses and stream chunks. */
+interface Finished {
+  choice: Choice;
+  g: Served;
+}
+
+/** Prompts × n choices, in OpenAI's order (by prompt, then n). */
+function choicesOf(parsed: ParsedRequest): Choice[] {
+  const { seed } = parsed.options;
+  const SEEDS = 2 ** 53; // the engine's seeds are integers in [0, 2^53)
+  return parsed.inputs.flatMap((input, p) =>
+    Array.from({ length: parsed.n }, (_, i) => ({
+      index: p * parsed.n + i,
+      input,
+      // Choice i decodes with seed + i (wrapping), so choice 0 is what the same request with n = 1 gives.
+      seed: seed === undefined ? undefined : i < SEEDS - seed ? seed + i : i - (SEEDS - seed),
+    })),
+  );
+}
+
+/** Prompt tokens once per prompt, completion tokens of every choice. */
+function usage(finished: Finished[], n: number) {
+  let prompt = 0;
+  let completion = 0;
+  for (const { choice, g } of finished) {
+    if (choice.index % n === 0) prompt += g.usage.promptTokens;
+    completion += g.usage.completionTokens;
+  }
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/** The shapes of one endpoint's responses and stream chunks; every choice carries its index. */
 function shapes(kind: Kind, id: string, created: number, model: string) {
   const head = { id, created, model };
-  if (kind === "chat") {
-    return {
-      complete: (g: Served) => ({
-        ...head,
-        object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: g.text }, logprobs: null, finish_reason: g.finishReason }],
-        usage: usage(g),
-      }),
-      opening: () => ({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] }),
-      delta: (text: string) => ({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }] }),
-      closing: (g: Served) => ({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: g.finishReason }], usage: usage(g) }),
-    };
-  }
+  const chat = kind === "chat";
+  const object = chat ? "chat.completion" : "text_completion";
+  const chunk = (choices: unknown[], extra: object = {}) => ({ ...head, object: chat ? "chat.completion.chunk" : "text_completion", choices, ...extra });
   return {
-    complete: (g: Served) => ({
+    complete: (finished: Finished[], usageOf: ReturnType<typeof usage>) => ({
       ...head,
-      object: "text_completion",
-      choices: [{ index: 0, text: g.text, logprobs: null, finish_reason: g.finishReason }],
-      usage: usage(g),
+      object,
+      choices: finished.map(({ choice, g }) =>
+        chat
+          ? { index: choice.index, message: { role: "assistant", content: g.text }, logprobs: null, finish_reason: g.finishReason }
+          : { index: choice.index, text: g.text, logprobs: null, finish_reason: g.finishReason },
+      ),
+      usage: usageOf,
     }),
-    opening: undefined,
-    delta: (text: string) => ({ ...head, object: "text_completion", choices: [{ index: 0, text, logprobs: null, finish_reason: null }] }),
-    closing: (g: Served) => ({ ...head, object: "text_completion", choices: [{ index: 0, text: "", logprobs: null, finish_reason: g.finishReason }], usage: usage(g) }),
+    opening: chat
+      ? (index: number) => chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }])
+      : undefined,
+    delta: (index: number, text: string) =>
+      chunk([chat ? { index, delta: { content: text }, logprobs: null, finish_reason: null } : { index, text, logprobs: null, finish_reason: null }]),
+    closing: (index: number, g: Served, usageOf?: ReturnType<typeof usage>) =>
+      chunk([chat ? { index, delta: {}, logprobs: null, finish_reason: g.finishReason } : { index, text: "", logprobs: null, finish_reason: g.finishReason }],
+        usageOf ? { usage: usageOf } : {}),
+    usage: (usageOf: ReturnType<typeof usage>) => chunk([], { usage: usageOf }),
   };
 }
 
@@ -56,22 +92,48 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
   // Responses name the model that served them, never an echo of the request's text.
   const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId);
-  const signal = disconnectSignal(reply);
+  const choices = choicesOf(parsed);
+  // One choice failing ends the others: the request is answered with its error.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([disconnectSignal(reply), failed.signal]);
   let firstBlock = true;
   const onFirstBlock = (worker: number) => {
     if (firstBlock) ctx.metrics.firstBlock(worker, startedAt);
     firstBlock = false;
   };
+  const served = (choice: Choice, g: Served): Finished => {
+    ctx.metrics.served(g, startedAt);
+    return { choice, g };
+  };
 
   if (!parsed.stream) {
-    const g = await ctx.server.generate(parsed.input, { ...parsed.options, signal }, (e) => onFirstBlock(e.worker));
-    ctx.metrics.served(g, startedAt);
-    return shape.complete(g);
+    const finished = await Promise.all(
+      choices.map((choice) =>
+        ctx.server.generate(choice.input, { ...parsed.options, seed: choice.seed, signal }, (e) => onFirstBlock(e.worker)).then(
+          (g) => served(choice, g),
+          (err) => {
+            failed.abort(err);
+            throw err;
+          },
+        ),
+      ),
+    );
+    return shape.complete(finished, usage(finished, parsed.n));
   }
 
-  const events = ctx.server.stream(parsed.input, { ...parsed.options, signal });
-  // Wait for the first event before answering 200: a request the worker refuses still gets a plain 4xx.
-  const first = await events.next();
+  const streams = choices.map((choice) => ({ choice, events: ctx.server.stream(choice.input, { ...parsed.options, seed: choice.seed, signal }) }));
+  const close = () => {
+    failed.abort(new DOMException("the request failed", "AbortError"));
+    for (const s of streams) s.events.return(undefined).catch(() => {});
+  };
+  // Wait for every choice's first event before answering 200: a request the workers refuse still gets a plain 4xx.
+  let firsts: Array<IteratorResult<StreamEvent>>;
+  try {
+    firsts = await Promise.all(streams.map((s) => s.events.next()));
+  } catch (err) {
+    close();
+    throw err;
+  }
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, {
@@ -81,19 +143,36 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
     "x-accel-buffering": "no",
   });
   const send = (data: unknown) => out.write(`data: ${JSON.stringify(data)}\n\n`);
-  if (shape.opening) send(shape.opening());
-  try {
-    for (let next = first; !next.done; next = await events.next()) {
-      const event = next.value;
-      if (event.type === "block") {
-        onFirstBlock(event.worker);
-        send(shape.delta(event.delta));
-      } else {
-        ctx.metrics.served(event.generation, startedAt);
-        send(shape.closing(event.generation));
-      }
+  if (shape.opening) for (const { choice } of streams) send(shape.opening(choice.index));
+  // Every choice's events as they come: blocks of one choice stay in order, choices interleave.
+  const finished: Finished[] = [];
+  const pending = new Map<number, Promise<{ k: number; next: IteratorResult<StreamEvent> }>>();
+  const take = (k: number, next: IteratorResult<StreamEvent>) => {
+    if (next.done) return;
+    const { choice, events } = streams[k];
+    const event = next.value;
+    if (event.type === "block") {
+      onFirstBlock(event.worker);
+      send(shape.delta(choice.index, event.delta));
+    } else {
+      finished.push(served(choice, event.generation));
+      // A single choice carries the usage in its closing chunk; several get a usage chunk of their own at the end.
+      send(shape.closing(choice.index, event.generation, choices.length === 1 ? usage(finished, parsed.n) : undefined));
     }
+    const pulled = events.next().then((n) => ({ k, next: n }));
+    pulled.catch(() => {}); // raced below; once the request has failed, the other choices' failures go unread
+    pending.set(k, pulled);
+  };
+  try {
+    firsts.forEach((next, k) => take(k, next));
+    while (pending.size > 0) {
+      const { k, next } = await Promise.race(pending.values());
+      pending.delete(k);
+      take(k, next);
+    }
+    if (choices.length > 1) send(shape.usage(usage(finished, parsed.n)));
   } catch (err) {
+    close();
     const apiError = toApiError(err);
     ctx.metrics.failed(apiError.type);
     if (apiError.status !== 499) request.log.warn({ err }, "stream failed");
