@@ -22,7 +22,7 @@ fi
 node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.log("cuda available:", loadAddon().cudaAvailable()))'
 
 # Each stage gets at most what is left of a 570-second command (the device allows 600).
-budget() { local left=$((570 - SECONDS)); echo $(($1 < left ? $1 : left)); }
+budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
 step "CUDA against CPU on the bundled model"
 timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1 | tee "$out/cuda-check.log"
