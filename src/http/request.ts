@@ -170,6 +170,35 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   };
 }
 
+const isEmptyObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+
+/**
+ * OpenAI features this server does not have, with the values that ask for nothing (what clients send by
+ * default). Anything else is refused: an answer without them is not what was asked for, and an evaluation that
+ * silently got no log-probabilities would be scored wrong.
+ */
+const UNSUPPORTED: ReadonlyArray<[field: string, asksNothing: (v: unknown) => boolean, why: string]> = [
+  ["logprobs", (v) => v === false, "masked diffusion gives no left-to-right token probabilities"],
+  ["top_logprobs", (v) => v === 0, "masked diffusion gives no left-to-right token probabilities"],
+  ["echo", (v) => v === false, "only the generated text is returned"],
+  ["best_of", (v) => v === 1, "ranking candidates needs their probabilities; use n and pick"],
+  ["suffix", (v) => v === "", "there is no insertion mode"],
+  ["logit_bias", isEmptyObject, "the sampler has no per-token bias"],
+  ["frequency_penalty", (v) => v === 0, "the sampler has no repetition penalties"],
+  ["presence_penalty", (v) => v === 0, "the sampler has no repetition penalties"],
+  ["tools", (v) => Array.isArray(v) && v.length === 0, "there is no tool calling"],
+  ["functions", (v) => Array.isArray(v) && v.length === 0, "there is no tool calling"],
+  ["response_format", (v) => isEmptyObject(v) || (v as { type?: unknown })?.type === "text", "there is no constrained decoding"],
+];
+
+function refuseUnsupported(body: Body): void {
+  for (const [field, asksNothing, why] of UNSUPPORTED) {
+    const v = body[field];
+    if (v !== undefined && v !== null && !asksNothing(v))
+      throw invalid(`'${field}' is not supported by this server (${why}); leave it out`, field, "unsupported_parameter");
+  }
+}
+
 function asBody(v: unknown): Body {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalid(`the request body must be a JSON object, not ${typeName(v)}`);
   return v as Body;
@@ -198,6 +227,7 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
   const body = asBody(raw);
   if (body.messages === undefined) throw invalid("'messages' is required", "messages");
   const list = messages(body.messages);
+  refuseUnsupported(body);
   const input: GenerationInput = defaults.chatTemplate
     ? { messages: list }
     : { prompt: list.map((m) => m.content).join("\n") };
@@ -207,6 +237,7 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
 
 export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
   const body = asBody(raw);
+  refuseUnsupported(body);
   const prompt = body.prompt;
   let prompts: string[];
   if (typeof prompt === "string") {

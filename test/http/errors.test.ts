@@ -57,6 +57,11 @@ describe("bad input", () => {
     ["n = 129", json({ n: 129 }), 400, "n"],
     ["a fractional n", json({ n: 1.5 }), 400, "n"],
     ["threshold above 1", json({ threshold: 1.5 }), 400, "threshold"],
+    ["logprobs asked for", json({ logprobs: true, top_logprobs: 3 }), 400, "logprobs", "not supported"],
+    ["a logit_bias", json({ logit_bias: { "42": 10 } }), 400, "logit_bias", "not supported"],
+    ["a frequency_penalty", json({ frequency_penalty: 0.5 }), 400, "frequency_penalty", "not supported"],
+    ["tools", json({ tools: [{ type: "function", function: { name: "f" } }] }), 400, "tools", "not supported"],
+    ["JSON mode", json({ response_format: { type: "json_object" } }), 400, "response_format", "not supported"],
     ["threshold and factor together", json({ threshold: 0.9, factor: 1 }), 400, "factor"],
     ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, null, "max_sequence_length"],
     ["the mask token in the prompt", json({ messages: [{ role: "user", content: "a <|mdm_mask|> b" }] }), 400, null, "mask token"],
@@ -78,12 +83,24 @@ describe("bad input", () => {
   it("rejects a completion without a string prompt or a list of them, and unknown routes with a 404 in the same shape", async () => {
     for (const prompt of [42, [], ["a", 3], [[1, 2]]])
       expect((await send(JSON.stringify({ prompt }), "application/json", "/v1/completions")).body.error.param).toBe("prompt");
+    for (const [field, value] of [["echo", true], ["best_of", 3], ["logprobs", 5], ["suffix", " the end"]] as const) {
+      const r = await send(JSON.stringify({ prompt: "Hi", [field]: value }), "application/json", "/v1/completions");
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatchObject({ param: field, code: "unsupported_parameter" });
+    }
     // 3 prompts x n = 50 are more choices than one request may ask for.
     const tooMany = await send(JSON.stringify({ prompt: ["a", "b", "c"], n: 50 }), "application/json", "/v1/completions");
     expect(tooMany.body.error).toMatchObject({ param: "n", message: expect.stringContaining("150 choices") });
     const res = await fetch(`${http.url}/v1/nothing`);
     expect(res.status).toBe(404);
     expect((await res.json()).error.type).toBe("not_found_error");
+  });
+
+  it("accepts the values of unsupported fields that ask for nothing, as clients send by default", async () => {
+    const neutral = { logprobs: false, top_logprobs: 0, frequency_penalty: 0, presence_penalty: 0, logit_bias: {}, tools: [], response_format: { type: "text" } };
+    expect((await send(json(neutral))).status).toBe(200);
+    const completion = { prompt: "Hi", max_tokens: 8, echo: false, best_of: 1, logprobs: null, suffix: "" };
+    expect((await send(JSON.stringify(completion), "application/json", "/v1/completions")).status).toBe(200);
   });
 
   it("lists the available algorithms when one is unknown", async () => {
