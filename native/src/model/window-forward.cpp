@@ -11,7 +11,8 @@
 namespace dllm {
 
 struct WindowForward::Step {
-  at::Tensor ids, positions, columns;  // the step's inputs, refilled in place
+  bool full = false;                   // a refresh (whole rows, refilling the cache) or a window against the cache
+  at::Tensor ids, positions, columns;  // the step's inputs, refilled in place (columns: windows only)
   KVCache cache;                       // the cache's tensors when the Step was set up (handles, not copies)
   KeyMask keys;                        // likewise the mask
 #ifdef DLLM_WITH_CUDA
@@ -19,7 +20,10 @@ struct WindowForward::Step {
   at::Tensor out;  // the graph's output, in its memory pool
 #endif
 
-  at::Tensor run(const LLaDAModel& model) { return model.hiddenWindow(ids, keys, positions, columns, cache); }
+  at::Tensor run(const LLaDAModel& model) {
+    // A refresh refills the cache in place: its tensors already have this shape.
+    return full ? model.hidden(ids, keys, positions, &cache) : model.hiddenWindow(ids, keys, positions, columns, cache);
+  }
 };
 
 WindowForward::WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs)
@@ -35,10 +39,17 @@ WindowForward::~WindowForward() = default;
 
 at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions) {
   KeyMask keys = LLaDAModel::keyMask(valid);
-  const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
-  at::Tensor h = model_->hidden(ids, keys, positions, &cache_);
   const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
                         (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
+  if (sameMask) {
+    if (auto it = steps_.find({true, ids.size(0), ids.size(1)}); it != steps_.end()) {
+      if (keys.mask.defined()) keys_.mask.copy_(keys.mask);
+      return runStep(*it->second, ids, positions, 0);
+    }
+  }
+  // A shape or padding not seen since the buffers last changed: eagerly, into new buffers where the shapes differ.
+  const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
+  at::Tensor h = model_->hidden(ids, keys, positions, &cache_);
   if (cache_.k[0].data_ptr() != before || !sameMask) {
     // New buffers (another batch shape): the Steps set up on the old ones are of no further use.
     steps_.clear();
@@ -46,17 +57,25 @@ at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid
   } else if (keys.mask.defined()) {
     keys_.mask.copy_(keys.mask);
   }
+  addStep(true, ids, positions, 0);
   return h;
 }
 
 at::Tensor WindowForward::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  const int64_t W = ids.size(1);
-  auto it = steps_.find({ids.size(0), W});
-  if (it == steps_.end()) return firstStep(ids, positions, start);
-  Step& s = *it->second;
+  if (auto it = steps_.find({false, ids.size(0), ids.size(1)}); it != steps_.end())
+    return runStep(*it->second, ids, positions, start);
+  // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
+  // cannot happen inside a capture.
+  at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
+  at::Tensor h = model_->hiddenWindow(ids, keys_, positions, columns, cache_);
+  addStep(false, ids, positions, start);
+  return h;
+}
+
+at::Tensor WindowForward::runStep(Step& s, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
   s.ids.copy_(ids);
   s.positions.copy_(positions);
-  at::arange_out(s.columns, start, start + W, 1);
+  if (!s.full) at::arange_out(s.columns, start, start + ids.size(1), 1);
 #ifdef DLLM_WITH_CUDA
   if (s.graph) {
     s.graph->replay();
@@ -66,22 +85,20 @@ at::Tensor WindowForward::window(const at::Tensor& ids, const at::Tensor& positi
   return s.run(*model_);
 }
 
-at::Tensor WindowForward::firstStep(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+void WindowForward::addStep(bool full, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
   auto s = std::make_unique<Step>();
+  s->full = full;
   s->ids = ids.contiguous().clone();
   s->positions = positions.contiguous().clone();
-  s->columns = at::arange(start, start + ids.size(1), positions.options());
+  if (!full) s->columns = at::arange(start, start + ids.size(1), positions.options());
   s->cache = cache_;
   s->keys = keys_;
-  // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels, which cannot happen
-  // inside a capture.
-  at::Tensor h = s->run(*model_);
+  // The same forward has just run eagerly at this shape, so everything it needs is set up for a capture.
   if (graphs_ && !capture(*s)) {
     graphs_ = false;
     steps_.clear();  // the graphs captured so far go too: from now on every Step runs eagerly
   }
-  steps_.emplace(std::make_pair(ids.size(0), ids.size(1)), std::move(s));
-  return h;
+  steps_.emplace(std::make_tuple(full, ids.size(0), ids.size(1)), std::move(s));
 }
 
 #ifdef DLLM_WITH_CUDA

@@ -1,12 +1,12 @@
-// The forward passes of the cached decoders: a refresh (a full forward that refills the K/V cache) and, between
-// refreshes, the window's columns alone against the cache. The window's forward is most of the passes and runs at
-// a fixed shape for a whole block, so on CUDA it is captured once per shape as a CUDA graph and replayed: one
-// launch per step instead of a few hundred kernel launches, each waiting on the host.
+// The forward passes of the cached decoders: a refresh (a full forward that refills the K/V cache) at block
+// starts and, between refreshes, the window's columns alone against the cache. Each runs at a fixed shape for a
+// whole request, so on CUDA each shape is captured once as a CUDA graph and replayed: one launch per step instead
+// of a few hundred kernel launches, each waiting on the host (at batch 1 the launches cost more than the math).
 //
-// Every window step runs on a Step: buffers for its inputs, and the cache and mask tensors as they were when the
-// Step was set up. A graph reads exactly that memory at every replay. Without a graph (the CPU, or graphs off) the
-// step runs eagerly on the same tensors, so a Step that outlived its cache computes from the stale one on every
-// device, and the CPU tests see it.
+// The first forward at a shape runs eagerly; every later one runs on a Step: buffers for its inputs, and the cache
+// and mask tensors as they were when the Step was set up. A graph reads exactly that memory at every replay.
+// Without a graph (the CPU, or graphs off) the Step runs eagerly on the same tensors, so a Step that outlived its
+// cache computes from the stale one on every device, and the CPU tests see it.
 //
 // The engine keeps one per model, so the cache and the Steps outlive a request: the next batch of the same shape
 // refills the same buffers and replays the same graphs.
@@ -15,7 +15,7 @@
 
 #include <map>
 #include <memory>
-#include <utility>
+#include <tuple>
 
 #include "model/llada.h"
 
@@ -39,8 +39,10 @@ class WindowForward {
 
  private:
   struct Step;
-  // Sets up the Step for this shape and runs it eagerly (and, with graphs, captures it).
-  at::Tensor firstStep(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+  // Refills the Step's inputs and runs it: a graph replay, or eagerly on its tensors.
+  at::Tensor runStep(Step& step, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+  // Sets up the Step for a forward that has just run eagerly at this shape (and, with graphs, captures it).
+  void addStep(bool full, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -50,8 +52,8 @@ class WindowForward {
   KVCache cache_;
   // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
   KeyMask keys_;
-  // Steps by (rows, window columns), valid while the cache and mask buffers stay put.
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Step>> steps_;
+  // Steps by (refresh or window, rows, columns), valid while the cache and mask buffers stay put.
+  std::map<std::tuple<bool, int64_t, int64_t>, std::unique_ptr<Step>> steps_;
 };
 
 }  // namespace dllm
