@@ -26,7 +26,7 @@ describe.skipIf(!cudaHome)("the CUDA-only sources", () => {
   const sources = cudaSources(path.join(root, "native", "src"));
 
   it("include the CUDA graph path", () => {
-    expect(sources.map((f) => path.basename(f))).toContain("window-forward.cpp");
+    expect(sources.map((f) => path.basename(f))).toContain("step-forwards.cpp");
   });
 
   it("compile as a CUDA build compiles them", async () => {

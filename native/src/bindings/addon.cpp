@@ -156,7 +156,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           };
           engine_->load(spec, progress);
           const auto& m = *engine_->model();
-          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), engine_->windowForward().graphs()};
+          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), engine_->stepForwards().graphs()};
         },
         [this](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
           info_ = loaded;
@@ -220,9 +220,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             h = m->hidden(x, dllm::LLaDAModel::keyMask(mask), pos);
           } else {
             // What the cached decoders run: a full forward over cacheIds fills the cache, then the window alone.
-            dllm::WindowForward& cached = engine_->windowForward();
-            cached.refresh(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos);
-            h = cached.window(x.narrow(1, start, length), pos.narrow(1, start, length), start);
+            dllm::StepForwards& forwards = engine_->stepForwards();
+            forwards.refresh(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos);
+            h = forwards.window(x.narrow(1, start, length), pos.narrow(1, start, length), start);
           }
           return m->logits(h.reshape({-1, h.size(-1)})).to(at::kCPU).contiguous();
         },
@@ -340,7 +340,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             });
           };
           auto model = requireModel();
-          return dllm::generate(*model, engine_->windowForward(), params, batch, onBlock, [&cancel] { return cancel.load(); });
+          return dllm::generate(*model, engine_->stepForwards(), params, batch, onBlock, [&cancel] { return cancel.load(); });
         },
         [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
           at::Tensor t = r.tokens.to(at::kInt).contiguous();

@@ -111,7 +111,7 @@ struct Working {
   }
 };
 
-GenerateResult generate(const LLaDAModel& model, WindowForward& cached, const SamplerParams& p,
+GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& p,
                         const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled) {
   validate(model.config(), p, batch);
   const auto& c = model.config();
@@ -166,12 +166,12 @@ GenerateResult generate(const LLaDAModel& model, WindowForward& cached, const Sa
       at::Tensor h;
       int64_t first = 0;
       if (!caching) {
-        h = model.hidden(inputs, keys, w.positions);
+        h = forwards.plain(inputs, keys, w.positions);
       } else if (refresh) {
-        h = cached.refresh(inputs, w.valid, w.positions);
+        h = forwards.refresh(inputs, w.valid, w.positions);
       } else {
         first = w0;
-        h = cached.window(inputs.narrow(1, w0, w1 - w0), w.positions.narrow(1, w0, w1 - w0), w0);
+        h = forwards.window(inputs.narrow(1, w0, w1 - w0), w.positions.narrow(1, w0, w1 - w0), w0);
       }
       result.forwards++;
       const int64_t W = h.size(1);

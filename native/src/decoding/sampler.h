@@ -18,7 +18,7 @@
 
 #include "decoding/decoders.h"
 #include "model/llada.h"
-#include "model/window-forward.h"
+#include "model/step-forwards.h"
 
 namespace dllm {
 
@@ -72,9 +72,8 @@ struct Cancelled : std::runtime_error {
 // tensor-free: the serving layer calls it per request before batching, so one bad request never fails a batch.
 void validate(const LLaDAConfig& config, const SamplerParams& params, const BatchRequest& batch);
 
-// cached: the model's refresh and window forwards (the engine's, so its cache and CUDA graphs carry over between
-// batches); used when params.cache is not None.
-GenerateResult generate(const LLaDAModel& model, WindowForward& cached, const SamplerParams& params,
+// forwards: the model's step forwards (the engine's, so its cache and CUDA graphs carry over between batches).
+GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& params,
                         const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled);
 
 }  // namespace dllm

@@ -39,7 +39,7 @@ void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
   LLaDAWeights weights = spec.path.empty() ? randomWeights(config, device, dtype, spec.seed, /*fuse=*/true)
                                            : loadWeights(spec.path, config, device, dtype, progress, /*fuse=*/true);
   model_ = std::make_shared<LLaDAModel>(config, std::move(weights), device, dtype);
-  window_ = std::make_unique<WindowForward>(model_, spec.cuda_graphs);
+  forwards_ = std::make_unique<StepForwards>(model_, spec.cuda_graphs);
 }
 
 }  // namespace dllm

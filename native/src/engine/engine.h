@@ -6,7 +6,7 @@
 #include "decoding/sampler.h"
 #include "engine/job-thread.h"
 #include "model/llada.h"
-#include "model/window-forward.h"
+#include "model/step-forwards.h"
 
 namespace dllm {
 
@@ -39,18 +39,18 @@ class Engine {
   void load(const ModelSpec& spec, const LoadProgress& progress);
   // Frees the model, its K/V cache and its CUDA graphs.
   void unload() {
-    window_.reset();
+    forwards_.reset();
     model_.reset();
   }
   // Engine-thread only: the loaded model (null until a load job has run).
   std::shared_ptr<LLaDAModel> model() const { return model_; }
-  // Engine-thread only: the cached decoders' forward passes for the loaded model (valid while it is loaded).
-  WindowForward& windowForward() { return *window_; }
+  // Engine-thread only: the decoding steps' forward passes for the loaded model (valid while it is loaded).
+  StepForwards& stepForwards() { return *forwards_; }
 
  private:
   JobThread thread_;
   std::shared_ptr<LLaDAModel> model_;
-  std::unique_ptr<WindowForward> window_;
+  std::unique_ptr<StepForwards> forwards_;
 };
 
 at::ScalarType parseDtype(const std::string& name);

@@ -1,4 +1,4 @@
-#include "model/window-forward.h"
+#include "model/step-forwards.h"
 
 #ifdef DLLM_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
@@ -10,23 +10,28 @@
 
 namespace dllm {
 
-struct WindowForward::Step {
-  bool full = false;                   // a refresh (whole rows, refilling the cache) or a window against the cache
+struct StepForwards::Step {
+  Kind kind = Kind::Plain;
   at::Tensor ids, positions, columns;  // the step's inputs, refilled in place (columns: windows only)
   KVCache cache;                       // the cache's tensors when the Step was set up (handles, not copies)
-  KeyMask keys;                        // likewise the mask
+  KeyMask keys;                        // likewise the mask (a plain Step's own buffer, refilled in place)
 #ifdef DLLM_WITH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
   at::Tensor out;  // the graph's output, in its memory pool
 #endif
 
   at::Tensor run(const LLaDAModel& model) {
-    // A refresh refills the cache in place: its tensors already have this shape.
-    return full ? model.hidden(ids, keys, positions, &cache) : model.hiddenWindow(ids, keys, positions, columns, cache);
+    switch (kind) {
+      case Kind::Plain: return model.hidden(ids, keys, positions);
+      // A refresh refills the cache in place: its tensors already have this shape.
+      case Kind::Refresh: return model.hidden(ids, keys, positions, &cache);
+      case Kind::Window: break;
+    }
+    return model.hiddenWindow(ids, keys, positions, columns, cache);
   }
 };
 
-WindowForward::WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs)
+StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs)
     : model_(std::move(model)), graphs_(false) {
 #ifdef DLLM_WITH_CUDA
   graphs_ = graphs && model_->device().is_cuda();
@@ -35,14 +40,26 @@ WindowForward::WindowForward(std::shared_ptr<const LLaDAModel> model, bool graph
 #endif
 }
 
-WindowForward::~WindowForward() = default;
+StepForwards::~StepForwards() = default;
 
-at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions) {
+at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
+  const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined()};
+  if (auto it = steps_.find(shape); it != steps_.end()) {
+    if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
+    return runStep(*it->second, ids, positions, 0);
+  }
+  at::Tensor h = model_->hidden(ids, keys, positions);
+  addStep(shape, ids, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
+  return h;
+}
+
+at::Tensor StepForwards::refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions) {
   KeyMask keys = LLaDAModel::keyMask(valid);
   const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
                         (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
+  const Shape shape{Kind::Refresh, ids.size(0), ids.size(1), keys.mask.defined()};
   if (sameMask) {
-    if (auto it = steps_.find({true, ids.size(0), ids.size(1)}); it != steps_.end()) {
+    if (auto it = steps_.find(shape); it != steps_.end()) {
       if (keys.mask.defined()) keys_.mask.copy_(keys.mask);
       return runStep(*it->second, ids, positions, 0);
     }
@@ -51,31 +68,31 @@ at::Tensor WindowForward::refresh(const at::Tensor& ids, const at::Tensor& valid
   const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
   at::Tensor h = model_->hidden(ids, keys, positions, &cache_);
   if (cache_.k[0].data_ptr() != before || !sameMask) {
-    // New buffers (another batch shape): the Steps set up on the old ones are of no further use.
-    steps_.clear();
+    // New buffers (another batch shape): the cached decoders' Steps set up on the old ones are of no further use.
+    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
     keys_ = keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{};
   } else if (keys.mask.defined()) {
     keys_.mask.copy_(keys.mask);
   }
-  addStep(true, ids, positions, 0);
+  addStep(shape, ids, keys_, positions, 0);
   return h;
 }
 
-at::Tensor WindowForward::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  if (auto it = steps_.find({false, ids.size(0), ids.size(1)}); it != steps_.end())
-    return runStep(*it->second, ids, positions, start);
+at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  const Shape shape{Kind::Window, ids.size(0), ids.size(1), keys_.mask.defined()};
+  if (auto it = steps_.find(shape); it != steps_.end()) return runStep(*it->second, ids, positions, start);
   // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
   // cannot happen inside a capture.
   at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
   at::Tensor h = model_->hiddenWindow(ids, keys_, positions, columns, cache_);
-  addStep(false, ids, positions, start);
+  addStep(shape, ids, keys_, positions, start);
   return h;
 }
 
-at::Tensor WindowForward::runStep(Step& s, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
   s.ids.copy_(ids);
   s.positions.copy_(positions);
-  if (!s.full) at::arange_out(s.columns, start, start + ids.size(1), 1);
+  if (s.kind == Kind::Window) at::arange_out(s.columns, start, start + ids.size(1), 1);
 #ifdef DLLM_WITH_CUDA
   if (s.graph) {
     s.graph->replay();
@@ -85,24 +102,25 @@ at::Tensor WindowForward::runStep(Step& s, const at::Tensor& ids, const at::Tens
   return s.run(*model_);
 }
 
-void WindowForward::addStep(bool full, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions,
+                           int64_t start) {
   auto s = std::make_unique<Step>();
-  s->full = full;
+  s->kind = std::get<0>(shape);
   s->ids = ids.contiguous().clone();
   s->positions = positions.contiguous().clone();
-  if (!full) s->columns = at::arange(start, start + ids.size(1), positions.options());
-  s->cache = cache_;
-  s->keys = keys_;
+  if (s->kind == Kind::Window) s->columns = at::arange(start, start + ids.size(1), positions.options());
+  if (s->kind != Kind::Plain) s->cache = cache_;
+  s->keys = keys;
   // The same forward has just run eagerly at this shape, so everything it needs is set up for a capture.
   if (graphs_ && !capture(*s)) {
     graphs_ = false;
     steps_.clear();  // the graphs captured so far go too: from now on every Step runs eagerly
   }
-  steps_.emplace(std::make_tuple(full, ids.size(0), ids.size(1)), std::move(s));
+  steps_.emplace(shape, std::move(s));
 }
 
 #ifdef DLLM_WITH_CUDA
-bool WindowForward::capture(Step& s) {
+bool StepForwards::capture(Step& s) {
   const c10::DeviceIndex device = model_->device().index() < 0 ? 0 : model_->device().index();
   c10::cuda::getCurrentCUDAStream(device).synchronize();
   // Captured work is recorded, not run, and only on a stream other than the default one. Thread-local capture
@@ -145,7 +163,7 @@ bool WindowForward::capture(Step& s) {
   }
 }
 #else
-bool WindowForward::capture(Step&) { return false; }
+bool StepForwards::capture(Step&) { return false; }
 #endif
 
 }  // namespace dllm

@@ -1,7 +1,8 @@
-// The forward passes of the cached decoders: a refresh (a full forward that refills the K/V cache) at block
-// starts and, between refreshes, the window's columns alone against the cache. Each runs at a fixed shape for a
-// whole request, so on CUDA each shape is captured once as a CUDA graph and replayed: one launch per step instead
-// of a few hundred kernel launches, each waiting on the host (at batch 1 the launches cost more than the math).
+// The forward passes of decoding steps: a plain full forward (the decoders without a cache) and, for the cached
+// decoders, a refresh (a full forward that refills the K/V cache) at block starts and, between refreshes, the
+// window's columns alone against the cache. Each runs at a fixed shape for a whole request, so on CUDA each shape
+// is captured once as a CUDA graph and replayed: one launch per step instead of a few hundred kernel launches,
+// each waiting on the host (at batch 1 the launches cost more than the math).
 //
 // The first forward at a shape runs eagerly; every later one runs on a Step: buffers for its inputs, and the cache
 // and mask tensors as they were when the Step was set up. A graph reads exactly that memory at every replay.
@@ -21,28 +22,37 @@
 
 namespace dllm {
 
-class WindowForward {
+class StepForwards {
  public:
-  // graphs: capture each window shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
-  WindowForward(std::shared_ptr<const LLaDAModel> model, bool graphs);
-  ~WindowForward();
+  // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
+  StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs);
+  ~StepForwards();
 
-  // Whether window steps replay CUDA graphs.
+  // Whether steps replay CUDA graphs.
   bool graphs() const { return graphs_; }
+
+  // Results may be a graph's output buffer: read them before the next call.
+
+  // A full forward over ids [B, T] without the cache (keys, positions: [B, T]): model.hidden.
+  at::Tensor plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
   // A full forward over ids [B, T] (valid, positions: [B, T]) that refills the cache: model.hidden with fill.
   at::Tensor refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions);
 
   // The columns [start, start + W) alone (ids, positions: [B, W]) against the cache of the last refresh:
-  // model.hiddenWindow. The result may be a graph's output buffer: read it before the next call.
+  // model.hiddenWindow.
   at::Tensor window(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
 
  private:
+  enum class Kind { Plain, Refresh, Window };
   struct Step;
+  // (kind, rows, columns, whether rows are padded): one Step each.
+  using Shape = std::tuple<Kind, int64_t, int64_t, bool>;
+
   // Refills the Step's inputs and runs it: a graph replay, or eagerly on its tensors.
   at::Tensor runStep(Step& step, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
   // Sets up the Step for a forward that has just run eagerly at this shape (and, with graphs, captures it).
-  void addStep(bool full, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
+  void addStep(const Shape& shape, const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, int64_t start);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -52,8 +62,8 @@ class WindowForward {
   KVCache cache_;
   // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
   KeyMask keys_;
-  // Steps by (refresh or window, rows, columns), valid while the cache and mask buffers stay put.
-  std::map<std::tuple<bool, int64_t, int64_t>, std::unique_ptr<Step>> steps_;
+  // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask.
+  std::map<Shape, std::unique_ptr<Step>> steps_;
 };
 
 }  // namespace dllm
