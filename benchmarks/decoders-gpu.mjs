@@ -4,8 +4,8 @@
 // temperature 0, bf16. Each round runs the reference and every algorithm once in a rotating order after one
 // warm-up; medians are reported. Random weights are never confident, so the threshold decoders and early stop
 // rarely fire here: this measures the engine and the caches; tokens per forward on a trained model are in
-// test/train/algorithms-accuracy.test.ts. The cached algorithms also run on a second engine that replays their
-// per-step forward from CUDA graphs (`--graphs both`, the default; `on` or `off` for one engine only).
+// test/train/algorithms-accuracy.test.ts. Every algorithm also runs on a second engine that replays each step's
+// forward from CUDA graphs (`--graphs both`, the default; `on` or `off` for one engine only).
 //
 // On the lent GPU machine (see ../shared/notes/device.md), from the project root after a CUDA build:
 //
@@ -68,7 +68,7 @@ if (unknown?.length) throw new Error(`--only: unknown ${unknown.join(", ")} (one
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 if (!["both", "on", "off"].includes(opts.graphs)) throw new Error("--graphs must be both, on or off");
 
-// One engine per setting of CUDA graphs; graphs only change the cached algorithms' window steps.
+// One engine per setting of CUDA graphs; every algorithm runs on each.
 const engines = [];
 for (const cudaGraphs of opts.graphs === "both" ? [false, true] : [opts.graphs === "on"]) {
   const engine = await Engine.random(config, 1, { device: opts.device, dtype, cudaGraphs });
@@ -80,7 +80,7 @@ for (const cudaGraphs of opts.graphs === "both" ? [false, true] : [opts.graphs =
   engines.push(engine);
 }
 const runs = engines.flatMap((engine) =>
-  VARIANTS.filter((v) => (!only || only.includes(v.name)) && (!engine.info.cudaGraphs || v.name !== "basic")).map((v) => ({
+  VARIANTS.filter((v) => !only || only.includes(v.name)).map((v) => ({
     name: engine.info.cudaGraphs ? `${v.name}, CUDA graphs` : v.name,
     engine,
     params: v.params,

@@ -20,7 +20,7 @@ export interface ServerOptions {
   workers?: number;
   /** Default bfloat16 on CUDA, float32 on the CPU. */
   dtype?: WorkerConfig["dtype"];
-  /** Replay the cached decoders' per-step forward from CUDA graphs, one per batch shape. Default off. */
+  /** Replay every decoding step's forward from CUDA graphs, one per batch shape. Default off. */
   cudaGraphs?: boolean;
   /** Most requests in one batch. Default 8. */
   batchSize?: number;

@@ -18,7 +18,7 @@ Options:
   --device <cpu|cuda>      device kind when neither --gpus nor --gpu-ids is given (default: cpu)
   --workers <n>            CPU workers with --device cpu (default: 1)
   --dtype <name>           float32, bfloat16, float16 (default: bfloat16 on CUDA, float32 on CPU)
-  --cuda-graphs            replay the cached decoders' per-step forward from CUDA graphs, one per batch shape
+  --cuda-graphs            replay each decoding step's forward from a CUDA graph, one per batch shape
                            (default: off)
   --batch-size <n>         most requests in one batch (default: 8)
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: 0.02)

@@ -9,7 +9,7 @@ export interface WorkerConfig {
   dtype: "float32" | "float16" | "bfloat16";
   /** CPU threads for the engine (CPU workers split the cores between them). */
   threads?: number;
-  /** Replay the cached decoders' per-step forward from CUDA graphs. */
+  /** Replay every decoding step's forward from CUDA graphs. */
   cudaGraphs?: boolean;
   batchSize: number;
   maxWaitMs: number;

@@ -18,7 +18,7 @@ export interface ModelInfo {
   padTokenId: number;
   device: string;
   dtype: "float32" | "float16" | "bfloat16";
-  /** Whether the cached decoders' per-step forward is replayed from CUDA graphs. */
+  /** Whether every decoding step's forward is replayed from CUDA graphs. */
   cudaGraphs: boolean;
 }
 
@@ -32,7 +32,7 @@ export interface NativeLoadOptions {
   dtype?: string;
   /** CPU threads for the engine's work (0: libtorch's default, all cores). */
   threads?: number;
-  /** Capture the cached decoders' per-step forward as CUDA graphs (ignored off CUDA). */
+  /** Capture every decoding step's forward as CUDA graphs (ignored off CUDA). */
   cudaGraphs?: boolean;
 }
 
