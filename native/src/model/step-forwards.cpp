@@ -49,6 +49,9 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
     return runStep(*it->second, ids, positions, 0);
   }
   at::Tensor h = model_->hidden(ids, keys, positions);
+  // One plain shape at a time, as there is one cache: a server sees ever new prompt lengths, and their Steps (and
+  // graphs) must not pile up.
+  std::erase_if(steps_, [](const auto& entry) { return entry.second->kind == Kind::Plain; });
   addStep(shape, ids, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
   return h;
 }

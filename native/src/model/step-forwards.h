@@ -62,7 +62,8 @@ class StepForwards {
   KVCache cache_;
   // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
   KeyMask keys_;
-  // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask.
+  // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask,
+  // and only the last plain shape keeps one.
   std::map<Shape, std::unique_ptr<Step>> steps_;
 };
 
