@@ -5,49 +5,12 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { StreamEvent } from "../../api/server.js";
 import type { Served } from "../../cluster/router.js";
-import type { GenerationInput } from "../../model/model.js";
+import { choicesOf, interleave, usage, type Choice, type Finished } from "../choices.js";
 import { toApiError } from "../errors.js";
 import { requestDefaults, type AppContext } from "../context.js";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "../request.js";
 
 type Kind = "chat" | "text";
-
-/** One choice of a request: its place among the choices, what it decodes, and its seed. */
-interface Choice {
-  index: number;
-  input: GenerationInput;
-  seed?: number;
-}
-
-interface Finished {
-  choice: Choice;
-  g: Served;
-}
-
-/** Prompts × n choices, in OpenAI's order (by prompt, then n). */
-function choicesOf(parsed: ParsedRequest): Choice[] {
-  const { seed } = parsed.options;
-  const SEEDS = 2 ** 53; // the engine's seeds are integers in [0, 2^53)
-  return parsed.inputs.flatMap((input, p) =>
-    Array.from({ length: parsed.n }, (_, i) => ({
-      index: p * parsed.n + i,
-      input,
-      // Choice i decodes with seed + i (wrapping), so choice 0 is what the same request with n = 1 gives.
-      seed: seed === undefined ? undefined : i < SEEDS - seed ? seed + i : i - (SEEDS - seed),
-    })),
-  );
-}
-
-/** Prompt tokens once per prompt, completion tokens of every choice. */
-function usage(finished: Finished[], n: number) {
-  let prompt = 0;
-  let completion = 0;
-  for (const { choice, g } of finished) {
-    if (choice.index % n === 0) prompt += g.usage.promptTokens;
-    completion += g.usage.completionTokens;
-  }
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
 
 /** The shapes of one endpoint's responses and stream chunks; every choice carries its index. */
 function shapes(kind: Kind, id: string, created: number, model: string) {
@@ -144,31 +107,19 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   });
   const send = (data: unknown) => out.write(`data: ${JSON.stringify(data)}\n\n`);
   if (shape.opening) for (const { choice } of streams) send(shape.opening(choice.index));
-  // Every choice's events as they come: blocks of one choice stay in order, choices interleave.
   const finished: Finished[] = [];
-  const pending = new Map<number, Promise<{ k: number; next: IteratorResult<StreamEvent> }>>();
-  const take = (k: number, next: IteratorResult<StreamEvent>) => {
-    if (next.done) return;
-    const { choice, events } = streams[k];
-    const event = next.value;
-    if (event.type === "block") {
-      onFirstBlock(event.worker);
-      send(shape.delta(choice.index, event.delta));
-    } else {
-      finished.push(served(choice, event.generation));
-      // A single choice carries the usage in its closing chunk; several get a usage chunk of their own at the end.
-      send(shape.closing(choice.index, event.generation, choices.length === 1 ? usage(finished, parsed.n) : undefined));
-    }
-    const pulled = events.next().then((n) => ({ k, next: n }));
-    pulled.catch(() => {}); // raced below; once the request has failed, the other choices' failures go unread
-    pending.set(k, pulled);
-  };
   try {
-    firsts.forEach((next, k) => take(k, next));
-    while (pending.size > 0) {
-      const { k, next } = await Promise.race(pending.values());
-      pending.delete(k);
-      take(k, next);
+    // Blocks of one choice stay in order; choices interleave.
+    for await (const { k, value: event } of interleave(streams.map((s) => s.events), firsts)) {
+      const { choice } = streams[k];
+      if (event.type === "block") {
+        onFirstBlock(event.worker);
+        send(shape.delta(choice.index, event.delta));
+      } else {
+        finished.push(served(choice, event.generation));
+        // A single choice carries the usage in its closing chunk; several get a usage chunk of their own at the end.
+        send(shape.closing(choice.index, event.generation, choices.length === 1 ? usage(finished, parsed.n) : undefined));
+      }
     }
     if (choices.length > 1) send(shape.usage(usage(finished, parsed.n)));
   } catch (err) {
