@@ -2,7 +2,7 @@
 // the status routes and the Prometheus scrape.
 import { describe, expect, it } from "vitest";
 import { tinyModel } from "../helpers/fixtures.js";
-import { postJson, startHttp } from "../helpers/http.js";
+import { postJson, startHttp, type Running } from "../helpers/http.js";
 
 const ok = { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 };
 const long = { messages: [{ role: "user", content: "Hi" }], max_tokens: 192, block_length: 32, steps: 192 };
@@ -50,46 +50,42 @@ describe("loading", () => {
 });
 
 describe("overload", () => {
-  it("answers 429 with Retry-After once --max-queue requests are waiting", async () => {
+  /** One worker busy with a long request and room for `maxQueue` waiting ones: runs `check`, then the long one ends. */
+  async function withBusyWorker(maxQueue: number, check: (chat: string, http: Running) => Promise<void>) {
     const { dir } = await tinyModel();
-    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue: 1 });
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue });
     try {
       const chat = `${http.url}/v1/chat/completions`;
       const running = postJson(chat, long);
       await expect.poll(() => http.server.stats().inFlight).toBe(1);
       await expect.poll(() => http.server.stats().queueDepth).toBe(0); // the first is running, not waiting
+      await check(chat, http);
+      expect((await running).status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  }
+
+  it("answers 429 with Retry-After once --max-queue requests are waiting", () =>
+    withBusyWorker(1, async (chat, http) => {
       const waiting = postJson(chat, ok);
       await expect.poll(() => http.server.stats().queueDepth).toBe(1);
       const refused = await postJson(chat, ok);
       expect(refused.status).toBe(429);
       expect(refused.headers.get("retry-after")).toBe("1");
       expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
-      expect((await running).status).toBe(200);
       expect((await waiting).status).toBe(200);
-    } finally {
-      await http.close();
-    }
-  });
+    }));
 
-  it("refuses a request whose choices do not all fit the queue, and cancels the ones that did", async () => {
-    const { dir } = await tinyModel();
-    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue: 2 });
-    try {
-      const chat = `${http.url}/v1/chat/completions`;
-      const running = postJson(chat, long);
-      await expect.poll(() => http.server.stats().inFlight).toBe(1);
+  it("refuses a request whose choices do not all fit the queue, and cancels the ones that did", () =>
+    withBusyWorker(2, async (chat, http) => {
       // Two of the four choices find room in the queue, the third is refused: the request gets the 429.
       const refused = await postJson(chat, { ...ok, n: 4 });
       expect(refused.status).toBe(429);
       expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
-      expect((await running).status).toBe(200);
-      await expect.poll(() => http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0 });
-      expect(http.server.stats().requestsServed).toBe(1); // the long one; the two queued choices never ran
-      expect((await postJson(chat, { ...ok, n: 2 })).status).toBe(200);
-    } finally {
-      await http.close();
-    }
-  });
+      // The two queued choices were taken back: only the long request is left.
+      await expect.poll(() => http.server.stats()).toMatchObject({ queueDepth: 0, inFlight: 1 });
+    }));
 });
 
 describe("client disconnects", () => {
