@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
-# PyTorch, check CUDA decoding against the CPU on the bundled model (benchmarks/cuda-check.mjs), then time every
-# algorithm at LLaDA-8B shapes next to the PyTorch reference (benchmarks/decoders-gpu.mjs). Logs and results land
-# in $OUT; the tables are printed last.
+# PyTorch, check CUDA sampling (native/checks/) and decoding on the bundled model (benchmarks/cuda-check.mjs)
+# against the CPU, then time every algorithm at LLaDA-8B shapes next to the PyTorch reference
+# (benchmarks/decoders-gpu.mjs). Logs and results land in $OUT; the tables are printed last.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
@@ -23,6 +23,10 @@ node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.l
 
 # Each stage gets at most what is left of a 570-second command (the device allows 600).
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
+
+step "Gumbel sampling: the device's chunked tensor path against the CPU's fused one"
+timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > "$out/gumbel-checks.log" 2>&1
+grep FAIL "$out/gumbel-checks.log"; tail -1 "$out/gumbel-checks.log"
 
 step "CUDA against CPU on the bundled model"
 timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1 | tee "$out/cuda-check.log"

@@ -7,7 +7,8 @@ RoPE in fp32 (inv_freq = 1/theta^(arange(0, hd, 2)/hd)), fully bidirectional SDP
 left-padded batches, SwiGLU MLP, ln_f, then the untied LM head. The sampler loop is generate.py's, cost included:
 a full forward over prompt + generation at every step, a softmax over the whole vocabulary at every position, a
 torch.topk per row, per-block num_transfer_tokens and left padding with EOS. Everything runs in fp32 under
-torch.inference_mode on torch.set_num_threads(2). Only what the benchmark uses is implemented: temperature 0,
+torch.inference_mode on torch.set_num_threads(2). Only what the benchmarks use is implemented: --temperature
+(0 by default; above 0, generate.py's Gumbel noise: float64 logits, torch.rand, exp(logits) / (-log u)^t),
 low-confidence remasking, no CFG, no EOS options. It follows the current generate.py (with attention_mask), where
 temperature 0 leaves the logits untouched and the softmax runs in the logits' dtype; an earlier revision cast the
 logits to float64 for both (noise of exponent 0, and the softmax), which made every step dearer still.
@@ -170,7 +171,16 @@ class LLaDA:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Sampler: generate.py's loop at temperature 0 with low-confidence remasking, no CFG.
+# Sampler: generate.py's loop with low-confidence remasking, no CFG.
+
+
+def add_gumbel_noise(logits, temperature):
+    """generate.py's: at temperature 0 the logits as they are; else exp(logits) / (-log u)^t in float64."""
+    if temperature == 0:
+        return logits
+    logits = logits.to(torch.float64)
+    noise = torch.rand_like(logits, dtype=torch.float64)
+    return logits.exp() / (-torch.log(noise)) ** temperature
 
 
 def num_transfer_tokens(block_mask_index, steps):
@@ -183,7 +193,7 @@ def num_transfer_tokens(block_mask_index, steps):
     return counts
 
 
-def generate(model, prompts, steps, gen_length, block_length, positions_mode):
+def generate(model, prompts, steps, gen_length, block_length, positions_mode, temperature=0.0):
     B = len(prompts)
     P = max(len(p) for p in prompts)
     T = P + gen_length
@@ -215,7 +225,7 @@ def generate(model, prompts, steps, gen_length, block_length, positions_mode):
             mask_index = x == model.mask_id
             logits = model.forward(x, key_mask, cos, sin)  # full forward over prompt + generation
             forwards += 1
-            x0 = torch.argmax(logits, dim=-1)  # temperature 0: no Gumbel noise
+            x0 = torch.argmax(add_gumbel_noise(logits, temperature), dim=-1)
             p = F.softmax(logits, dim=-1)  # full vocabulary, every position
             x0_p = torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
             x0_p[:, b1:] = -math.inf
@@ -259,7 +269,7 @@ def serve(model, args):
         synchronize(model)
         t0 = time.perf_counter()
         tokens, forwards = generate(
-            model, prompts, args.steps, args.gen_length, args.block_length, req.get("positions", args.positions)
+            model, prompts, args.steps, args.gen_length, args.block_length, req.get("positions", args.positions), args.temperature
         )
         synchronize(model)
         seconds = time.perf_counter() - t0
@@ -282,6 +292,7 @@ def main():
     ap.add_argument("--gen-length", type=int, default=128)
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--block-length", type=int, default=32)
+    ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones (default 1)")
     ap.add_argument("--threads", type=int, default=2)
@@ -296,7 +307,7 @@ def main():
         if args.serve:
             return serve(model, args)
         prompts = make_prompts(args.batch, args.prompt_len)
-        run = lambda: generate(model, prompts, args.steps, args.gen_length, args.block_length, args.positions)  # noqa: E731
+        run = lambda: generate(model, prompts, args.steps, args.gen_length, args.block_length, args.positions, args.temperature)  # noqa: E731
         for _ in range(args.warmup):
             run()
         times = []

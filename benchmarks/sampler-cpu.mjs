@@ -8,7 +8,11 @@
 // Options:
 //   --repeats N       timed runs per cell, median reported (default 9 on tiny, 3 on mid)
 //   --only tiny|mid   one model only
-//   --out FILE        where the raw results go (default benchmarks/results/sampler-cpu.json)
+//   --temperature T   sample at T (default 0). Above 0 each side draws its own Gumbel noise (generate.py's
+//                     torch.rand against our counter-based uniforms), so tokens are not compared; the table then
+//                     shows what sampling costs next to generate.py's float64 [N, V] noise
+//   --out FILE        where the raw results go (default benchmarks/results/sampler-cpu.json, or
+//                     sampler-cpu-temperature-T.json)
 //   --retry-noisy N   measure a cell again, up to N times (default 2), when other processes used over 5% of the
 //                     CPUs during its timed runs; the quietest attempt is kept and its share reported
 //   --quiet-wait S    before each attempt, wait up to S seconds (default 30) for the machine to be idle
@@ -18,7 +22,7 @@
 // about 2.5 minutes on 2 idle cores (more when it waits out or retries because of other load).
 //
 // Both sides: fp32 weights and compute, 2 threads, OMP_WAIT_POLICY=PASSIVE (the addon sets it for its own
-// process unless it is set; the Python child gets the same value), temperature 0, low-confidence remasking,
+// process unless it is set; the Python child gets the same value), temperature 0 unless --temperature, low-confidence remasking,
 // prompt ~64 tokens (row r has 64 - 3r), gen_length 128, steps 64, block_length 32. The Python reference runs as
 // a server (reference_sampler.py --serve) so that its runs and ours take turns: one warm-up each, then --repeats
 // rounds in a rotating order; each side's median is reported. Model loading is not timed. Keep the machine
@@ -41,13 +45,16 @@ const { values: opts } = parseArgs({
   options: {
     repeats: { type: "string" },
     only: { type: "string" },
+    temperature: { type: "string", default: "0" },
     "also-unset-omp": { type: "boolean", default: false },
-    out: { type: "string", default: join(here, "results", "sampler-cpu.json") },
+    out: { type: "string" },
     "retry-noisy": { type: "string", default: "2" },
     "quiet-wait": { type: "string", default: "30" },
   },
 });
-const resultsFile = opts.out;
+const temperature = Number(opts.temperature);
+if (!(temperature >= 0 && Number.isFinite(temperature))) throw new Error("--temperature must be a finite number >= 0");
+const resultsFile = opts.out ?? join(here, "results", temperature === 0 ? "sampler-cpu.json" : `sampler-cpu-temperature-${temperature}.json`);
 const retryNoisy = Number(opts["retry-noisy"]);
 const quietWait = Number(opts["quiet-wait"]);
 // A cell during whose timed runs other processes used more than this share of the CPUs is measured again.
@@ -103,12 +110,13 @@ function referenceServer(modelDir, ompWaitPolicy) {
       "--steps", String(PARAMS.steps),
       "--block-length", String(PARAMS.blockLength),
       "--threads", "2",
+      "--temperature", String(temperature),
     ],
     env,
   );
 }
 
-const ENGINE_PARAMS = { steps: PARAMS.steps, genLength: PARAMS.genLength, blockLength: PARAMS.blockLength, temperature: 0 };
+const ENGINE_PARAMS = { steps: PARAMS.steps, genLength: PARAMS.genLength, blockLength: PARAMS.blockLength, temperature };
 
 async function runOurs(engine, prompts) {
   const rows = prompts.map((prompt) => ({ prompt, seed: 1 }));
@@ -276,11 +284,13 @@ async function main() {
             ours: summary(runs.ours, tokens),
             // generate.py "commits" the mask id when it is the argmax, leaving the position masked; we never do.
             referenceMaskTokensLeft: refLast.generated.flat().filter((t) => t === maskId).length,
-            agreement: agreement(oursLast.generated, refLast.generated),
+            temperature,
+            // Comparable at temperature 0 only: above it the two sides draw different noise.
+            agreement: temperature === 0 ? agreement(oursLast.generated, refLast.generated) : null,
           };
           cell.ratio = cell.ours.tok_per_s / cell.reference.tok_per_s;
           if (spin) cell.referenceOmpUnset = summary(runs.referenceOmpUnset, tokens);
-          if (batch > 1) {
+          if (batch > 1 && temperature === 0) {
             // Row 0 has the longest prompt, hence no padding: HF-style absolute positions change nothing for it.
             cell.agreementUnpaddedRow = agreement(oursLast.generated, refLast.generated, [0]);
             // With each row's positions starting at its first real token (what dllm-serve does), padding changes
@@ -291,7 +301,7 @@ async function main() {
           results.push(cell);
           console.error(
             `  reference ${cell.reference.tok_per_s.toFixed(1)} tok/s, dllm-serve ${cell.ours.tok_per_s.toFixed(1)} tok/s, ` +
-              `ratio ${cell.ratio.toFixed(2)}, agreement ${pct(cell.agreement.fraction)}, other load ${pct(otherLoad)}`,
+              `ratio ${cell.ratio.toFixed(2)}, agreement ${cell.agreement ? pct(cell.agreement.fraction) : "n/a"}, other load ${pct(otherLoad)}`,
           );
         }
       } finally {
@@ -313,8 +323,8 @@ async function main() {
     "|---|---|---|---|---|---|---|---|",
   ];
   for (const c of results) {
-    let agree = `${pct(c.agreement.fraction)} (${c.agreement.same}/${c.agreement.total})`;
-    if (c.batch > 1)
+    let agree = c.agreement ? `${pct(c.agreement.fraction)} (${c.agreement.same}/${c.agreement.total})` : "n/a (different noise)";
+    if (c.agreementUnpaddedRow)
       agree +=
         `; unpadded row ${pct(c.agreementUnpaddedRow.fraction)}` +
         `; per-row positions ${pct(c.agreementPerRowPositions.fraction)}`;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "decoding/gumbel.h"
 #include "decoding/random.h"
 
 namespace dllm {
@@ -199,9 +200,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
       at::Tensor x0;
       if (p.temperature > 0) {
-        at::Tensor u = rng::uniforms(rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), vocabLanes);
-        at::Tensor noisy = logits.to(at::kDouble).exp() / (-u.log()).pow(p.temperature);
-        x0 = noisy.argmax(1);
+        x0 = gumbelArgmax(logits, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
       } else {
         x0 = logits.argmax(1);
       }

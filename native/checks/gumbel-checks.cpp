@@ -1,0 +1,134 @@
+// Checks of the Gumbel-max sampler (decoding/gumbel.h) that need its two implementations side by side, which the
+// addon does not expose. test/native/gumbel-checks.test.ts builds nothing: it runs this program, built with the
+// addon, and reads its exit status. On a GPU machine, `dllm_gumbel_checks cuda:0` also holds the device's tensor
+// path to the CPU's fused one.
+//
+// Every check compares sampled ids exactly. Two float64 formulas of the same order can disagree only where two
+// scores lie within a few ulps of each other, which these random logits never produce.
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "decoding/gumbel.h"
+#include "decoding/random.h"
+
+namespace {
+
+using namespace dllm;
+
+int failures = 0;
+
+void expect(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) failures++;
+}
+
+at::Tensor keysFor(int64_t rows, int64_t seed) {
+  at::Tensor seeds = at::arange(rows, at::kLong).mul(7919).add(seed);
+  at::Tensor positions = at::arange(rows, at::kLong).remainder(32);
+  return rng::keys(seeds, rng::kGumbel, seed, positions);
+}
+
+// generate.py's own formula: argmax exp(l) / (-log u)^t, in float64.
+at::Tensor generatePy(const at::Tensor& logits, const at::Tensor& keys, double t, const rng::LaneHashes& lanes) {
+  at::Tensor u = rng::uniforms(keys, lanes);
+  return (logits.to(at::kDouble).exp() / (-u.log()).pow(t)).argmax(1);
+}
+
+std::string describe(const std::string& regime, int64_t V, double t) {
+  return regime + ", vocabulary " + std::to_string(V) + ", temperature " + std::to_string(t).substr(0, 4);
+}
+
+struct Regime {
+  std::string name;
+  at::Tensor logits;  // [N, V] fp32
+};
+
+std::vector<Regime> regimes(int64_t N, int64_t V) {
+  at::manual_seed(V);
+  std::vector<Regime> out;
+  // Flat (a random model's logits: the noise decides, few ids can be ruled out) and peaked (a trained model's).
+  out.push_back({"flat logits", at::randn({N, V}).mul(0.1)});
+  out.push_back({"peaked logits", at::randn({N, V}).mul(8)});
+  // The sampler's -inf fills (the mask id, EOS under logits_eos_inf), here on every third id.
+  at::Tensor holes = at::randn({N, V}).mul(2);
+  holes.slice(1, 0, V, 3).fill_(-std::numeric_limits<float>::infinity());
+  out.push_back({"-inf holes", holes});
+  // Repeated values: the same logit on many ids, where only the noise separates them.
+  out.push_back({"repeated logits", at::randint(0, 3, {N, V}).to(at::kFloat)});
+  return out;
+}
+
+void checkUniforms() {
+  const int64_t N = 5, V = 1000;
+  at::Tensor keys = keysFor(N, 3);
+  rng::LaneHashes lanes = rng::laneHashes(V, at::kCPU);
+  at::Tensor u = rng::uniforms(keys, lanes);
+  bool same = true;
+  for (int64_t r = 0; r < N; r++) {
+    const uint32_t key = static_cast<uint32_t>(keys[r].item<int64_t>());
+    for (int64_t v = 0; v < V; v++) {
+      const uint32_t a = rng::mix32(key ^ rng::mix32(static_cast<uint32_t>(2 * v))) >> 6;
+      const uint32_t b = rng::mix32(key ^ rng::mix32(static_cast<uint32_t>(2 * v + 1))) >> 6;
+      same = same && rng::uniform(a, b) == u[r][v].item<double>();
+    }
+  }
+  expect(same, "scalar uniforms equal the tensor uniforms bit for bit");
+}
+
+void checkCpu() {
+  const int64_t N = 37;
+  for (int64_t V : {1, 7, 265, 4096, 40000}) {
+    rng::LaneHashes lanes = rng::laneHashes(V, at::kCPU);
+    at::Tensor keys = keysFor(N, V);
+    for (const Regime& regime : regimes(N, V)) {
+      for (double t : {0.3, 1.0, 2.5}) {
+        at::Tensor fused = gumbelArgmaxFused(regime.logits, keys, t, lanes);
+        bool chunkedSame = true;
+        for (int64_t rows : std::initializer_list<int64_t>{1, 5, N}) {
+          chunkedSame = chunkedSame && fused.equal(gumbelArgmaxChunked(regime.logits, keys, t, lanes, rows));
+        }
+        expect(chunkedSame, "fused = chunked tensor path (1, 5, all rows per chunk): " + describe(regime.name, V, t));
+        expect(fused.equal(generatePy(regime.logits, keys, t, lanes)), "fused = generate.py's formula: " + describe(regime.name, V, t));
+      }
+    }
+  }
+  // Every logit -inf: generate.py scores every id 0 and takes the first.
+  at::Tensor none = at::full({3, 50}, -std::numeric_limits<float>::infinity());
+  expect(gumbelArgmaxFused(none, keysFor(3, 1), 1.0, rng::laneHashes(50, at::kCPU)).eq(0).all().item<bool>(),
+         "all -inf: id 0, as generate.py");
+  // +inf logits: the first one, as generate.py's exp gives inf there.
+  at::Tensor inf = at::zeros({2, 50});
+  inf.select(1, 9).fill_(std::numeric_limits<float>::infinity());
+  inf.select(1, 30).fill_(std::numeric_limits<float>::infinity());
+  expect(gumbelArgmaxFused(inf, keysFor(2, 1), 1.0, rng::laneHashes(50, at::kCPU)).eq(9).all().item<bool>(), "+inf logits: the first");
+}
+
+void checkDevice(const at::Device& device) {
+  const int64_t N = 37;
+  for (int64_t V : {265, 40000}) {
+    rng::LaneHashes cpuLanes = rng::laneHashes(V, at::kCPU), devLanes = rng::laneHashes(V, device);
+    at::Tensor keys = keysFor(N, V);
+    for (const Regime& regime : regimes(N, V)) {
+      for (double t : {0.3, 1.0}) {
+        at::Tensor onDevice = gumbelArgmax(regime.logits.to(device), keys.to(device), t, devLanes).cpu();
+        expect(onDevice.equal(gumbelArgmaxFused(regime.logits, keys, t, cpuLanes)),
+               device.str() + " = CPU fused: " + describe(regime.name, V, t));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  checkUniforms();
+  checkCpu();
+  if (argc > 1) checkDevice(at::Device(argv[1]));
+  std::printf("%d failed\n", failures);
+  return failures == 0 ? 0 : 1;
+}

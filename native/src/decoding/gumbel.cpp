@@ -1,0 +1,107 @@
+#include "decoding/gumbel.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+namespace dllm {
+
+namespace {
+
+double noise(double u) { return -std::log(-std::log(u)); }
+
+// The uniform's first 12 bits (of the 26-bit high word a) bound it: u < (k + 1) / 4096 for k = a >> 14. As g rises
+// with u, g((k + 1) / 4096) bounds the noise of every uniform in bucket k. The last bucket reaches the largest
+// uniform, 1 - 2^-53, whose noise (~36.7) bounds them all.
+constexpr int kBucketShift = 14;
+constexpr int kBuckets = 1 << (26 - kBucketShift);
+
+struct NoiseBounds {
+  std::array<double, kBuckets> upper{};
+  double max = 0;
+  NoiseBounds() {
+    for (int k = 0; k + 1 < kBuckets; k++) upper[k] = noise(double(k + 1) / kBuckets);
+    max = noise(rng::uniform((1u << 26) - 1, (1u << 26) - 1));
+    upper[kBuckets - 1] = max;
+  }
+};
+
+const NoiseBounds& noiseBounds() {
+  static const NoiseBounds bounds;
+  return bounds;
+}
+
+// Scores below `best` minus this margin cannot be rounding's doing: an id whose bound stays under it cannot reach
+// `best` when scored exactly. (Rounding moves a score by a few ulps of |best| + temperature * 37; this is 10^6 more.)
+double cutBelow(double best, double temperature) { return best - 1e-9 * (1 + std::fabs(best) + 64 * temperature); }
+
+int64_t sampleRow(const float* logits, int64_t V, uint32_t key, double t, const int64_t* even, const int64_t* odd) {
+  const NoiseBounds& bounds = noiseBounds();
+  auto high = [&](int64_t v) { return rng::mix32(key ^ static_cast<uint32_t>(even[v])) >> 6; };
+  auto score = [&](int64_t v, uint32_t a) {
+    const uint32_t b = rng::mix32(key ^ static_cast<uint32_t>(odd[v])) >> 6;
+    return double(logits[v]) + t * noise(rng::uniform(a, b));
+  };
+  // Scoring the largest logit first, the likeliest winner, lets the bounds rule out most ids from the start.
+  int64_t bestId = std::max_element(logits, logits + V) - logits;
+  double best = score(bestId, high(bestId));
+  double cut = cutBelow(best, t);
+  const double reach = t * bounds.max;  // no id's score lies further above its logit
+  for (int64_t v = 0; v < V; v++) {
+    const double l = logits[v];
+    if (l + reach < cut) continue;  // without hashing: where the logits are peaked, most ids stop here
+    const uint32_t a = high(v);
+    if (l + t * bounds.upper[a >> kBucketShift] < cut) continue;
+    const double s = score(v, a);
+    if (s > best || (s == best && v < bestId)) {
+      best = s;
+      bestId = v;
+      cut = cutBelow(best, t);
+    }
+  }
+  return bestId;
+}
+
+}  // namespace
+
+at::Tensor gumbelArgmaxFused(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
+  TORCH_CHECK(logits.is_cpu() && keys.is_cpu() && lanes.even.is_cpu(), "the fused Gumbel sampler runs on the CPU");
+  const at::Tensor l = logits.to(at::kFloat).contiguous();
+  const at::Tensor k = keys.contiguous();
+  const at::Tensor even = lanes.even.contiguous(), odd = lanes.odd.contiguous();
+  const int64_t N = l.size(0), V = l.size(1);
+  TORCH_CHECK(even.size(0) == V && k.size(0) == N, "gumbelArgmax: one key per row and one lane per vocabulary id");
+  at::Tensor x0 = at::empty({N}, at::kLong);
+  const float* lp = l.data_ptr<float>();
+  const int64_t* kp = k.data_ptr<int64_t>();
+  const int64_t *ep = even.data_ptr<int64_t>(), *op = odd.data_ptr<int64_t>();
+  int64_t* out = x0.data_ptr<int64_t>();
+  at::parallel_for(0, N, std::max<int64_t>(1, 16384 / std::max<int64_t>(V, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) out[r] = sampleRow(lp + r * V, V, static_cast<uint32_t>(kp[r]), temperature, ep, op);
+  });
+  return x0;
+}
+
+at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
+                               int64_t rowsPerChunk) {
+  const int64_t N = logits.size(0);
+  at::Tensor x0 = at::empty({N}, keys.options());
+  for (int64_t r = 0; r < N; r += rowsPerChunk) {
+    const int64_t n = std::min(rowsPerChunk, N - r);
+    // u -> log(-log u) = -g(u) -> logit + t g(u), in place on the chunk's one float64 [n, V] tensor.
+    at::Tensor score = rng::uniforms(keys.narrow(0, r, n), lanes);
+    score.log_().neg_().log_().mul_(-temperature).add_(logits.narrow(0, r, n));
+    x0.narrow(0, r, n).copy_(score.argmax(1));
+  }
+  return x0;
+}
+
+at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
+  if (logits.is_cpu()) return gumbelArgmaxFused(logits, keys, temperature, lanes);
+  // 2^24 float64 values: 128 MB per temporary, where all rows of a B=32 step at LLaDA's vocabulary would take 1 GB.
+  return gumbelArgmaxChunked(logits, keys, temperature, lanes, std::max<int64_t>(1, (int64_t(1) << 24) / logits.size(1)));
+}
+
+}  // namespace dllm

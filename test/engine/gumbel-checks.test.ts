@@ -1,0 +1,19 @@
+// The Gumbel-max sampler's two implementations (native/src/decoding/gumbel.h) held to each other and to
+// generate.py's formula, by the check program the native build makes next to the addon (native/checks/).
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const program = path.resolve(import.meta.dirname, "../../build/dllm_gumbel_checks");
+
+describe("Gumbel-max sampling", () => {
+  it("the fused CPU sampler draws exactly what the tensor path and generate.py's formula draw", async () => {
+    const { stdout } = await promisify(execFile)(program, { maxBuffer: 1 << 22 }).catch((err) => err);
+    const lines = stdout.trim().split("\n");
+    expect(lines.filter((l: string) => l.startsWith("FAIL"))).toEqual([]);
+    // Uniforms, 5 vocabularies x 4 logit regimes x 3 temperatures x 2 comparisons, and the two inf cases.
+    expect(lines.filter((l: string) => l.startsWith("ok")).length).toBe(1 + 5 * 4 * 3 * 2 + 2);
+    expect(lines.at(-1)).toBe("0 failed");
+  }, 60_000);
+});
