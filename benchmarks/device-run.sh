@@ -24,7 +24,7 @@ node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.l
 # Each stage gets at most what is left of a 570-second command (the device allows 600).
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
-step "Gumbel sampling: the device's chunked tensor path against the CPU's fused one"
+step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
 timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > "$out/gumbel-checks.log" 2>&1
 grep FAIL "$out/gumbel-checks.log"; tail -1 "$out/gumbel-checks.log"
 

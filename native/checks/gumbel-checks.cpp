@@ -1,7 +1,7 @@
-// Checks of the Gumbel-max sampler (decoding/gumbel.h) that need its two implementations side by side, which the
-// addon does not expose. test/native/gumbel-checks.test.ts builds nothing: it runs this program, built with the
-// addon, and reads its exit status. On a GPU machine, `dllm_gumbel_checks cuda:0` also holds the device's tensor
-// path to the CPU's fused one.
+// Checks of the Gumbel-max sampler (decoding/gumbel.h) that need its implementations side by side, which the
+// addon does not expose. test/engine/gumbel-checks.test.ts runs this program, built with the addon, and reads its
+// output. On a GPU machine, `dllm_gumbel_checks cuda:0` also holds the device's sampler (the CUDA kernel) and its
+// chunked tensor path to the CPU's fused one.
 //
 // Every check compares sampled ids exactly. Two float64 formulas of the same order can disagree only where two
 // scores lie within a few ulps of each other, which these random logits never produce.
@@ -115,9 +115,11 @@ void checkDevice(const at::Device& device) {
     at::Tensor keys = keysFor(N, V);
     for (const Regime& regime : regimes(N, V)) {
       for (double t : {0.3, 1.0}) {
-        at::Tensor onDevice = gumbelArgmax(regime.logits.to(device), keys.to(device), t, devLanes).cpu();
-        expect(onDevice.equal(gumbelArgmaxFused(regime.logits, keys, t, cpuLanes)),
-               device.str() + " = CPU fused: " + describe(regime.name, V, t));
+        const at::Tensor logits = regime.logits.to(device), deviceKeys = keys.to(device);
+        const at::Tensor cpu = gumbelArgmaxFused(regime.logits, keys, t, cpuLanes);
+        expect(gumbelArgmax(logits, deviceKeys, t, devLanes).cpu().equal(cpu), device.str() + " sampler = CPU fused: " + describe(regime.name, V, t));
+        expect(gumbelArgmaxChunked(logits, deviceKeys, t, devLanes, 5).cpu().equal(cpu),
+               device.str() + " chunked tensor path = CPU fused: " + describe(regime.name, V, t));
       }
     }
   }

@@ -1,7 +1,7 @@
-// The CUDA-only code in native/ (under DLLM_WITH_CUDA: CUDA graphs, the CUDA generator) is built only on machines
-// with a CUDA libtorch, which most builds never see. Where a CUDA toolkit's headers are installed, this compiles
-// those sources as a CUDA build would, against the same libtorch headers, so an API change cannot break them
-// unnoticed. It checks syntax and types only: nothing is linked or run.
+// The CUDA-only code in native/ (under DLLM_WITH_CUDA: CUDA graphs, the CUDA generator, and the .cu kernels) is
+// built only on machines with a CUDA libtorch, which most builds never see. Where a CUDA toolkit's headers are
+// installed, this compiles those sources as a CUDA build would, against the same libtorch headers, so an API change
+// cannot break them unnoticed; the kernels compile with nvcc where it is there. Nothing is linked or run.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -46,4 +46,25 @@ describe.skipIf(!cudaHome)("the CUDA-only sources", () => {
       rmSync(generated, { recursive: true, force: true });
     }
   }, 300_000);
+
+  const kernels = readdirSync(path.join(root, "native", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu"));
+  const nvcc = path.join(cudaHome ?? "", "bin", "nvcc");
+
+  it("include the Gumbel sampling kernel", () => {
+    expect(kernels.map((f) => path.basename(f))).toContain("gumbel.cu");
+  });
+
+  // The kernels compile for real (nothing is run): CMakeLists.txt builds them for sm_80 and sm_90.
+  it.skipIf(!existsSync(nvcc))("kernels compile with nvcc", async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), "dllm-cu-"));
+    try {
+      for (const kernel of kernels) {
+        const args = ["-std=c++20", "-Werror", "all-warnings", `-I${path.join(root, "native", "src")}`, "-gencode", "arch=compute_90,code=sm_90",
+          "-c", path.join(root, "native", "src", kernel), "-o", path.join(out, "kernel.o")];
+        await expect(run(nvcc, args, { maxBuffer: 1 << 24 }).then(() => "compiled"), kernel).resolves.toBe("compiled");
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

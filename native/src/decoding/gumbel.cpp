@@ -6,6 +6,13 @@
 #include <array>
 #include <cmath>
 
+#ifdef DLLM_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "decoding/gumbel-cuda.h"
+#endif
+
 namespace dllm {
 
 namespace {
@@ -98,9 +105,31 @@ at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys,
   return x0;
 }
 
+#ifdef DLLM_WITH_CUDA
+at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
+  TORCH_CHECK(logits.is_cuda() && keys.device() == logits.device() && lanes.even.device() == logits.device(),
+              "the CUDA Gumbel sampler needs its inputs on one CUDA device");
+  const c10::cuda::CUDAGuard guard(logits.device());
+  const at::Tensor l = logits.to(at::kFloat).contiguous();
+  const at::Tensor k = keys.contiguous();
+  const at::Tensor even = lanes.even.contiguous(), odd = lanes.odd.contiguous();
+  const int64_t N = l.size(0), V = l.size(1);
+  TORCH_CHECK(even.size(0) == V && k.size(0) == N, "gumbelArgmax: one key per row and one lane per vocabulary id");
+  at::Tensor x0 = at::empty({N}, k.options());
+  const char* error = launchGumbelArgmax(l.data_ptr<float>(), N, V, k.data_ptr<int64_t>(), even.data_ptr<int64_t>(), odd.data_ptr<int64_t>(),
+                                         temperature, x0.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(error == nullptr, "the Gumbel sampling kernel failed to launch: ", error ? error : "");
+  return x0;
+}
+#endif
+
 at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
   if (logits.is_cpu()) return gumbelArgmaxFused(logits, keys, temperature, lanes);
-  // 2^24 float64 values: 128 MB per temporary, where all rows of a B=32 step at LLaDA's vocabulary would take 1 GB.
+#ifdef DLLM_WITH_CUDA
+  if (logits.is_cuda()) return gumbelArgmaxCuda(logits, keys, temperature, lanes);
+#endif
+  // Other devices: 2^24 float64 values at a time, 128 MB per temporary, where all rows of a B=32 step at LLaDA's
+  // vocabulary would take 1 GB.
   return gumbelArgmaxChunked(logits, keys, temperature, lanes, std::max<int64_t>(1, (int64_t(1) << 24) / logits.size(1)));
 }
 

@@ -1,0 +1,14 @@
+// The CUDA kernel of gumbel.h's sampler (gumbel.cu), built only against a CUDA libtorch. Kept free of ATen and
+// CUDA types so that nvcc compiles nothing but the kernel.
+#pragma once
+#include <cstdint>
+
+namespace dllm {
+
+// x0[r] = argmax_v logits[r, v] + temperature * -log(-log u(keys[r], v)) for `rows` contiguous fp32 rows of
+// `vocab` logits; even/odd are the lane hashes (rng::LaneHashes), out is [rows] int64; all device pointers.
+// Enqueued on `stream` (a cudaStream_t); returns nullptr, or the launch error's message.
+const char* launchGumbelArgmax(const float* logits, int64_t rows, int64_t vocab, const int64_t* keys, const int64_t* even,
+                               const int64_t* odd, double temperature, int64_t* out, void* stream);
+
+}  // namespace dllm
