@@ -1,7 +1,7 @@
 // Device benchmark at LLaDA-8B-Instruct shapes with random weights: tok/s of every decoding algorithm at batch 1
 // and 32 next to the PyTorch reference sampler (benchmarks/reference_sampler.py, generate.py's loop), in one run on
 // one card. Prompts of up to 128 tokens (row r has 128 - 3r), gen_length 256, steps 128, block_length 32,
-// temperature 0, bf16. Each round runs the reference and every algorithm once in a rotating order after one
+// temperature 0 (one dual-cache variant at 1), bf16. Each round runs the reference and every algorithm once in a rotating order after one
 // warm-up; medians are reported. Random weights are never confident, so the threshold decoders and early stop
 // rarely fire here: this measures the engine and the caches; tokens per forward on a trained model are in
 // test/train/algorithms-accuracy.test.ts. Every algorithm also runs on a second engine that replays each step's
@@ -58,6 +58,8 @@ const VARIANTS = [
   { name: "prefix_cache", params: { algorithm: "prefix_cache" } },
   { name: "dual_cache", params: { algorithm: "dual_cache" } },
   { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
+  // What sampling adds (RL rollouts sample): Gumbel noise over the whole vocabulary at every masked position.
+  { name: "dual_cache + temperature 1", params: { algorithm: "dual_cache", temperature: 1 } },
   { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise" } },
   { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
   { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },

@@ -38,6 +38,6 @@ PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device
 # At B=32 one reference run takes tens of seconds: only the algorithms with targets, once each.
 step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
 PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 \
-  --only "dual_cache,dual_cache + threshold 0.9,dinfer_blockwise" \
+  --only "dual_cache,dual_cache + threshold 0.9,dual_cache + temperature 1,dinfer_blockwise" \
   --out "$out/decoders-gpu-b32.json" 2>&1 | tee "$out/decoders-gpu-b32.log"
 step "done"
