@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <exception>
 #include <initializer_list>
 #include <limits>
 #include <string>
@@ -128,9 +129,14 @@ void checkDevice(const at::Device& device) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  checkUniforms();
-  checkCpu();
-  if (argc > 1) checkDevice(at::Device(argv[1]));
+  try {
+    checkUniforms();
+    checkCpu();
+    if (argc > 1) checkDevice(at::Device(argv[1]));
+  } catch (const std::exception& e) {
+    // A kernel that fails to launch, a device that is not there: one failure, and the checks so far still print.
+    expect(false, std::string("no exception: ") + e.what());
+  }
   std::printf("%d failed\n", failures);
   return failures == 0 ? 0 : 1;
 }
