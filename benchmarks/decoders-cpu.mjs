@@ -8,11 +8,12 @@
 //
 // Models: tiny-chat, the bundled trained model (bundled/llada-tiny-chat, when it is there) on held-out task
 // prompts, gen_length 32 in blocks of 8 with 32 steps (its answers are short, the rest is EOS: the threshold
-// decoders commit that tail in a few steps); mid, a random d_model 256 x 6-layer model with a 4,096-token vocabulary, prompts of 64, 61, ...
-// tokens, gen_length 128 in blocks of 32 with 64 steps (as benchmarks/sampler-cpu.mjs; random weights are never
-// confident, so there the caches alone make the difference). fp32, 2 threads, temperature 0. Each round runs
-// every variant once in a rotating order after one warm-up; medians are reported. Model loading is not timed.
-// Keep the machine otherwise idle.
+// decoders commit that tail in a few steps, and early stop skips it); mid, a random d_model 256 x 6-layer model
+// with a 4,096-token vocabulary, prompts of 64, 61, ... tokens, gen_length 128 in blocks of 32 with 64 steps (as
+// benchmarks/sampler-cpu.mjs; random weights are never confident, so there the caches alone make the
+// difference). fp32, 2 threads, temperature 0. Early stop is off except where a variant names it and for
+// dInfer's algorithms, which were designed with it. Each round runs every variant once in a rotating order after
+// one warm-up; medians are reported. Model loading is not timed. Keep the machine otherwise idle.
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
@@ -39,14 +40,16 @@ const VARIANTS = [
   { name: "basic", params: {} },
   { name: "basic + threshold 0.9", params: { threshold: 0.9 } },
   { name: "basic + factor 1", params: { factor: 1 } },
+  { name: "basic + early stop", params: { earlyStop: true } },
   { name: "prefix_cache", params: { algorithm: "prefix_cache" } },
   { name: "prefix_cache + threshold 0.9", params: { algorithm: "prefix_cache", threshold: 0.9 } },
   { name: "dual_cache", params: { algorithm: "dual_cache" } },
   { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
   { name: "dual_cache + factor 1", params: { algorithm: "dual_cache", factor: 1 } },
-  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise" } },
-  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
-  { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
+  { name: "dual_cache + early stop", params: { algorithm: "dual_cache", earlyStop: true } },
+  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise", earlyStop: true } },
+  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy", earlyStop: true } },
+  { name: "dinfer_credit", params: { algorithm: "dinfer_credit", earlyStop: true } },
 ];
 
 const MODELS = [
@@ -101,7 +104,7 @@ for (const spec of MODELS) {
   try {
     for (const batch of [1, 8]) {
       const rows = prompts.slice(0, batch);
-      const cells = VARIANTS.map((v) => ({ variant: v, params: samplerParams({ ...spec.sampler, ...v.params }), times: [], forwards: 0, tokens: null }));
+      const cells = VARIANTS.map((v) => ({ variant: v, params: samplerParams({ earlyStop: false, ...spec.sampler, ...v.params }), times: [], forwards: 0, tokens: null }));
       for (const c of cells) await run(model, rows, c.params); // warm-up
       for (let round = 0; round < repeats; round++) {
         for (let j = 0; j < cells.length; j++) {

@@ -1,9 +1,10 @@
 // Device benchmark at LLaDA-8B-Instruct shapes with random weights: tok/s of every decoding algorithm at batch 1
 // and 32 next to the PyTorch reference sampler (benchmarks/reference_sampler.py, generate.py's loop), in one run on
 // one card. Prompts of up to 128 tokens (row r has 128 - 3r), gen_length 256, steps 128, block_length 32,
-// temperature 0 (one dual-cache variant at 1), bf16. Each round runs the reference and every algorithm once in a rotating order after one
-// warm-up; medians are reported. Random weights are never confident, so the threshold decoders and early stop
-// rarely fire here: this measures the engine and the caches; tokens per forward on a trained model are in
+// temperature 0 (one dual-cache variant at 1), bf16, early stop for dInfer's algorithms only. Each round runs the
+// reference and every algorithm once in a rotating order after one warm-up; medians are reported. Random weights
+// are never confident, so the threshold decoders and early stop rarely fire here: this measures the engine and
+// the caches; tokens per forward on a trained model are in
 // test/train/algorithms-accuracy.test.ts. Every algorithm also runs on a second engine that replays each step's
 // forward from CUDA graphs (`--graphs both`, the default; `on` or `off` for one engine only).
 //
@@ -60,9 +61,9 @@ const VARIANTS = [
   { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
   // What sampling adds (RL rollouts sample): Gumbel noise over the whole vocabulary at every masked position.
   { name: "dual_cache + temperature 1", params: { algorithm: "dual_cache", temperature: 1 } },
-  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise" } },
-  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy" } },
-  { name: "dinfer_credit", params: { algorithm: "dinfer_credit" } },
+  { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise", earlyStop: true } },
+  { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy", earlyStop: true } },
+  { name: "dinfer_credit", params: { algorithm: "dinfer_credit", earlyStop: true } },
 ];
 const only = opts.only?.split(",");
 const unknown = only?.filter((name) => !VARIANTS.some((v) => v.name === name));
@@ -106,7 +107,7 @@ try {
       { name: "reference (PyTorch generate.py)", run: async () => reference.run(batch) },
       ...runs.map((v) => {
         const { genLength, blockLength, steps } = PARAMS;
-        const params = samplerParams({ genLength, blockLength, steps, temperature: 0, ...v.params });
+        const params = samplerParams({ genLength, blockLength, steps, temperature: 0, earlyStop: false, ...v.params });
         return {
           name: v.name,
           run: async () => {

@@ -165,6 +165,7 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     threshold,
     factor,
     lowThreshold,
+    earlyStop: optional(body, "early_stop", boolean("early_stop")),
     seed: optional(body, "seed", number("seed", 0, Number.MAX_SAFE_INTEGER, { integer: true })),
     stop: optional(body, "stop", stopSequences),
   };

@@ -17,8 +17,6 @@ export interface AlgorithmSpec {
   cache: CacheMode;
   /** Its decoder. A fixed-count algorithm switches to the threshold or factor decoder when the request gives one. */
   decoder: DecoderKind;
-  /** Whether a row stops at its first EOS and leaves the batch. */
-  earlyStop?: boolean;
 }
 
 /** Parallel decoding when a request asks for it without a value (Fast-dLLM's and dInfer's default). */
@@ -65,39 +63,36 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
     aliases: ["dinfer", "blockwise"],
     description:
       "dInfer threshold decoder: commits every masked token above the threshold (at least one), recomputes the block " +
-      "and 16 columns on each side between refreshes, and stops a row at EOS",
+      "and 16 columns on each side between refreshes",
     engine: "dInfer",
     available: true,
     parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold"],
     cache: "vicinity",
     decoder: "threshold",
-    earlyStop: true,
   },
   {
     name: "dinfer_hierarchy",
     aliases: ["hierarchy"],
     description:
       "dInfer hierarchical decoder: also commits the most confident token of every run of masks above low_threshold; " +
-      "vicinity refresh and early stop as dinfer_blockwise",
+      "vicinity refresh as dinfer_blockwise",
     engine: "dInfer",
     available: true,
     parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold", "low_threshold"],
     cache: "vicinity",
     decoder: "hierarchy",
-    earlyStop: true,
   },
   {
     name: "dinfer_credit",
     aliases: ["credit"],
     description:
       "dInfer credit decoder: tokens that keep leading over steps gain credit that sharpens their logits before the " +
-      "threshold; vicinity refresh and early stop as dinfer_blockwise",
+      "threshold; vicinity refresh as dinfer_blockwise",
     engine: "dInfer",
     available: true,
     parameters: ["steps", "block_length", "temperature", "cfg_scale", "remasking", "threshold"],
     cache: "vicinity",
     decoder: "credit",
-    earlyStop: true,
   },
 ];
 
@@ -120,7 +115,6 @@ export interface ResolvedAlgorithm {
   threshold: number;
   factor: number;
   lowThreshold: number;
-  earlyStop: boolean;
 }
 
 export interface DecoderFields {
@@ -157,7 +151,6 @@ export function resolveAlgorithm(name: string, fields: DecoderFields = {}): Reso
     threshold: usesThreshold ? (threshold ?? DEFAULT_THRESHOLD) : DEFAULT_THRESHOLD,
     factor: decoder === "factor" ? (factor ?? DEFAULT_FACTOR) : DEFAULT_FACTOR,
     lowThreshold: decoder === "hierarchy" ? (lowThreshold ?? DEFAULT_LOW_THRESHOLD) : DEFAULT_LOW_THRESHOLD,
-    earlyStop: spec.earlyStop ?? false,
   };
 }
 

@@ -33,6 +33,13 @@ export interface GenerationParams {
   lowThreshold?: number;
   /** Cached algorithms: also refresh the cache every this many steps inside a block (0: at block starts only). */
   refreshEvery?: number;
+  /**
+   * dInfer's early stop, for every algorithm (default true): once a finished block holds a row's first EOS / eot,
+   * the row leaves the batch and the rest of its tokens are EOS. Later blocks could only add tokens after the
+   * answer's end, so the answer (text, tokens, usage, finish reason) is the same; only forward passes are saved.
+   * false decodes every block, as LLaDA's and Fast-dLLM's samplers do (for benchmarks of fixed work).
+   */
+  earlyStop?: boolean;
 }
 
 export interface BlockEvent {
@@ -100,6 +107,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
   return {
     ...algorithm,
     refreshEvery: p.refreshEvery ?? 0,
+    earlyStop: p.earlyStop ?? true,
     genLength,
     blockLength: p.blockLength ?? Math.min(32, genLength),
     steps: p.steps ?? genLength,

@@ -52,6 +52,7 @@ describe("bad input", () => {
     ["a negative cfg_scale", json({ cfg_scale: -1 }), 400, "cfg_scale"],
     ["a negative seed", json({ seed: -3 }), 400, "seed"],
     ["stream not a boolean", json({ stream: "yes" }), 400, "stream"],
+    ["early_stop not a boolean", json({ early_stop: "no" }), 400, "early_stop"],
     ["stop not strings", json({ stop: [1, 2] }), 400, "stop"],
     ["n = 0", json({ n: 0 }), 400, "n"],
     ["n = 129", json({ n: 129 }), 400, "n"],

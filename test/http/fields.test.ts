@@ -2,6 +2,7 @@
 // in-process answer with that parameter) and changes what it should.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALGORITHMS } from "../../dist/model/algorithms.js";
+import { parseChatRequest } from "../../dist/http/request.js";
 import { tinyModel } from "../helpers/fixtures.js";
 import { postJson, startHttp, type Running } from "../helpers/http.js";
 
@@ -50,6 +51,13 @@ describe("seed fields", () => {
     const changed = await inProcess({ ...defaults, ...options });
     expect(changed).not.toBe(reference);
     expect(text(await chat({ ...base, ...fields }))).toBe(changed);
+  });
+
+  it("early_stop reaches the engine's parameters and leaves the answer as it is", async () => {
+    const defaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
+    expect(parseChatRequest({ messages, early_stop: false }, defaults).options.earlyStop).toBe(false);
+    expect(parseChatRequest({ messages }, defaults).options.earlyStop).toBeUndefined(); // samplerParams: on
+    expect(text(await chat({ ...base, early_stop: false }))).toBe(text(await chat({ ...base, early_stop: true })));
   });
 
   it("the same seed gives the same answer at temperature > 0", async () => {
