@@ -49,8 +49,12 @@ export interface BatchRow {
 
 export interface GenerateCallOptions {
   signal?: AbortSignal;
-  /** Each committed block, one Int32Array of blockLength tokens per row. */
-  onBlock?: (block: number, rows: Int32Array[]) => void;
+  /**
+   * Each committed block, one Int32Array of blockLength tokens per row. It may return rows the caller needs no more
+   * of (their answers are complete): under early stop they leave the batch after the block being decoded, with EOS
+   * after their decoded blocks.
+   */
+  onBlock?: (block: number, rows: Int32Array[]) => number[] | void;
 }
 
 export interface BatchResult {
@@ -166,7 +170,11 @@ export class Engine {
     try {
       const result = await this.#native.generate(
         nativeOptions(jobId, rows, params),
-        onBlock && ((block, tokens, count) => onBlock(block, splitRows(tokens, count))),
+        onBlock &&
+          ((block, tokens, count) => {
+            const done = onBlock(block, splitRows(tokens, count));
+            if (done && done.length > 0) this.#native.stopRows(jobId, done);
+          }),
       );
       return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards };
     } catch (err) {

@@ -204,20 +204,29 @@ export class Model {
     const answers = rows.map((r) => new AnswerText(this.tokenizer, this.#stopIds, r.stop));
     const blocks = params.genLength / params.blockLength;
     const onBlock = options.onBlock;
+    // Text is assembled block by block when someone streams it, or when a stop string may end a row before its
+    // EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at the end.
+    const perBlock = onBlock !== undefined || (params.earlyStop && rows.some((r) => r.stop?.length));
     const result = await this.#engine.generate(
       rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
       { ...params, eotTokenId: this.tokenizer.eotTokenId },
       {
         signal: options.signal,
-        // Text is assembled block by block only when someone streams it; otherwise once at the end.
-        onBlock:
-          onBlock &&
-          ((block, tokenRows) =>
-            tokenRows.forEach((tokens, row) => onBlock(row, { block, tokens, ...answers[row].push(tokens, block === blocks - 1) }))),
+        onBlock: perBlock
+          ? (block, tokenRows) => {
+              const done: number[] = [];
+              tokenRows.forEach((tokens, row) => {
+                const event = { block, tokens, ...answers[row].push(tokens, block === blocks - 1) };
+                if (event.stopped) done.push(row);
+                onBlock?.(row, event);
+              });
+              return done;
+            }
+          : undefined,
       },
     );
     return result.tokens.map((tokens, row) => {
-      if (!onBlock) answers[row].push(tokens, true);
+      if (!perBlock) answers[row].push(tokens, true);
       const answer = answers[row].finish();
       const promptTokens = rows[row].promptIds.length;
       return {

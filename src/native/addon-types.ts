@@ -89,6 +89,8 @@ export interface NativeEngine {
   /** Throws (code ERR_INVALID_ARGUMENT) what generate() would reject these options with; jobId is ignored. */
   check(options: NativeGenerateOptions): void;
   cancel(jobId: number): boolean;
+  /** Under early stop, these rows of the job's batch leave it after the block being decoded; false: no such job. */
+  stopRows(jobId: number, rows: number[]): boolean;
   info(): ModelInfo | null;
   dispose(): Promise<void>;
 }

@@ -122,3 +122,34 @@ describe("stop tokens", () => {
     }
   });
 });
+
+describe("stop strings under early stop", () => {
+  // No EOS ever (logits_eos_inf): a row ends only at its stop string or at gen_length. 28 blocks of 8 tokens.
+  const long = { genLength: 224, blockLength: 8, steps: 224, logitsEosInf: true };
+  const input = { prompt: "Hello there, the cat", seed: 3 };
+
+  it("a row whose stop string has been met leaves its batch; its text is the same", async () => {
+    const [full] = await model.generateBatch([input], long);
+    const stop = full.text.slice(2, 5);
+    const [cut] = await model.generateBatch([{ ...input, stop: [stop] }], long);
+    expect(cut.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+    expect(cut.finishReason).toBe("stop");
+    // The engine hears of the stop a block or so after it (block reports reach JS while decoding goes on).
+    expect(cut.forwards).toBeLessThan(full.forwards / 2);
+    const [kept] = await model.generateBatch([{ ...input, stop: [stop] }], { ...long, earlyStop: false });
+    expect(kept.text).toBe(cut.text);
+    expect(kept.forwards).toBe(full.forwards);
+  });
+
+  it.each(["basic", "dual_cache"])("%s: the other rows of the batch decode on, unchanged", async (algorithm) => {
+    const p = { ...long, algorithm };
+    const other = { prompt: "A different prompt", seed: 8 };
+    const [alone] = await model.generateBatch([other], p);
+    const [full] = await model.generateBatch([input], p);
+    const stop = full.text.slice(2, 5);
+    const [cut, rest] = await model.generateBatch([{ ...input, stop: [stop] }, other], p);
+    expect(cut.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+    expect(rest.text).toBe(alone.text);
+    expect(rest.usage).toEqual(alone.usage);
+  });
+});

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstring>
-#include <optional>
 #include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
 #include <torch/version.h>
 
@@ -97,6 +99,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::Generate>("generate"),
                            InstanceMethod<&EngineWrap::Check>("check"),
                            InstanceMethod<&EngineWrap::Cancel>("cancel"),
+                           InstanceMethod<&EngineWrap::StopRows>("stopRows"),
                            InstanceMethod<&EngineWrap::Info>("info"),
                            InstanceMethod<&EngineWrap::Dispose>("dispose"),
                        });
@@ -325,9 +328,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
     Napi::Promise promise = p.deferred.Promise();
     const int64_t rows = static_cast<int64_t>(batch.prompts.size());
+    // The rows stopRows() has let go; the job holds them, so they end with it.
+    auto done = std::make_shared<RowFlags>(rows);
+    std::erase_if(rowFlags_, [](const auto& entry) { return entry.second.expired(); });
+    rowFlags_[jobId] = done;
     bridge_->submit<dllm::GenerateResult>(
         env, jobId,
-        [this, params, batch, jobId, rows](const std::atomic<bool>& cancel) {
+        [this, params, batch, jobId, rows, done](const std::atomic<bool>& cancel) {
           auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens) {
             at::Tensor t = tokens.to(at::kInt).contiguous();
             auto data = std::make_shared<std::vector<int32_t>>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
@@ -340,7 +347,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             });
           };
           auto model = requireModel();
-          return dllm::generate(*model, engine_->stepForwards(), params, batch, onBlock, [&cancel] { return cancel.load(); });
+          return dllm::generate(*model, engine_->stepForwards(), params, batch, onBlock, [&cancel] { return cancel.load(); },
+                                [done](int64_t row) { return (*done)[row].load(); });
         },
         [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
           at::Tensor t = r.tokens.to(at::kInt).contiguous();
@@ -352,6 +360,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           return out;
         });
     return promise;
+  }
+
+  // stopRows(jobId, rows) -> whether a running job had that id. Under early stop, those rows of the batch leave it
+  // after the block being decoded (the caller needs no more of them: a stop string has ended their answers).
+  Napi::Value StopRows(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber() || !info[1].IsArray()) throw Napi::TypeError::New(env, "stopRows(jobId, rows): a number and an array");
+    auto it = rowFlags_.find(info[0].As<Napi::Number>().Int64Value());
+    std::shared_ptr<RowFlags> done = it == rowFlags_.end() ? nullptr : it->second.lock();
+    if (!done) return Napi::Boolean::New(env, false);
+    Napi::Array rows = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < rows.Length(); i++) {
+      Napi::Value row = rows.Get(i);
+      if (!row.IsNumber()) throw Napi::TypeError::New(env, "stopRows: rows must be numbers");
+      const int64_t r = row.As<Napi::Number>().Int64Value();
+      if (r < 0 || r >= static_cast<int64_t>(done->size())) throw Napi::RangeError::New(env, "stopRows: no such row in the batch");
+      (*done)[r].store(true);
+    }
+    return Napi::Boolean::New(env, true);
   }
 
   // cancel(jobId) -> whether a pending job had that id. The job stops before its next step.
@@ -404,6 +431,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<JobBridge> bridge_;
+  // Per generate job, its rows' stopRows() flags (read by the engine thread between blocks).
+  using RowFlags = std::vector<std::atomic<bool>>;
+  std::unordered_map<int64_t, std::weak_ptr<RowFlags>> rowFlags_;
   bool hookRan_ = false;
   std::optional<ModelInfo> info_;
 };

@@ -92,6 +92,20 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   }
 }
 
+namespace {
+
+// RowDone for each working row (index: their rows in the batch), as a bool tensor on index's device.
+at::Tensor rowsDone(const at::Tensor& index, const RowDone& rowDone) {
+  at::Tensor rows = index.to(at::kCPU);
+  at::Tensor done = at::zeros({rows.size(0)}, at::kBool);
+  auto r = rows.accessor<int64_t, 1>();
+  auto d = done.accessor<bool, 1>();
+  for (int64_t i = 0; i < rows.size(0); i++) d[i] = rowDone(r[i]);
+  return done.to(index.device());
+}
+
+}  // namespace
+
 // The rows still decoding (all of them unless early stop let some go) and their per-row inputs.
 struct Working {
   at::Tensor index;      // [Bw] int64: their rows in the batch
@@ -113,7 +127,8 @@ struct Working {
 };
 
 GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& p,
-                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled) {
+                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled,
+                        const RowDone& rowDone) {
   validate(model.config(), p, batch);
   const auto& c = model.config();
   const at::Device dev = model.device();
@@ -231,9 +246,11 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       at::Tensor gen = out.narrow(1, P, p.gen_length);
       at::Tensor stop = gen.index_select(0, w.index).narrow(1, 0, (b + 1) * BL).eq(c.eos_token_id);
       if (p.eot_token_id >= 0) stop = stop.logical_or(gen.index_select(0, w.index).narrow(1, 0, (b + 1) * BL).eq(p.eot_token_id));
-      at::Tensor done = stop.any(1);
+      at::Tensor stopped = stop.any(1);
+      at::Tensor done = rowDone ? stopped.logical_or(rowsDone(w.index, rowDone)) : stopped;
       if (done.any().item<bool>()) {
-        at::Tensor firstStop = stop.to(at::kByte).argmax(1);  // the first EOS / eot of each row
+        // The first EOS / eot of each row; for a row the caller let go without one, its last decoded position.
+        at::Tensor firstStop = at::where(stopped, stop.to(at::kByte).argmax(1), (b + 1) * BL - 1);
         at::Tensor after = at::arange(p.gen_length, longOpts).unsqueeze(0).gt(firstStop.unsqueeze(1)).logical_and(done.unsqueeze(1));
         gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
         at::Tensor keep = done.logical_not().nonzero().view({-1});

@@ -63,6 +63,10 @@ struct GenerateResult {
 using BlockCallback = std::function<void(int64_t block, const at::Tensor& tokens)>;
 // Polled between steps; returning true stops generation with a Cancelled exception.
 using CancelCheck = std::function<bool()>;
+// Polled after each block under early stop, once per row still decoding (its index in the batch): true when the
+// caller needs no more of that row (its answer has met a stop string). The row then leaves the batch as a row
+// that committed EOS does, EOS after the decoded blocks.
+using RowDone = std::function<bool(int64_t row)>;
 
 struct Cancelled : std::runtime_error {
   Cancelled() : std::runtime_error("generation was cancelled") {}
@@ -74,6 +78,7 @@ void validate(const LLaDAConfig& config, const SamplerParams& params, const Batc
 
 // forwards: the model's step forwards (the engine's, so its cache and CUDA graphs carry over between batches).
 GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& params,
-                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled);
+                        const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled,
+                        const RowDone& rowDone = {});
 
 }  // namespace dllm
