@@ -152,8 +152,8 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
   GenerateResult result;
   const bool caching = p.cache != CacheMode::None;
   const bool parallel = p.decoding.decoder != Decoder::Fixed;
-  // Without a cache every step is a full forward; its key mask only changes when the batch shrinks.
-  KeyMask keys = caching ? KeyMask{} : LLaDAModel::keyMask(w.valid);
+  // The key mask only changes when the batch shrinks.
+  KeyMask keys = LLaDAModel::keyMask(w.valid);
   Credit credit;
   for (int64_t b = 0; b < blocks; b++) {
     const int64_t b0 = P + b * BL;
@@ -184,7 +184,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       if (!caching) {
         h = forwards.plain(inputs, keys, w.positions);
       } else if (refresh) {
-        h = forwards.refresh(inputs, w.valid, w.positions);
+        h = forwards.refresh(inputs, keys, w.positions);
       } else {
         first = w0;
         h = forwards.window(inputs.narrow(1, w0, w1 - w0), w.positions.narrow(1, w0, w1 - w0), w0);
@@ -255,7 +255,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
         gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
         at::Tensor keep = done.logical_not().nonzero().view({-1});
         w.keep(keep, cfg);
-        if (!caching) keys = LLaDAModel::keyMask(w.valid);
+        keys = LLaDAModel::keyMask(w.valid);
         if (p.decoding.decoder == Decoder::Credit && keep.size(0) > 0) credit.keepRows(keep);
       }
     }

@@ -56,8 +56,7 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
   return h;
 }
 
-at::Tensor StepForwards::refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions) {
-  KeyMask keys = LLaDAModel::keyMask(valid);
+at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
                         (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
   const Shape shape{Kind::Refresh, ids.size(0), ids.size(1), keys.mask.defined()};
@@ -68,6 +67,11 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const at::Tensor& valid,
     }
   }
   // A shape or padding not seen since the buffers last changed: eagerly, into new buffers where the shapes differ.
+  // The old cache (and the Steps and graphs holding it) goes first, so that the two are never in memory together.
+  if (!cache_.k.empty() && (cache_.k[0].size(0) != ids.size(0) || cache_.k[0].size(2) != ids.size(1))) {
+    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
+    cache_ = {};
+  }
   const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
   at::Tensor h = model_->hidden(ids, keys, positions, &cache_);
   if (cache_.k[0].data_ptr() != before || !sameMask) {
@@ -82,6 +86,9 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const at::Tensor& valid,
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
+  TORCH_CHECK(!cache_.k.empty() && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
+              "StepForwards::window: the columns must lie within the cache of the last refresh");
   const Shape shape{Kind::Window, ids.size(0), ids.size(1), keys_.mask.defined()};
   if (auto it = steps_.find(shape); it != steps_.end()) return runStep(*it->second, ids, positions, start);
   // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which

@@ -36,8 +36,8 @@ class StepForwards {
   // A full forward over ids [B, T] without the cache (keys, positions: [B, T]): model.hidden.
   at::Tensor plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
-  // A full forward over ids [B, T] (valid, positions: [B, T]) that refills the cache: model.hidden with fill.
-  at::Tensor refresh(const at::Tensor& ids, const at::Tensor& valid, const at::Tensor& positions);
+  // A full forward over ids [B, T] (keys, positions: [B, T]) that refills the cache: model.hidden with fill.
+  at::Tensor refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
   // The columns [start, start + W) alone (ids, positions: [B, W]) against the cache of the last refresh:
   // model.hiddenWindow.
