@@ -119,6 +119,13 @@ void checkDevice(const at::Device& device) {
         const at::Tensor logits = regime.logits.to(device), deviceKeys = keys.to(device);
         const at::Tensor cpu = gumbelArgmaxFused(regime.logits, keys, t, cpuLanes);
         expect(gumbelArgmax(logits, deviceKeys, t, devLanes).cpu().equal(cpu), device.str() + " sampler = CPU fused: " + describe(regime.name, V, t));
+#ifdef DLLM_WITH_CUDA
+        if (device.is_cuda()) {
+          // The kernel itself: gumbelArgmax would fall back to the chunked path on a card without its image.
+          const at::Tensor kernel = gumbelArgmaxCuda(logits, deviceKeys, t, devLanes);
+          expect(kernel.defined() && kernel.cpu().equal(cpu), "CUDA kernel launches and = CPU fused: " + describe(regime.name, V, t));
+        }
+#endif
         expect(gumbelArgmaxChunked(logits, deviceKeys, t, devLanes, 5).cpu().equal(cpu),
                device.str() + " chunked tensor path = CPU fused: " + describe(regime.name, V, t));
       }

@@ -22,12 +22,22 @@ function cudaSources(dir: string): string[] {
     .filter((f) => readFileSync(f, "utf8").includes("DLLM_WITH_CUDA"));
 }
 
-describe.skipIf(!cudaHome)("the CUDA-only sources", () => {
-  const sources = cudaSources(path.join(root, "native", "src"));
+// The CUDA-only C++ (native/src and the checks program) and the kernels.
+const sources = ["src", "checks"].flatMap((dir) => cudaSources(path.join(root, "native", dir)));
+const kernels = readdirSync(path.join(root, "native", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu"));
 
-  it("include the CUDA graph path", () => {
-    expect(sources.map((f) => path.basename(f))).toContain("step-forwards.cpp");
+describe("the CUDA-only sources", () => {
+  // Checked everywhere, so that a renamed file cannot leave the compile checks below with nothing to do.
+  it("include the CUDA graph path, the Gumbel kernel's launcher and the kernel checks", () => {
+    expect(sources.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["step-forwards.cpp", "gumbel.cpp", "gumbel-checks.cpp"]));
   });
+
+  it("include the Gumbel sampling kernel", () => {
+    expect(kernels.map((f) => path.basename(f))).toContain("gumbel.cu");
+  });
+});
+
+describe.skipIf(!cudaHome)("the CUDA-only sources, compiled", () => {
 
   it("compile as a CUDA build compiles them", async () => {
     const torch: string = findLibtorch(root, () => {}).root;
@@ -47,14 +57,9 @@ describe.skipIf(!cudaHome)("the CUDA-only sources", () => {
     }
   }, 300_000);
 
-  const kernels = readdirSync(path.join(root, "native", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu"));
   const nvcc = path.join(cudaHome ?? "", "bin", "nvcc");
 
-  it("include the Gumbel sampling kernel", () => {
-    expect(kernels.map((f) => path.basename(f))).toContain("gumbel.cu");
-  });
-
-  // The kernels compile for real (nothing is run): CMakeLists.txt builds them for sm_80 and sm_90.
+  // The kernels compile for real (nothing is run), here for sm_90; CMakeLists.txt also builds sm_75 and sm_80.
   it.skipIf(!existsSync(nvcc))("kernels compile with nvcc", async () => {
     const out = mkdtempSync(path.join(os.tmpdir(), "dllm-cu-"));
     try {

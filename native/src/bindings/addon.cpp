@@ -1,4 +1,4 @@
-// The JS face of the native engine: class Engine { load, forward, generate, check, cancel, info, dispose }.
+// The JS face of the native engine: class Engine { load, forward, generate, check, cancel, stopRows, info, dispose }.
 // Every heavy call is a job on the engine's own thread and returns a Promise (bindings/job-bridge.h); results,
 // block reports and load progress come back to the JS thread through the engine's bridge.
 #include <napi.h>
@@ -224,7 +224,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           } else {
             // What the cached decoders run: a full forward over cacheIds fills the cache, then the window alone.
             dllm::StepForwards& forwards = engine_->stepForwards();
-            forwards.refresh(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), mask, pos);
+            forwards.refresh(at::tensor(cacheIds, at::kLong).view({batch, T}).to(dev), dllm::LLaDAModel::keyMask(mask), pos);
             h = forwards.window(x.narrow(1, start, length), pos.narrow(1, start, length), start);
           }
           return m->logits(h.reshape({-1, h.size(-1)})).to(at::kCPU).contiguous();

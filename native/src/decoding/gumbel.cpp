@@ -136,15 +136,16 @@ at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, do
   at::Tensor x0 = at::empty({N}, k.options());
   const char* error = launchGumbelArgmax(l.data_ptr<float>(), N, V, k.data_ptr<int64_t>(), even.data_ptr<int64_t>(), odd.data_ptr<int64_t>(),
                                          temperature, x0.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(error == nullptr, "the Gumbel sampling kernel failed to launch: ", error ? error : "");
-  return x0;
+  return error == nullptr ? x0 : at::Tensor();
 }
 #endif
 
 at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
   if (logits.is_cpu()) return gumbelArgmaxFused(logits, keys, temperature, lanes);
 #ifdef DLLM_WITH_CUDA
-  if (logits.is_cuda()) return gumbelArgmaxCuda(logits, keys, temperature, lanes);
+  if (logits.is_cuda()) {
+    if (at::Tensor x0 = gumbelArgmaxCuda(logits, keys, temperature, lanes); x0.defined()) return x0;
+  }
 #endif
   // Other devices: 2^24 float64 values at a time, 128 MB per temporary, where all rows of a B=32 step at LLaDA's
   // vocabulary would take 1 GB.

@@ -1,23 +1,17 @@
 // Gumbel-max sampling on CUDA: one thread block per row scores every vocabulary id (hash, uniform, noise) in
 // registers and reduces to the best id, so a step makes no [N, V] temporary. The arithmetic is gumbel.cpp's fused
-// CPU kernel's, operation for operation (no fused multiply-add), so both draw the same ids.
+// CPU kernel's, operation for operation (no fused multiply-add); only CUDA's and the C library's log may differ in
+// the last ulp, so the two draw the same ids but where two scores nearly tie.
 #include <cuda_runtime.h>
 
 #include "decoding/gumbel-cuda.h"
+#include "decoding/random-scalar.h"
 
 namespace dllm {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ uint32_t mix32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  return x ^ (x >> 16);
-}
 
 // Whether (s, v) ranks above (best, bestId): the higher score, the lower id on a tie.
 __device__ bool better(double s, int64_t v, double best, int64_t bestId) { return s > best || (s == best && v < bestId); }
@@ -30,11 +24,10 @@ __global__ void gumbelArgmaxKernel(const float* logits, int64_t vocab, const int
   double best = -INFINITY;
   int64_t bestId = vocab;  // none yet: any id ranks above it on a tie
   for (int64_t v = threadIdx.x; v < vocab; v += kThreads) {
-    const uint32_t a = mix32(key ^ static_cast<uint32_t>(even[v])) >> 6;
-    const uint32_t b = mix32(key ^ static_cast<uint32_t>(odd[v])) >> 6;
-    // rng::uniform: exact in float64, as is every step of it.
-    const double u = __dmul_rn(__dadd_rn(__dadd_rn(__dmul_rn(double(a), 67108864.0), double(b)), 0.5), 1.0 / 4503599627370496.0);
-    const double s = __dadd_rn(double(l[v]), __dmul_rn(temperature, -log(-log(u))));
+    const uint32_t a = rng::mix32(key ^ static_cast<uint32_t>(even[v])) >> 6;
+    const uint32_t b = rng::mix32(key ^ static_cast<uint32_t>(odd[v])) >> 6;
+    // gumbel.cpp's score, each rounding as there (no fused multiply-add).
+    const double s = __dadd_rn(double(l[v]), __dmul_rn(temperature, -log(-log(rng::uniform(a, b)))));
     if (better(s, v, best, bestId)) {
       best = s;
       bestId = v;

@@ -16,19 +16,19 @@
 namespace dllm {
 
 // logits [N, V] floating point, keys [N] int64 (rng::keys), lanes for V ids; returns x0 [N] int64 on the logits'
-// device. On the CPU one fused pass per row, on CUDA one kernel (gumbel.cu), elsewhere tensor operations on
-// bounded row chunks.
+// device. On the CPU one fused pass per row; on CUDA one kernel (gumbel.cu: a thread block per row, every id scored
+// in registers), or the chunked path where the card has no image of it; elsewhere the chunked path.
 at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 
-// The implementations, for the checks that hold them to the same answers (native/checks/).
+// The implementations, for the checks that hold them to each other (native/checks/).
 // Fused, CPU only: per row, only the ids whose noise could still lift them past the best score so far are hashed
 // in full and scored; no [N, V] temporary is made.
 at::Tensor gumbelArgmaxFused(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
-// Tensor operations on any device, `rowsPerChunk` rows at a time, so a batch's temporaries stay bounded.
 #ifdef DLLM_WITH_CUDA
-// CUDA: one thread block per row, every id scored in registers.
+// The CUDA kernel's ids, or an undefined tensor where it cannot launch on this card (no image for its architecture).
 at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 #endif
+// Tensor operations on any device, `rowsPerChunk` rows at a time, so a batch's temporaries stay bounded.
 at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
                                int64_t rowsPerChunk);
 

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "decoding/random-scalar.h"  // the same numbers one at a time
+
 namespace dllm::rng {
 
 enum Stream : int64_t { kGumbel = 1, kRemask = 2 };
@@ -30,18 +32,5 @@ struct LaneHashes {
 };
 LaneHashes laneHashes(int64_t lanes, at::Device device);
 at::Tensor uniforms(const at::Tensor& keys, const LaneHashes& lanes);
-
-// Scalar forms for fused CPU kernels (gumbel.cpp); the checks in native/checks/ hold them to the tensor forms.
-inline uint32_t mix32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;  // unsigned: wraps modulo 2^32, as mulmod32 computes
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  return x ^ (x >> 16);
-}
-// The uniform of a key's lane from its two lane hashes' top 26 bits: a = mix32(key ^ mix32(2 lane)) >> 6, b likewise.
-inline double uniform(uint32_t a, uint32_t b) {
-  return (double(a) * 67108864.0 + double(b) + 0.5) * (1.0 / 4503599627370496.0);
-}
 
 }  // namespace dllm::rng
