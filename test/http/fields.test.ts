@@ -53,11 +53,22 @@ describe("seed fields", () => {
     expect(text(await chat({ ...base, ...fields }))).toBe(changed);
   });
 
-  it("early_stop reaches the engine's parameters and leaves the answer as it is", async () => {
-    const defaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
-    expect(parseChatRequest({ messages, early_stop: false }, defaults).options.earlyStop).toBe(false);
-    expect(parseChatRequest({ messages }, defaults).options.earlyStop).toBeUndefined(); // samplerParams: on
-    expect(text(await chat({ ...base, early_stop: false }))).toBe(text(await chat({ ...base, early_stop: true })));
+  it("early_stop reaches the workers: off, a row decodes on past its stop string", async () => {
+    const requestDefaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
+    expect(parseChatRequest({ messages, early_stop: false }, requestDefaults).options.earlyStop).toBe(false);
+    expect(parseChatRequest({ messages }, requestDefaults).options.earlyStop).toBeUndefined(); // samplerParams: on
+    // No EOS, 16 blocks of 8: a row ends only at its stop string.
+    const long = { genLength: 128, blockLength: 8, steps: 128, seed: 1, logitsEosInf: true };
+    const full = await http.server.chat(messages, long);
+    const stop = full.text.slice(2, 5);
+    const early = await http.server.chat(messages, { ...long, stop: [stop] });
+    const kept = await http.server.chat(messages, { ...long, stop: [stop], earlyStop: false });
+    expect(early.forwards).toBeLessThan(full.forwards / 2);
+    expect(kept.forwards).toBe(full.forwards);
+    const fields = { max_tokens: 128, block_length: 8, steps: 128, seed: 1, logits_eos_inf: true, stop: [stop] };
+    expect(text(await chat({ ...fields, early_stop: false }))).toBe(kept.text);
+    expect(text(await chat(fields))).toBe(early.text);
+    expect(early.text).toBe(kept.text);
   });
 
   it("the same seed gives the same answer at temperature > 0", async () => {
