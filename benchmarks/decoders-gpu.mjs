@@ -60,6 +60,7 @@ const VARIANTS = [
   { name: "dual_cache", params: { algorithm: "dual_cache" } },
   { name: "dual_cache + threshold 0.9", params: { algorithm: "dual_cache", threshold: 0.9 } },
   // What sampling adds (RL rollouts sample): Gumbel noise over the whole vocabulary at every masked position.
+  // Its "× reference" is against the reference at temperature 0, as every row's: set it beside our dual_cache.
   { name: "dual_cache + temperature 1", params: { algorithm: "dual_cache", temperature: 1 } },
   { name: "dinfer_blockwise", params: { algorithm: "dinfer_blockwise", earlyStop: true } },
   { name: "dinfer_hierarchy", params: { algorithm: "dinfer_hierarchy", earlyStop: true } },

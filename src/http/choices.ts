@@ -1,7 +1,7 @@
 // A request's choices: n per prompt in OpenAI's order, each a generation of its own that the workers batch like
 // any other; what they used; and their event streams merged into one.
 import type { Served } from "../cluster/router.js";
-import type { GenerationInput } from "../model/model.js";
+import { SEEDS, type GenerationInput } from "../model/model.js";
 import type { ParsedRequest } from "./request.js";
 
 /** One choice of a request: its place among the choices, what it decodes, and its seed. */
@@ -16,7 +16,6 @@ export interface Finished {
   g: Served;
 }
 
-const SEEDS = 2 ** 53; // the engine's seeds are integers in [0, 2^53)
 
 /** Prompts × n choices, by prompt, then n. */
 export function choicesOf(parsed: ParsedRequest): Choice[] {

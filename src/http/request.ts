@@ -2,7 +2,7 @@
 // (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor) and low_threshold. Every
 // error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
-import type { GenerationInput } from "../model/model.js";
+import { SEEDS, type GenerationInput } from "../model/model.js";
 import { AlgorithmError, resolveAlgorithm } from "../model/algorithms.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { invalid } from "./errors.js";
@@ -31,7 +31,7 @@ const DEFAULT_STEPS = 128;
 const DEFAULT_BLOCK_LENGTH = 32;
 const MAX_STOP_SEQUENCES = 4;
 /** Most choices one request may ask for, prompts × n (OpenAI's own limit on n). */
-export const MAX_CHOICES = 128;
+const MAX_CHOICES = 128;
 
 function typeName(v: unknown): string {
   if (v === null) return "null";
@@ -166,7 +166,7 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     factor,
     lowThreshold,
     earlyStop: optional(body, "early_stop", boolean("early_stop")),
-    seed: optional(body, "seed", number("seed", 0, Number.MAX_SAFE_INTEGER, { integer: true })),
+    seed: optional(body, "seed", number("seed", 0, SEEDS - 1, { integer: true })),
     stop: optional(body, "stop", stopSequences),
   };
 }

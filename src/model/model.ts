@@ -48,7 +48,7 @@ export interface BlockEvent {
   tokens: Int32Array;
   /** New text since the previous event (text ends at the first EOS / eot). */
   delta: string;
-  /** A stop token has been committed: later blocks add no text. */
+  /** A stop token or stop string has ended the answer: later blocks add no text (under early stop, the row leaves). */
   stopped: boolean;
 }
 
@@ -119,6 +119,8 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
   };
 }
 
+/** Seeds are integers in [0, SEEDS): the engine keys its noise with 53 bits of them. */
+export const SEEDS = 2 ** 53;
 const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
 
 /** A seed for a request that brought none. */
@@ -220,7 +222,7 @@ export class Model {
                 if (event.stopped) done.push(row);
                 onBlock?.(row, event);
               });
-              return done;
+              return params.earlyStop ? done : undefined;
             }
           : undefined,
       },
