@@ -88,8 +88,9 @@ export class DllmServer {
     return this.#router.ready();
   }
 
+  /** Every worker has loaded the model once; a worker restarting later does not make this false. */
   get isReady(): boolean {
-    return this.#router.allReady;
+    return this.#router.loaded;
   }
 
   get info(): ModelInfo | undefined {

@@ -169,6 +169,7 @@ export class Router {
   /** CPU workers share the cores: each engine gets its part, so their thread pools don't fight. */
   readonly #cpuThreads: number;
   #readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  #loaded = false;
   #drainWaiters: Array<() => void> = [];
 
   constructor(options: RouterOptions) {
@@ -188,8 +189,9 @@ export class Router {
     });
   }
 
-  get allReady(): boolean {
-    return this.#slots.every((s) => s.healthy);
+  /** Every worker has loaded the model once. It stays true while workers restart: the healthy ones serve. */
+  get loaded(): boolean {
+    return this.#loaded;
   }
 
   /** The model as the first loaded worker reports it. */
@@ -508,7 +510,8 @@ export class Router {
   }
 
   #checkReady(): void {
-    if (!this.allReady) return;
+    if (!this.#slots.every((s) => s.healthy)) return;
+    this.#loaded = true;
     for (const w of this.#readyWaiters.splice(0)) w.resolve();
   }
 

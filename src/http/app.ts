@@ -86,7 +86,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
         throw new ApiError(401, key ? "invalid API key" : "missing API key (Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
       }
     }
-    // Until every worker has loaded, only health and metrics answer (health says 503 itself).
+    // Until every worker has loaded, only health and metrics answer (health says 503 itself). Later, a worker that
+    // restarts leaves the others serving: the router holds requests until some worker is healthy.
     if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
       throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
     }

@@ -47,6 +47,24 @@ describe("loading", () => {
       await http.close();
     }
   });
+
+  it("keeps serving on the healthy workers while one restarts, and /health says degraded", async () => {
+    const { dir } = await tinyModel();
+    // A long backoff keeps the recycled worker down for the whole test.
+    const http = await startHttp({ modelPath: dir, workers: 2, restartBackoffMs: 60_000 });
+    try {
+      await http.server.recycleWorker(1);
+      await expect.poll(() => http.server.stats().healthyWorkers).toBe(1);
+      const chat = await postJson(`${http.url}/v1/chat/completions`, ok);
+      expect(chat.status).toBe(200);
+      expect(chat.body.choices[0].message.content).toEqual(expect.any(String));
+      const health = await fetch(`${http.url}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "degraded", model_loaded: true, workers: 2, healthy_workers: 1 });
+    } finally {
+      await http.close();
+    }
+  });
 });
 
 describe("overload", () => {

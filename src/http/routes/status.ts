@@ -6,12 +6,19 @@ import type { AppContext } from "../context.js";
 export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/health", async (_request, reply) => {
     const stats = ctx.server.stats();
-    const loaded = ctx.server.isReady;
-    const status = !loaded && stats.healthyWorkers === 0 ? "loading" : stats.healthyWorkers === stats.totalWorkers ? "healthy" : "degraded";
-    if (stats.healthyWorkers === 0) reply.code(503).header("retry-after", "5");
+    // 503 while the model loads (as every other route answers then) and while no worker is healthy; a server
+    // with some workers restarting serves on the rest and says so.
+    const status = !ctx.server.isReady
+      ? "loading"
+      : stats.healthyWorkers === stats.totalWorkers
+        ? "healthy"
+        : stats.healthyWorkers > 0
+          ? "degraded"
+          : "unavailable";
+    if (status === "loading" || status === "unavailable") reply.code(503).header("retry-after", "5");
     return {
       status,
-      model_loaded: stats.healthyWorkers > 0,
+      model_loaded: status === "healthy" || status === "degraded",
       model: ctx.modelId,
       device: ctx.server.devices.join(","),
       engine: "dllm-serve",
