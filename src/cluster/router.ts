@@ -170,6 +170,8 @@ export class Router {
   readonly #cpuThreads: number;
   #readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   #loaded = false;
+  /** Why a worker failed its first load: the server can then never become ready. */
+  #loadError: Error | undefined;
   #drainWaiters: Array<() => void> = [];
 
   constructor(options: RouterOptions) {
@@ -184,6 +186,7 @@ export class Router {
   /** Resolves once every worker has loaded its model; rejects if one fails its first load. */
   ready(): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.#loadError) return reject(this.#loadError);
       this.#readyWaiters.push({ resolve, reject });
       this.#checkReady();
     });
@@ -342,6 +345,7 @@ export class Router {
         this.#options.onProgress?.(slot.index, m.done, m.total);
         break;
       case "ready":
+        if (slot.state === "closed") break; // loaded after the router asked it to shut down
         slot.state = "ready";
         slot.everReady = true;
         slot.info = m.info;
@@ -349,13 +353,20 @@ export class Router {
         this.#flushBacklog();
         this.#checkReady();
         break;
-      case "load-failed":
+      case "load-failed": {
         slot.errors++;
+        const err = new Error(`worker ${slot.index} (${slot.device}) failed to load the model: ${m.message}`);
         if (!slot.everReady) {
           slot.state = "failed";
-          this.#rejectReadyWaiters(new Error(`worker ${slot.index} (${slot.device}) failed to load the model: ${m.message}`));
+          this.#loadError ??= err;
+          this.#rejectReadyWaiters(err);
+        }
+        // Requests waiting for a worker to come back would otherwise wait through every further attempt.
+        if (!this.#slots.some((s) => s.healthy)) {
+          for (const p of this.#backlog.splice(0)) this.#settle(p, () => p.reject(new ServiceUnavailableError(err.message)));
         }
         break;
+      }
       case "batch": {
         const timeout = this.#options.batchTimeoutMs ?? 600_000;
         clearTimeout(slot.batchTimer);
@@ -384,7 +395,13 @@ export class Router {
         const p = slot.inFlight.get(m.id);
         if (!p || p.settled || m.event.block < p.blocksDelivered) break;
         p.blocksDelivered = m.event.block + 1;
-        p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index });
+        try {
+          p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index });
+        } catch (err) {
+          // The caller's callback failed: that request ends with its error, nothing else is disturbed.
+          this.#settle(p, () => p.reject(err));
+          slot.send({ type: "cancel", id: m.id });
+        }
         break;
       }
       case "result": {
@@ -429,9 +446,10 @@ export class Router {
     slot.running.clear();
     const orphans = [...slot.inFlight.values()];
     slot.inFlight.clear();
+    // Nothing is in flight here any more, whether or not the orphans are retried.
+    this.#notifyDrain();
     if (slot.state === "closed" || slot.state === "failed") {
       for (const p of orphans) this.#settle(p, () => p.reject(new ServiceUnavailableError(`worker ${slot.index} stopped`)));
-      this.#notifyDrain();
       return;
     }
     slot.state = "restarting";

@@ -45,6 +45,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
   let batchAbort: AbortController | undefined;
+  /** The rows being decoded now (after an OOM, the half being retried). */
+  let decoding: Job[] = [];
+  let shuttingDown = false;
 
   const fail = (id: number, err: unknown) =>
     post({ type: "failed", id, kind: kindOf(err), message: (err as Error)?.message ?? String(err) });
@@ -80,8 +83,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     const job = running.get(id);
     if (!job) return;
     job.cancelled = true;
-    // The batch's other rows still want their answers: stop the engine only when nobody does.
-    if ([...running.values()].every((j) => j.cancelled)) batchAbort?.abort();
+    // The rows decoding with it still want their answers: stop the engine only when none does. Otherwise the
+    // cancelled row leaves the batch at the next block's end, as a finished row does under early stop.
+    if (decoding.every((j) => j.cancelled)) batchAbort?.abort();
   }
 
   function pump(): void {
@@ -129,6 +133,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     const live = batch.filter((j) => !j.answered);
     if (live.length === 0) return;
     batchAbort = new AbortController();
+    decoding = live;
     try {
       const results = await model.decode(live, live[0].params, {
         signal: batchAbort.signal,
@@ -136,10 +141,13 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
           const job = live[row];
           if (!job.cancelled) post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
         },
+        released: (row) => live[row].cancelled,
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
     } catch (err) {
-      if (!(err instanceof OutOfMemoryError) || live.length === 1) throw err;
+      if (!(err instanceof OutOfMemoryError)) throw err;
+      // A request that does not fit even alone fails alone; the rest of its batch is still decoded.
+      if (live.length === 1) return answer(live[0], err);
       const half = Math.ceil(live.length / 2);
       await decodeSplittingOnOom(live.slice(0, half));
       await decodeSplittingOnOom(live.slice(half));
@@ -154,12 +162,17 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     else post({ type: "result", id: job.id, generation: outcome as Generation });
   }
 
+  /** Frees the device once the model has loaded (a shutdown can come while it loads), then ends the worker. */
   async function shutdown(): Promise<void> {
-    await model.dispose();
+    if (shuttingDown) return;
+    shuttingDown = true;
+    const loaded = await loading.catch(() => undefined);
+    await loaded?.dispose();
     post({ type: "closed" });
     port.close();
   }
 
+  const loading = loadModel(config, post);
   port.onMessage((message) => {
     switch (message.type) {
       case "generate":
@@ -179,9 +192,11 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   });
 
   try {
-    model = await loadModel(config, post);
-    post({ type: "ready", info: model.info });
+    model = await loading;
+    if (!closing) post({ type: "ready", info: model.info });
   } catch (err) {
+    // A shutdown that came during the load ends the worker itself.
+    if (closing) return;
     post({ type: "load-failed", message: (err as Error).message });
     port.close();
   }

@@ -82,6 +82,11 @@ export interface Generation {
 export interface BatchOptions {
   signal?: AbortSignal;
   onBlock?: (row: number, event: BlockEvent) => void;
+  /**
+   * Rows the caller no longer needs (say, cancelled ones), asked after each block: under early stop they leave
+   * the batch as finished rows do, and their generations hold what was decoded until then.
+   */
+  released?: (row: number) => boolean;
 }
 
 export interface DecodeRow {
@@ -206,9 +211,10 @@ export class Model {
     const answers = rows.map((r) => new AnswerText(this.tokenizer, this.#stopIds, r.stop));
     const blocks = params.genLength / params.blockLength;
     const onBlock = options.onBlock;
-    // Text is assembled block by block when someone streams it, or when a stop string may end a row before its
-    // EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at the end.
-    const perBlock = onBlock !== undefined || (params.earlyStop && rows.some((r) => r.stop?.length));
+    // Text is assembled block by block when someone streams it, or when a stop string or the caller may end a row
+    // before its EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at
+    // the end.
+    const perBlock = onBlock !== undefined || (params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length)));
     const result = await this.#engine.generate(
       rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
       { ...params, eotTokenId: this.tokenizer.eotTokenId },
@@ -219,7 +225,7 @@ export class Model {
               const done: number[] = [];
               tokenRows.forEach((tokens, row) => {
                 const event = { block, tokens, ...answers[row].push(tokens, block === blocks - 1) };
-                if (event.stopped) done.push(row);
+                if (event.stopped || options.released?.(row)) done.push(row);
                 onBlock?.(row, event);
               });
               return params.earlyStop ? done : undefined;

@@ -158,6 +158,18 @@ describe("cancellation and shutdown", () => {
     await expect.poll(() => server.stats().inFlight).toBe(0);
   });
 
+  it("a block callback that throws ends its own request with that error; the server keeps serving", async () => {
+    await using server = await createServer({ modelPath, workers: 1, batchSize: 2, maxWaitMs: 50 });
+    const long = { genLength: 64, blockLength: 8, steps: 64 };
+    const other = server.complete("Hi", { ...long, seed: 2 });
+    const failing = server.generate({ prompt: "Hello there" }, { ...long, seed: 1 }, () => {
+      throw new Error("the caller's callback failed");
+    });
+    await expect(failing).rejects.toThrow("the caller's callback failed");
+    await expect(other).resolves.toMatchObject({ tokens: expect.any(Array) });
+    await expect(server.complete("and", short)).resolves.toMatchObject({ tokens: expect.any(Array) });
+  });
+
   it("streams blocks as they are committed, and the blocks make up the result", async () => {
     await using server = await createServer({ modelPath, workers: 1 });
     const blocks: number[] = [];

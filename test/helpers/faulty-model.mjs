@@ -4,6 +4,9 @@
 //   workers: [indexes]        which workers misbehave (first start only; a restarted worker is healthy)
 //   deviceErrorOnBatch: n     the n-th batch throws a DeviceError
 //   oomAbove: n               batches of more than n requests throw an OutOfMemoryError
+//   oomPromptsOver: n         batches holding a prompt of more than n tokens throw an OutOfMemoryError
+//   loadDelayMs: n            the load takes n ms longer
+//   failLoad: true            the load fails
 //   hangOnBatch: n            the n-th batch never finishes
 //   crashOnBatch: n           the n-th batch aborts the whole process (like a native crash)
 import { DeviceError, OutOfMemoryError } from "../../dist/engine/errors.js";
@@ -16,8 +19,11 @@ export function faultyModelUrl(faults) {
 }
 
 export async function loadModel(config) {
+  const faulty = config.incarnation === 0 && (spec.workers ?? [config.index]).includes(config.index);
+  if (faulty && spec.loadDelayMs) await new Promise((r) => setTimeout(r, spec.loadDelayMs));
+  if (faulty && spec.failLoad) throw new Error("cannot read the weights (injected)");
   const model = await Model.load({ modelPath: config.modelPath, device: config.device, dtype: config.dtype });
-  if (config.incarnation > 0 || !(spec.workers ?? [config.index]).includes(config.index)) return model;
+  if (!faulty) return model;
   let batches = 0;
   return {
     info: model.info,
@@ -29,6 +35,9 @@ export async function loadModel(config) {
       if (spec.deviceErrorOnBatch === batches) throw new DeviceError("CUDA error: an illegal memory access was encountered (injected)");
       if (spec.oomAbove !== undefined && rows.length > spec.oomAbove) {
         throw new OutOfMemoryError(`CUDA out of memory. Tried to allocate 2.00 GiB (injected for a batch of ${rows.length})`);
+      }
+      if (spec.oomPromptsOver !== undefined && rows.some((r) => r.promptIds.length > spec.oomPromptsOver)) {
+        throw new OutOfMemoryError(`CUDA out of memory. Tried to allocate 2.00 GiB (injected for a prompt of over ${spec.oomPromptsOver} tokens)`);
       }
       if (spec.hangOnBatch === batches) return new Promise(() => {});
       if (spec.crashOnBatch === batches) process.abort();

@@ -153,3 +153,22 @@ describe("stop strings under early stop", () => {
     expect(rest.usage).toEqual(alone.usage);
   });
 });
+
+describe("rows the caller releases (a worker's cancelled requests)", () => {
+  const long = { genLength: 224, blockLength: 8, steps: 224, logitsEosInf: true };
+  const input = { prompt: "Hello there, the cat", seed: 3 };
+  const other = { prompt: "A different prompt", seed: 8 };
+
+  it("leave the batch at a block's end under early stop; the others decode on, unchanged", async () => {
+    const [alone] = await model.generateBatch([other], long);
+    const [full] = await model.generateBatch([input], long);
+    const [gone, rest] = await model.generateBatch([input, other], { ...long, released: (row) => row === 0 });
+    expect(rest.text).toBe(alone.text);
+    // The engine hears of it a block or so later (block reports reach JS while decoding goes on); what was
+    // decoded until then is the start of the row's full answer.
+    expect(gone.tokens.length).toBeLessThan(long.genLength / 2);
+    expect(full.tokens.slice(0, gone.tokens.length)).toEqual(gone.tokens);
+    const [kept] = await model.generateBatch([input, other], { ...long, earlyStop: false, released: (row) => row === 0 });
+    expect(kept.tokens).toEqual(full.tokens);
+  });
+});

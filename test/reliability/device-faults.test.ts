@@ -1,7 +1,7 @@
 // Device faults, injected through test/helpers/faulty-model.mjs: out-of-memory batches are split, hung batches
 // get their worker recycled, and with process isolation a native crash takes down only its own worker.
 import { beforeAll, describe, expect, it } from "vitest";
-import { createServer } from "../../dist/api/server.js";
+import { createServer, DllmServer } from "../../dist/api/server.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
 
@@ -36,6 +36,22 @@ describe("out of memory", () => {
     });
     expect(server.stats().workers[0]).toMatchObject({ healthy: true, restarts: 0 });
   });
+
+  it("a request that does not fit even alone fails alone: the rest of its batch is answered", async () => {
+    // Prompts of 10, 20 and 14 tokens: close enough in length to share a batch; only the second is too big.
+    const batch = ["the cat sat on the mat", "the cat sat on the mat and the hat sat on the cat", "the cat sat on the mat and the hat"];
+    await using server = await createServer({
+      modelPath, workers: 1, batchSize: 3, maxWaitMs: 500, modelModule: faultyModelUrl({ oomPromptsOver: 15 }),
+    });
+    const settled = await Promise.allSettled(batch.map((p, i) => server.complete(p, { ...params, seed: i })));
+    expect(server.stats().meanBatchSize).toBe(3);
+    expect(settled[1]).toMatchObject({ status: "rejected", reason: { name: "ServiceUnavailableError", message: expect.stringMatching(/out of device memory/) } });
+    await using plain = await createServer({ modelPath, workers: 1 });
+    for (const i of [0, 2]) {
+      expect(settled[i].status).toBe("fulfilled");
+      expect((settled[i] as PromiseFulfilledResult<{ tokens: number[] }>).value.tokens).toEqual((await plain.complete(batch[i], { ...params, seed: i })).tokens);
+    }
+  });
 });
 
 describe("hung batches", () => {
@@ -52,6 +68,42 @@ describe("hung batches", () => {
     expect(stats.workers[0].restarts).toBe(1);
     expect(stats.workers[0].errors).toBeGreaterThan(0);
     await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
+  });
+});
+
+describe("loading and closing", () => {
+  it("close() while a worker loads: the worker is freed once loaded and never joins", async () => {
+    const server = new DllmServer({ modelPath, workers: 1, modelModule: faultyModelUrl({ loadDelayMs: 500 }) });
+    const ready = server.ready();
+    await server.close();
+    await expect(ready).rejects.toThrow(/closed before it was ready/);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(server.stats().workers[0].healthy).toBe(false);
+  });
+
+  it("ready() asked after a worker failed its first load rejects with that failure", async () => {
+    const server = new DllmServer({ modelPath, workers: 2, modelModule: faultyModelUrl({ workers: [1], failLoad: true }) });
+    try {
+      await expect.poll(() => server.stats().workers[1].errors).toBe(1);
+      await expect(server.ready()).rejects.toThrow(/worker 1 \(cpu\) failed to load the model: cannot read the weights/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("close() returns once a hung batch whose requests were all cancelled is recycled", async () => {
+    const server = await createServer({
+      modelPath, workers: 1, batchSize: 1, maxWaitMs: 0, batchTimeoutMs: 1500, restartBackoffMs: 50,
+      modelModule: faultyModelUrl({ hangOnBatch: 1 }),
+    });
+    const controller = new AbortController();
+    const request = server.complete("Hi", { ...params, signal: controller.signal });
+    await expect.poll(() => server.stats().workers[0].inFlight).toBe(1);
+    controller.abort();
+    await expect(request).rejects.toMatchObject({ name: "AbortError" });
+    const closed = server.close().then(() => "closed");
+    const late = new Promise((r) => setTimeout(() => r("still waiting"), 15_000));
+    expect(await Promise.race([closed, late])).toBe("closed");
   });
 });
 

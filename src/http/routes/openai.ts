@@ -2,6 +2,7 @@
 // block), GET /v1/models. A request's choices (n per prompt; /v1/completions takes a list of prompts) are
 // separate generations that the workers batch like any others.
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { StreamEvent } from "../../api/server.js";
 import type { Served } from "../../cluster/router.js";
@@ -59,6 +60,8 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   // One choice failing ends the others: the request is answered with its error.
   const failed = new AbortController();
   const signal = AbortSignal.any([disconnectSignal(reply), failed.signal]);
+  // Each choice listens on it until settled: up to 128 listeners is expected, not a leak.
+  setMaxListeners(choices.length + 10, signal);
   let firstBlock = true;
   const onFirstBlock = (worker: number) => {
     if (firstBlock) ctx.metrics.firstBlock(worker, startedAt);
