@@ -48,7 +48,11 @@ export interface RequestOptions extends GenerationParams {
   signal?: AbortSignal;
 }
 
-export type StreamEvent = ({ type: "block" } & ServedBlock) | { type: "done"; generation: Served };
+/**
+ * What a stream yields: `accepted` once a worker has checked the request and queued it (a bad request fails
+ * before it), then each committed block, then the finished generation.
+ */
+export type StreamEvent = { type: "accepted" } | ({ type: "block" } & ServedBlock) | { type: "done"; generation: Served };
 
 /** The devices the options name, one worker each. */
 export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">): string[] {
@@ -106,14 +110,18 @@ export class DllmServer {
   }
 
   generate(input: GenerationInput, options: RequestOptions = {}, onBlock?: (event: ServedBlock) => void): Promise<Served> {
-    const { seed, stop, signal, ...params } = options;
-    return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, onBlock });
+    return this.#submit(input, options, { onBlock });
   }
 
-  /** Each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */
+  #submit(input: GenerationInput, options: RequestOptions, callbacks: { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void }) {
+    const { seed, stop, signal, ...params } = options;
+    return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
+  }
+
+  /** `accepted`, each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
-    const stop = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const closed = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, closed.signal]) : closed.signal;
     const events: StreamEvent[] = [];
     let failure: { error: unknown } | undefined;
     let wake: (() => void) | undefined;
@@ -121,7 +129,10 @@ export class DllmServer {
       events.push(e);
       wake?.();
     };
-    this.generate(input, { ...options, signal }, (e) => push({ type: "block", ...e })).then(
+    this.#submit(input, { ...options, signal }, {
+      onBlock: (e) => push({ type: "block", ...e }),
+      onAccepted: () => push({ type: "accepted" }),
+    }).then(
       (generation) => push({ type: "done", generation }),
       (error) => {
         failure = { error };
@@ -142,7 +153,7 @@ export class DllmServer {
         }
       }
     } finally {
-      stop.abort(new DOMException("the stream was closed by its reader", "AbortError"));
+      closed.abort(new DOMException("the stream was closed by its reader", "AbortError"));
     }
   }
 

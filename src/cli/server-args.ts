@@ -52,15 +52,18 @@ export interface ServerArgs {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-function seconds(flag: string, value: string): number {
+function seconds(flag: string, value: string, { positive = false } = {}): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new Error(`--${flag} must be a number of seconds >= 0, got '${value}'`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0)) {
+    throw new Error(`--${flag} must be a number of seconds ${positive ? "> 0" : ">= 0"}, got '${value}'`);
+  }
   return n;
 }
 
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  // Number("") is 0: an empty value (an unset shell variable) must not become one.
+  const n = value.trim() === "" ? NaN : Number(value);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
@@ -100,6 +103,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const isolation = values.isolation as Isolation;
   if (isolation !== "thread" && isolation !== "process") throw new Error(`--isolation must be thread or process, got '${isolation}'`);
   const gpuIds = values["gpu-ids"]?.split(",").map((id) => integer("gpu-ids", id.trim(), 0)!);
+  if (gpuIds && new Set(gpuIds).size !== gpuIds.length) throw new Error(`--gpu-ids names a device twice: '${values["gpu-ids"]}'`);
+  // An empty key would switch authentication off: most likely an unset variable in --api-key "$KEY".
+  if (values["api-key"] === "") throw new Error("--api-key is empty; leave the flag out to serve without a key");
   const device = values.device;
   if (device !== undefined && device !== "cpu" && device !== "cuda") throw new Error(`--device must be cpu or cuda, got '${device}'`);
   const dtype = values.dtype;
@@ -124,13 +130,13 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       batchSize: integer("batch-size", values["batch-size"], 1),
       maxWaitMs: maxWait * 1000,
       policy,
-      maxQueue: integer("max-queue", values["max-queue"], 0),
+      maxQueue: integer("max-queue", values["max-queue"], 1),
       isolation,
-      batchTimeoutMs: seconds("batch-timeout", values["batch-timeout"]!) * 1000,
+      batchTimeoutMs: seconds("batch-timeout", values["batch-timeout"]!, { positive: true }) * 1000,
     },
     algorithm: algorithm.name,
     chatTemplate: !values["no-chat-template"],
-    apiKey: values["api-key"] ?? env.DLLM_API_KEY,
+    apiKey: values["api-key"] ?? (env.DLLM_API_KEY || undefined),
     cors: values.cors,
     shutdownTimeoutMs: seconds("shutdown-timeout", values["shutdown-timeout"]!) * 1000,
     logLevel: values["log-level"]!,

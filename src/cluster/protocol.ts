@@ -42,6 +42,8 @@ export type FromWorker =
   | { type: "progress"; done: number; total: number }
   | { type: "ready"; info: ModelInfo }
   | { type: "load-failed"; message: string }
+  /** The request passed its checks and waits for a batch. */
+  | { type: "accepted"; id: number }
   | { type: "block"; id: number; event: Omit<BlockEvent, "tokens"> & { tokens: number[] } }
   | { type: "result"; id: number; generation: Generation }
   | { type: "failed"; id: number; kind: FailureKind; message: string }

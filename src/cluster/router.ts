@@ -100,6 +100,8 @@ interface Pending {
   resolve(g: Served): void;
   reject(err: unknown): void;
   onBlock?: (event: ServedBlock) => void;
+  /** Called once, when a worker first accepts the request (a retry elsewhere is not reported again). */
+  onAccepted?: () => void;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -206,9 +208,9 @@ export class Router {
     input: GenerationInput,
     params: GenerationParams,
     seed: number,
-    options: { stop?: string[]; signal?: AbortSignal; onBlock?: (event: ServedBlock) => void } = {},
+    options: { stop?: string[]; signal?: AbortSignal; onBlock?: (event: ServedBlock) => void; onAccepted?: () => void } = {},
   ): Promise<Served> {
-    const { stop, signal, onBlock } = options;
+    const { stop, signal, onBlock, onAccepted } = options;
     return new Promise<Served>((resolve, reject) => {
       if (this.#closing) return reject(new ServiceUnavailableError("the server is shutting down"));
       if (signal?.aborted) return reject(signal.reason);
@@ -239,6 +241,7 @@ export class Router {
           reject(err);
         },
         onBlock,
+        onAccepted,
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#dispatch(p);
@@ -391,17 +394,19 @@ export class Router {
         clearTimeout(slot.batchTimer);
         slot.running.clear();
         break;
+      case "accepted": {
+        const p = slot.inFlight.get(m.id);
+        if (!p || p.settled) break;
+        const onAccepted = p.onAccepted;
+        p.onAccepted = undefined;
+        this.#callBack(slot, p, () => onAccepted?.());
+        break;
+      }
       case "block": {
         const p = slot.inFlight.get(m.id);
         if (!p || p.settled || m.event.block < p.blocksDelivered) break;
         p.blocksDelivered = m.event.block + 1;
-        try {
-          p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index });
-        } catch (err) {
-          // The caller's callback failed: that request ends with its error, nothing else is disturbed.
-          this.#settle(p, () => p.reject(err));
-          slot.send({ type: "cancel", id: m.id });
-        }
+        this.#callBack(slot, p, () => p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index }));
         break;
       }
       case "result": {
@@ -458,6 +463,16 @@ export class Router {
     slot.restarts++;
     slot.restartTimer = setTimeout(() => this.#start(slot), slot.backoffMs);
     slot.backoffMs = Math.min(slot.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  /** Runs a caller's callback: one that throws ends its own request with that error and disturbs nothing else. */
+  #callBack(slot: Slot, p: Pending, callback: () => void): void {
+    try {
+      callback();
+    } catch (err) {
+      this.#settle(p, () => p.reject(err));
+      slot.send({ type: "cancel", id: p.request.id });
+    }
   }
 
   #release(slot: Slot, id: number): Pending | undefined {

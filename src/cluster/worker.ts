@@ -69,6 +69,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         cancelled: false,
         answered: false,
       });
+      post({ type: "accepted", id: request.id });
       pump();
     } catch (err) {
       fail(request.id, err);

@@ -1,6 +1,7 @@
 // The fastify app: OpenAI-compatible routes and the seed system's status routes over the in-process server.
 // A factory apart from the process entry (src/server.ts), so tests build it on any port.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { Transform } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { DllmServer } from "../api/server.js";
 import { ApiError, toApiError } from "./errors.js";
@@ -65,6 +66,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     maxWaitMs: options.maxWaitMs,
   };
 
+  const bodyLimit = () => options.bodyLimit ?? bodyLimitFor(ctx.server.info?.maxSequenceLength ?? 4096);
+  const tooLarge = (limit: number) =>
+    new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
+
   // Only JSON bodies: anything else is a 415 (fastify also accepts text/plain by default).
   app.removeContentTypeParser("text/plain");
 
@@ -75,7 +80,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
       reply.header("vary", "origin");
       if (request.method === "OPTIONS") {
         reply.header("access-control-allow-methods", "GET, POST, OPTIONS");
-        reply.header("access-control-allow-headers", "authorization, content-type, x-api-key");
+        // Whatever the browser asks to send: clients add headers of their own (the openai package's x-stainless-*).
+        const asked = request.headers["access-control-request-headers"];
+        reply.header("access-control-allow-headers", typeof asked === "string" && asked ? asked : "authorization, content-type, x-api-key");
         reply.header("access-control-max-age", "600");
         return reply.code(204).send();
       }
@@ -91,10 +98,23 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
       throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
     }
-    const limit = options.bodyLimit ?? bodyLimitFor(ctx.server.info?.maxSequenceLength ?? 4096);
-    if (Number(request.headers["content-length"] ?? 0) > limit) {
-      throw new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
-    }
+    const limit = bodyLimit();
+    if (Number(request.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
+  });
+
+  // A body without a Content-Length (chunked) is counted as it arrives.
+  app.addHook("preParsing", async (request, _reply, payload) => {
+    if (request.headers["content-length"] !== undefined) return payload;
+    const limit = bodyLimit();
+    let received = 0;
+    return payload.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, next) {
+          received += chunk.length;
+          next(received > limit ? tooLarge(limit) : null, chunk);
+        },
+      }),
+    );
   });
 
   app.setErrorHandler((err, request, reply) => {

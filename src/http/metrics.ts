@@ -37,7 +37,7 @@ export class Metrics {
     });
     this.#promptTokens = new Counter({ name: "dllm_prompt_tokens_total", help: "Prompt tokens processed", labelNames: ["worker"], registers });
     this.#generationTokens = new Counter({ name: "dllm_generation_tokens_total", help: "Answer tokens generated", labelNames: ["worker"], registers });
-    this.#finished = new Counter({ name: "dllm_request_success_total", help: "Requests answered, by finish reason", labelNames: ["worker", "finish_reason"], registers });
+    this.#finished = new Counter({ name: "dllm_request_success_total", help: "Generations answered (each of a request's choices is one), by finish reason", labelNames: ["worker", "finish_reason"], registers });
     this.#failed = new Counter({ name: "dllm_request_failure_total", help: "Requests answered with an error, by error type", labelNames: ["type"], registers });
     this.#firstBlock = new Histogram({ name: "dllm_time_to_first_block_seconds", help: "Time from arrival to the first committed block", labelNames: ["worker"], buckets: LATENCY_BUCKETS, registers });
     this.#latency = new Histogram({ name: "dllm_e2e_request_latency_seconds", help: "Time from arrival to the answer", labelNames: ["worker"], buckets: LATENCY_BUCKETS, registers });

@@ -22,6 +22,8 @@ export interface ParsedRequest {
   n: number;
   options: RequestOptions;
   stream: boolean;
+  /** stream_options.include_usage: a stream ends with a usage chunk. */
+  includeUsage: boolean;
 }
 
 type Body = Record<string, unknown>;
@@ -36,7 +38,7 @@ const MAX_CHOICES = 128;
 function typeName(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
-  return `a ${typeof v}`;
+  return typeof v === "object" || typeof v === "undefined" ? `an ${typeof v}` : `a ${typeof v}`;
 }
 
 function optional<T>(body: Body, field: string, read: (v: unknown) => T): T | undefined {
@@ -205,15 +207,14 @@ function asBody(v: unknown): Body {
   return v as Body;
 }
 
-/** stream, and stream_options (validated; the final chunk always carries usage). */
-function streaming(body: Body): { stream: boolean } {
+/** stream, and stream_options (only with stream, as OpenAI has it). */
+function streaming(body: Body): { stream: boolean; includeUsage: boolean } {
   const stream = optional(body, "stream", boolean("stream")) ?? false;
   const options = body.stream_options;
-  if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) {
-    throw invalid("'stream_options' must be an object", "stream_options");
-  }
-  optional((options ?? {}) as Body, "include_usage", boolean("stream_options.include_usage"));
-  return { stream };
+  if (options === undefined || options === null) return { stream, includeUsage: false };
+  if (typeof options !== "object" || Array.isArray(options)) throw invalid("'stream_options' must be an object", "stream_options");
+  if (!stream) throw invalid("'stream_options' is only allowed when 'stream' is true", "stream_options");
+  return { stream, includeUsage: optional(options as Body, "include_usage", boolean("stream_options.include_usage")) ?? false };
 }
 
 /** n, checked against the number of prompts it multiplies. */

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { InvalidRequestError } from "../engine/errors.js";
 import { ChatTemplate, type ChatMessage } from "./chat-template.js";
 
 type TokenField = string | { content: string } | null | undefined;
@@ -63,10 +64,6 @@ export class LLaDATokenizer {
     return new LLaDATokenizer(tokenizer, template);
   }
 
-  get hasChatTemplate(): boolean {
-    return this.#template !== null;
-  }
-
   /** Token ids of `text`; special-token strings in it become their ids, nothing is added. */
   encode(text: string): number[] {
     return this.#tokenizer.encode(text, { add_special_tokens: false }).ids;
@@ -78,9 +75,18 @@ export class LLaDATokenizer {
     return this.#tokenizer.decode(Array.from(ids), { skip_special_tokens: true });
   }
 
-  /** The chat-formatted prompt for `messages` (ends with the assistant header). */
+  /**
+   * The chat-formatted prompt for `messages` (ends with the assistant header). A model without a template, or
+   * messages its template refuses (say, roles out of the order it demands), are the request's problem.
+   */
   applyChatTemplate(messages: ChatMessage[]): string {
-    if (!this.#template) throw new Error("this model's tokenizer_config.json has no chat_template: send a raw prompt instead");
-    return this.#template.render(messages);
+    if (!this.#template) {
+      throw new InvalidRequestError("this model's tokenizer_config.json has no chat_template: send a raw prompt (/v1/completions) instead");
+    }
+    try {
+      return this.#template.render(messages);
+    } catch (err) {
+      throw new InvalidRequestError(`the model's chat template refused these messages: ${(err as Error).message}`);
+    }
   }
 }

@@ -25,6 +25,12 @@ describe("node dist/server.js", () => {
     [["--algorithm", "warp"], /--algorithm 'warp'/],
     [["--device", "tpu"], /--device/],
     [["--bogus"], /bogus/],
+    [["--max-queue", "0"], /--max-queue must be an integer >= 1/],
+    [["--batch-timeout", "0"], /--batch-timeout must be a number of seconds > 0/],
+    [["--gpu-ids", "0,,1"], /--gpu-ids must be an integer/],
+    [["--gpu-ids", "0,1,0"], /--gpu-ids names a device twice/],
+    [["--port", ""], /--port must be an integer/],
+    [["--api-key", ""], /--api-key is empty/],
   ])("refuses bad flags %j with a clear message", async (args, message) => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
   });

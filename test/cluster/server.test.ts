@@ -173,9 +173,12 @@ describe("cancellation and shutdown", () => {
   it("streams blocks as they are committed, and the blocks make up the result", async () => {
     await using server = await createServer({ modelPath, workers: 1 });
     const blocks: number[] = [];
+    const types: string[] = [];
     let text = "";
     let done: unknown;
     for await (const event of server.stream({ prompt: "Hello there" }, { genLength: 32, blockLength: 8, steps: 16, seed: 3 })) {
+      types.push(event.type);
+      if (event.type === "accepted") continue;
       if (event.type === "block") {
         blocks.push(event.block);
         text += event.delta;
@@ -183,6 +186,7 @@ describe("cancellation and shutdown", () => {
         done = event.generation;
       }
     }
+    expect(types).toEqual(["accepted", "block", "block", "block", "block", "done"]);
     expect(blocks).toEqual([0, 1, 2, 3]);
     expect(done).toMatchObject({ text });
   });

@@ -1,5 +1,7 @@
 // Bad input of every kind gets the right 4xx with an OpenAI error body naming the field, and the server serves
 // normally afterwards.
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyModel } from "../helpers/fixtures.js";
 import { postJson, startHttp, type Running } from "../helpers/http.js";
@@ -69,6 +71,7 @@ describe("bad input", () => {
     ["a wrong content type", "messages=hi", 415, null, undefined, "application/x-www-form-urlencoded"],
     ["text/plain", json({}), 415, null, undefined, "text/plain"],
     ["an oversized body", json({ messages: [{ role: "user", content: "x".repeat(100 * 1024) }] }), 413, null],
+    ["stream_options without stream", json({ stream_options: { include_usage: true } }), 400, "stream_options"],
   ];
 
   it("has at least 20 cases", () => expect(cases.length).toBeGreaterThanOrEqual(20));
@@ -113,5 +116,42 @@ describe("bad input", () => {
     const r = await postJson(`${http.url}/v1/chat/completions`, ok);
     expect(r.status).toBe(200);
     expect(http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0, healthyWorkers: 1 });
+  });
+});
+
+describe("chat templates", () => {
+  /** The tiny model with its tokenizer_config.json's chat_template replaced (undefined: removed). */
+  async function serveWithTemplate(template: string | undefined): Promise<Running> {
+    const { dir } = await tinyModel();
+    const file = path.join(dir, "tokenizer_config.json");
+    const config = JSON.parse(readFileSync(file, "utf8"));
+    config.chat_template = template;
+    writeFileSync(file, JSON.stringify(config));
+    return startHttp({ modelPath: dir });
+  }
+
+  it("a model without one answers chat requests with a 400 that says to send a raw prompt", async () => {
+    const served = await serveWithTemplate(undefined);
+    try {
+      const r = await postJson(`${served.url}/v1/chat/completions`, ok);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatchObject({ type: "invalid_request_error", message: expect.stringMatching(/no chat_template.*raw prompt/) });
+      expect((await postJson(`${served.url}/v1/completions`, { prompt: "Hi", max_tokens: 8 })).status).toBe(200);
+    } finally {
+      await served.close();
+    }
+  });
+
+  it("messages the template refuses get a 400 with its reason, not a 500", async () => {
+    const strict = "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('system messages are not supported') }}{% endif %}{{ m.content }}{% endfor %}";
+    const served = await serveWithTemplate(strict);
+    try {
+      const r = await postJson(`${served.url}/v1/chat/completions`, { ...ok, messages: [{ role: "system", content: "Be brief" }, ...ok.messages] });
+      expect(r.status).toBe(400);
+      expect(r.body.error.message).toMatch(/chat template refused these messages: .*system messages are not supported/);
+      expect(served.server.stats().workers[0].errors).toBe(0);
+    } finally {
+      await served.close();
+    }
   });
 });

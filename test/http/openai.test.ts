@@ -28,25 +28,33 @@ describe("the openai client", () => {
     expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
   });
 
-  it("streams a chat completion block by block: role first, one id, final usage, same text as without streaming", async () => {
+  it("streams a chat completion block by block: role first, one id, same text as without streaming", async () => {
     const params = { model: "tiny", messages, max_tokens: 48, block_length: 8, steps: 48, seed: 2 } as const;
     const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
     const stream = await client.chat.completions.create({ ...params, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
     const chunks: OpenAI.ChatCompletionChunk[] = [];
-    const arrivals: number[] = [];
-    for await (const chunk of stream) {
-      chunks.push(chunk);
-      arrivals.push(performance.now());
-    }
+    for await (const chunk of stream) chunks.push(chunk);
     expect(chunks[0].choices[0].delta.role).toBe("assistant");
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
-    // one chunk per block (6 blocks), the opening role chunk and the closing one
+    // one chunk per block (6 blocks), the opening role chunk and the closing one; usage only when asked for
     expect(chunks).toHaveLength(1 + 6 + 1);
-    const text = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
+    expect(chunks.every((c) => c.choices.length === 1 && !("usage" in c))).toBe(true);
+    const text = chunks.map((c) => c.choices[0].delta.content ?? "").join("");
     expect(text).toBe(whole.choices[0].message.content);
-    const last = chunks.at(-1)!;
-    expect(last.choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
-    expect(last.usage).toEqual(whole.usage);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
+  });
+
+  it("with stream_options.include_usage: usage null on every chunk, then a usage chunk with no choices", async () => {
+    const params = { model: "tiny", messages, max_tokens: 16, block_length: 8, steps: 16, seed: 2 } as const;
+    const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const stream = await client.chat.completions.create({
+      ...params, stream: true, stream_options: { include_usage: true },
+    } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks).toHaveLength(1 + 2 + 1 + 1);
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: whole.usage });
   });
 
   it("receives the first blocks while the rest are still being decoded", async () => {
@@ -108,7 +116,9 @@ describe("the openai client", () => {
     it("streams every choice: its role, its blocks in order, its finish, then one usage chunk", async () => {
       const params = { ...sampled, messages, n: 2, seed: 9 };
       const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
-      const stream = await client.chat.completions.create({ ...params, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const stream = await client.chat.completions.create({
+        ...params, stream: true, stream_options: { include_usage: true },
+      } as OpenAI.ChatCompletionCreateParamsStreaming);
       const text = ["", ""];
       const roles: number[] = [];
       const finishes: Array<string | null> = [null, null];
@@ -128,12 +138,15 @@ describe("the openai client", () => {
       expect(last!.usage).toEqual(whole.usage);
     });
 
-    it("streams a list of prompts as completions", async () => {
+    it("streams a list of prompts as completions, every chunk with a choice (no usage chunk unless asked for)", async () => {
       const prompts = ["Once upon a time", "The cat sat"];
       const whole = await client.completions.create({ ...sampled, prompt: prompts, seed: 11 } as OpenAI.CompletionCreateParamsNonStreaming);
       const stream = await client.completions.create({ ...sampled, prompt: prompts, seed: 11, stream: true } as OpenAI.CompletionCreateParamsStreaming);
       const text = ["", ""];
-      for await (const chunk of stream) for (const c of chunk.choices) text[c.index] += c.text;
+      for await (const chunk of stream) {
+        expect(chunk.choices.length).toBe(1); // a client's choices[0] never fails
+        for (const c of chunk.choices) text[c.index] += c.text;
+      }
       expect(text).toEqual(whole.choices.map((c) => c.text));
     });
   });

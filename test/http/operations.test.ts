@@ -106,10 +106,43 @@ describe("overload", () => {
     }));
 });
 
+describe("streams with more choices than a batch holds", () => {
+  it("answer 200 once every choice is queued, not when the first one's blocks come", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0 });
+    try {
+      // Three choices, decoded one after another: the third's first block comes after two whole generations.
+      const started = performance.now();
+      const res = await fetch(`${http.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...long, seed: 1, n: 3, stream: true }),
+      });
+      const headers = performance.now() - started;
+      expect(res.status).toBe(200);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      let firstFinish: number | undefined;
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        text += r.value;
+        if (firstFinish === undefined && /"finish_reason":"(stop|length)"/.test(text)) firstFinish = performance.now() - started;
+      }
+      expect(text.match(/"finish_reason":"(stop|length)"/g)).toHaveLength(3);
+      expect(headers).toBeLessThan(firstFinish! / 2);
+    } finally {
+      await http.close();
+    }
+  });
+});
+
 describe("client disconnects", () => {
-  // One block: no chunk of the stream can reach the client before it leaves, however fast the first block is
-  // decoded (with six blocks the first one sometimes beat the disconnect).
+  // One block: no block of the stream can reach the client before it leaves, however fast the first block is
+  // decoded (with six blocks the first one sometimes beat the disconnect). A stream's opening chunks may.
   const oneBlock = { ...long, block_length: long.max_tokens };
+  const readAll = async (res: Response) => {
+    const reader = res.body!.getReader();
+    while (!(await reader.read()).done);
+  };
 
   it.each([
     { stream: false, n: 1 },
@@ -132,7 +165,7 @@ describe("client disconnects", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...oneBlock, seed: 1, stream, n }),
         signal: controller.signal,
-      }).then((res) => res.body?.getReader().read());
+      }).then(readAll);
       await expect.poll(() => http.server.stats().inFlight).toBeGreaterThan(0);
       controller.abort();
       await expect(request).rejects.toMatchObject({ name: "AbortError" });

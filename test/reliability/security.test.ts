@@ -38,6 +38,27 @@ describe("CORS", () => {
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
   });
+
+  it("lets a browser send the headers it asks for (the openai package adds x-stainless-*)", async () => {
+    const asked = "authorization, content-type, x-stainless-lang, x-stainless-os";
+    const preflight = await fetch(`${open.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": asked },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-headers")).toBe(asked);
+  });
+
+  it("marks streamed answers for the origin too", async () => {
+    const res = await fetch(`${open.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { origin: "https://app.example", "content-type": "application/json" },
+      body: JSON.stringify({ ...ok, stream: true }),
+    });
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(await res.text()).toMatch(/data: \[DONE\]/);
+  });
 });
 
 describe("bounds from the model config", () => {
@@ -48,6 +69,16 @@ describe("bounds from the model config", () => {
       const big = await postJson(`${http.url}/v1/chat/completions`, { ...ok, messages: [{ role: "user", content: "x".repeat(80 * 1024) }] });
       expect(big.status).toBe(413);
       expect(big.body.error.message).toMatch(/limit of 73728 bytes/);
+      // The same body sent in chunks, without a Content-Length.
+      const body = JSON.stringify({ ...ok, messages: [{ role: "user", content: "x".repeat(80 * 1024) }] });
+      const chunked = await fetch(`${http.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: new Blob([body]).stream(),
+        duplex: "half",
+      } as RequestInit);
+      expect(chunked.status).toBe(413);
+      expect((await chunked.json()).error).toMatchObject({ type: "invalid_request_error", code: "body_too_large" });
       const long = await postJson(`${http.url}/v1/chat/completions`, { ...ok, max_tokens: 257 });
       expect(long.status).toBe(400);
       expect(long.body.error.param).toBe("max_tokens");

@@ -13,12 +13,20 @@ import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "..
 
 type Kind = "chat" | "text";
 
-/** The shapes of one endpoint's responses and stream chunks; every choice carries its index. */
-function shapes(kind: Kind, id: string, created: number, model: string) {
+/**
+ * The shapes of one endpoint's responses and stream chunks; every choice carries its index. With includeUsage
+ * (stream_options.include_usage) every chunk has `usage: null` and the usage chunk ends the stream, as OpenAI's.
+ */
+function shapes(kind: Kind, id: string, created: number, model: string, includeUsage: boolean) {
   const head = { id, created, model };
   const chat = kind === "chat";
   const object = chat ? "chat.completion" : "text_completion";
-  const chunk = (choices: unknown[], extra: object = {}) => ({ ...head, object: chat ? "chat.completion.chunk" : "text_completion", choices, ...extra });
+  const chunk = (choices: unknown[], usageOf: ReturnType<typeof usage> | null = null) => ({
+    ...head,
+    object: chat ? "chat.completion.chunk" : "text_completion",
+    choices,
+    ...(includeUsage ? { usage: usageOf } : {}),
+  });
   return {
     complete: (finished: Finished[], usageOf: ReturnType<typeof usage>) => ({
       ...head,
@@ -35,10 +43,9 @@ function shapes(kind: Kind, id: string, created: number, model: string) {
       : undefined,
     delta: (index: number, text: string) =>
       chunk([chat ? { index, delta: { content: text }, logprobs: null, finish_reason: null } : { index, text, logprobs: null, finish_reason: null }]),
-    closing: (index: number, g: Served, usageOf?: ReturnType<typeof usage>) =>
-      chunk([chat ? { index, delta: {}, logprobs: null, finish_reason: g.finishReason } : { index, text: "", logprobs: null, finish_reason: g.finishReason }],
-        usageOf ? { usage: usageOf } : {}),
-    usage: (usageOf: ReturnType<typeof usage>) => chunk([], { usage: usageOf }),
+    closing: (index: number, g: Served) =>
+      chunk([chat ? { index, delta: {}, logprobs: null, finish_reason: g.finishReason } : { index, text: "", logprobs: null, finish_reason: g.finishReason }]),
+    usage: (usageOf: ReturnType<typeof usage>) => chunk([], usageOf),
   };
 }
 
@@ -55,7 +62,7 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   const startedAt = performance.now();
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
   // Responses name the model that served them, never an echo of the request's text.
-  const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId);
+  const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId, parsed.includeUsage);
   const choices = choicesOf(parsed);
   // One choice failing ends the others: the request is answered with its error.
   const failed = new AbortController();
@@ -92,7 +99,8 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
     failed.abort(new DOMException("the request failed", "AbortError"));
     for (const s of streams) s.events.return(undefined).catch(() => {});
   };
-  // Wait for every choice's first event before answering 200: a request the workers refuse still gets a plain 4xx.
+  // Wait until a worker has accepted every choice before answering 200: a request the workers refuse still gets a
+  // plain 4xx, and the 200 does not wait for any choice's first block.
   let firsts: Array<IteratorResult<StreamEvent>>;
   try {
     firsts = await Promise.all(streams.map((s) => s.events.next()));
@@ -102,6 +110,8 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   }
   reply.hijack();
   const out = reply.raw;
+  // What the hooks set (CORS) goes out too: hijacking skips fastify's own writing of them.
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) out.setHeader(name, value);
   out.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
@@ -115,16 +125,16 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
     // Blocks of one choice stay in order; choices interleave.
     for await (const { k, value: event } of interleave(streams.map((s) => s.events), firsts)) {
       const { choice } = streams[k];
+      if (event.type === "accepted") continue;
       if (event.type === "block") {
         onFirstBlock(event.worker);
         send(shape.delta(choice.index, event.delta));
       } else {
         finished.push(served(choice, event.generation));
-        // A single choice carries the usage in its closing chunk; several get a usage chunk of their own at the end.
-        send(shape.closing(choice.index, event.generation, choices.length === 1 ? usage(finished, parsed.n) : undefined));
+        send(shape.closing(choice.index, event.generation));
       }
     }
-    if (choices.length > 1) send(shape.usage(usage(finished, parsed.n)));
+    if (parsed.includeUsage) send(shape.usage(usage(finished, parsed.n)));
   } catch (err) {
     close();
     const apiError = toApiError(err);
