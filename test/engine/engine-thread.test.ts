@@ -66,8 +66,11 @@ describe("engine thread", () => {
       { steps: 8, genLength: 30, blockLength: 8 }, // gen not a multiple of the block
       { steps: 8, genLength: 1024, blockLength: 8 }, // longer than max_sequence_length with the prompt
       { steps: 8, genLength: 8, blockLength: 8, temperature: -1 },
+      { steps: 2 ** 40, genLength: 8, blockLength: 8 }, // would loop over empty steps for ever
     ];
     for (const params of bad) await expect(engine.generate([row], params)).rejects.toBeInstanceOf(InvalidRequestError);
+    // Past 2^53 a double is no exact integer, and past 2^63 its cast to int64 is undefined.
+    await expect(engine.generate([row], { steps: 8, genLength: 2 ** 64, blockLength: 8 })).rejects.toThrow(/genLength must be an integer of magnitude at most 2\^53/);
     await expect(engine.generate([{ prompt: [511], seed: 1 }], long)).rejects.toThrow(/mask token/);
     await expect(engine.generate([{ prompt: [9999], seed: 1 }], long)).rejects.toThrow(/outside the vocabulary/);
     await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toThrow(/seed/);

@@ -96,6 +96,23 @@ describe("loading a checkpoint", () => {
     expect((await loadError(dir)).message).toMatch(/tensor 'model\.transformer\.wte\.weight' has dtype I32/);
   });
 
+  it("refuses a header whose shape's byte size wraps around 64 bits (it would view memory past the file)", async () => {
+    const { dir } = await tinyModel({ shards: 1 });
+    const file = path.join(dir, "model.safetensors");
+    const bytes = readFileSync(file);
+    const headerLen = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8"));
+    // 2^31 x 2^31 F32 elements are 2^64 bytes: 0 once wrapped, which empty offsets would match.
+    header[wte].shape = [2 ** 31, 2 ** 31];
+    header[wte].data_offsets = [header[wte].data_offsets[0], header[wte].data_offsets[0]];
+    delete header.__metadata__; // room for the longer shape in the header's bytes
+    const text = JSON.stringify(header).padEnd(headerLen, " ");
+    expect(text.length).toBe(headerLen);
+    bytes.write(text, 8, "utf8");
+    writeFileSync(file, bytes);
+    expect((await loadError(dir)).message).toMatch(/tensor 'model\.transformer\.wte\.weight': its byte size 0 does not match shape and dtype F32/);
+  });
+
   it("names a truncated file", async () => {
     const { dir } = await tinyModel({ shards: 2 });
     const shard = path.join(dir, "model-00002-of-00002.safetensors");

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -59,7 +60,9 @@ int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
   if (v.IsUndefined()) return fallback;
   if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d))) throw std::invalid_argument(std::string(key) + " must be an integer");
+  // Casting a double beyond int64's range is undefined: check the range first.
+  if (!(std::fabs(d) <= 9007199254740992.0) || d != std::trunc(d))
+    throw std::invalid_argument(std::string(key) + " must be an integer of magnitude at most 2^53");
   return static_cast<int64_t>(d);
 }
 
@@ -188,6 +191,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (batch < 1 || ids.size() % batch != 0 || ids.empty())
         throw std::invalid_argument("forward: ids must hold batch rows of equal length");
       if (info[2].IsTypedArray()) {
+        // As<> does not check: another typed array would be read byte by byte as a wrong mask.
+        if (info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+          throw std::invalid_argument("forward: valid must be a Uint8Array");
         Napi::Uint8Array v = info[2].As<Napi::Uint8Array>();
         if (v.ElementLength() != ids.size()) throw std::invalid_argument("forward: valid must match ids in length");
         valid.assign(v.Data(), v.Data() + v.ElementLength());

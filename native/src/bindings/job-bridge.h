@@ -84,6 +84,10 @@ class JobBridge {
           } catch (const Napi::Error& e) {
             reject(env, id, {kEngine, e.Message()});
             return;
+          } catch (...) {
+            // Say, a c10::Error or bad_alloc while converting the result: the promise must still settle.
+            reject(env, id, classify(std::current_exception()));
+            return;
           }
           settle(env, id, [&](Pending& p) { p.deferred.Resolve(v); });
         });

@@ -62,8 +62,6 @@ void Credit::reset(int64_t rows, int64_t block_length, int64_t vocab, at::Device
   credit_ = at::zeros({rows, block_length, vocab}, at::TensorOptions().dtype(at::kFloat).device(device));
 }
 
-void Credit::keepRows(const at::Tensor& rows) { credit_ = credit_.index_select(0, rows); }
-
 at::Tensor Credit::fuse(const at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols) {
   at::Tensor top = logits.argmax(1);
   at::Tensor p = (logits.gather(1, top.unsqueeze(1)).squeeze(1) - lse).exp();

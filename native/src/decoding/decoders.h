@@ -34,8 +34,6 @@ class Credit {
  public:
   // Forgets everything: a new block of [rows, block_length] positions over `vocab` ids starts.
   void reset(int64_t rows, int64_t block_length, int64_t vocab, at::Device device);
-  // Keeps only these rows (the batch shrank).
-  void keepRows(const at::Tensor& rows);
   // logits: [N, V] of the masked positions (rows, cols), mask id already -inf; lse: their log-sum-exp (the
   // confidence's denominator). Updates the credit and returns the fused logits.
   at::Tensor fuse(const at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols);

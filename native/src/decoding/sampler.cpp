@@ -70,11 +70,14 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   const int64_t blocks = p.gen_length / p.block_length;
   require(p.steps >= 1 && p.steps % blocks == 0,
           "steps must be a positive multiple of the number of blocks (gen_length / block_length = " + std::to_string(blocks) + ")");
+  // Bounds that keep the sums below from wrapping, and a huge step count from looping for ever over empty steps.
+  require(p.gen_length <= c.max_sequence_length, "gen_length exceeds max_sequence_length " + std::to_string(c.max_sequence_length));
+  require(p.steps <= c.max_sequence_length, "steps must be at most max_sequence_length " + std::to_string(c.max_sequence_length));
   require(p.temperature >= 0 && std::isfinite(p.temperature), "temperature must be a finite number >= 0");
   require(p.cfg_scale >= 0 && std::isfinite(p.cfg_scale), "cfg_scale must be a finite number >= 0");
   require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
   require(p.refresh_every >= 0, "refresh_every must be >= 0");
-  require(p.vicinity >= 0, "vicinity must be >= 0");
+  require(p.vicinity >= 0 && p.vicinity <= c.max_sequence_length, "vicinity must be in [0, max_sequence_length]");
   require(p.decoding.threshold > 0 && p.decoding.threshold <= 1, "threshold must be in (0, 1]");
   require(p.decoding.low_threshold > 0 && p.decoding.low_threshold <= 1, "low_threshold must be in (0, 1]");
   require(p.decoding.factor > 0 && std::isfinite(p.decoding.factor), "factor must be a finite number > 0");
@@ -256,7 +259,6 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
         at::Tensor keep = done.logical_not().nonzero().view({-1});
         w.keep(keep, cfg);
         keys = LLaDAModel::keyMask(w.valid);
-        if (p.decoding.decoder == Decoder::Credit && keep.size(0) > 0) credit.keepRows(keep);
       }
     }
     if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU));

@@ -26,11 +26,12 @@ std::string dtypeName(at::ScalarType dtype) {
 }
 
 void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
-  unload();
+  // A spec that cannot work leaves the loaded model as it is.
   at::Device device(spec.device);  // throws c10::Error for a malformed device string
   if (device.is_cuda() && !at::hasCUDA())
     throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
   const at::ScalarType dtype = parseDtype(spec.dtype);
+  unload();
   // OpenMP's thread count is per calling thread: this sets it for the engine thread, which runs every job.
   if (spec.threads > 0) at::set_num_threads(spec.threads);
   const LLaDAConfig config =

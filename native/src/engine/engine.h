@@ -25,6 +25,8 @@ class Engine {
   using Job = JobThread::Job;
 
   Engine() : thread_(JobThread::Autograd::Off) {}
+  // The thread goes first: a job still running must not outlive the model it uses.
+  ~Engine() { stop(); }
 
   // Runs `job` on the engine thread after every job submitted before it. Returns false once stopped.
   bool submit(Job job) { return thread_.submit(std::move(job)); }

@@ -98,7 +98,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
         int64_t n = d.asInt("a shape entry");
         if (n < 0) throw std::runtime_error("negative dimension");
         e.shape.push_back(n);
-        numel *= n;
+        // A crafted header could wrap the product and pass the byte-size check below with a huge shape.
+        if (__builtin_mul_overflow(numel, n, &numel)) throw std::runtime_error("its shape holds more elements than int64 can count");
       }
       const auto& off = offsets->asArray("data_offsets");
       if (off.size() != 2) throw std::runtime_error("data_offsets must hold two numbers");
@@ -108,7 +109,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
         throw std::runtime_error("truncated file: the tensor ends at data byte " + std::to_string(en) + " but the file holds " +
                                  std::to_string(dataLen) + " data bytes");
       auto st = safetensorsDtype(e.dtypeName);
-      if (st && static_cast<int64_t>(at::elementSize(*st)) * numel != en - b)
+      int64_t bytes = 0;
+      if (st && (__builtin_mul_overflow(static_cast<int64_t>(at::elementSize(*st)), numel, &bytes) || bytes != en - b))
         throw std::runtime_error("its byte size " + std::to_string(en - b) + " does not match shape and dtype " + e.dtypeName);
       e.begin = dataStart + b;
       e.end = dataStart + en;

@@ -73,7 +73,17 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
     cache_ = {};
   }
   const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
-  at::Tensor h = model_->hidden(ids, keys, positions, &cache_);
+  at::Tensor h;
+  try {
+    h = model_->hidden(ids, keys, positions, &cache_);
+  } catch (...) {
+    // Say, out of memory in the first layer of a new shape: the cache may hold some layers or none. Drop it, and
+    // the Steps set up on it, so that the next refresh starts from nothing (the worker retries in halves).
+    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
+    cache_ = {};
+    keys_ = {};
+    throw;
+  }
   if (cache_.k[0].data_ptr() != before || !sameMask) {
     // New buffers (another batch shape): the cached decoders' Steps set up on the old ones are of no further use.
     std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
