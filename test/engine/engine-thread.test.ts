@@ -84,7 +84,8 @@ describe("engine thread", () => {
     const firstBlock = new Promise<void>((resolve) => (started = resolve));
     const running = engine.generate([row], long, { onBlock: () => started() });
     const queued = engine.generate([row], long);
-    const settled = [expect(running).rejects.toMatchObject({ name: "AbortError" }), expect(queued).rejects.toBeInstanceOf(DisposedError)];
+    // Both were disposed, whether or not they had started: neither was aborted by its caller.
+    const settled = [expect(running).rejects.toBeInstanceOf(DisposedError), expect(queued).rejects.toBeInstanceOf(DisposedError)];
     await firstBlock;
     await engine.dispose();
     await Promise.all(settled);

@@ -82,7 +82,9 @@ void JobBridge::settle(Napi::Env env, int64_t id, const std::function<void(Pendi
 }
 
 void JobBridge::reject(Napi::Env env, int64_t id, const Failure& f) {
-  settle(env, id, [&](Pending& p) { p.deferred.Reject(makeError(env, f).Value()); });
+  // close() cancels the jobs still pending: they were disposed, not aborted by their caller.
+  const Failure why = closed_ && f.code == kAborted ? Failure{kStopped, "the " + what_ + " was disposed while this job ran"} : f;
+  settle(env, id, [&](Pending& p) { p.deferred.Reject(makeError(env, why).Value()); });
 }
 
 void JobBridge::close() {
