@@ -23,8 +23,8 @@ async function main(): Promise<void> {
     chatTemplate: args.chatTemplate,
     apiKey: args.apiKey,
     cors: args.cors,
-    batchSize: args.server.batchSize ?? 8,
-    maxWaitMs: args.server.maxWaitMs ?? 20,
+    batchSize: args.server.batchSize,
+    maxWaitMs: args.server.maxWaitMs,
     logger: { level: args.logLevel },
   });
 

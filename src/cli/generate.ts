@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm start` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
+// `npm run generate` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
 import { parseArgs } from "node:util";
 import { Model } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
@@ -29,10 +29,16 @@ Options:
   -h, --help             show this help
 `;
 
-function int(name: string, value: string | undefined): number | undefined {
+function num(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = value.trim() === "" ? NaN : Number(value);
   if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
+  return n;
+}
+
+function int(name: string, value: string | undefined): number | undefined {
+  const n = num(name, value);
+  if (n !== undefined && !Number.isSafeInteger(n)) throw new Error(`--${name} must be an integer, got '${value}'`);
   return n;
 }
 
@@ -72,8 +78,8 @@ async function main(): Promise<void> {
       genLength: int("gen-length", values["gen-length"]) ?? 64,
       blockLength: int("block-length", values["block-length"]),
       steps: int("steps", values.steps),
-      temperature: int("temperature", values.temperature),
-      cfgScale: int("cfg-scale", values["cfg-scale"]),
+      temperature: num("temperature", values.temperature),
+      cfgScale: num("cfg-scale", values["cfg-scale"]),
       remasking: values.remasking as "low_confidence" | "random" | undefined,
       seed: int("seed", values.seed),
       onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),

@@ -48,11 +48,6 @@ export class BatchQueue<T extends Queued> {
     return i < 0 ? undefined : this.#items.splice(i, 1)[0];
   }
 
-  /** Every queued request, oldest first. */
-  drain(): T[] {
-    return this.#items.splice(0);
-  }
-
   /**
    * The batch to run now, or how long to wait before asking again (Infinity when empty). Groups are visited in
    * the order of their oldest request; a group's batch is its oldest request plus the closest lengths that keep

@@ -62,6 +62,8 @@ interface LoadCounts {
   requestsServed: number;
   errors: number;
   inFlight: number;
+  /** Of those in flight, the ones in a running batch. */
+  running: number;
   queueDepth: number;
   batches: number;
   meanBatchSize: number;
@@ -149,6 +151,7 @@ class Slot {
       requestsServed: this.served,
       errors: this.errors,
       inFlight: this.inFlight.size,
+      running: this.running.size,
       queueDepth: this.inFlight.size - this.running.size,
       batches: this.batches,
       meanBatchSize: this.batches ? this.batchedRequests / this.batches : 0,
@@ -260,6 +263,7 @@ export class Router {
       requestsServed: sum((w) => w.requestsServed),
       errors: sum((w) => w.errors),
       inFlight: sum((w) => w.inFlight),
+      running: sum((w) => w.running),
       queueDepth: this.#waiting(),
       batches,
       meanBatchSize: batches ? this.#slots.reduce((a, s) => a + s.batchedRequests, 0) / batches : 0,

@@ -5,7 +5,7 @@ import { Transform } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { DllmServer } from "../api/server.js";
 import { ApiError, toApiError } from "./errors.js";
-import type { AppContext } from "./context.js";
+import { requestDefaults, type AppContext } from "./context.js";
 import { Metrics } from "./metrics.js";
 import { openaiRoutes } from "./routes/openai.js";
 import { statusRoutes } from "./routes/status.js";
@@ -66,7 +66,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     maxWaitMs: options.maxWaitMs,
   };
 
-  const bodyLimit = () => options.bodyLimit ?? bodyLimitFor(ctx.server.info?.maxSequenceLength ?? 4096);
+  const bodyLimit = () => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength);
   const tooLarge = (limit: number) =>
     new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
 

@@ -14,6 +14,9 @@ export interface AppContext {
   maxWaitMs: number;
 }
 
+/** What a request may be checked against before the model has loaded: a generous default. */
+const UNLOADED_MAX_SEQUENCE_LENGTH = 4096;
+
 export function requestDefaults(ctx: AppContext): RequestDefaults {
-  return { algorithm: ctx.algorithm, chatTemplate: ctx.chatTemplate, maxSequenceLength: ctx.server.info?.maxSequenceLength ?? 4096 };
+  return { algorithm: ctx.algorithm, chatTemplate: ctx.chatTemplate, maxSequenceLength: ctx.server.info?.maxSequenceLength ?? UNLOADED_MAX_SEQUENCE_LENGTH };
 }

@@ -18,13 +18,11 @@ export class Metrics {
 
   constructor(server: DllmServer) {
     const registers = [this.registry];
-    const perWorker = (field: "inFlight" | "queueDepth") =>
+    const perWorker = (field: "running" | "queueDepth") =>
       function collect(this: Gauge<"worker">) {
-        for (const w of server.stats().workers) {
-          this.set({ worker: String(w.index) }, field === "inFlight" ? w.inFlight - w.queueDepth : w.queueDepth);
-        }
+        for (const w of server.stats().workers) this.set({ worker: String(w.index) }, w[field]);
       };
-    new Gauge({ name: "dllm_requests_running", help: "Requests in a running batch", labelNames: ["worker"], registers, collect: perWorker("inFlight") });
+    new Gauge({ name: "dllm_requests_running", help: "Requests in a running batch", labelNames: ["worker"], registers, collect: perWorker("running") });
     new Gauge({ name: "dllm_requests_waiting", help: "Requests waiting for a batch", labelNames: ["worker"], registers, collect: perWorker("queueDepth") });
     new Gauge({
       name: "dllm_worker_healthy",

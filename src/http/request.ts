@@ -2,7 +2,7 @@
 // (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor) and low_threshold. Every
 // error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
-import { SEEDS, type GenerationInput } from "../model/model.js";
+import { DEFAULT_BLOCK_LENGTH, SEEDS, type GenerationInput } from "../model/model.js";
 import { AlgorithmError, resolveAlgorithm } from "../model/algorithms.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { invalid } from "./errors.js";
@@ -30,7 +30,6 @@ type Body = Record<string, unknown>;
 
 const DEFAULT_MAX_TOKENS = 128;
 const DEFAULT_STEPS = 128;
-const DEFAULT_BLOCK_LENGTH = 32;
 const MAX_STOP_SEQUENCES = 4;
 /** Most choices one request may ask for, prompts × n (OpenAI's own limit on n). */
 const MAX_CHOICES = 128;

@@ -114,7 +114,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     refreshEvery: p.refreshEvery ?? 0,
     earlyStop: p.earlyStop ?? true,
     genLength,
-    blockLength: p.blockLength ?? Math.min(32, genLength),
+    blockLength: p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength),
     steps: p.steps ?? genLength,
     temperature: p.temperature ?? 0,
     cfgScale: p.cfgScale ?? 0,
@@ -126,6 +126,9 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
 
 /** Seeds are integers in [0, SEEDS): the engine keys its noise with 53 bits of them. */
 export const SEEDS = 2 ** 53;
+
+/** Semi-autoregressive block size when none is asked for (at most the generation's length). */
+export const DEFAULT_BLOCK_LENGTH = 32;
 const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
 
 /** A seed for a request that brought none. */

@@ -68,7 +68,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
       max_batch_size: ctx.batchSize,
       max_wait_time: ctx.maxWaitMs / 1000,
       pending_requests: s.queueDepth,
-      currently_processing: s.workers.reduce((sum, w) => sum + w.inFlight - w.queueDepth, 0),
+      currently_processing: s.running,
     };
   });
 
