@@ -45,16 +45,20 @@ export class AnswerText {
   /** The whole answer, once every block has been pushed. */
   finish(): Answer {
     const { text, cut } = this.#text(true);
-    const tokens = cut ? this.#ids.slice(0, this.#tokensCovering(text.length)) : this.#ids.slice();
+    const tokens = cut ? this.#ids.slice(0, this.#tokensCovering(text)) : this.#ids.slice();
     return { text, tokens, finishReason: cut || this.#stopToken ? "stop" : "length" };
   }
 
   #text(final: boolean): { text: string; cut: boolean } {
     let text = this.#tokenizer.decode(this.#ids);
+    // The stop string that ends first is the one a left-to-right reader meets first, however the text arrives in
+    // blocks (ties: the one that starts first). Each string's first occurrence is its earliest-ending one.
     let cut = -1;
+    let end = Infinity;
     for (const s of this.#stopStrings) {
       const at = text.indexOf(s);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      if (at < 0) continue;
+      if (at + s.length < end || (at + s.length === end && at < cut)) [cut, end] = [at, at + s.length];
     }
     if (cut >= 0) return { text: text.slice(0, cut), cut: true };
     if (final) return { text, cut: false };
@@ -72,15 +76,18 @@ export class AnswerText {
     return { text: text.slice(0, text.length - hold), cut: false };
   }
 
-  /** The fewest leading tokens whose text reaches `length` characters. */
-  #tokensCovering(length: number): number {
+  /** The fewest leading tokens whose text begins with `text`. */
+  #tokensCovering(text: string): number {
+    const decoded = (n: number) => this.#tokenizer.decode(this.#ids.slice(0, n));
     let lo = 0;
     let hi = this.#ids.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.#tokenizer.decode(this.#ids.slice(0, mid)).length >= length) hi = mid;
+      if (decoded(mid).length >= text.length) hi = mid;
       else lo = mid + 1;
     }
+    // Half of a UTF-8 character decodes to U+FFFD, already as long as the character: take the tokens that finish it.
+    while (lo < this.#ids.length && !decoded(lo).startsWith(text)) lo++;
     return lo;
   }
 }

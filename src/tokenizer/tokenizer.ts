@@ -69,10 +69,14 @@ export class LLaDATokenizer {
     return this.#tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
 
-  /** Text of `ids`, without special tokens. */
+  /**
+   * Text of `ids`, without special tokens. Never with clean_up_tokenization_spaces (the library's default when
+   * tokenizer_config.json does not say; LLaDA's says false): it rewrites " ." to "." and so on, so the text of
+   * more tokens would not always begin with the text of fewer, and streamed text could not be taken back.
+   */
   decode(ids: ArrayLike<number>): string {
     if (ids.length === 0) return ""; // the library throws on an empty list
-    return this.#tokenizer.decode(Array.from(ids), { skip_special_tokens: true });
+    return this.#tokenizer.decode(Array.from(ids), { skip_special_tokens: true, clean_up_tokenization_spaces: false });
   }
 
   /**

@@ -1,4 +1,6 @@
 // The answer's text: it ends at the first stop token or stop string, and streamed deltas never take anything back.
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AnswerText } from "../../src/model/answer-text.js";
 import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
@@ -53,5 +55,42 @@ describe("AnswerText", () => {
     expect(final.text).toBe("déjà vu ✓");
     expect(deltas.join("")).toBe("déjà vu ✓");
     expect(deltas.join("")).not.toContain("\uFFFD");
+  });
+
+  it("counts the tokens of a character that ends just before a stop string (not half of it)", () => {
+    const ids = tokenizer.encode("café! more");
+    for (const size of [1, 3, 100]) {
+      const { final } = stream(ids, size, ["!"]);
+      expect(final.text).toBe("café");
+      expect(final.tokens).toEqual(tokenizer.encode("café"));
+    }
+  });
+
+  it("cuts at the stop string a reader meets first, wherever the blocks end", () => {
+    // "\nQ" ends before "\n\nQuestion" does, though it starts later: every block size must cut there.
+    const ids = tokenizer.encode("A\n\nQuestion: what?");
+    const cuts = [1, 2, 3, 4, 100].map((size) => stream(ids, size, ["\n\nQuestion", "\nQ"]).final);
+    for (const final of cuts) expect(final).toMatchObject({ text: "A\n", finishReason: "stop" });
+    for (const final of cuts) expect(final.tokens).toEqual(cuts[0].tokens);
+  });
+});
+
+describe("decoding", () => {
+  it("never cleans up tokenization spaces, so more tokens always extend the text of fewer", async () => {
+    // A tokenizer_config.json that says nothing about clean-up: the library's default is then to clean up.
+    const { dir } = await tinyModel();
+    const file = path.join(dir, "tokenizer_config.json");
+    const config = JSON.parse(readFileSync(file, "utf8"));
+    delete config.clean_up_tokenization_spaces;
+    writeFileSync(file, JSON.stringify(config));
+    const silent = await LLaDATokenizer.load(dir);
+    const text = "Yes . It is done , isn't it ?";
+    const ids = silent.encode(text);
+    expect(silent.decode(ids)).toBe(text);
+    const answer = new AnswerText(silent, new Set([eos]));
+    const deltas = [0, 2, 4].map((i) => answer.push(ids.slice(i, i + 2), false).delta);
+    deltas.push(answer.push(ids.slice(6), true).delta);
+    expect(deltas.join("")).toBe(text);
+    expect(answer.finish().text).toBe(text);
   });
 });
