@@ -35,7 +35,7 @@ export interface SamplerParams {
   threshold?: number;
   /** Factor decoder's factor (default 1). */
   factor?: number;
-  /** Hierarchy decoder: the bar for the most confident token of a run of masks (default 0.5). */
+  /** Hierarchy decoder: the bar for the most confident token of a run of masks (default 0.4). */
   lowThreshold?: number;
   /** A row stops at its first EOS / eot (EOS after it) and leaves the batch. */
   earlyStop?: boolean;

@@ -109,12 +109,17 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
     throw err;
   }
+  const blockLength = p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength);
+  if (p.blockLength === undefined && genLength % blockLength !== 0) {
+    // The engine would refuse a block length the caller never gave: say which one, and what to do.
+    throw new InvalidRequestError(`genLength ${genLength} is not a multiple of the default blockLength ${blockLength}: give a blockLength that divides it`);
+  }
   return {
     ...algorithm,
     refreshEvery: p.refreshEvery ?? 0,
     earlyStop: p.earlyStop ?? true,
     genLength,
-    blockLength: p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength),
+    blockLength,
     steps: p.steps ?? genLength,
     temperature: p.temperature ?? 0,
     cfgScale: p.cfgScale ?? 0,

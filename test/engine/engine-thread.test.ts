@@ -74,6 +74,9 @@ describe("engine thread", () => {
     await expect(engine.generate([{ prompt: [511], seed: 1 }], long)).rejects.toThrow(/mask token/);
     await expect(engine.generate([{ prompt: [9999], seed: 1 }], long)).rejects.toThrow(/outside the vocabulary/);
     await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toThrow(/seed/);
+    // Refused while the options are read, too: the same class as check() gives.
+    await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(engine.generate([row], { ...long, remasking: "Random" as never })).rejects.toBeInstanceOf(InvalidRequestError);
     const r = await engine.generate([row], { steps: 8, genLength: 8, blockLength: 8 });
     expect(r.tokens[0]).toHaveLength(8);
   });

@@ -82,11 +82,19 @@ describe("generation", () => {
     expect(events.join("")).toBe(result.text);
   });
 
+  it("says which default block length a generation length does not fit", async () => {
+    await expect(model.generate({ prompt: "x" }, { genLength: 100 })).rejects.toThrow(/genLength 100 is not a multiple of the default blockLength 32/);
+    await expect(model.generate({ prompt: "x" }, { genLength: 100, blockLength: 25, steps: 4 })).resolves.toMatchObject({ finishReason: expect.any(String) });
+  });
+
   it("uses a fresh random seed when none is given, and reports it", async () => {
     const a = await model.generate({ prompt: "x" }, { ...params, temperature: 1 });
     const b = await model.generate({ prompt: "x" }, { ...params, temperature: 1, seed: a.seed });
     expect(b.tokens).toEqual(a.tokens);
     expect(Number.isInteger(a.seed)).toBe(true);
+    // Fresh each time: two draws from 2^48 seeds coincide with probability 2^-48.
+    const c = await model.generate({ prompt: "x" }, { ...params, temperature: 1 });
+    expect(c.seed).not.toBe(a.seed);
   });
 });
 

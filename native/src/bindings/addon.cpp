@@ -328,7 +328,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       jobId = parseGenerate(info[0].As<Napi::Object>(), params, batch);
       if (jobId < 0) throw std::invalid_argument("jobId must be a non-negative integer");
     } catch (const std::invalid_argument& e) {
-      throw Napi::TypeError::New(env, std::string("generate: ") + e.what());
+      // The same refusal check() reports: a bad request, not a programming error.
+      throw makeError(env, {kInvalid, std::string("generate: ") + e.what()});
     }
     Pending& p = bridge_->open(env, jobId);
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
