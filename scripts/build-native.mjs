@@ -1,6 +1,6 @@
 // Builds native/ into build/Release/dllm_native.node with cmake-js against the libtorch that find-libtorch.mjs picks.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,14 @@ const log = (msg) => console.log(`[dllm-serve] ${msg}`);
 export function buildNative(projectRoot) {
   const torch = findLibtorch(projectRoot, log);
   log(`libtorch: ${torch.root} (${torch.source})`);
+  // cmake-js configures only when build/ has no CMake cache, and the cache keeps the libtorch it found first:
+  // when another one is picked (say LIBTORCH now names a CUDA build), configure again from nothing.
+  const record = path.join(projectRoot, "build", "libtorch.json");
+  const built = existsSync(record) ? JSON.parse(readFileSync(record, "utf8")).root : undefined;
+  if (built !== undefined && built !== torch.root) {
+    log(`the last build used ${built}: configuring again`);
+    rmSync(path.join(projectRoot, "build", "CMakeCache.txt"), { force: true });
+  }
   const jobs = Math.max(1, Math.min(os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 31)));
   const args = [
     path.join(projectRoot, "node_modules", "cmake-js", "bin", "cmake-js"),
@@ -29,7 +37,8 @@ export function buildNative(projectRoot) {
         "if the compiler was killed, free memory or lower the job count; to use another libtorch set LIBTORCH.",
     );
   }
-  writeFileSync(path.join(projectRoot, "build", "libtorch.json"), JSON.stringify(torch, null, 2) + "\n");
+  // The libtorch this build used: the next build compares against it.
+  writeFileSync(record, JSON.stringify(torch, null, 2) + "\n");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

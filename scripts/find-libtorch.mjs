@@ -55,9 +55,12 @@ function fromLocalWheel(projectRoot, tried, log) {
   mkdirSync(wheelDir, { recursive: true });
   try {
     log(`downloading torch==${WHEEL_VERSION} with pip (once, ~190 MB) ...`);
+    // The +cpu builds live on PyTorch's own index, not on PyPI; pip's configured index (a mirror) is kept. Any
+    // Python's wheel holds the same libtorch, so one is named rather than the local interpreter's.
     execFileSync(
       python(),
-      ["-m", "pip", "download", `torch==${WHEEL_VERSION}`, "--no-deps", "-d", wheelDir, "--retries", "0", "--timeout", "2", "-q"],
+      ["-m", "pip", "download", `torch==${WHEEL_VERSION}`, "--no-deps", "-d", wheelDir, "--retries", "0", "--timeout", "2", "-q",
+        "--extra-index-url", "https://download.pytorch.org/whl/cpu", "--python-version", "3.11", "--only-binary=:all:"],
       { stdio: ["ignore", "inherit", "inherit"] },
     );
     const wheel = readdirSync(wheelDir).find((f) => f.startsWith("torch-") && f.endsWith(".whl"));

@@ -1,8 +1,10 @@
 // `npm install` runs this: build the native addon against a libtorch it finds, then compile the TypeScript.
 import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { buildNative } from "./build-native.mjs";
 
-const projectRoot = new URL("..", import.meta.url).pathname;
+// fileURLToPath, not .pathname: a folder with a space in its name stays "my proj", not "my%20proj".
+const projectRoot = fileURLToPath(new URL("..", import.meta.url));
 try {
   buildNative(projectRoot);
   console.log("[dllm-serve] compiling TypeScript ...");
