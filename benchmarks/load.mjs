@@ -18,7 +18,7 @@ const server = new DllmServer({
   modelPath: "unused", workers, batchSize, maxWaitMs: 5, maxQueue: 16,
   modelModule: new URL(`./simulated-model.mjs?batchMs=${batchMs}`, import.meta.url).href,
 });
-const app = buildApp({ server, modelId: "simulated", batchSize, maxWaitMs: 5 });
+const app = buildApp({ server, modelId: "simulated" });
 const url = await app.listen({ host: "127.0.0.1", port: 0 });
 await server.ready();
 

@@ -23,8 +23,6 @@ async function main(): Promise<void> {
     chatTemplate: args.chatTemplate,
     apiKey: args.apiKey,
     cors: args.cors,
-    batchSize: args.server.batchSize,
-    maxWaitMs: args.server.maxWaitMs,
     logger: { level: args.logLevel },
   });
 

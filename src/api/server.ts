@@ -66,18 +66,23 @@ export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | 
 export class DllmServer {
   readonly #router: Router;
   readonly devices: string[];
+  /** The batching every worker applies: most requests per batch, and longest wait for one to fill (ms). */
+  readonly batchSize: number;
+  readonly maxWaitMs: number;
 
   /** Starts the workers; `ready()` resolves when every one has loaded the model. */
   constructor(options: ServerOptions) {
     this.devices = resolveDevices(options);
+    this.batchSize = options.batchSize ?? 8;
+    this.maxWaitMs = options.maxWaitMs ?? 20;
     const cuda = this.devices[0].startsWith("cuda");
     this.#router = new Router({
       modelPath: options.modelPath,
       devices: this.devices,
       dtype: options.dtype ?? (cuda ? "bfloat16" : "float32"),
       cudaGraphs: options.cudaGraphs,
-      batchSize: options.batchSize ?? 8,
-      maxWaitMs: options.maxWaitMs ?? 20,
+      batchSize: this.batchSize,
+      maxWaitMs: this.maxWaitMs,
       policy: options.policy ?? "least-loaded",
       maxQueue: options.maxQueue,
       restartBackoffMs: options.restartBackoffMs,

@@ -42,8 +42,7 @@ export interface ServerArgs {
   host: string;
   port: number;
   modelPath: string | undefined;
-  /** The flags have defaults of their own, so batching is always set. */
-  server: Omit<ServerOptions, "modelPath" | "onProgress"> & Required<Pick<ServerOptions, "batchSize" | "maxWaitMs">>;
+  server: Omit<ServerOptions, "modelPath" | "onProgress">;
   algorithm: string;
   chatTemplate: boolean;
   apiKey: string | undefined;
@@ -129,7 +128,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       workers: integer("workers", values.workers, 1),
       dtype: dtype as ServerOptions["dtype"],
       cudaGraphs: values["cuda-graphs"],
-      batchSize: integer("batch-size", values["batch-size"], 1)!,
+      batchSize: integer("batch-size", values["batch-size"], 1),
       maxWaitMs: maxWait * 1000,
       policy,
       maxQueue: integer("max-queue", values["max-queue"], 1),

@@ -2,7 +2,7 @@
 // process (a native crash cannot take the other devices down, at the cost of a slower start and a process per
 // device).
 import { fork } from "node:child_process";
-import { Worker } from "node:worker_threads";
+import { SHARE_ENV, Worker } from "node:worker_threads";
 import type { FromWorker, ToWorker, WorkerConfig } from "./protocol.js";
 
 export type Isolation = "thread" | "process";
@@ -17,7 +17,9 @@ export interface WorkerHandle {
 }
 
 function threadWorker(config: WorkerConfig): WorkerHandle {
-  const worker = new Worker(new URL("./thread-entry.js", import.meta.url), { workerData: config });
+  // SHARE_ENV: a worker's own process.env is a copy that native code never sees, and the addon sets
+  // OMP_WAIT_POLICY there for libgomp when it loads (load-addon.ts).
+  const worker = new Worker(new URL("./thread-entry.js", import.meta.url), { workerData: config, env: SHARE_ENV });
   worker.on("error", () => {}); // an uncaught error ends the thread: the exit handler does the work
   return {
     send: (m) => worker.postMessage(m),

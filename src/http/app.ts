@@ -19,8 +19,6 @@ export interface AppOptions {
   chatTemplate?: boolean;
   /** When set, every route but /health and /v1/models needs it (Authorization: Bearer, or X-Api-Key). */
   apiKey?: string;
-  batchSize: number;
-  maxWaitMs: number;
   /** Largest request body in bytes. Default: derived from the model's max_sequence_length (see bodyLimitFor). */
   bodyLimit?: number;
   /** Origin browsers may call from ("*" for any); CORS is off when unset. */
@@ -62,8 +60,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
     modelId: options.modelId,
     algorithm: options.algorithm ?? "basic",
     chatTemplate: options.chatTemplate ?? true,
-    batchSize: options.batchSize,
-    maxWaitMs: options.maxWaitMs,
   };
 
   const bodyLimit = () => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength);

@@ -10,8 +10,6 @@ export interface AppContext {
   modelId: string;
   algorithm: string;
   chatTemplate: boolean;
-  batchSize: number;
-  maxWaitMs: number;
 }
 
 /** What a request may be checked against before the model has loaded: a generous default. */

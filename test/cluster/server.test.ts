@@ -1,5 +1,10 @@
 // The serving core on the CPU with real worker threads, each with its own native engine: routing policies,
 // batching, parameter isolation, batch invariance, worker faults, cancellation and draining.
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
@@ -22,16 +27,31 @@ function afterBlocks(n: number) {
 }
 
 describe("routing", () => {
-  it("round-robin spreads requests evenly over the workers", async () => {
-    await using server = await createServer({ modelPath, workers: 2, batchSize: 1, maxWaitMs: 0, policy: "round-robin" });
-    for (const p of prompts.slice(0, 4)) await server.complete(p, { ...short, seed: 1 });
-    expect(server.stats().workers.map((w) => w.requestsServed)).toEqual([2, 2]);
+  // One worker busy with a long request, then two short ones, one after the other: least-loaded sends both to the
+  // idle worker, round-robin sends the second to the busy one (behind the long request).
+  async function servedAround(policy: "least-loaded" | "round-robin"): Promise<{ busy: number; served: number[] }> {
+    await using server = await createServer({ modelPath, workers: 2, batchSize: 1, maxWaitMs: 0, policy });
+    // As long as the tiny model's context allows: 240 forwards.
+    const long = server.complete("Hi", { genLength: 240, blockLength: 8, steps: 240, seed: 1 });
+    await expect.poll(() => server.stats().workers.some((w) => w.running === 1)).toBe(true);
+    const busy = server.stats().workers.findIndex((w) => w.running === 1);
+    await server.complete(prompts[1], { ...short, seed: 1 });
+    const second = server.complete(prompts[2], { ...short, seed: 1 });
+    expect(server.stats().workers[busy].running).toBe(1); // the long one was still running when both were routed
+    await Promise.all([second, long]);
+    return { busy, served: server.stats().workers.map((w) => w.requestsServed) };
+  }
+
+  it("least-loaded sends requests to the idle worker", async () => {
+    const { busy, served } = await servedAround("least-loaded");
+    expect(served[busy]).toBe(1);
+    expect(served[1 - busy]).toBe(2);
   });
 
-  it("least-loaded sends concurrent requests to the idle worker", async () => {
-    await using server = await createServer({ modelPath, workers: 3, batchSize: 1, maxWaitMs: 0 });
-    await Promise.all(prompts.slice(0, 3).map((p) => server.complete(p, { genLength: 64, blockLength: 32, steps: 64, seed: 1 })));
-    expect(server.stats().workers.map((w) => w.requestsServed)).toEqual([1, 1, 1]);
+  it("round-robin takes turns, busy or not", async () => {
+    const { busy, served } = await servedAround("round-robin");
+    expect(served[busy]).toBe(2);
+    expect(served[1 - busy]).toBe(1);
   });
 });
 
@@ -102,22 +122,25 @@ describe("faults", () => {
     await long;
   });
 
-  it("a worker killed mid-batch: every request is answered exactly once, and the worker comes back", async () => {
+  it("a worker killed mid-batch: every request is answered, each block delivered once, and the worker comes back", async () => {
     await using server = await createServer({ modelPath, workers: 2, batchSize: 4, maxWaitMs: 50, restartBackoffMs: 50 });
     const long = { genLength: 64, blockLength: 16, steps: 64 };
     const first = afterBlocks(1);
-    let answers = 0;
+    const blocks: number[][] = prompts.map(() => []);
     const requests = prompts.map((p, i) =>
-      server.generate({ prompt: p }, { ...long, seed: i }, i === 0 ? first.onBlock : undefined).then((g) => {
-        answers++;
-        return g;
+      server.generate({ prompt: p }, { ...long, seed: i }, (e) => {
+        blocks[i].push(e.block);
+        if (i === 0) first.onBlock();
       }),
     );
     await first.reached;
     const victim = server.stats().workers.find((w) => w.inFlight > 0)!.index;
     await server.recycleWorker(victim);
     const results = await Promise.all(requests);
-    expect(answers).toBe(prompts.length);
+    // A retry replays the request from its first block on another worker: the blocks already delivered are not
+    // delivered again, and none is missing.
+    for (const seen of blocks) expect(seen).toEqual([0, 1, 2, 3]);
+    expect(results.some((g) => g.worker !== victim)).toBe(true);
     // The same seeds give the same answers whichever worker served them.
     for (const [i, p] of prompts.entries()) expect((await server.complete(p, { ...long, seed: i })).tokens).toEqual(results[i].tokens);
     await expect.poll(() => server.stats().workers[victim].healthy, { timeout: 30_000 }).toBe(true);
@@ -136,6 +159,18 @@ describe("faults", () => {
     expect(stats.workers[1].restarts).toBe(1);
     await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
     expect(server.stats().requestsServed).toBe(prompts.length);
+  });
+
+  it("a request whose retry fails too gets a 503-class error that says so", async () => {
+    await using server = await createServer({
+      modelPath, workers: 2, batchSize: 1, maxWaitMs: 0, restartBackoffMs: 60_000,
+      modelModule: faultyModelUrl({ workers: [0, 1], deviceErrorOnBatch: 1 }),
+    });
+    await expect(server.complete("Hi", short)).rejects.toMatchObject({
+      name: "ServiceUnavailableError",
+      message: expect.stringMatching(/device error.*already been retried once/),
+    });
+    expect(server.stats().workers.map((w) => w.errors)).toEqual([1, 1]);
   });
 });
 
@@ -203,13 +238,37 @@ describe("cancellation and shutdown", () => {
   });
 
   it("reports the seed's stats fields and per-worker batching", async () => {
-    await using server: DllmServer = await createServer({ modelPath, workers: 2 });
-    await server.complete("Hi", short);
+    await using server: DllmServer = await createServer({ modelPath, workers: 2, batchSize: 2, maxWaitMs: 500, policy: "round-robin" });
+    // Prompts of 10, 10, 14 and 14 tokens, 16 generated, taking turns: each worker batches one of 10 with one of
+    // 14, padded by 4 of 60 token slots.
+    const short10 = "the cat sat on the mat", short14 = "the cat sat on the mat and the hat";
+    await Promise.all([short10, short10, short14, short14].map((p) => server.complete(p, short)));
     const stats = server.stats();
-    expect(stats).toMatchObject({ totalWorkers: 2, healthyWorkers: 2, totalRequests: 1, requestsServed: 1, errors: 0 });
-    expect(stats.workers[0]).toEqual(
-      expect.objectContaining({ index: 0, device: "cpu", healthy: true, requestsServed: expect.any(Number), errors: 0, inFlight: 0, queueDepth: 0 }),
-    );
+    expect(stats).toMatchObject({ totalWorkers: 2, healthyWorkers: 2, totalRequests: 4, requestsServed: 4, errors: 0 });
+    for (const [index, worker] of stats.workers.entries()) {
+      expect(worker).toEqual(
+        expect.objectContaining({
+          index, device: "cpu", healthy: true, requestsServed: 2, errors: 0, inFlight: 0, running: 0, queueDepth: 0,
+          batches: 1, meanBatchSize: 2, paddingFraction: 4 / 60,
+        }),
+      );
+    }
+  });
+
+  it("thread workers set OMP_WAIT_POLICY where libgomp reads it (the process's environment)", async () => {
+    // A fresh process without the variable: a worker thread's process.env is otherwise a private copy.
+    const script = `
+      const { createServer } = await import(${JSON.stringify(new URL("../../dist/api/server.js", import.meta.url).href)});
+      const server = await createServer({ modelPath: ${JSON.stringify(modelPath)}, workers: 1 });
+      console.log(String(process.env.OMP_WAIT_POLICY));
+      await server.close();`;
+    const env = { ...process.env };
+    delete env.OMP_WAIT_POLICY;
+    // A file, not --eval: worker threads inherit the process's exec flags, and --input-type breaks them.
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), "dllm-omp-")), "serve.mjs");
+    writeFileSync(file, script);
+    const { stdout } = await promisify(execFile)(process.execPath, [file], { env });
+    expect(stdout.trim()).toBe("PASSIVE");
   });
 
   it("fails to start with a clear error when the model cannot load", async () => {

@@ -14,7 +14,7 @@ export async function startHttp(
   { waitReady = true } = {},
 ): Promise<Running> {
   const dllm = new DllmServer({ workers: 1, batchSize: 4, maxWaitMs: 10, ...server });
-  const fastify = buildApp({ server: dllm, modelId: "tiny", batchSize: 4, maxWaitMs: 10, ...app });
+  const fastify = buildApp({ server: dllm, modelId: "tiny", ...app });
   const url = await fastify.listen({ host: "127.0.0.1", port: 0 });
   if (waitReady) await dllm.ready();
   return {

@@ -37,6 +37,18 @@ describe("choices", () => {
     expect(seen.filter(([k]) => k === 0).map(([, v]) => v)).toEqual(["a1", "a2", "a3"]);
     expect(seen.filter(([k]) => k === 1).map(([, v]) => v)).toEqual(["b1", "b2"]);
 
+    // Whichever stream has a value first is yielded first: a slow stream does not hold back a fast one.
+    const slow = (async function* () {
+      for (const v of ["a1", "a2", "a3"]) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        yield v;
+      }
+    })();
+    const paced = [slow, from(["b1", "b2", "b3"])];
+    const order: string[] = [];
+    for await (const { value } of interleave(paced, await Promise.all(paced.map((s) => s.next())))) order.push(value);
+    expect(order).toEqual(["a1", "b1", "b2", "b3", "a2", "a3"]);
+
     const failing = [from(["a1", "a2", "a3"], 1), from(["b1", "b2", "b3"])];
     const merged = interleave(failing, await Promise.all(failing.map((s) => s.next())));
     await expect((async () => { for await (const _ of merged); })()).rejects.toThrow("failed after 1");

@@ -74,8 +74,6 @@ describe("bad input", () => {
     ["stream_options without stream", json({ stream_options: { include_usage: true } }), 400, "stream_options"],
   ];
 
-  it("has at least 20 cases", () => expect(cases.length).toBeGreaterThanOrEqual(20));
-
   it.each(cases)("%s -> %i", async (_name, body, status, param, message, contentType) => {
     const r = await send(body, contentType);
     expect(r.status).toBe(status);

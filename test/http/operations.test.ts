@@ -88,6 +88,10 @@ describe("overload", () => {
     withBusyWorker(1, async (chat, http) => {
       const waiting = postJson(chat, ok);
       await expect.poll(() => http.server.stats().queueDepth).toBe(1);
+      // The batching settings the workers were given, and what they are doing.
+      expect(await (await fetch(`${http.url}/batch/stats`)).json()).toEqual({
+        max_batch_size: 1, max_wait_time: 0, pending_requests: 1, currently_processing: 1,
+      });
       const refused = await postJson(chat, ok);
       expect(refused.status).toBe(429);
       expect(refused.headers.get("retry-after")).toBe("1");

@@ -63,7 +63,10 @@ export function uniform(key: number, lane: number): number {
   if (!Number.isInteger(lane) || lane < 0 || lane >= 2 ** 31) throw new RangeError(`lane must be in [0, 2^31): ${lane}`);
   const even = mix32(2 * lane);
   const odd = mix32(2 * lane + 1);
-  const a = mix32((key ^ even) >>> 0) >>> 6; // < 2^26
-  const b = mix32((key ^ odd) >>> 0) >>> 6; // < 2^26
+  return fromBits(mix32((key ^ even) >>> 0) >>> 6, mix32((key ^ odd) >>> 0) >>> 6);
+}
+
+/** The float64 of 52 random bits, a (high) and b (low) both below 2^26, plus one half: strictly inside (0, 1). */
+export function fromBits(a: number, b: number): number {
   return (a * TWO_26 + b + 0.5) * (1 / TWO_52);
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 
 import { applyRope, linear, referenceHidden, referenceLogits, rmsNorm, type RefConfig, type RefWeights } from "./forward.js";
-import { combine, GUMBEL, key, mix32, REMASK, uniform } from "./random.js";
+import { combine, fromBits, GUMBEL, key, mix32, REMASK, uniform } from "./random.js";
 import { referenceGenerate, transferCount, type RefSamplerParams, type RefStepTrace } from "./sampler.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -92,11 +92,10 @@ describe("random.ts", () => {
   });
 
   it("stays strictly inside (0, 1) at both ends of the 52-bit range", () => {
-    // The engine's (a * 2^26 + b + 0.5) * 2^-52 for the smallest and largest 52-bit integers.
-    const u = (n: number) => (Math.floor(n / 2 ** 26) * 2 ** 26 + (n % 2 ** 26) + 0.5) * 2 ** -52;
-    expect(u(0)).toBe(2 ** -53);
-    expect(u(2 ** 52 - 1)).toBe(1 - 2 ** -53);
-    expect(u(2 ** 52 - 1)).toBeLessThan(1);
+    // The smallest and largest 52 bits, through the same conversion uniform() uses (GOLDEN holds it to the engine).
+    expect(fromBits(0, 0)).toBe(2 ** -53);
+    expect(fromBits(2 ** 26 - 1, 2 ** 26 - 1)).toBe(1 - 2 ** -53);
+    expect(fromBits(2 ** 26 - 1, 2 ** 26 - 1)).toBeLessThan(1);
   });
 
   it("gives deterministic values in (0, 1), distinct across seeds, streams, steps, positions and lanes", () => {

@@ -60,10 +60,11 @@ describe("hung batches", () => {
       modelPath, workers: 2, batchSize: 2, maxWaitMs: 20, policy: "round-robin", batchTimeoutMs: 4000, restartBackoffMs: 50,
       modelModule: faultyModelUrl({ workers: [0], hangOnBatch: 1 }),
     });
-    let answered = 0;
-    const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...params, seed: i }).then((g) => (answered++, g))));
-    expect(answered).toBe(prompts.length);
-    expect(results.every((g) => g.worker === 1 || g.worker === 0)).toBe(true);
+    const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...params, seed: i })));
+    // The hung batch's requests waited out the deadline, then worker 1 served them.
+    const retried = results.filter((g) => g.queueMs >= 4000);
+    expect(retried.length).toBeGreaterThan(0);
+    expect(retried.every((g) => g.worker === 1)).toBe(true);
     const stats = server.stats();
     expect(stats.workers[0].restarts).toBe(1);
     expect(stats.workers[0].errors).toBeGreaterThan(0);
@@ -72,12 +73,14 @@ describe("hung batches", () => {
 });
 
 describe("loading and closing", () => {
-  it("close() while a worker loads: the worker is freed once loaded and never joins", async () => {
-    const server = new DllmServer({ modelPath, workers: 1, modelModule: faultyModelUrl({ loadDelayMs: 500 }) });
+  it("close() while a worker loads: the worker never joins, and close() waits for its load", async () => {
+    const started = performance.now();
+    const server = new DllmServer({ modelPath, workers: 1, modelModule: faultyModelUrl({ loadDelayMs: 1000 }) });
     const ready = server.ready();
     await server.close();
+    // The worker waited for its model to load, then freed it, rather than failing to free what was not there.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
     await expect(ready).rejects.toThrow(/closed before it was ready/);
-    await new Promise((r) => setTimeout(r, 800));
     expect(server.stats().workers[0].healthy).toBe(false);
   });
 

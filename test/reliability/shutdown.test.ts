@@ -31,9 +31,14 @@ describe.each(["SIGTERM", "SIGINT"] as const)("%s", (signal) => {
     // over 30 s (the default), so that only draining is tested here; the deadline has its own test below.
     const server = await startServer(["--workers", "1", "--shutdown-timeout", "600"]);
     try {
-      const inFlight = chat(server.url);
+      let answeredYet = false;
+      const inFlight = chat(server.url).finally(() => (answeredYet = true));
       await new Promise((r) => setTimeout(r, 100));
       server.child.kill(signal);
+      await expect.poll(() => server.stderr()).toContain(`${signal}, draining`);
+      // While the request drains, a new connection is refused.
+      await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+      expect(answeredYet).toBe(false);
       const res = await inFlight;
       expect(res.status).toBe(200);
       expect((await res.json()).choices[0].message.content).toEqual(expect.any(String));
@@ -41,8 +46,6 @@ describe.each(["SIGTERM", "SIGINT"] as const)("%s", (signal) => {
       const answered = Date.now();
       expect(await server.exited).toBe(0);
       expect(Date.now() - answered).toBeLessThan(20_000);
-      await expect(fetch(`${server.url}/health`)).rejects.toThrow();
-      expect(server.stderr()).toContain(`${signal}, draining`);
     } finally {
       server.child.kill("SIGKILL");
     }

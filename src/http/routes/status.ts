@@ -65,8 +65,8 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/batch/stats", async () => {
     const s = ctx.server.stats();
     return {
-      max_batch_size: ctx.batchSize,
-      max_wait_time: ctx.maxWaitMs / 1000,
+      max_batch_size: ctx.server.batchSize,
+      max_wait_time: ctx.server.maxWaitMs / 1000,
       pending_requests: s.queueDepth,
       currently_processing: s.running,
     };
