@@ -21,8 +21,11 @@ export class AnswerText {
 
   constructor(tokenizer: LLaDATokenizer, stopIds: Set<number>, stopStrings: string[] = []) {
     this.#tokenizer = tokenizer;
-    this.#stopIds = stopIds;
-    this.#stopStrings = stopStrings.filter((s) => s.length > 0);
+    // A stop string that is a special token's text (say "<|start_header_id|>") never appears in decoded text,
+    // which leaves special tokens out: it stops as that token, like EOS.
+    const specials = stopStrings.map((s) => tokenizer.specialTokenId(s)).filter((id) => id !== undefined);
+    this.#stopIds = specials.length ? new Set([...stopIds, ...specials]) : stopIds;
+    this.#stopStrings = stopStrings.filter((s) => s.length > 0 && tokenizer.specialTokenId(s) === undefined);
   }
 
   /** Adds the next block's tokens (`last`: no block follows); returns the text that is now certain. */

@@ -35,11 +35,19 @@ export class LLaDATokenizer {
   readonly #template: ChatTemplate | null;
   /** `<|eot_id|>`'s id, if the vocabulary has it. */
   readonly eotTokenId: number | undefined;
+  /** The special tokens' ids by their text (decoded text never holds them). */
+  readonly #specials = new Map<string, number>();
 
   private constructor(tokenizer: Tokenizer, template: ChatTemplate | null) {
     this.#tokenizer = tokenizer;
     this.#template = template;
     this.eotTokenId = tokenizer.token_to_id(EOT_TOKEN);
+    for (const [id, token] of tokenizer.get_added_tokens_decoder()) if (token.special) this.#specials.set(token.content, id);
+  }
+
+  /** The id of the special token whose text this is, if it is one. */
+  specialTokenId(text: string): number | undefined {
+    return this.#specials.get(text);
   }
 
   static async load(modelPath: string): Promise<LLaDATokenizer> {

@@ -66,6 +66,18 @@ describe("AnswerText", () => {
     }
   });
 
+  it("takes a stop string that is a special token's text as that token", () => {
+    const header = tokenizer.specialTokenId("<|start_header_id|>")!;
+    expect(header).toEqual(expect.any(Number));
+    const ids = [...tokenizer.encode("Hi there"), header, ...tokenizer.encode("user")];
+    for (const size of [1, 3, 100]) {
+      const { deltas, final } = stream(ids, size, ["<|start_header_id|>"]);
+      expect(final).toEqual({ text: "Hi there", tokens: tokenizer.encode("Hi there"), finishReason: "stop" });
+      expect(deltas.join("")).toBe("Hi there");
+    }
+    expect(tokenizer.specialTokenId("Hi")).toBeUndefined();
+  });
+
   it("cuts at the stop string a reader meets first, wherever the blocks end", () => {
     // "\nQ" ends before "\n\nQuestion" does, though it starts later: every block size must cut there.
     const ids = tokenizer.encode("A\n\nQuestion: what?");
