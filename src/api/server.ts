@@ -1,6 +1,8 @@
 // The in-process API: a server of one worker per device behind the router, with typed chat / complete / stream
 // calls. Benchmarks use it directly; the HTTP layer sits on it.
-import { randomSeed, type GenerationInput, type GenerationParams } from "../model/model.js";
+import { setMaxListeners } from "node:events";
+import { InvalidRequestError } from "../engine/errors.js";
+import { choiceSeed, randomSeed, type GenerationInput, type GenerationParams } from "../model/model.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { Router, type ClusterStats, type Policy, type Served, type ServedBlock } from "../cluster/router.js";
 import type { WorkerConfig } from "../cluster/protocol.js";
@@ -121,6 +123,27 @@ export class DllmServer {
   #submit(input: GenerationInput, options: RequestOptions, callbacks: { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void }) {
     const { seed, stop, signal, ...params } = options;
     return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
+  }
+
+  /**
+   * n answers to one input, as RL rollouts draw them: choice i decodes with seed + i (seed: the given one, or one
+   * drawn for the call), so it is exactly what generate() with that seed returns. The workers batch the choices
+   * like any requests; if one fails, the others are cancelled and the call rejects with its error.
+   */
+  async sample(input: GenerationInput, n: number, options: RequestOptions = {}): Promise<Served[]> {
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
+    const seed = options.seed ?? randomSeed();
+    const failed = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
+    setMaxListeners(n + 10, signal); // one listener per choice until it settles
+    return Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal }, {}).catch((err) => {
+          failed.abort(err);
+          throw err;
+        }),
+      ),
+    );
   }
 
   /** `accepted`, each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */

@@ -1,7 +1,7 @@
 // A request's choices: n per prompt in OpenAI's order, each a generation of its own that the workers batch like
 // any other; what they used; and their event streams merged into one.
 import type { Served } from "../cluster/router.js";
-import { SEEDS, type GenerationInput } from "../model/model.js";
+import { choiceSeed, type GenerationInput } from "../model/model.js";
 import type { ParsedRequest } from "./request.js";
 
 /** One choice of a request: its place among the choices, what it decodes, and its seed. */
@@ -24,8 +24,8 @@ export function choicesOf(parsed: ParsedRequest): Choice[] {
     Array.from({ length: parsed.n }, (_, i) => ({
       index: p * parsed.n + i,
       input,
-      // Choice i decodes with seed + i (wrapping), so choice 0 is what the same request with n = 1 gives.
-      seed: seed === undefined ? undefined : i < SEEDS - seed ? seed + i : i - (SEEDS - seed),
+      // Choice 0 is what the same request with n = 1 gives.
+      seed: seed === undefined ? undefined : choiceSeed(seed, i),
     })),
   );
 }

@@ -141,6 +141,11 @@ export function randomSeed(): number {
   return randomInt(SEED_LIMIT);
 }
 
+/** The seed of choice i of a request seeded with `seed`: seed + i, wrapping below SEEDS (choice 0 is the request's). */
+export function choiceSeed(seed: number, i: number): number {
+  return i < SEEDS - seed ? seed + i : i - (SEEDS - seed);
+}
+
 export interface LoadModelOptions extends LoadOptions {
   modelPath: string;
 }
