@@ -26,7 +26,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
 }
 
-const PUBLIC_ROUTES = new Set(["/health", "/v1/models"]);
+/** /health and the model list (and one model of it) need no key; nothing else does. */
+const isPublic = (path: string) => path === "/health" || path === "/v1/models" || /^\/v1\/models\/[^/]+$/.test(path);
 const HARD_BODY_LIMIT = 8 * 1024 * 1024;
 
 /** The largest body a request to this model can need: a full context of text, generously escaped. */
@@ -83,7 +84,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         return reply.code(204).send();
       }
     }
-    if (options.apiKey && !PUBLIC_ROUTES.has(path)) {
+    if (options.apiKey && !isPublic(path)) {
       const key = presentedKey(request.headers);
       if (!key || !keyMatches(key, options.apiKey)) {
         throw new ApiError(401, key ? "invalid API key" : "missing API key (Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");

@@ -83,6 +83,8 @@ describe("the openai client", () => {
   it("lists the model", async () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(["tiny"]);
+    expect(await client.models.retrieve("tiny")).toMatchObject({ id: "tiny", object: "model", owned_by: "dllm-serve" });
+    await expect(client.models.retrieve("gpt-4")).rejects.toMatchObject({ status: 404, code: "model_not_found" });
   });
 
   describe("several choices: n per prompt, and lists of prompts", () => {

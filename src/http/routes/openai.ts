@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { StreamEvent } from "../../api/server.js";
 import type { Served } from "../../cluster/router.js";
 import { choicesOf, interleave, usage, type Choice, type Finished } from "../choices.js";
-import { toApiError } from "../errors.js";
+import { ApiError, toApiError } from "../errors.js";
 import { requestDefaults, type AppContext } from "../context.js";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "../request.js";
 
@@ -152,8 +152,13 @@ export function openaiRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post("/v1/completions", (request, reply) =>
     respond(ctx, "text", parseCompletionRequest(request.body, requestDefaults(ctx)), request, reply),
   );
-  app.get("/v1/models", async () => ({
-    object: "list",
-    data: [{ id: ctx.modelId, object: "model", created: 0, owned_by: "dllm-serve", max_model_len: ctx.server.info?.maxSequenceLength }],
-  }));
+  const model = () => ({ id: ctx.modelId, object: "model", created: 0, owned_by: "dllm-serve", max_model_len: ctx.server.info?.maxSequenceLength });
+  app.get("/v1/models", async () => ({ object: "list", data: [model()] }));
+  // The openai client's models.retrieve(id).
+  app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
+    if (request.params.id !== ctx.modelId) {
+      throw new ApiError(404, `the model '${request.params.id}' does not exist; this server serves '${ctx.modelId}'`, "not_found_error", "model", "model_not_found");
+    }
+    return model();
+  });
 }
