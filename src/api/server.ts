@@ -9,6 +9,10 @@ import type { WorkerConfig } from "../cluster/protocol.js";
 import type { Isolation } from "../cluster/worker-handle.js";
 import type { ModelInfo } from "../native/addon-types.js";
 
+/** Batching when none is asked for: the CLI's defaults too. */
+export const DEFAULT_BATCH_SIZE = 8;
+export const DEFAULT_MAX_WAIT_MS = 20;
+
 export interface ServerOptions {
   /** HF LLaDA folder. */
   modelPath: string;
@@ -75,8 +79,8 @@ export class DllmServer {
   /** Starts the workers; `ready()` resolves when every one has loaded the model. */
   constructor(options: ServerOptions) {
     this.devices = resolveDevices(options);
-    this.batchSize = options.batchSize ?? 8;
-    this.maxWaitMs = options.maxWaitMs ?? 20;
+    this.batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
     const cuda = this.devices[0].startsWith("cuda");
     this.#router = new Router({
       modelPath: options.modelPath,

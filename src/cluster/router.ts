@@ -368,8 +368,9 @@ export class Router {
           this.#loadError ??= err;
           this.#rejectReadyWaiters(err);
         }
-        // Requests waiting for a worker to come back would otherwise wait through every further attempt.
-        if (!this.#slots.some((s) => s.healthy)) {
+        // Requests waiting for a worker to come back would otherwise wait through every further attempt of this
+        // one; while another is still loading, they wait for it.
+        if (!this.#slots.some((s) => s !== slot && (s.healthy || s.state === "loading" || s.state === "restarting"))) {
           for (const p of this.#backlog.splice(0)) this.#settle(p, () => p.reject(new ServiceUnavailableError(err.message)));
         }
         break;
@@ -547,7 +548,8 @@ export class Router {
   }
 
   #checkReady(): void {
-    if (!this.#slots.every((s) => s.healthy)) return;
+    // Loaded once each, not healthy at the same moment: one may already be restarting when the last loads.
+    if (!this.#slots.every((s) => s.everReady)) return;
     this.#loaded = true;
     for (const w of this.#readyWaiters.splice(0)) w.resolve();
   }

@@ -146,6 +146,12 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
     } catch (err) {
+      // Every row of this part was cancelled, and the engine stopped for them: the rest of the batch (the other
+      // half of an OOM split) still wants its answers.
+      if (batchAbort.signal.aborted && live.every((j) => j.cancelled)) {
+        for (const job of live) answer(job, new DOMException("cancelled", "AbortError"));
+        return;
+      }
       if (!(err instanceof OutOfMemoryError)) throw err;
       // A request that does not fit even alone fails alone; the rest of its batch is still decoded.
       if (live.length === 1) return answer(live[0], err);

@@ -110,7 +110,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     throw err;
   }
   const blockLength = p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength);
-  if (p.blockLength === undefined && genLength % blockLength !== 0) {
+  if (p.blockLength === undefined && Number.isSafeInteger(genLength) && genLength > 0 && genLength % blockLength !== 0) {
     // The engine would refuse a block length the caller never gave: say which one, and what to do.
     throw new InvalidRequestError(`genLength ${genLength} is not a multiple of the default blockLength ${blockLength}: give a blockLength that divides it`);
   }

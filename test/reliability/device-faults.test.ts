@@ -54,6 +54,26 @@ describe("out of memory", () => {
   });
 });
 
+describe("cancelling after an out-of-memory split", () => {
+  it("stops the half whose requests all left; the other half is still answered", async () => {
+    // Prompts of 10, 10, 14 and 14 tokens share a batch of four, which is then decoded as two halves of two.
+    const batch = ["the cat sat on the mat", "the cat sat on the mat", "the cat sat on the mat and the hat", "the cat sat on the mat and the hat"];
+    await using server = await createServer({
+      modelPath, workers: 1, batchSize: 4, maxWaitMs: 500, modelModule: faultyModelUrl({ oomAbove: 2 }),
+    });
+    // Without early stop, leaving rows are not let go at a block's end: the engine is stopped for them.
+    const long = { genLength: 240, blockLength: 8, steps: 240, earlyStop: false };
+    const leaving = [new AbortController(), new AbortController()];
+    const first = server.generate({ prompt: batch[0] }, { ...long, seed: 0, signal: leaving[0].signal }, () => leaving.forEach((c) => c.abort()));
+    const second = server.generate({ prompt: batch[1] }, { ...long, seed: 1, signal: leaving[1].signal });
+    const rest = batch.slice(2).map((p, i) => server.complete(p, { ...long, seed: 2 + i }));
+    await expect(first).rejects.toMatchObject({ name: "AbortError" });
+    await expect(second).rejects.toMatchObject({ name: "AbortError" });
+    for (const g of await Promise.all(rest)) expect(g).toMatchObject({ finishReason: expect.any(String), tokens: expect.any(Array) });
+    expect(server.stats().workers[0]).toMatchObject({ requestsServed: 2, batches: 1, meanBatchSize: 4 });
+  });
+});
+
 describe("hung batches", () => {
   it("recycle the worker after the batch deadline and retry its requests once elsewhere", async () => {
     await using server = await createServer({
@@ -84,10 +104,23 @@ describe("loading and closing", () => {
     expect(server.stats().workers[0].healthy).toBe(false);
   });
 
+  it("is ready once every worker has loaded, though one already restarts when the last loads", async () => {
+    const server = new DllmServer({ modelPath, workers: 2, restartBackoffMs: 60_000, modelModule: faultyModelUrl({ workers: [1], loadDelayMs: 1500 }) });
+    try {
+      await expect.poll(() => server.stats().workers[0].healthy, { timeout: 30_000 }).toBe(true);
+      await server.recycleWorker(0);
+      await server.ready();
+      expect(server.isReady).toBe(true);
+      expect(await server.complete("Hi", params)).toMatchObject({ worker: 1 });
+    } finally {
+      await server.close();
+    }
+  });
+
   it("ready() asked after a worker failed its first load rejects with that failure", async () => {
     const server = new DllmServer({ modelPath, workers: 2, modelModule: faultyModelUrl({ workers: [1], failLoad: true }) });
     try {
-      await expect.poll(() => server.stats().workers[1].errors).toBe(1);
+      await expect.poll(() => server.stats().workers[1].errors, { timeout: 30_000 }).toBe(1);
       await expect(server.ready()).rejects.toThrow(/worker 1 \(cpu\) failed to load the model: cannot read the weights/);
     } finally {
       await server.close();
