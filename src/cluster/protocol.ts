@@ -48,6 +48,7 @@ export type FromWorker =
   | { type: "result"; id: number; generation: Generation }
   | { type: "failed"; id: number; kind: FailureKind; message: string }
   | { type: "batch"; ids: number[]; paddingSlots: number; slots: number }
-  | { type: "batch-done" }
+  /** forwards: the forward passes its decoding took (after an OOM, its parts'; 0 for a part that failed). */
+  | { type: "batch-done"; forwards: number }
   | { type: "device-error"; message: string }
   | { type: "closed" };

@@ -68,6 +68,8 @@ interface LoadCounts {
   batches: number;
   meanBatchSize: number;
   paddingFraction: number;
+  /** Forward passes the finished batches took (generated tokens over this: tokens per forward). */
+  forwards: number;
 }
 
 export interface WorkerStats extends LoadCounts {
@@ -119,6 +121,7 @@ class Slot {
   errors = 0;
   batches = 0;
   batchedRequests = 0;
+  forwards = 0;
   paddingSlots = 0;
   slots = 0;
   restarts = 0;
@@ -155,6 +158,7 @@ class Slot {
       queueDepth: this.inFlight.size - this.running.size,
       batches: this.batches,
       meanBatchSize: this.batches ? this.batchedRequests / this.batches : 0,
+      forwards: this.forwards,
       paddingFraction: this.slots ? this.paddingSlots / this.slots : 0,
       restarts: this.restarts,
       dtype: this.info?.dtype,
@@ -267,6 +271,7 @@ export class Router {
       queueDepth: this.#waiting(),
       batches,
       meanBatchSize: batches ? this.#slots.reduce((a, s) => a + s.batchedRequests, 0) / batches : 0,
+      forwards: sum((w) => w.forwards),
       paddingFraction: slots ? this.#slots.reduce((a, s) => a + s.paddingSlots, 0) / slots : 0,
       workers,
     };
@@ -398,6 +403,7 @@ export class Router {
       case "batch-done":
         clearTimeout(slot.batchTimer);
         slot.running.clear();
+        slot.forwards += m.forwards;
         break;
       case "accepted": {
         const p = slot.inFlight.get(m.id);

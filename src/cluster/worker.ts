@@ -95,9 +95,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     const next = queue.next(performance.now());
     if ("batch" in next) {
       busy = true;
-      void run(next.batch).finally(() => {
+      void run(next.batch).then((forwards) => {
         busy = false;
-        post({ type: "batch-done" });
+        post({ type: "batch-done", forwards });
         if (closing && queue.size === 0) void shutdown();
         else pump();
       });
@@ -106,7 +106,8 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     }
   }
 
-  async function run(batch: Job[]): Promise<void> {
+  /** Decodes a batch and answers each of its requests; returns the forward passes it took. Never rejects. */
+  async function run(batch: Job[]): Promise<number> {
     for (const job of batch) running.set(job.id, job);
     const longest = Math.max(...batch.map((j) => j.length));
     post({
@@ -116,10 +117,11 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
       slots: longest * batch.length,
     });
     try {
-      await decodeSplittingOnOom(batch);
+      return await decodeSplittingOnOom(batch);
     } catch (err) {
       for (const job of batch) answer(job, err);
       if (err instanceof DeviceError && !(err instanceof OutOfMemoryError)) post({ type: "device-error", message: err.message });
+      return 0;
     } finally {
       for (const job of batch) running.delete(job.id);
     }
@@ -129,10 +131,10 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
    * Decodes a batch; when the device runs out of memory, decodes each half on its own (down to single
    * requests, which then fail alone with the OOM error). Every row gets the tokens it would get alone either way.
    */
-  async function decodeSplittingOnOom(batch: Job[]): Promise<void> {
+  async function decodeSplittingOnOom(batch: Job[]): Promise<number> {
     for (const job of batch) if (job.cancelled) answer(job, new DOMException("cancelled", "AbortError"));
     const live = batch.filter((j) => !j.answered);
-    if (live.length === 0) return;
+    if (live.length === 0) return 0;
     batchAbort = new AbortController();
     decoding = live;
     try {
@@ -145,19 +147,22 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         released: (row) => live[row].cancelled,
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
+      return results[0]?.forwards ?? 0;
     } catch (err) {
       // Every row of this part was cancelled, and the engine stopped for them: the rest of the batch (the other
       // half of an OOM split) still wants its answers.
       if (batchAbort.signal.aborted && live.every((j) => j.cancelled)) {
         for (const job of live) answer(job, new DOMException("cancelled", "AbortError"));
-        return;
+        return 0;
       }
       if (!(err instanceof OutOfMemoryError)) throw err;
       // A request that does not fit even alone fails alone; the rest of its batch is still decoded.
-      if (live.length === 1) return answer(live[0], err);
+      if (live.length === 1) {
+        answer(live[0], err);
+        return 0;
+      }
       const half = Math.ceil(live.length / 2);
-      await decodeSplittingOnOom(live.slice(0, half));
-      await decodeSplittingOnOom(live.slice(half));
+      return (await decodeSplittingOnOom(live.slice(0, half))) + (await decodeSplittingOnOom(live.slice(half)));
     }
   }
 

@@ -24,6 +24,16 @@ export class Metrics {
       };
     new Gauge({ name: "dllm_requests_running", help: "Requests in a running batch", labelNames: ["worker"], registers, collect: perWorker("running") });
     new Gauge({ name: "dllm_requests_waiting", help: "Requests waiting for a batch", labelNames: ["worker"], registers, collect: perWorker("queueDepth") });
+    new Counter({
+      name: "dllm_forward_passes_total",
+      help: "Forward passes of finished batches (generation tokens over this: tokens per forward)",
+      labelNames: ["worker"],
+      registers,
+      collect(this: Counter<"worker">) {
+        this.reset();
+        for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w.forwards);
+      },
+    });
     new Gauge({
       name: "dllm_worker_healthy",
       help: "1 when the worker is loaded and in rotation",

@@ -254,7 +254,9 @@ describe("cancellation and shutdown", () => {
     // Prompts of 10, 10, 14 and 14 tokens, 16 generated, taking turns: each worker batches one of 10 with one of
     // 14, padded by 4 of 60 token slots.
     const short10 = "the cat sat on the mat", short14 = "the cat sat on the mat and the hat";
-    await Promise.all([short10, short10, short14, short14].map((p) => server.complete(p, short)));
+    const served = await Promise.all([short10, short10, short14, short14].map((p) => server.complete(p, short)));
+    // Answers are posted as they are ready; the batch's end (and its forward count) follows them.
+    await expect.poll(() => server.stats().workers.every((w) => w.forwards > 0)).toBe(true);
     const stats = server.stats();
     expect(stats).toMatchObject({ totalWorkers: 2, healthyWorkers: 2, totalRequests: 4, requestsServed: 4, errors: 0 });
     for (const [index, worker] of stats.workers.entries()) {
@@ -262,9 +264,14 @@ describe("cancellation and shutdown", () => {
         expect.objectContaining({
           index, device: "cpu", healthy: true, requestsServed: 2, errors: 0, inFlight: 0, running: 0, queueDepth: 0,
           batches: 1, meanBatchSize: 2, paddingFraction: 4 / 60,
+          // The forward passes of its one batch, as each of the batch's answers reports them.
+          forwards: served.find((g) => g.worker === index)!.forwards,
         }),
       );
+      expect(served.filter((g) => g.worker === index).map((g) => g.forwards)).toEqual([worker.forwards, worker.forwards]);
     }
+    expect(stats.forwards).toBe(stats.workers[0].forwards + stats.workers[1].forwards);
+    expect(stats.forwards).toBeGreaterThan(0);
   });
 
   it("thread workers set OMP_WAIT_POLICY where libgomp reads it (the process's environment)", async () => {

@@ -187,6 +187,8 @@ describe("status routes", () => {
     const http = await startHttp({ modelPath: dir, workers: 2 }, { modelId: "tiny" });
     try {
       for (let i = 0; i < 3; i++) expect((await postJson(`${http.url}/v1/chat/completions`, ok)).status).toBe(200);
+      // Answers are posted as they are ready; the batch's end (and its forward count) follows them.
+      await expect.poll(() => http.server.stats().running).toBe(0);
       const get = async (path: string) => (await fetch(`${http.url}${path}`)).json();
       expect(await get("/health")).toMatchObject({ status: "healthy", model_loaded: true, device: "cpu,cpu", engine: "dllm-serve", pending_requests: 0 });
       const stats = await get("/stats");
@@ -214,6 +216,11 @@ describe("status routes", () => {
       expect([...samples.keys()].some((k) => k.startsWith("dllm_time_to_first_block_seconds_bucket"))).toBe(true);
       expect([...samples.keys()].some((k) => k.startsWith("dllm_request_queue_time_seconds_sum"))).toBe(true);
       expect([...samples.keys()].some((k) => k.startsWith("dllm_prompt_tokens_total"))).toBe(true);
+      // Forward passes: the scrape and /stats count the same batches.
+      const forwards = [0, 1].map((w) => samples.get(`dllm_forward_passes_total{worker="${w}"}`)!);
+      expect(forwards).toEqual(stats.workers.map((w: { forward_passes: number }) => w.forward_passes));
+      expect(forwards[0] + forwards[1]).toBe(stats.forward_passes);
+      expect(stats.forward_passes).toBeGreaterThan(0);
     } finally {
       await http.close();
     }

@@ -42,6 +42,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
       batches: s.batches,
       mean_batch_size: s.meanBatchSize,
       padding_fraction: s.paddingFraction,
+      forward_passes: s.forwards,
       workers: s.workers.map((w) => ({
         index: w.index,
         url: w.device,
@@ -55,6 +56,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
         batches: w.batches,
         mean_batch_size: w.meanBatchSize,
         padding_fraction: w.paddingFraction,
+        forward_passes: w.forwards,
         restarts: w.restarts,
         dtype: w.dtype ?? null,
         cuda_graphs: w.cudaGraphs ?? null,
