@@ -46,7 +46,7 @@ export type FromWorker =
   | { type: "accepted"; id: number }
   | { type: "block"; id: number; event: Omit<BlockEvent, "tokens"> & { tokens: number[] } }
   | { type: "result"; id: number; generation: Generation }
-  | { type: "failed"; id: number; kind: FailureKind; message: string }
+  | { type: "failed"; id: number; kind: FailureKind; message: string; param?: string; code?: string }
   | { type: "batch"; ids: number[]; paddingSlots: number; slots: number }
   /** forwards: the forward passes its decoding took (after an OOM, its parts'; 0 for a part that failed). */
   | { type: "batch-done"; forwards: number }

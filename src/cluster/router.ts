@@ -436,7 +436,7 @@ export class Router {
           slot.state = "restarting"; // out of rotation before the retry picks a worker; device-error follows
           this.#retry(p, `worker ${slot.index} (${slot.device}) reported a device error: ${m.message}`);
         }
-        else if (m.kind === "invalid") this.#settle(p, () => p.reject(new InvalidRequestError(m.message)));
+        else if (m.kind === "invalid") this.#settle(p, () => p.reject(new InvalidRequestError(m.message, m.param, m.code)));
         else if (m.kind === "oom") {
           this.#settle(p, () => p.reject(new ServiceUnavailableError(`out of device memory even for this request alone: ${m.message}`)));
         }

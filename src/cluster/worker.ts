@@ -49,13 +49,16 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   let decoding: Job[] = [];
   let shuttingDown = false;
 
-  const fail = (id: number, err: unknown) =>
-    post({ type: "failed", id, kind: kindOf(err), message: (err as Error)?.message ?? String(err) });
+  const fail = (id: number, err: unknown) => {
+    const { param, code } = err instanceof InvalidRequestError ? err : {};
+    post({ type: "failed", id, kind: kindOf(err), message: (err as Error)?.message ?? String(err), param, code });
+  };
 
   function accept(request: WorkRequest): void {
     try {
       const params = samplerParams(request.params);
       const promptIds = model.promptIds(request.input);
+      checkContext(promptIds.length, params.genLength, "messages" in request.input ? "messages" : "prompt");
       model.check({ promptIds, seed: request.seed }, params);
       queue.push({
         id: request.id,
@@ -74,6 +77,18 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     } catch (err) {
       fail(request.id, err);
     }
+  }
+
+  /** Prompt and generation must fit the model's context: refused as OpenAI words it, which clients recognise. */
+  function checkContext(promptTokens: number, genLength: number, field: "messages" | "prompt"): void {
+    const max = model.info.maxSequenceLength;
+    if (promptTokens + genLength <= max) return;
+    throw new InvalidRequestError(
+      `This model's maximum context length is ${max} tokens. However, you requested ${promptTokens + genLength} tokens ` +
+        `(${promptTokens} in the ${field}, ${genLength} in the completion). Please reduce the length of the ${field} or the completion.`,
+      field,
+      "context_length_exceeded",
+    );
   }
 
   function cancel(id: number): void {

@@ -4,6 +4,14 @@ import { NativeErrorCode } from "../native/addon-types.js";
 /** A request that the engine refused: bad parameters or prompts (a client error). */
 export class InvalidRequestError extends Error {
   override name = "InvalidRequestError";
+  /** The request field at fault and a machine-readable code, where known (OpenAI's error `param` and `code`). */
+  constructor(
+    message: string,
+    readonly param?: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** The device failed (CUDA error, out of memory): the engine may need to be recycled. */

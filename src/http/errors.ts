@@ -30,7 +30,7 @@ export const invalid = (message: string, param: string | null = null, code: stri
 /** Maps what the serving layers throw (and fastify's own errors) to an ApiError. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof InvalidRequestError) return invalid(err.message);
+  if (err instanceof InvalidRequestError) return invalid(err.message, err.param ?? null, err.code ?? null);
   if (err instanceof QueueFullError) return new ApiError(429, err.message, "rate_limit_error", null, "queue_full", 1);
   if (err instanceof ServiceUnavailableError) return new ApiError(503, err.message, "unavailable_error", null, null, 5);
   const e = err as { statusCode?: number; code?: string; message?: string; name?: string };

@@ -202,7 +202,7 @@ describe("cancellation and shutdown", () => {
     expect(new Set(choices.map((c) => c.text)).size).toBeGreaterThan(1);
     await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/n must be a positive integer/);
     // One choice refused: the call fails with its error.
-    await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/max_sequence_length/);
+    await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
   });
 
   it("a block callback that throws ends its own request with that error; the server keeps serving", async () => {

@@ -66,7 +66,7 @@ describe("bad input", () => {
     ["tools", json({ tools: [{ type: "function", function: { name: "f" } }] }), 400, "tools", "not supported"],
     ["JSON mode", json({ response_format: { type: "json_object" } }), 400, "response_format", "not supported"],
     ["threshold and factor together", json({ threshold: 0.9, factor: 1 }), 400, "factor"],
-    ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, null, "max_sequence_length"],
+    ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, "messages", "maximum context length is 256 tokens"],
     ["the mask token in the prompt", json({ messages: [{ role: "user", content: "a <|mdm_mask|> b" }] }), 400, null, "mask token"],
     ["a wrong content type", "messages=hi", 415, null, undefined, "application/x-www-form-urlencoded"],
     ["text/plain", json({}), 415, null, undefined, "text/plain"],
@@ -103,6 +103,19 @@ describe("bad input", () => {
     expect((await send(json(neutral))).status).toBe(200);
     const completion = { prompt: "Hi", max_tokens: 8, echo: false, best_of: 1, logprobs: null, suffix: "" };
     expect((await send(JSON.stringify(completion), "application/json", "/v1/completions")).status).toBe(200);
+  });
+
+  it("words a prompt too long for the context as OpenAI does, naming the field and counting the tokens", async () => {
+    const prompt = "the cat ".repeat(200);
+    const r = await send(JSON.stringify({ prompt, max_tokens: 64 }), "application/json", "/v1/completions");
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ type: "invalid_request_error", param: "prompt", code: "context_length_exceeded" });
+    const tokens = Number(/\((\d+) in the prompt, 64 in the completion\)/.exec(r.body.error.message)![1]);
+    expect(tokens).toBeGreaterThan(256 - 64);
+    expect(r.body.error.message).toBe(
+      `This model's maximum context length is 256 tokens. However, you requested ${tokens + 64} tokens ` +
+        `(${tokens} in the prompt, 64 in the completion). Please reduce the length of the prompt or the completion.`,
+    );
   });
 
   it("lists the available algorithms when one is unknown", async () => {
