@@ -236,23 +236,27 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
   return { inputs: [input], n: choicesPerPrompt(body, 1), options: decoding(body, defaults), ...streaming(body) };
 }
 
+const isTokenId = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** OpenAI's four forms of `prompt`: a string, a list of strings, token ids, or a list of token-id lists. */
+function completionPrompts(prompt: unknown): Array<string | number[]> {
+  const form = "a string, a list of strings, a list of token ids or a list of such lists";
+  if (typeof prompt === "string") return [prompt];
+  if (!Array.isArray(prompt)) throw invalid(`'prompt' must be ${form}, not ${typeName(prompt)}`, "prompt");
+  if (prompt.length === 0) throw invalid("'prompt' must not be an empty list", "prompt");
+  if (prompt.every(isTokenId)) return [prompt as number[]];
+  if (prompt.length > MAX_CHOICES) throw invalid(`'prompt' holds ${prompt.length} prompts; at most ${MAX_CHOICES} per request`, "prompt");
+  prompt.forEach((p, i) => {
+    const ok = typeof p === "string" || (Array.isArray(p) && p.length > 0 && p.every(isTokenId));
+    if (!ok) throw invalid(`'prompt[${i}]' must be a string or a non-empty list of token ids, not ${typeName(p)}`, "prompt");
+  });
+  return prompt as Array<string | number[]>;
+}
+
 export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults): ParsedRequest {
   const body = asBody(raw);
   refuseUnsupported(body);
-  const prompt = body.prompt;
-  let prompts: string[];
-  if (typeof prompt === "string") {
-    prompts = [prompt];
-  } else if (Array.isArray(prompt)) {
-    if (prompt.length === 0) throw invalid("'prompt' must not be an empty list", "prompt");
-    if (prompt.length > MAX_CHOICES) throw invalid(`'prompt' holds ${prompt.length} prompts; at most ${MAX_CHOICES} per request`, "prompt");
-    prompt.forEach((p, i) => {
-      if (typeof p !== "string") throw invalid(`'prompt[${i}]' must be a string, not ${typeName(p)} (token-id prompts are not accepted)`, "prompt");
-    });
-    prompts = prompt as string[];
-  } else {
-    throw invalid(`'prompt' must be a string or a list of strings, not ${typeName(prompt)}`, "prompt");
-  }
+  const prompts = completionPrompts(body.prompt);
   optional(body, "model", string("model"));
   return {
     inputs: prompts.map((p) => ({ prompt: p })),

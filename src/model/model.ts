@@ -9,7 +9,8 @@ import { AlgorithmError, resolveAlgorithm } from "./algorithms.js";
 import { AnswerText } from "./answer-text.js";
 
 /** What to answer: chat messages (rendered with the model's chat template) or a raw prompt string. */
-export type GenerationInput = { messages: ChatMessage[]; prompt?: never } | { prompt: string; messages?: never };
+/** Chat messages (the model's chat template applies), or a raw prompt: text, or token ids as they are. */
+export type GenerationInput = { messages: ChatMessage[]; prompt?: never } | { prompt: string | number[]; messages?: never };
 
 export interface GenerationParams {
   /** Tokens to generate (LLaDA's gen_length). Default 128. */
@@ -185,10 +186,16 @@ export class Model {
       text = this.tokenizer.applyChatTemplate(input.messages);
     } else if (typeof input.prompt === "string") {
       text = input.prompt;
+    } else if (Array.isArray(input.prompt)) {
+      // Token ids as they are (the engine checks they lie in the vocabulary).
+      if (input.prompt.length === 0 || !input.prompt.every((t) => Number.isSafeInteger(t) && t >= 0)) {
+        throw new InvalidRequestError("a token-id prompt must be a non-empty list of non-negative integers");
+      }
+      text = "";
     } else {
-      throw new InvalidRequestError("give either messages or a prompt string");
+      throw new InvalidRequestError("give either messages or a prompt (text or token ids)");
     }
-    const ids = this.tokenizer.encode(text);
+    const ids = Array.isArray(input.prompt) ? [...input.prompt] : this.tokenizer.encode(text);
     if (ids.includes(this.info.maskTokenId)) throw new InvalidRequestError("the prompt contains the mask token");
     return ids;
   }

@@ -83,7 +83,7 @@ describe("bad input", () => {
   });
 
   it("rejects a completion without a string prompt or a list of them, and unknown routes with a 404 in the same shape", async () => {
-    for (const prompt of [42, [], ["a", 3], [[1, 2]]])
+    for (const prompt of [42, [], ["a", 3], [[1, "a"]], [[]], [-1], [1.5]])
       expect((await send(JSON.stringify({ prompt }), "application/json", "/v1/completions")).body.error.param).toBe("prompt");
     for (const [field, value] of [["echo", true], ["best_of", 3], ["logprobs", 5], ["suffix", " the end"]] as const) {
       const r = await send(JSON.stringify({ prompt: "Hi", [field]: value }), "application/json", "/v1/completions");

@@ -1,15 +1,18 @@
 // The official openai client, unchanged, against the server on a real socket.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
 import { tinyModel } from "../helpers/fixtures.js";
 import { startHttp, type Running } from "../helpers/http.js";
 
 let http: Running;
 let client: OpenAI;
+let tokenizer: LLaDATokenizer;
 const messages = [{ role: "user" as const, content: "Tell me about the cat" }];
 
 beforeAll(async () => {
   const { dir } = await tinyModel({ seed: 8 });
+  tokenizer = await LLaDATokenizer.load(dir);
   http = await startHttp({ modelPath: dir, workers: 2 });
   client = new OpenAI({ baseURL: `${http.url}/v1`, apiKey: "unused", maxRetries: 0 });
 });
@@ -113,6 +116,22 @@ describe("the openai client", () => {
       );
       expect(r.choices.map((c) => c.text)).toEqual(alone.map((a) => a.choices[0].text));
       expect(r.usage!.prompt_tokens).toBe(alone[0].usage!.prompt_tokens + alone[2].usage!.prompt_tokens);
+    });
+
+    it("completions of token-id prompts, one or a list, answer as the same text does", async () => {
+      const texts = ["Once upon a time", "The cat sat"];
+      const ids = texts.map((t) => tokenizer.encode(t));
+      const byText = await client.completions.create({ ...sampled, prompt: texts, seed: 5 } as OpenAI.CompletionCreateParamsNonStreaming);
+      const byIds = await client.completions.create({ ...sampled, prompt: ids, seed: 5 } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(byIds.choices.map((c) => c.text)).toEqual(byText.choices.map((c) => c.text));
+      expect(byIds.usage).toEqual(byText.usage);
+      const one = await client.completions.create({ ...sampled, prompt: ids[0], seed: 5 } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(one.choices.map((c) => c.text)).toEqual([byText.choices[0].text]);
+      // Ids outside the vocabulary are the request's fault.
+      await expect(client.completions.create({ ...sampled, prompt: [1, 99999] } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({
+        status: 400,
+        message: expect.stringMatching(/outside the vocabulary/),
+      });
     });
 
     it("streams every choice: its role, its blocks in order, its finish, then one usage chunk", async () => {

@@ -42,8 +42,19 @@ describe("prompts", () => {
     ["a numeric content", { messages: [{ role: "user", content: 5 }] }],
     ["neither messages nor prompt", {}],
     ["the mask token in the text", { prompt: "a <|mdm_mask|> b" }],
+    ["an empty token-id prompt", { prompt: [] }],
+    ["a token-id prompt with a fraction", { prompt: [1, 2.5] }],
+    ["a token-id prompt outside the vocabulary", { prompt: [1, 100000] }],
   ])("rejects %s with an InvalidRequestError", async (_name, input) => {
     await expect(model.generate(input as never, params)).rejects.toBeInstanceOf(InvalidRequestError);
+  });
+
+  it("takes a prompt of token ids as they are", async () => {
+    const ids = model.tokenizer.encode("Hello there");
+    expect(model.promptIds({ prompt: ids })).toEqual(ids);
+    expect(() => model.promptIds({ prompt: [1, specials.mask] })).toThrow(/mask token/);
+    const [byIds, byText] = await model.generateBatch([{ prompt: ids, seed: 1 }, { prompt: "Hello there", seed: 1 }], params);
+    expect(byIds.tokens).toEqual(byText.tokens);
   });
 });
 
