@@ -187,9 +187,10 @@ export class Model {
     } else if (typeof input.prompt === "string") {
       text = input.prompt;
     } else if (Array.isArray(input.prompt)) {
-      // Token ids as they are (the engine checks they lie in the vocabulary).
-      if (input.prompt.length === 0 || !input.prompt.every((t) => Number.isSafeInteger(t) && t >= 0)) {
-        throw new InvalidRequestError("a token-id prompt must be a non-empty list of non-negative integers");
+      // Token ids as they are. Checked here, not only by the engine: they travel as int32, where 2^32 + 5 is 5.
+      const vocabulary = this.info.embeddingSize;
+      if (input.prompt.length === 0 || !input.prompt.every((t) => Number.isInteger(t) && t >= 0 && t < vocabulary)) {
+        throw new InvalidRequestError(`a token-id prompt must be a non-empty list of integers in [0, ${vocabulary}), the vocabulary`, "prompt");
       }
       text = "";
     } else {

@@ -130,7 +130,7 @@ describe("the openai client", () => {
       // Ids outside the vocabulary are the request's fault.
       await expect(client.completions.create({ ...sampled, prompt: [1, 99999] } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({
         status: 400,
-        message: expect.stringMatching(/outside the vocabulary/),
+        message: expect.stringMatching(/integers in \[0, \d+\), the vocabulary/),
       });
     });
 

@@ -45,6 +45,7 @@ describe("prompts", () => {
     ["an empty token-id prompt", { prompt: [] }],
     ["a token-id prompt with a fraction", { prompt: [1, 2.5] }],
     ["a token-id prompt outside the vocabulary", { prompt: [1, 100000] }],
+    ["a token id that int32 would wrap into the vocabulary", { prompt: [1, 2 ** 32 + 5] }],
   ])("rejects %s with an InvalidRequestError", async (_name, input) => {
     await expect(model.generate(input as never, params)).rejects.toBeInstanceOf(InvalidRequestError);
   });
