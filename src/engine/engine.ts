@@ -1,7 +1,7 @@
 // A typed, promise-based wrapper over one native engine (one device): load, forward, generate, dispose.
 import type { ModelInfo, NativeEngine, NativeGenerateOptions, NativeLoadOptions } from "../native/addon-types.js";
 import { loadAddon } from "../native/load-addon.js";
-import { abortError, DisposedError, fromNative } from "./errors.js";
+import { abortError, DisposedError, fromNative, InvalidRequestError } from "./errors.js";
 
 export type Remasking = "low_confidence" | "random";
 /** Which columns a step between cache refreshes recomputes (native/src/decoding/sampler.h). */
@@ -83,6 +83,12 @@ function splitRows(flat: Int32Array, rows: number): Int32Array[] {
 }
 
 function nativeOptions(jobId: number, rows: BatchRow[], params: SamplerParams): NativeGenerateOptions {
+  // Ids travel as int32, where 2^32 + 5 would be 5: the engine could not tell such an id from a valid one.
+  for (const [i, r] of rows.entries()) {
+    if (!Array.from(r.prompt).every((t) => Number.isInteger(t) && t >= 0 && t <= 0x7fffffff)) {
+      throw new InvalidRequestError(`prompt ${i} holds a token id that is not an integer in [0, 2^31)`);
+    }
+  }
   return { jobId, prompts: rows.map((r) => Int32Array.from(r.prompt)), seeds: rows.map((r) => r.seed), ...params };
 }
 

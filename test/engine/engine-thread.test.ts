@@ -73,6 +73,9 @@ describe("engine thread", () => {
     await expect(engine.generate([row], { steps: 8, genLength: 2 ** 64, blockLength: 8 })).rejects.toThrow(/genLength must be an integer of magnitude at most 2\^53/);
     await expect(engine.generate([{ prompt: [511], seed: 1 }], long)).rejects.toThrow(/mask token/);
     await expect(engine.generate([{ prompt: [9999], seed: 1 }], long)).rejects.toThrow(/outside the vocabulary/);
+    // Not wrapped into the vocabulary on the way to int32.
+    await expect(engine.generate([{ prompt: [1, 2 ** 32 + 5], seed: 1 }], long)).rejects.toThrow(/not an integer in \[0, 2\^31\)/);
+    expect(() => engine.check([{ prompt: [1, 2 ** 32 + 5], seed: 1 }], long)).toThrow(InvalidRequestError);
     await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toThrow(/seed/);
     // Refused while the options are read, too: the same class as check() gives.
     await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toBeInstanceOf(InvalidRequestError);
