@@ -7,26 +7,19 @@
 // scores lie within a few ulps of each other, which these random logits never produce.
 #include <ATen/ATen.h>
 
-#include <cstdio>
-#include <exception>
 #include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "checks.h"
 #include "decoding/gumbel.h"
 #include "decoding/random.h"
 
 namespace {
 
 using namespace dllm;
-
-int failures = 0;
-
-void expect(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-  if (!ok) failures++;
-}
+using checks::expect;
 
 at::Tensor keysFor(int64_t rows, int64_t seed) {
   at::Tensor seeds = at::arange(rows, at::kLong).mul(7919).add(seed);
@@ -136,14 +129,9 @@ void checkDevice(const at::Device& device) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return checks::run([&] {
     checkUniforms();
     checkCpu();
     if (argc > 1) checkDevice(at::Device(argv[1]));
-  } catch (const std::exception& e) {
-    // A kernel that fails to launch, a device that is not there: one failure, and the checks so far still print.
-    expect(false, std::string("no exception: ") + e.what());
-  }
-  std::printf("%d failed\n", failures);
-  return failures == 0 ? 0 : 1;
+  });
 }

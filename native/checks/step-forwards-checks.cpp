@@ -6,12 +6,13 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <string>
 
+#include "checks.h"
 #include "model/config.h"
 #include "model/step-forwards.h"
 #include "model/weights.h"
@@ -20,13 +21,7 @@
 namespace {
 
 using namespace dllm;
-
-int failures = 0;
-
-void expect(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-  if (!ok) failures++;
-}
+using checks::expect;
 
 bool throws(const std::function<void()>& f) {
   try {
@@ -62,7 +57,7 @@ std::pair<at::Tensor, at::Tensor> reference(const std::shared_ptr<const LLaDAMod
 }  // namespace
 
 int main() {
-  try {
+  return checks::run([] {
     const LLaDAConfig config = LLaDAConfig::fromJson(
         json::parse(R"({"d_model": 64, "n_layers": 2, "n_heads": 4, "mlp_hidden_size": 128, "vocab_size": 300,
                         "embedding_size": 313, "max_sequence_length": 256, "mask_token_id": 300, "eos_token_id": 301})"),
@@ -73,20 +68,17 @@ int main() {
     const auto [ha, wa] = reference(model, a, 16, 8);
     const auto [hb, wb] = reference(model, b, 8, 8);
 
-    auto failing = [&](const Batch& like) {
-      at::Tensor bad = like.ids.clone();
-      bad[0][0] = config.embedding_size;  // outside the vocabulary: the embedding lookup throws
-      return bad;
-    };
+    at::Tensor failing = a.ids.clone();
+    failing[0][0] = config.embedding_size;  // outside the vocabulary: the embedding lookup throws
 
-    // A refresh fails at a new shape with no cache yet, at a new shape next to another cache, and at the cache's
-    // own shape (whose buffers it refills in place).
-    for (const char* before : {"nothing", "another shape", "this shape"}) {
+    // A refresh of shape a fails with no cache yet, next to the cache of another shape, and at the cache's own
+    // shape (whose buffers it refills in place).
+    const std::pair<const char*, const Batch*> cases[] = {{"nothing", nullptr}, {"another shape", &b}, {"this shape", &a}};
+    for (const auto& [before, filled] : cases) {
       StepForwards f(model, false);
       const std::string order = std::string("a shape after ") + before;
-      if (order == "a shape after another shape") f.refresh(b.ids, b.keys, b.positions);
-      if (order == "a shape after this shape") f.refresh(a.ids, a.keys, a.positions);
-      expect(throws([&] { f.refresh(failing(a), a.keys, a.positions); }), "a refresh failing at " + order + " throws");
+      if (filled) f.refresh(filled->ids, filled->keys, filled->positions);
+      expect(throws([&] { f.refresh(failing, a.keys, a.positions); }), "a refresh failing at " + order + " throws");
       at::Tensor h = f.refresh(a.ids, a.keys, a.positions).clone();
       at::Tensor w = f.window(a.ids.narrow(1, 16, 8), a.positions.narrow(1, 16, 8), 16).clone();
       expect(h.equal(ha) && w.equal(wa), "after it fails at " + order + ", the next refresh and window are a fresh one's");
@@ -94,9 +86,5 @@ int main() {
       at::Tensor w2 = f.window(b.ids.narrow(1, 8, 8), b.positions.narrow(1, 8, 8), 8).clone();
       expect(h2.equal(hb) && w2.equal(wb), "after it fails at " + order + ", another shape is a fresh one's too");
     }
-  } catch (const std::exception& e) {
-    expect(false, std::string("the checks ran to the end: ") + e.what());
-  }
-  std::printf("%d failed\n", failures);
-  return failures == 0 ? 0 : 1;
+  });
 }
