@@ -22,6 +22,18 @@ function editJson(file: string, edit: (json: Record<string, any>) => void): void
   writeFileSync(file, JSON.stringify(json));
 }
 
+/** Rewrites a safetensors file's JSON header in place, padded to its old length so every data offset stays put. */
+function editHeader(file: string, edit: (header: Record<string, any>) => void): void {
+  const bytes = readFileSync(file);
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString("utf8"));
+  edit(header);
+  const text = JSON.stringify(header);
+  if (text.length > length) throw new Error(`the edited header needs ${text.length} bytes, the file has room for ${length}`);
+  bytes.write(text.padEnd(length, " "), 8, "utf8");
+  writeFileSync(file, bytes);
+}
+
 const wte = "model.transformer.wte.weight";
 
 describe("loading a checkpoint", () => {
@@ -65,13 +77,11 @@ describe("loading a checkpoint", () => {
 
   it("names a tensor that is missing from its file", async () => {
     const { dir } = await tinyModel({ shards: 1 });
-    // Rename the tensor in the header (same length, so every offset stays valid).
-    const file = path.join(dir, "model.safetensors");
-    const bytes = readFileSync(file);
-    const headerLen = Number(bytes.readBigUInt64LE(0));
-    const header = bytes.subarray(8, 8 + headerLen).toString("utf8").replace(`"${wte}"`, `"${wte.replace("wte", "wtx")}"`);
-    bytes.write(header, 8, "utf8");
-    writeFileSync(file, bytes);
+    // Rename the tensor in the header.
+    editHeader(path.join(dir, "model.safetensors"), (header) => {
+      header[wte.replace("wte", "wtx")] = header[wte];
+      delete header[wte];
+    });
     expect((await loadError(dir)).message).toMatch(/model\.safetensors: tensor 'model\.transformer\.wte\.weight' is missing/);
   });
 
@@ -83,33 +93,19 @@ describe("loading a checkpoint", () => {
 
   it("names a tensor with a dtype it does not load", async () => {
     const { dir } = await tinyModel({ shards: 1 });
-    const file = path.join(dir, "model.safetensors");
-    const bytes = readFileSync(file);
-    const headerLen = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8"));
     // I32 has F32's size, so only the dtype is wrong.
-    header[wte].dtype = "I32";
-    const text = JSON.stringify(header).padEnd(headerLen, " ");
-    expect(text.length).toBe(headerLen);
-    bytes.write(text, 8, "utf8");
-    writeFileSync(file, bytes);
+    editHeader(path.join(dir, "model.safetensors"), (header) => (header[wte].dtype = "I32"));
     expect((await loadError(dir)).message).toMatch(/tensor 'model\.transformer\.wte\.weight' has dtype I32/);
   });
 
   it("refuses a header whose shape's byte size wraps around 64 bits (it would view memory past the file)", async () => {
     const { dir } = await tinyModel({ shards: 1 });
-    const file = path.join(dir, "model.safetensors");
-    const bytes = readFileSync(file);
-    const headerLen = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8"));
-    // 2^31 x 2^31 F32 elements are 2^64 bytes: 0 once wrapped, which empty offsets would match.
-    header[wte].shape = [2 ** 31, 2 ** 31];
-    header[wte].data_offsets = [header[wte].data_offsets[0], header[wte].data_offsets[0]];
-    delete header.__metadata__; // room for the longer shape in the header's bytes
-    const text = JSON.stringify(header).padEnd(headerLen, " ");
-    expect(text.length).toBe(headerLen);
-    bytes.write(text, 8, "utf8");
-    writeFileSync(file, bytes);
+    editHeader(path.join(dir, "model.safetensors"), (header) => {
+      // 2^31 x 2^31 F32 elements are 2^64 bytes: 0 once wrapped, which empty offsets would match.
+      header[wte].shape = [2 ** 31, 2 ** 31];
+      header[wte].data_offsets = [header[wte].data_offsets[0], header[wte].data_offsets[0]];
+      delete header.__metadata__; // room for the longer shape in the header's bytes
+    });
     expect((await loadError(dir)).message).toMatch(/tensor 'model\.transformer\.wte\.weight': its byte size 0 does not match shape and dtype F32/);
   });
 
