@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { Engine } from "../dist/engine/engine.js";
 import { samplerParams } from "../dist/model/model.js";
 import { makePrompts, ReferenceServer } from "./reference-server.mjs";
+import { median } from "./median.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -69,7 +70,6 @@ const VARIANTS = [
 const only = opts.only?.split(",");
 const unknown = only?.filter((name) => !VARIANTS.some((v) => v.name === name));
 if (unknown?.length) throw new Error(`--only: unknown ${unknown.join(", ")} (one of: ${VARIANTS.map((v) => v.name).join(", ")})`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 if (!["both", "on", "off"].includes(opts.graphs)) throw new Error("--graphs must be both, on or off");
 
 // One engine per setting of CUDA graphs; every algorithm runs on each.

@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
+import { median } from "./median.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -38,8 +39,6 @@ const MODELS = [
 const DTYPES = ["float32", "bfloat16"];
 const ALGORITHMS = ["basic", "dual_cache"];
 const SAMPLER = { genLength: 128, blockLength: 32, steps: 64, temperature: 0, earlyStop: false };
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const results = [];
 for (const spec of MODELS) {

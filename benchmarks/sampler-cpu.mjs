@@ -6,7 +6,8 @@
 //   bash benchmarks/setup-python.sh && node benchmarks/sampler-cpu.mjs
 //
 // Options:
-//   --repeats N       timed runs per cell, median reported (default 9 on tiny, 3 on mid)
+//   --repeats N       timed runs per cell, median reported (default 9 on tiny, 3 on mid; of an even N, the slower
+//                     middle run)
 //   --only tiny|mid   one model only
 //   --temperature T   sample at T (default 0). Above 0 each side draws its own Gumbel noise (generate.py's
 //                     torch.rand against our counter-based uniforms), so tokens are not compared; the table then
@@ -38,6 +39,7 @@ import { parseArgs } from "node:util";
 import { Engine } from "../dist/engine/engine.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { makePrompts, python, ReferenceServer } from "./reference-server.mjs";
+import { median } from "./median.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -77,12 +79,6 @@ const MODELS = [
     repeats: 3,
   },
 ].filter((m) => !opts.only || m.name === opts.only);
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 function machineInfo() {
   let cpuModel = os.cpus()[0]?.model ?? "unknown";
