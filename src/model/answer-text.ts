@@ -23,9 +23,14 @@ export class AnswerText {
     this.#tokenizer = tokenizer;
     // A stop string that is a special token's text (say "<|start_header_id|>") never appears in decoded text,
     // which leaves special tokens out: it stops as that token, like EOS.
-    const specials = stopStrings.map((s) => tokenizer.specialTokenId(s)).filter((id) => id !== undefined);
+    const specials: number[] = [];
+    this.#stopStrings = [];
+    for (const s of stopStrings) {
+      const id = tokenizer.specialTokenId(s);
+      if (id !== undefined) specials.push(id);
+      else if (s.length > 0) this.#stopStrings.push(s);
+    }
     this.#stopIds = specials.length ? new Set([...stopIds, ...specials]) : stopIds;
-    this.#stopStrings = stopStrings.filter((s) => s.length > 0 && tokenizer.specialTokenId(s) === undefined);
   }
 
   /** Adds the next block's tokens (`last`: no block follows); returns the text that is now certain. */
