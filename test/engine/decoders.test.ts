@@ -88,6 +88,21 @@ describe("parallel decoders: identical tokens to the float64 reference at temper
     expect(forwards).toBe(trace.length);
     expect(Math.max(...trace)).toBeGreaterThan(1);
   });
+
+  it("credit over blocks of 16: its own tokens, not the threshold decoder's, and the reference's", async () => {
+    // Credit builds up while a position stays masked, so it shows over many steps of a long block. At this
+    // threshold it commits positions the threshold decoder alone would leave, and these tokens depend on a leader
+    // keeping its credit from step to step and on a new leader starting from none.
+    const p = prompt(9, 1);
+    const params: SamplerParams = { steps: 16, genLength: 32, blockLength: 16, threshold: 0.3, eotTokenId: eot };
+    const credit = await engine.generate([{ prompt: p, seed: 5 }], { ...params, decoder: "credit" });
+    const threshold = await engine.generate([{ prompt: p, seed: 5 }], { ...params, decoder: "threshold" });
+    expect(Array.from(credit.tokens[0])).not.toEqual(Array.from(threshold.tokens[0]));
+    expect(credit.forwards).toBeLessThan(threshold.forwards);
+    let steps = 0;
+    expect(Array.from(credit.tokens[0])).toEqual(referenceGenerate(config, weights, p, { ...params, decoder: "credit", seed: 5 }, () => steps++));
+    expect(credit.forwards).toBe(steps);
+  });
 });
 
 describe("early stop at EOS", () => {

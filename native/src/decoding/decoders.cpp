@@ -58,17 +58,27 @@ at::Tensor commitMask(const DecoderParams& p, const at::Tensor& conf, const at::
   return commit.logical_and(masked);
 }
 
-void Credit::reset(int64_t rows, int64_t block_length, int64_t vocab, at::Device device) {
-  credit_ = at::zeros({rows, block_length, vocab}, at::TensorOptions().dtype(at::kFloat).device(device));
+void Credit::reset(int64_t rows, int64_t block_length, int64_t steps, at::Device device) {
+  ids_ = at::full({rows, block_length, steps}, -1, at::TensorOptions().dtype(at::kLong).device(device));
+  credit_ = at::zeros({rows, block_length, steps}, at::TensorOptions().dtype(at::kFloat).device(device));
 }
 
-at::Tensor Credit::fuse(const at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols) {
-  at::Tensor top = logits.argmax(1);
-  at::Tensor p = (logits.gather(1, top.unsqueeze(1)).squeeze(1) - lse).exp();
-  at::Tensor c = credit_.index({rows, cols}) * kCreditDecay;  // [N, V]
-  c.scatter_add_(1, top.unsqueeze(1), p.pow(kCreditGamma).unsqueeze(1));
+void Credit::fuse(at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols) {
+  at::Tensor top = logits.argmax(1, /*keepdim=*/true);  // [N, 1]
+  at::Tensor p = (logits.gather(1, top) - lse.unsqueeze(1)).exp();
+  at::Tensor ids = ids_.index({rows, cols});                  // [N, S]
+  at::Tensor c = credit_.index({rows, cols}) * kCreditDecay;  // [N, S]
+  // The top token's slot: the one it already holds, else the first free one (slots fill in order, one per step,
+  // and a position is fused at most once per step, so a free one is left).
+  at::Tensor held = ids.eq(top);
+  at::Tensor slot = at::where(held.any(1, /*keepdim=*/true), held.to(at::kByte).argmax(1, /*keepdim=*/true),
+                              ids.ge(0).sum(1, /*keepdim=*/true));
+  ids.scatter_(1, slot, top);
+  c.scatter_add_(1, slot, p.pow(kCreditGamma));
+  ids_.index_put_({rows, cols}, ids);
   credit_.index_put_({rows, cols}, c);
-  return logits + kCreditAlpha * c.log1p();
+  // Free slots add log(1 + 0) = 0 to id 0: no change, as every id without credit gets in dInfer's dense form.
+  logits.scatter_add_(1, ids.clamp_min(0), kCreditAlpha * c.log1p());
 }
 
 }  // namespace dllm

@@ -162,7 +162,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
     const int64_t b0 = P + b * BL;
     const auto [w0, w1] = window(p, b0, T);
     const int64_t B = w.index.size(0);
-    if (B > 0 && p.decoding.decoder == Decoder::Credit) credit.reset(B, BL, c.embedding_size, dev);
+    if (B > 0 && p.decoding.decoder == Decoder::Credit) credit.reset(B, BL, stepsPerBlock, dev);
     for (int64_t i = 0; i < stepsPerBlock && B > 0; i++) {
       // The step that keys the random numbers: fixed by the schedule, so a block that ends early in one batch
       // leaves later blocks drawing what they would draw alone.
@@ -211,7 +211,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
       logits.select(1, c.mask_token_id).fill_(negInf);
       if (p.decoding.decoder == Decoder::Credit) {
-        logits = credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
+        credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
         if (lse.defined()) lse = logits.logsumexp(1);
       }
 
