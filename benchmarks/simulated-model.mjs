@@ -18,8 +18,11 @@ export class SimulatedModel {
 
   check() {}
 
+  forwardPasses = 0;
+
   async decode(rows, params, options = {}) {
     const blocks = params.genLength / params.blockLength;
+    this.forwardPasses += params.steps;
     for (let block = 0; block < blocks; block++) {
       if (batchMs > 0) await sleep(batchMs / blocks);
       if (options.signal?.aborted) throw options.signal.reason;

@@ -1,11 +1,12 @@
 // Checks of StepForwards (model/step-forwards.h) that drive it directly, which the addon does not allow: a
 // refresh that fails part way (out of memory on a card; here an id outside the vocabulary, which fails in the
 // same place, before the first layer stores its keys) must leave no half-built cache behind. The next refresh, at
-// that shape or another, then computes exactly what a fresh StepForwards computes. test/engine/step-forwards-
-// checks.test.ts runs this program, built with the addon.
+// that shape or another, then computes exactly what a fresh StepForwards computes, and the failed refresh is not
+// counted as a forward pass. test/engine/step-forwards-checks.test.ts runs this program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -48,7 +49,8 @@ Batch batch(const LLaDAConfig& c, int64_t rows, int64_t columns, int64_t pad, ui
 
 // A fresh StepForwards' refresh and window over `b`: what any later one must compute.
 std::pair<at::Tensor, at::Tensor> reference(const std::shared_ptr<const LLaDAModel>& model, const Batch& b, int64_t start, int64_t width) {
-  StepForwards fresh(model, false);
+  std::atomic<int64_t> passes{0};
+  StepForwards fresh(model, false, passes);
   at::Tensor h = fresh.refresh(b.ids, b.keys, b.positions).clone();
   at::Tensor w = fresh.window(b.ids.narrow(1, start, width), b.positions.narrow(1, start, width), start).clone();
   return {h, w};
@@ -75,7 +77,8 @@ int main() {
     // shape (whose buffers it refills in place).
     const std::pair<const char*, const Batch*> cases[] = {{"nothing", nullptr}, {"another shape", &b}, {"this shape", &a}};
     for (const auto& [before, filled] : cases) {
-      StepForwards f(model, false);
+      std::atomic<int64_t> passes{0};
+      StepForwards f(model, false, passes);
       const std::string order = std::string("a shape after ") + before;
       if (filled) f.refresh(filled->ids, filled->keys, filled->positions);
       expect(throws([&] { f.refresh(failing, a.keys, a.positions); }), "a refresh failing at " + order + " throws");
@@ -85,6 +88,7 @@ int main() {
       at::Tensor h2 = f.refresh(b.ids, b.keys, b.positions).clone();
       at::Tensor w2 = f.window(b.ids.narrow(1, 8, 8), b.positions.narrow(1, 8, 8), 8).clone();
       expect(h2.equal(hb) && w2.equal(wb), "after it fails at " + order + ", another shape is a fresh one's too");
+      expect(passes.load() == (filled ? 5 : 4), "after it fails at " + order + ", the passes count every forward but it");
     }
   });
 }

@@ -48,7 +48,7 @@ export type FromWorker =
   | { type: "result"; id: number; generation: Generation }
   | { type: "failed"; id: number; kind: FailureKind; message: string; param?: string; code?: string }
   | { type: "batch"; ids: number[]; paddingSlots: number; slots: number }
-  /** forwards: the forward passes its decoding took (after an OOM, its parts'; 0 for a part that failed). */
+  /** forwards: the forward passes its decoding took, those of parts cancelled or failed (an OOM split's) included. */
   | { type: "batch-done"; forwards: number }
   | { type: "device-error"; message: string }
   | { type: "closed" };

@@ -68,7 +68,10 @@ interface LoadCounts {
   batches: number;
   meanBatchSize: number;
   paddingFraction: number;
-  /** Forward passes the finished batches took (generated tokens over this: tokens per forward). */
+  /**
+   * Forward passes the ended batches took, cancelled and failed work included (generated tokens over this: tokens
+   * per forward).
+   */
   forwards: number;
 }
 

@@ -16,7 +16,7 @@ export interface WorkerPort {
 }
 
 /** What the worker needs of a model: the native Model, or a stand-in (WorkerConfig.modelModule). */
-export type WorkerModel = Pick<Model, "info" | "promptIds" | "check" | "decode" | "dispose">;
+export type WorkerModel = Pick<Model, "info" | "promptIds" | "check" | "decode" | "forwardPasses" | "dispose">;
 
 interface Job extends Queued {
   promptIds: number[];
@@ -121,8 +121,12 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     }
   }
 
-  /** Decodes a batch and answers each of its requests; returns the forward passes it took. Never rejects. */
+  /**
+   * Decodes a batch and answers each of its requests; returns the forward passes it took, those of parts that
+   * were cancelled or failed included. Never rejects.
+   */
   async function run(batch: Job[]): Promise<number> {
+    const passes = model.forwardPasses;
     for (const job of batch) running.set(job.id, job);
     const longest = Math.max(...batch.map((j) => j.length));
     post({
@@ -132,24 +136,24 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
       slots: longest * batch.length,
     });
     try {
-      return await decodeSplittingOnOom(batch);
+      await decodeSplittingOnOom(batch);
     } catch (err) {
       for (const job of batch) answer(job, err);
       if (err instanceof DeviceError && !(err instanceof OutOfMemoryError)) post({ type: "device-error", message: err.message });
-      return 0;
     } finally {
       for (const job of batch) running.delete(job.id);
     }
+    return model.forwardPasses - passes;
   }
 
   /**
    * Decodes a batch; when the device runs out of memory, decodes each half on its own (down to single
    * requests, which then fail alone with the OOM error). Every row gets the tokens it would get alone either way.
    */
-  async function decodeSplittingOnOom(batch: Job[]): Promise<number> {
+  async function decodeSplittingOnOom(batch: Job[]): Promise<void> {
     for (const job of batch) if (job.cancelled) answer(job, new DOMException("cancelled", "AbortError"));
     const live = batch.filter((j) => !j.answered);
-    if (live.length === 0) return 0;
+    if (live.length === 0) return;
     batchAbort = new AbortController();
     decoding = live;
     try {
@@ -162,22 +166,22 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         released: (row) => live[row].cancelled,
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
-      return results[0]?.forwards ?? 0;
     } catch (err) {
       // Every row of this part was cancelled, and the engine stopped for them: the rest of the batch (the other
       // half of an OOM split) still wants its answers.
       if (batchAbort.signal.aborted && live.every((j) => j.cancelled)) {
         for (const job of live) answer(job, new DOMException("cancelled", "AbortError"));
-        return 0;
+        return;
       }
       if (!(err instanceof OutOfMemoryError)) throw err;
       // A request that does not fit even alone fails alone; the rest of its batch is still decoded.
       if (live.length === 1) {
         answer(live[0], err);
-        return 0;
+        return;
       }
       const half = Math.ceil(live.length / 2);
-      return (await decodeSplittingOnOom(live.slice(0, half))) + (await decodeSplittingOnOom(live.slice(half)));
+      await decodeSplittingOnOom(live.slice(0, half));
+      await decodeSplittingOnOom(live.slice(half));
     }
   }
 

@@ -133,6 +133,14 @@ export class Engine {
   }
 
   /**
+   * The decoding forward passes this engine has run: generate()'s `forwards` summed, plus those of generations
+   * cancelled or failed part way (and the two of each forward() with a window).
+   */
+  get forwardPasses(): number {
+    return this.#native.forwardPasses();
+  }
+
+  /**
    * Full logits for rows of any lengths (left-padded together): one Float32Array [length * embeddingSize] per row.
    * With a window, only the logits of columns [start, start + length) of the left-padded layout (T = the longest
    * row), computed as the cached decoders compute them: a K/V cache filled by a full forward over `cacheRows`

@@ -26,7 +26,7 @@ export class Metrics {
     new Gauge({ name: "dllm_requests_waiting", help: "Requests waiting for a batch", labelNames: ["worker"], registers, collect: perWorker("queueDepth") });
     new Counter({
       name: "dllm_forward_passes_total",
-      help: "Forward passes of finished batches (generation tokens over this: tokens per forward)",
+      help: "Forward passes of ended batches, cancelled and failed work included (generation tokens over this: tokens per forward)",
       labelNames: ["worker"],
       registers,
       collect(this: Counter<"worker">) {

@@ -178,6 +178,11 @@ export class Model {
     return this.#engine;
   }
 
+  /** The decoding forward passes run so far, cancelled and failed generations' included (Engine.forwardPasses). */
+  get forwardPasses(): number {
+    return this.#engine.forwardPasses;
+  }
+
   /** The prompt token ids for an input (chat template applied to messages). */
   promptIds(input: GenerationInput): number[] {
     let text: string;

@@ -92,6 +92,8 @@ export interface NativeEngine {
   /** Under early stop, these rows of the job's batch leave it after the block being decoded; false: no such job. */
   stopRows(jobId: number, rows: number[]): boolean;
   info(): ModelInfo | null;
+  /** The decoding forward passes this engine has run, cancelled and failed generations' included. */
+  forwardPasses(): number;
   dispose(): Promise<void>;
 }
 

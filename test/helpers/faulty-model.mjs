@@ -29,6 +29,9 @@ export async function loadModel(config) {
     info: model.info,
     promptIds: (input) => model.promptIds(input),
     check: (row, params) => model.check(row, params),
+    get forwardPasses() {
+      return model.forwardPasses;
+    },
     dispose: () => model.dispose(),
     async decode(rows, params, options) {
       batches++;

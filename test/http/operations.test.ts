@@ -157,24 +157,30 @@ describe("client disconnects", () => {
     const { dir } = await tinyModel();
     const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0 });
     try {
-      // How long the request takes when nobody leaves.
-      let started = performance.now();
+      // The forward passes one choice takes when nobody leaves (and how long).
+      const started = performance.now();
       await postJson(`${http.url}/v1/chat/completions`, { ...oneBlock, seed: 1 });
       const full = performance.now() - started;
+      // The answer comes first, the batch's end (with its forward passes) right after it.
+      await expect.poll(() => http.server.stats().forwards).toBe(oneBlock.steps);
+      const passes = oneBlock.steps;
 
       const controller = new AbortController();
-      started = performance.now();
       const request = fetch(`${http.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ ...oneBlock, seed: 1, stream, n }),
         signal: controller.signal,
       }).then(readAll);
-      await expect.poll(() => http.server.stats().inFlight).toBeGreaterThan(0);
+      // Leave once the first choice has decoded for a twentieth of a full run (about ten steps).
+      await expect.poll(() => http.server.stats().running).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, full / 20));
       controller.abort();
       await expect(request).rejects.toMatchObject({ name: "AbortError" });
       await expect.poll(() => http.server.stats().inFlight, { timeout: full }).toBe(0);
-      expect(performance.now() - started).toBeLessThan(full * 0.75);
+      // The steps the cancelled choice ran are counted, and every choice stopped well short of its end.
+      await expect.poll(() => http.server.stats().forwards).toBeGreaterThan(passes);
+      expect(http.server.stats().forwards - passes).toBeLessThan(oneBlock.steps * 0.75);
     } finally {
       await http.close();
     }

@@ -104,6 +104,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::Cancel>("cancel"),
                            InstanceMethod<&EngineWrap::StopRows>("stopRows"),
                            InstanceMethod<&EngineWrap::Info>("info"),
+                           InstanceMethod<&EngineWrap::ForwardPasses>("forwardPasses"),
                            InstanceMethod<&EngineWrap::Dispose>("dispose"),
                        });
   }
@@ -174,6 +175,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // info() -> ModelInfo | null (the last load's; the JS thread keeps its own copy)
   Napi::Value Info(const Napi::CallbackInfo& info) {
     return info_ ? Napi::Value(configObject(info.Env(), *info_)) : info.Env().Null();
+  }
+
+  // forwardPasses() -> number: the decoding forward passes this engine has run (cancelled and failed ones' too)
+  Napi::Value ForwardPasses(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(engine_->forwardPasses()));
   }
 
   // forward(ids: Int32Array [B*T], batch, valid?: Uint8Array [B*T], window?: {start, length, cacheIds?: Int32Array})

@@ -1,5 +1,6 @@
 // One engine per device: it owns the model and a JobThread that runs every job (load, forward, generate) in order.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -48,11 +49,14 @@ class Engine {
   std::shared_ptr<LLaDAModel> model() const { return model_; }
   // Engine-thread only: the decoding steps' forward passes for the loaded model (valid while it is loaded).
   StepForwards& stepForwards() { return *forwards_; }
+  // Any thread: the forward passes this engine's models have run, those of cancelled and failed requests too.
+  int64_t forwardPasses() const { return passes_.load(std::memory_order_relaxed); }
 
  private:
   JobThread thread_;
   std::shared_ptr<LLaDAModel> model_;
   std::unique_ptr<StepForwards> forwards_;
+  std::atomic<int64_t> passes_{0};
 };
 
 at::ScalarType parseDtype(const std::string& name);

@@ -1,5 +1,7 @@
 #include "model/step-forwards.h"
 
+#include <exception>
+
 #ifdef DLLM_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -31,8 +33,18 @@ struct StepForwards::Step {
   }
 };
 
-StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs)
-    : model_(std::move(model)), graphs_(false) {
+// Counts one forward pass when the scope it guards ends without an exception.
+struct StepForwards::Counted {
+  explicit Counted(std::atomic<int64_t>& passes) : passes(passes) {}
+  ~Counted() {
+    if (std::uncaught_exceptions() == exceptions) passes.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::atomic<int64_t>& passes;
+  const int exceptions = std::uncaught_exceptions();
+};
+
+StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes)
+    : model_(std::move(model)), graphs_(false), passes_(passes) {
 #ifdef DLLM_WITH_CUDA
   graphs_ = graphs && model_->device().is_cuda();
 #else
@@ -43,6 +55,7 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs)
 StepForwards::~StepForwards() = default;
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
+  Counted counted(passes_);
   const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined()};
   if (auto it = steps_.find(shape); it != steps_.end()) {
     if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
@@ -57,6 +70,7 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
 }
 
 at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
+  Counted counted(passes_);
   const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
                         (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
   const Shape shape{Kind::Refresh, ids.size(0), ids.size(1), keys.mask.defined()};
@@ -96,6 +110,7 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  Counted counted(passes_);
   // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
   TORCH_CHECK(!cache_.k.empty() && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
               "StepForwards::window: the columns must lie within the cache of the last refresh");

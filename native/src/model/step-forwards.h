@@ -14,6 +14,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -25,7 +26,8 @@ namespace dllm {
 class StepForwards {
  public:
   // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
-  StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs);
+  // passes: counts every forward that has run to its end here (plain, refresh or window; read from other threads).
+  StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes);
   ~StepForwards();
 
   // Whether steps replay CUDA graphs.
@@ -46,6 +48,7 @@ class StepForwards {
  private:
   enum class Kind { Plain, Refresh, Window };
   struct Step;
+  struct Counted;
   // (kind, rows, columns, whether rows are padded): one Step each.
   using Shape = std::tuple<Kind, int64_t, int64_t, bool>;
 
@@ -59,6 +62,7 @@ class StepForwards {
 
   std::shared_ptr<const LLaDAModel> model_;
   bool graphs_;
+  std::atomic<int64_t>& passes_;
   KVCache cache_;
   // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
   KeyMask keys_;
