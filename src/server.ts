@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const server = new DllmServer({ ...args.server, modelPath, onProgress: workerProgress() });
   const app = buildApp({
     server,
-    modelId: path.basename(path.resolve(modelPath)),
+    modelId: args.servedModelName ?? path.basename(path.resolve(modelPath)),
     algorithm: args.algorithm,
     chatTemplate: args.chatTemplate,
     apiKey: args.apiKey,

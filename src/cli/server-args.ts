@@ -13,6 +13,8 @@ Options:
   --host <addr>            address to bind (default: 127.0.0.1)
   --port <n>               port (default: 8000)
   --model-path <dir>       HF LLaDA folder (default: the bundled tiny model)
+  --served-model-name <id> the model id /v1/models lists and responses carry, e.g. GSAI-ML/LLaDA-8B-Instruct
+                           (default: the model folder's name)
   --gpus <n>               serve on cuda:0 .. cuda:n-1, one worker each
   --gpu-ids <list>         serve on these CUDA devices, e.g. 0,2,4,6
   --device <cpu|cuda>      device kind when neither --gpus nor --gpu-ids is given (default: cpu)
@@ -42,6 +44,7 @@ export interface ServerArgs {
   host: string;
   port: number;
   modelPath: string | undefined;
+  servedModelName: string | undefined;
   server: Omit<ServerOptions, "modelPath" | "onProgress">;
   algorithm: string;
   chatTemplate: boolean;
@@ -77,6 +80,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "8000" },
       "model-path": { type: "string" },
+      "served-model-name": { type: "string" },
       gpus: { type: "string" },
       "gpu-ids": { type: "string" },
       device: { type: "string" },
@@ -107,6 +111,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (gpuIds && new Set(gpuIds).size !== gpuIds.length) throw new Error(`--gpu-ids names a device twice: '${values["gpu-ids"]}'`);
   // An empty key would switch authentication off: most likely an unset variable in --api-key "$KEY".
   if (values["api-key"] === "") throw new Error("--api-key is empty; leave the flag out to serve without a key");
+  if (values["served-model-name"]?.trim() === "") throw new Error("--served-model-name is empty; leave the flag out to use the folder's name");
   const device = values.device;
   if (device !== undefined && device !== "cpu" && device !== "cuda") throw new Error(`--device must be cpu or cuda, got '${device}'`);
   const dtype = values.dtype;
@@ -121,6 +126,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     host: values.host!,
     port,
     modelPath: values["model-path"],
+    servedModelName: values["served-model-name"],
     server: {
       device,
       gpus: integer("gpus", values.gpus, 1),

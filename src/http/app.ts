@@ -27,7 +27,7 @@ export interface AppOptions {
 }
 
 /** /health and the model list (and one model of it) need no key; nothing else does. */
-const isPublic = (path: string) => path === "/health" || path === "/v1/models" || /^\/v1\/models\/[^/]+$/.test(path);
+const isPublic = (path: string) => path === "/health" || path === "/v1/models" || path.startsWith("/v1/models/");
 const HARD_BODY_LIMIT = 8 * 1024 * 1024;
 
 /** The largest body a request to this model can need: a full context of text, generously escaped. */
@@ -132,3 +132,4 @@ export function buildApp(options: AppOptions): FastifyInstance {
   statusRoutes(app, ctx);
   return app;
 }
+

@@ -14,8 +14,9 @@ const entry = path.resolve(import.meta.dirname, "../../dist/server.js");
 describe("node dist/server.js", () => {
   it("lists every flag in --help", async () => {
     const { stdout } = await run(process.execPath, [entry, "--help"]);
-    for (const flag of ["--host", "--port", "--model-path", "--gpus", "--gpu-ids", "--device", "--workers", "--dtype", "--cuda-graphs", "--batch-size",
-      "--max-wait-time", "--policy", "--algorithm", "--no-chat-template", "--api-key", "--max-queue", "--log-level", "--help"]) {
+    for (const flag of ["--host", "--port", "--model-path", "--served-model-name", "--gpus", "--gpu-ids", "--device", "--workers", "--dtype",
+      "--cuda-graphs", "--batch-size", "--max-wait-time", "--policy", "--isolation", "--batch-timeout", "--shutdown-timeout", "--algorithm",
+      "--no-chat-template", "--api-key", "--max-queue", "--cors", "--log-level", "--help"]) {
       expect(stdout).toContain(flag);
     }
   });
@@ -31,6 +32,7 @@ describe("node dist/server.js", () => {
     [["--gpu-ids", "0,1,0"], /--gpu-ids names a device twice/],
     [["--port", ""], /--port must be an integer/],
     [["--api-key", ""], /--api-key is empty/],
+    [["--served-model-name", " "], /--served-model-name is empty/],
   ])("refuses bad flags %j with a clear message", async (args, message) => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
   });
@@ -74,9 +76,11 @@ describe("node dist/server.js", () => {
     }
   });
 
-  it("prints its URL and workers, shows load progress, serves, and exits 0 on SIGTERM", async () => {
+  it("prints its URL and workers, shows load progress, serves under --served-model-name, and exits 0 on SIGTERM", async () => {
     const { dir } = await tinyModel();
-    const { url, child, stderr, exited } = await start(["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn", "--cuda-graphs"]);
+    const id = "GSAI-ML/LLaDA-8B-Instruct";
+    const args = ["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn", "--cuda-graphs", "--served-model-name", id, "--api-key", "sk-1"];
+    const { url, child, stderr, exited } = await start(args);
     try {
       expect(stderr()).toMatch(/2 worker\(s\): cpu, cpu/);
       expect(stderr()).toMatch(/--cuda-graphs has no effect on CPU workers/);
@@ -84,10 +88,19 @@ describe("node dist/server.js", () => {
       expect(stderr()).toMatch(/loading: worker 1 \d+\/\d+ tensors/);
       const health = await fetch(`${url}/health`);
       expect(health.status).toBe(200);
+      // The id, slash and all: listed, retrieved (the client sends %2F; a raw slash works too, without the key as the
+      // list does), and carried by answers.
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-1", maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).toEqual([id]);
+      expect(await client.models.retrieve(id)).toMatchObject({ id, object: "model" });
+      expect(await (await fetch(`${url}/v1/models/${id}`)).json()).toMatchObject({ id });
+      expect((await fetch(`${url}/v1/models/GSAI-ML/other`)).status).toBe(404);
+      expect((await client.chat.completions.create({ model: id, messages: [{ role: "user", content: "Hi" }], max_tokens: 8 })).model).toBe(id);
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
     } finally {
       child.kill("SIGKILL");
     }
   });
+
 });

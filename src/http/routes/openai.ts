@@ -154,10 +154,12 @@ export function openaiRoutes(app: FastifyInstance, ctx: AppContext): void {
   );
   const model = () => ({ id: ctx.modelId, object: "model", created: 0, owned_by: "dllm-serve", max_model_len: ctx.server.info?.maxSequenceLength });
   app.get("/v1/models", async () => ({ object: "list", data: [model()] }));
-  // The openai client's models.retrieve(id).
-  app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
-    if (request.params.id !== ctx.modelId) {
-      throw new ApiError(404, `the model '${request.params.id}' does not exist; this server serves '${ctx.modelId}'`, "not_found_error", "model", "model_not_found");
+  // The openai client's models.retrieve(id). Ids may hold slashes (GSAI-ML/LLaDA-8B-Instruct), sent as they
+  // are or, as the client sends them, as %2F.
+  app.get<{ Params: { "*": string } }>("/v1/models/*", async (request) => {
+    const id = request.params["*"];
+    if (id !== ctx.modelId) {
+      throw new ApiError(404, `the model '${id}' does not exist; this server serves '${ctx.modelId}'`, "not_found_error", "model", "model_not_found");
     }
     return model();
   });
