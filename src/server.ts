@@ -6,7 +6,7 @@ import { DllmServer } from "./api/server.js";
 import { defaultModel } from "./cli/default-model.js";
 import { parseServerArgs, SERVER_HELP } from "./cli/server-args.js";
 import { workerProgress } from "./cli/progress.js";
-import { buildApp } from "./http/app.js";
+import { buildApp, closeApp } from "./http/app.js";
 
 async function main(): Promise<void> {
   const args = parseServerArgs(process.argv.slice(2));
@@ -32,10 +32,9 @@ async function main(): Promise<void> {
     stopping = true;
     app.log.info(`${signal}: finishing in-flight requests (at most ${args.shutdownTimeoutMs / 1000} s), then exiting`);
     process.stderr.write(`dllm-serve: ${signal}, draining\n`);
-    // No new connections; accepted requests finish (or are cancelled at the deadline); devices are freed. A
-    // connection kept alive after its last response would otherwise hold the exit for the keep-alive timeout (72 s).
-    app.server.keepAliveTimeout = 1;
-    await Promise.all([app.close(), server.close(args.shutdownTimeoutMs)]);
+    // No new connections; accepted requests finish (or are cancelled at the deadline); devices are freed; the
+    // connections left are closed.
+    await closeApp(app, server.close(args.shutdownTimeoutMs));
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));

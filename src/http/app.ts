@@ -133,3 +133,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
   return app;
 }
 
+/**
+ * Closes the app once `drained` settles (every request answered or cancelled: DllmServer.close). It stops taking
+ * connections at once; a connection kept alive after its last answer closes within a second. What is still open a
+ * second after the drain holds no request (a client's spare socket, a preconnect): Node's close() waits for a
+ * connection that never sent a request until its client closes it, which could hold the exit for ever.
+ */
+export async function closeApp(app: FastifyInstance, drained: Promise<unknown>): Promise<void> {
+  app.server.keepAliveTimeout = 1;
+  const closed = app.close();
+  await drained;
+  const grace = setTimeout(() => app.server.closeAllConnections(), 1000);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(grace);
+  }
+}

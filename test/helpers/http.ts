@@ -1,6 +1,6 @@
 // A real HTTP server on a real socket (port 0) over real worker threads, for the HTTP suites.
 import { DllmServer, type ServerOptions } from "../../dist/api/server.js";
-import { buildApp, type AppOptions } from "../../dist/http/app.js";
+import { buildApp, closeApp, type AppOptions } from "../../dist/http/app.js";
 
 export interface Running {
   url: string;
@@ -21,8 +21,7 @@ export async function startHttp(
     url,
     server: dllm,
     close: async () => {
-      await fastify.close();
-      await dllm.close();
+      await closeApp(fastify, dllm.close());
     },
   };
 }
