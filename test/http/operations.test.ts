@@ -192,9 +192,11 @@ describe("status routes", () => {
     const { dir } = await tinyModel();
     const http = await startHttp({ modelPath: dir, workers: 2 }, { modelId: "tiny" });
     try {
-      for (let i = 0; i < 3; i++) expect((await postJson(`${http.url}/v1/chat/completions`, ok)).status).toBe(200);
-      // Answers are posted as they are ready; the batch's end (and its forward count) follows them.
-      await expect.poll(() => http.server.stats().running).toBe(0);
+      // One at a time, so three batches of 8 forward passes each (one token per step, no early stop).
+      const fixed = { ...ok, steps: 8, block_length: 8, early_stop: false };
+      for (let i = 0; i < 3; i++) expect((await postJson(`${http.url}/v1/chat/completions`, fixed)).status).toBe(200);
+      // Answers are posted as they are ready; each batch's end (with its forward passes) follows its answer.
+      await expect.poll(() => http.server.stats().forwards).toBe(3 * 8);
       const get = async (path: string) => (await fetch(`${http.url}${path}`)).json();
       expect(await get("/health")).toMatchObject({ status: "healthy", model_loaded: true, device: "cpu,cpu", engine: "dllm-serve", pending_requests: 0 });
       const stats = await get("/stats");
@@ -226,7 +228,7 @@ describe("status routes", () => {
       const forwards = [0, 1].map((w) => samples.get(`dllm_forward_passes_total{worker="${w}"}`)!);
       expect(forwards).toEqual(stats.workers.map((w: { forward_passes: number }) => w.forward_passes));
       expect(forwards[0] + forwards[1]).toBe(stats.forward_passes);
-      expect(stats.forward_passes).toBeGreaterThan(0);
+      expect(stats.forward_passes).toBe(3 * 8);
     } finally {
       await http.close();
     }
