@@ -126,7 +126,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     host: values.host!,
     port,
     modelPath: values["model-path"],
-    servedModelName: values["served-model-name"],
+    servedModelName: values["served-model-name"]?.trim(),
     server: {
       device,
       gpus: integer("gpus", values.gpus, 1),

@@ -1,6 +1,8 @@
 // The fastify app: OpenAI-compatible routes and the seed system's status routes over the in-process server.
 // A factory apart from the process entry (src/server.ts), so tests build it on any port.
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { Transform } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { DllmServer } from "../api/server.js";
@@ -55,6 +57,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // This is only the hard cap while reading; the real limit, from the model config, is checked on arrival.
     bodyLimit: options.bodyLimit ?? HARD_BODY_LIMIT,
   });
+  trackConnections(app.server);
   const ctx: AppContext = {
     server: options.server,
     metrics: new Metrics(options.server),
@@ -133,20 +136,43 @@ export function buildApp(options: AppOptions): FastifyInstance {
   return app;
 }
 
+/** Each app's open connections and how many answers each is writing, for closeApp. */
+const connections = new WeakMap<Server, Map<Socket, number>>();
+
+function trackConnections(server: Server): void {
+  const open = new Map<Socket, number>();
+  connections.set(server, open);
+  server.on("connection", (socket: Socket) => {
+    open.set(socket, 0);
+    socket.once("close", () => open.delete(socket));
+  });
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket;
+    open.set(socket, (open.get(socket) ?? 0) + 1);
+    response.once("close", () => {
+      const answers = open.get(socket);
+      if (answers !== undefined) open.set(socket, answers - 1);
+    });
+  });
+}
+
 /**
  * Closes the app once `drained` settles (every request answered or cancelled: DllmServer.close). It stops taking
- * connections at once; a connection kept alive after its last answer closes within a second. What is still open a
- * second after the drain holds no request (a client's spare socket, a preconnect): Node's close() waits for a
- * connection that never sent a request until its client closes it, which could hold the exit for ever.
+ * connections at once; a connection kept alive after its last answer closes a second after it. A second after the
+ * drain, the connections writing no answer are dropped: Node's close() waits for a connection that never sent a
+ * request (a client's spare socket, a preconnect) until its client closes it, which could hold the exit for ever.
+ * An answer still being written then (a slow reader's stream) goes on to its end.
  */
 export async function closeApp(app: FastifyInstance, drained: Promise<unknown>): Promise<void> {
   app.server.keepAliveTimeout = 1;
   const closed = app.close();
-  await drained;
-  const grace = setTimeout(() => app.server.closeAllConnections(), 1000);
   try {
-    await closed;
+    await drained;
   } finally {
-    clearTimeout(grace);
+    const dropIdle = () => {
+      for (const [socket, answers] of connections.get(app.server) ?? []) if (answers === 0) socket.destroy();
+    };
+    const grace = setTimeout(dropIdle, 1000);
+    await closed.finally(() => clearTimeout(grace));
   }
 }

@@ -1,8 +1,12 @@
 // SIGTERM / SIGINT: stop accepting, finish in-flight requests (or cancel them past --shutdown-timeout), free
-// the devices and exit 0.
+// the devices, close the connections left and exit 0.
 import { spawn } from "node:child_process";
+import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+// From dist/, as the HTTP helper takes them: the worker threads run the built worker entry.
+import { DllmServer } from "../../dist/api/server.js";
+import { buildApp, closeApp } from "../../dist/http/app.js";
 import { tinyModel } from "../helpers/fixtures.js";
 
 const entry = path.resolve(import.meta.dirname, "../../dist/server.js");
@@ -67,5 +71,56 @@ describe("past --shutdown-timeout", () => {
     } finally {
       server.child.kill("SIGKILL");
     }
+  });
+});
+
+describe("the connections left at shutdown", () => {
+  const connect = async (url: string) => {
+    const socket = net.connect(Number(new URL(url).port), "127.0.0.1");
+    await new Promise((resolve) => socket.once("connect", resolve));
+    return { socket, closed: new Promise((resolve) => socket.resume().once("close", resolve)) };
+  };
+
+  it("a connection no request was sent on does not hold the exit", async () => {
+    // A load balancer's or browser's spare socket: Node's close() alone waits until its client closes it.
+    const server = await startServer(["--workers", "1"]);
+    const spare = await connect(server.url);
+    try {
+      server.child.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+      await spare.closed;
+    } finally {
+      spare.socket.destroy();
+      server.child.kill("SIGKILL");
+    }
+  });
+
+  it("an answer still being written after the drain goes on to its end; idle connections are dropped", async () => {
+    const { dir } = await tinyModel();
+    const server = new DllmServer({ modelPath: dir, workers: 1 });
+    const app = buildApp({ server, modelId: "tiny" });
+    // An answer that takes 2.5 s to write, past closeApp's one second of grace (a slow reader's stream).
+    app.get("/slow", (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, { "content-type": "text/plain" });
+      let line = 0;
+      const timer = setInterval(() => {
+        reply.raw.write(`${line}\n`);
+        if (++line === 25) {
+          clearInterval(timer);
+          reply.raw.end("end\n");
+        }
+      }, 100);
+    });
+    const url = await app.listen({ host: "127.0.0.1", port: 0 });
+    await server.ready();
+    const spare = await connect(url);
+    const slow = await fetch(`${url}/slow`);
+    const closing = closeApp(app, server.close());
+    const started = performance.now();
+    await spare.closed;
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(await slow.text()).toMatch(/\n24\nend\n$/);
+    await closing;
   });
 });

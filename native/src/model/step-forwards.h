@@ -26,7 +26,8 @@ namespace dllm {
 class StepForwards {
  public:
   // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
-  // passes: counts every forward that has run to its end here (plain, refresh or window; read from other threads).
+  // passes: counts every forward that returns from here (plain, refresh or window; read from other threads). One
+  // whose CUDA graph capture then fails for memory is not counted, although the forward itself ran.
   StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes);
   ~StepForwards();
 
