@@ -15,6 +15,10 @@ export interface SamplerParams {
   genLength: number;
   blockLength: number;
   temperature?: number;
+  /** At temperature > 0, sample among the topK most likely ids only (default 0: all). */
+  topK?: number;
+  /** At temperature > 0, sample among the most likely ids that hold topP of the probability (default 1: all). */
+  topP?: number;
   cfgScale?: number;
   remasking?: Remasking;
   /** Never predict EOS. */

@@ -136,10 +136,9 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   if (remasking !== undefined && remasking !== "low_confidence" && remasking !== "random") {
     throw invalid("'remasking' must be 'low_confidence' or 'random'", "remasking");
   }
-  // Accepted for compatibility: top_p / top_k have no meaning for LLaDA's sampler. They are validated so that a
-  // typo fails loudly.
-  optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
-  optional(body, "top_k", number("top_k", 0, Number.MAX_SAFE_INTEGER, { integer: true }));
+  const topP = optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
+  // -1 is vLLM's "every id", as 0 is here.
+  const topK = optional(body, "top_k", number("top_k", -1, Number.MAX_SAFE_INTEGER, { integer: true }));
 
   const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
   const threshold = optional(body, "threshold", number("threshold", 0, 1, { exclusiveMin: true }));
@@ -158,6 +157,8 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     blockLength,
     steps,
     temperature: optional(body, "temperature", number("temperature", 0, 2)) ?? 0,
+    topK: topK === undefined || topK < 0 ? undefined : topK,
+    topP,
     cfgScale: optional(body, "cfg_scale", number("cfg_scale", 0, 100)) ?? 0,
     remasking: (remasking as RequestOptions["remasking"]) ?? "low_confidence",
     logitsEosInf: optional(body, "logits_eos_inf", boolean("logits_eos_inf")) ?? false,

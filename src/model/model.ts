@@ -20,6 +20,12 @@ export interface GenerationParams {
   /** Denoising steps over the whole generation; a multiple of genLength / blockLength. Default genLength. */
   steps?: number;
   temperature?: number;
+  /**
+   * At temperature > 0, sample among the topK most likely ids only (default 0: all), then among the most likely
+   * of those that hold topP of the probability (default 1: all), as Hugging Face's samplers truncate.
+   */
+  topK?: number;
+  topP?: number;
   cfgScale?: number;
   remasking?: Remasking;
   logitsEosInf?: boolean;
@@ -123,6 +129,9 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     blockLength,
     steps: p.steps ?? genLength,
     temperature: p.temperature ?? 0,
+    // Truncation changes nothing at temperature 0: requests that differ only there can share a batch.
+    topK: (p.temperature ?? 0) > 0 ? (p.topK ?? 0) : 0,
+    topP: (p.temperature ?? 0) > 0 ? (p.topP ?? 1) : 1,
     cfgScale: p.cfgScale ?? 0,
     remasking: p.remasking ?? "low_confidence",
     logitsEosInf: p.logitsEosInf ?? false,

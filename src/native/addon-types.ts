@@ -46,6 +46,8 @@ export interface NativeGenerateOptions {
   genLength: number;
   blockLength: number;
   temperature?: number;
+  topK?: number;
+  topP?: number;
   cfgScale?: number;
   remasking?: "low_confidence" | "random";
   logitsEosInf?: boolean;

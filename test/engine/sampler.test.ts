@@ -46,6 +46,7 @@ describe("batch invariance", () => {
     ...cases,
     { name: "temperature 0.8, random remasking", params: { steps: 8, genLength: 16, blockLength: 8, temperature: 0.8, remasking: "random" } },
     { name: "temperature 1.0 with guidance", params: { steps: 8, genLength: 16, blockLength: 8, temperature: 1.0, cfgScale: 0.5 } },
+    { name: "temperature 1.2, top-k 4 and top-p 0.8", params: { steps: 8, genLength: 16, blockLength: 8, temperature: 1.2, topK: 4, topP: 0.8 } },
   ] as Array<{ name: string; params: SamplerParams }>)("$name: each row is the same alone and in a batch", async ({ params }) => {
     const batch = await engine.generate(rows, { ...params, eotTokenId: eot });
     for (const [i, row] of rows.entries()) {
@@ -74,6 +75,32 @@ describe("seeds", () => {
     const expected = referenceGenerate(config, weights, p, { ...params, seed: 7 });
     const same = expected.filter((t, i) => t === tokens[0][i]).length;
     expect(same).toBeGreaterThanOrEqual(expected.length - 1);
+  });
+});
+
+describe("top-k and top-p at temperature > 0", () => {
+  const base: SamplerParams = { steps: 16, genLength: 16, blockLength: 8 };
+  const p = prompt(6, 9);
+  const tokensOf = async (params: SamplerParams) => Array.from((await engine.generate([{ prompt: p, seed: 7 }], params)).tokens[0]);
+
+  it("top_k 1, or a top_p the most likely id alone reaches, samples the greedy tokens", async () => {
+    const greedy = await tokensOf(base);
+    expect(await tokensOf({ ...base, temperature: 1 })).not.toEqual(greedy);
+    expect(await tokensOf({ ...base, temperature: 1, topK: 1 })).toEqual(greedy);
+    expect(await tokensOf({ ...base, temperature: 1, topP: 1e-6 })).toEqual(greedy);
+  });
+
+  it.each([
+    { name: "top-k 3", truncation: { topK: 3 } },
+    { name: "top-p 0.3", truncation: { topP: 0.3 } },
+    { name: "top-k 8, then top-p 0.5 at temperature 2 (the nucleus of the flattened distribution)", truncation: { topK: 8, topP: 0.5, temperature: 2 } },
+  ])("$name: the reference's tokens, not the untruncated ones", async ({ truncation }) => {
+    const params = { ...base, temperature: 1, ...truncation };
+    const tokens = await tokensOf(params);
+    expect(tokens).not.toEqual(await tokensOf({ ...params, topK: 0, topP: 1 }));
+    // As for untruncated sampling: equal unless fp32 and float64 logits straddle a near-tie (or the nucleus's edge).
+    const expected = referenceGenerate(config, weights, p, { ...params, seed: 7 });
+    expect(expected.filter((t, i) => t === tokens[i]).length).toBeGreaterThanOrEqual(expected.length - 1);
   });
 });
 

@@ -103,6 +103,17 @@ describe("seed fields", () => {
     }
   });
 
+  it("top_k and top_p reach the sampler at temperature > 0; top_k -1 (vLLM's 'all') truncates nothing", async () => {
+    const defaults = { genLength: 32, blockLength: 8, steps: 16, seed: 1, temperature: 1 };
+    const sampled = await inProcess(defaults);
+    const truncated = await inProcess({ ...defaults, topK: 2, topP: 0.5 });
+    expect(truncated).not.toBe(sampled);
+    expect(text(await chat({ ...base, temperature: 1, top_k: 2, top_p: 0.5 }))).toBe(truncated);
+    expect(text(await chat({ ...base, temperature: 1, top_k: -1, top_p: 1 }))).toBe(sampled);
+    // The most likely id alone: the greedy answer.
+    expect(text(await chat({ ...base, temperature: 1.5, top_k: 1 }))).toBe(text(await chat(base)));
+  });
+
   it("stop ends the text before the stop string, and top_p / top_k / n=1 are accepted", async () => {
     const full = text(await chat({ ...base, logits_eos_inf: true }));
     const cut = full.slice(3, 6);

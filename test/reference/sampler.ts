@@ -22,6 +22,10 @@ export interface RefSamplerParams {
   blockLength: number;
   /** 0 (default): greedy argmax. > 0: Gumbel-max sampling, noise in float64. */
   temperature?: number;
+  /** temperature > 0: sample among the topK highest logits only (ties at the k-th kept). Default 0: all. */
+  topK?: number;
+  /** temperature > 0: then among the most likely ids under softmax(logits / temperature) that hold topP. Default 1. */
+  topP?: number;
   /** > 0: classifier-free guidance against the prompt-masked copy. Default 0. */
   cfgScale?: number;
   remasking?: "low_confidence" | "random";
@@ -98,6 +102,28 @@ function argmax(values: ArrayLike<number>): number {
     if (values[j]! > values[best]!) best = j;
   }
   return best;
+}
+
+/** logits with -Infinity outside the topK highest, then outside the nucleus of topP under softmax(logits / T). */
+function truncated(logits: Float64Array, topK: number, topP: number, temperature: number): Float64Array {
+  const out = logits.slice();
+  if (topK > 0 && topK < out.length) {
+    const kth = Array.from(out).sort((a, b) => b - a)[topK - 1]!;
+    for (let j = 0; j < out.length; j++) if (out[j]! < kth) out[j] = -Infinity;
+  }
+  if (topP < 1) {
+    // Most likely first, equal logits by id; an id stays while the ids before it hold less than topP.
+    const order = Array.from(out.keys()).sort((a, b) => out[b]! - out[a]! || a - b);
+    const max = out[order[0]!]! / temperature;
+    const weights = order.map((j) => Math.exp(out[j]! / temperature - max));
+    const total = weights.reduce((a, w) => a + w, 0);
+    let before = 0;
+    order.forEach((j, i) => {
+      if (before >= topP) out[j] = -Infinity;
+      before += weights[i]! / total;
+    });
+  }
+  return out;
 }
 
 /** softmax(logits)[index], max-subtracted. */
@@ -193,7 +219,8 @@ export function referenceGenerate(
           if (temperature > 0) {
             // Gumbel-max: argmax of exp(logits) / (-log u)^temperature, in float64; one uniform per vocabulary id.
             const kg = key(seed, GUMBEL, step, genPos);
-            x0[c] = argmax(logits.map((l, j) => Math.exp(l) / (-Math.log(uniform(kg, j))) ** temperature));
+            const sampled = truncated(logits, p.topK ?? 0, p.topP ?? 1, temperature);
+            x0[c] = argmax(sampled.map((l, j) => Math.exp(l) / (-Math.log(uniform(kg, j))) ** temperature));
           } else {
             x0[c] = argmax(logits);
           }

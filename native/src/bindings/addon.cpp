@@ -254,7 +254,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return m;
   }
 
-  // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, cfgScale,
+  // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, topK, topP, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
   //           threshold, factor, lowThreshold, earlyStop}, onBlock?) -> Promise<{tokens, forwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
@@ -276,6 +276,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     params.gen_length = intField(o, "genLength", params.gen_length);
     params.block_length = intField(o, "blockLength", params.gen_length);
     params.temperature = numberField(o, "temperature", 0.0);
+    params.top_k = intField(o, "topK", 0);
+    params.top_p = numberField(o, "topP", 1.0);
     params.cfg_scale = numberField(o, "cfgScale", 0.0);
     std::string remasking = stringField(o, "remasking", "low_confidence");
     if (remasking == "low_confidence") params.remasking = dllm::Remasking::LowConfidence;

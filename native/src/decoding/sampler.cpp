@@ -6,6 +6,7 @@
 
 #include "decoding/gumbel.h"
 #include "decoding/random.h"
+#include "decoding/truncation.h"
 
 namespace dllm {
 
@@ -74,6 +75,8 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   require(p.gen_length <= c.max_sequence_length, "gen_length exceeds max_sequence_length " + std::to_string(c.max_sequence_length));
   require(p.steps <= c.max_sequence_length, "steps must be at most max_sequence_length " + std::to_string(c.max_sequence_length));
   require(p.temperature >= 0 && std::isfinite(p.temperature), "temperature must be a finite number >= 0");
+  require(p.top_k >= 0, "top_k must be >= 0");
+  require(p.top_p > 0 && p.top_p <= 1, "top_p must be in (0, 1]");
   require(p.cfg_scale >= 0 && std::isfinite(p.cfg_scale), "cfg_scale must be a finite number >= 0");
   require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
   require(p.refresh_every >= 0, "refresh_every must be >= 0");
@@ -218,7 +221,8 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
       at::Tensor x0;
       if (p.temperature > 0) {
-        x0 = gumbelArgmax(logits, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
+        const at::Tensor sampled = truncates(p.top_k, p.top_p) ? truncate(logits, p.top_k, p.top_p, p.temperature) : logits;
+        x0 = gumbelArgmax(sampled, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
       } else {
         x0 = logits.argmax(1);
       }

@@ -35,6 +35,8 @@ struct SamplerParams {
   int64_t gen_length = 128;
   int64_t block_length = 128;
   double temperature = 0.0;
+  int64_t top_k = 0;   // at temperature > 0, sample among the top_k most likely ids only (0: all; truncation.h)
+  double top_p = 1.0;  // at temperature > 0, sample among the most likely ids holding top_p of the probability
   double cfg_scale = 0.0;
   Remasking remasking = Remasking::LowConfidence;
   bool logits_eos_inf = false;          // never predict EOS
