@@ -1,20 +1,25 @@
 // Checks of the Gumbel-max sampler (decoding/gumbel.h) that need its implementations side by side, which the
-// addon does not expose. test/engine/gumbel-checks.test.ts runs this program, built with the addon, and reads its
-// output. On a GPU machine, `dllm_gumbel_checks cuda:0` also holds the device's sampler (the CUDA kernel) and its
-// chunked tensor path to the CPU's fused one.
+// addon does not expose, and of the top-k / top-p truncation before it (decoding/truncation.h), whose top-p sorts
+// 256 candidates where it can, against a sort of the whole vocabulary. test/engine/gumbel-checks.test.ts runs this
+// program, built with the addon, and reads its output. On a GPU machine, `dllm_gumbel_checks cuda:0` also holds the
+// device's sampler (the CUDA kernel), its chunked tensor path and its truncation to the CPU's.
 //
 // Every check compares sampled ids exactly. Two float64 formulas of the same order can disagree only where two
 // scores lie within a few ulps of each other, which these random logits never produce.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <initializer_list>
+#include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "checks.h"
 #include "decoding/gumbel.h"
 #include "decoding/random.h"
+#include "decoding/truncation.h"
 
 namespace {
 
@@ -126,12 +131,51 @@ void checkDevice(const at::Device& device) {
   }
 }
 
+// Top-p by its definition: each row's whole vocabulary sorted (most likely first, equal logits by id), an id kept
+// while the ids before it hold less than top_p. After top-k as truncate() does it. True where an id is cut.
+at::Tensor cutByDefinition(const at::Tensor& logits, int64_t top_k, double top_p, double t) {
+  at::Tensor out = logits.clone();
+  if (top_k > 0) out.masked_fill_(logits.lt(std::get<0>(logits.topk(top_k, 1)).narrow(1, top_k - 1, 1)), -INFINITY);
+  at::Tensor scaled = out / t;
+  auto [sorted, order] = scaled.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+  at::Tensor probs = (sorted - scaled.logsumexp(1, /*keepdim=*/true)).exp();
+  at::Tensor cutSorted = (probs.cumsum(1) - probs).ge(top_p);
+  return at::zeros_like(cutSorted).scatter_(1, order, cutSorted).logical_or(out.isneginf());
+}
+
+void checkTruncation(const at::Device& device) {
+  const int64_t N = 48;
+  for (int64_t V : {300, 3000}) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(V);
+    // Peaked rows (a nucleus of a few ids, within the 256 candidates), flat ones (a nucleus past them), and logits
+    // on a grid of 0.25, so that equal values meet the nucleus's edge; one id is never predicted.
+    at::Tensor scale = at::where(at::arange(N).remainder(2).eq(0), 6.0, 0.3).unsqueeze(1);
+    at::Tensor logits = (at::randn({N, V}, gen) * scale * 4).round().div(4).to(at::kFloat);
+    logits.select(1, 7).fill_(-INFINITY);
+    for (int64_t top_k : {0, 40}) {
+      for (double top_p : {0.3, 0.9, 0.99}) {
+        for (double t : {0.7, 2.0}) {
+          const at::Tensor expected = cutByDefinition(logits, top_k, top_p, t);
+          const at::Tensor cut = truncate(logits.to(device), top_k, top_p, t).isneginf().cpu();
+          expect(cut.equal(expected), device.str() + " truncation = a sort of every id: vocabulary " + std::to_string(V) + ", top_k " +
+                                          std::to_string(top_k) + ", top_p " + std::to_string(top_p).substr(0, 4) + ", temperature " +
+                                          std::to_string(t).substr(0, 3));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return checks::run([&] {
     checkUniforms();
     checkCpu();
-    if (argc > 1) checkDevice(at::Device(argv[1]));
+    checkTruncation(at::kCPU);
+    if (argc > 1) {
+      checkDevice(at::Device(argv[1]));
+      checkTruncation(at::Device(argv[1]));
+    }
   });
 }

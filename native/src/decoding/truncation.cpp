@@ -1,9 +1,60 @@
 #include "decoding/truncation.h"
 
-#include <algorithm>
 #include <limits>
+#include <tuple>
 
 namespace dllm {
+
+namespace {
+
+// Top-p looks at the most likely ids first: a trained model's nucleus is a few of them, and sorting them alone
+// spares a sort of the whole vocabulary per position (5x the step's time on the CPU at 32K ids).
+constexpr int64_t kCandidates = 256;
+
+// The ids of `scaled` [N, V] (logits / temperature) outside the nucleus of top_p, [N, V] bool. lse: their
+// log-sum-exp [N, 1]. ids: [N, C] in the order that decides the edge (most likely first, equal values by id);
+// values: their scaled logits.
+at::Tensor dropOutside(const at::Tensor& ids, const at::Tensor& values, const at::Tensor& lse, double top_p, int64_t V) {
+  at::Tensor probs = (values - lse).exp();
+  // An id stays while the ids before it hold less than top_p; the first always does.
+  at::Tensor dropSorted = (probs.cumsum(1) - probs).ge(top_p);
+  return at::ones({ids.size(0), V}, dropSorted.options()).scatter_(1, ids, dropSorted);
+}
+
+// [N, C] ids and values, most likely first and equal values by id.
+std::tuple<at::Tensor, at::Tensor> inOrder(const at::Tensor& ids, const at::Tensor& values) {
+  auto [byId, idOrder] = ids.sort(1);
+  auto [sorted, order] = values.gather(1, idOrder).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+  return {byId.gather(1, order), sorted};
+}
+
+at::Tensor nucleusDrop(const at::Tensor& scaled, double top_p) {
+  const int64_t N = scaled.size(0), V = scaled.size(1);
+  at::Tensor lse = scaled.logsumexp(1, /*keepdim=*/true);
+  if (V <= kCandidates) {
+    auto [ids, values] = inOrder(at::arange(V, scaled.options().dtype(at::kLong)).expand({N, V}), scaled);
+    return dropOutside(ids, values, lse, top_p, V);
+  }
+  auto [topValues, topIds] = scaled.topk(kCandidates, 1);
+  auto [ids, values] = inOrder(topIds, topValues);
+  at::Tensor drop = dropOutside(ids, values, lse, top_p, V);
+  // Exact for a row whose nucleus closes before its lowest candidate value: every id left out (at or below that
+  // value) comes after all it keeps. Other rows sort their whole vocabulary; the choice is the row's own, so a row
+  // is truncated alike alone and in any batch.
+  at::Tensor lowest = values.narrow(1, kCandidates - 1, 1);
+  at::Tensor firstLowest = values.eq(lowest).to(at::kByte).argmax(1, /*keepdim=*/true);
+  at::Tensor probs = (values - lse).exp();
+  at::Tensor closed = (probs.cumsum(1) - probs).gather(1, firstLowest).ge(top_p).squeeze(1);
+  at::Tensor open = closed.logical_not().nonzero().view({-1});
+  if (open.size(0) > 0) {
+    at::Tensor rows = scaled.index_select(0, open);
+    auto [sorted, order] = rows.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+    drop.index_copy_(0, open, dropOutside(order, sorted, lse.index_select(0, open), top_p, V));
+  }
+  return drop;
+}
+
+}  // namespace
 
 at::Tensor truncate(const at::Tensor& logits, int64_t top_k, double top_p, double temperature) {
   const float negInf = -std::numeric_limits<float>::infinity();
@@ -12,14 +63,7 @@ at::Tensor truncate(const at::Tensor& logits, int64_t top_k, double top_p, doubl
     at::Tensor kth = std::get<0>(logits.topk(top_k, 1)).narrow(1, top_k - 1, 1);
     out.masked_fill_(logits.lt(kth), negInf);
   }
-  if (top_p < 1.0) {
-    // Most likely first; equal logits by id (a stable sort), so the edge of the set is the same on every device.
-    auto [sorted, order] = (out / temperature).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
-    at::Tensor probs = sorted.softmax(1);
-    // An id stays while the ids before it hold less than top_p; the first always does.
-    at::Tensor drop = (probs.cumsum(1) - probs).ge(top_p);
-    out.masked_fill_(at::zeros_like(drop).scatter_(1, order, drop), negInf);
-  }
+  if (top_p < 1.0) out.masked_fill_(nucleusDrop(out / temperature, top_p), negInf);
   return out;
 }
 
