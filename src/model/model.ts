@@ -116,6 +116,10 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
     throw err;
   }
+  // Checked here too, as they are dropped at temperature 0 before the engine could; -1 is vLLM's "all", as 0.
+  const topK = p.topK ?? 0, topP = p.topP ?? 1;
+  if (!Number.isSafeInteger(topK) || topK < -1) throw new InvalidRequestError(`topK must be an integer >= -1 (0 or -1: every id), got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new InvalidRequestError(`topP must be in (0, 1], got ${topP}`);
   const blockLength = p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength);
   if (p.blockLength === undefined && Number.isSafeInteger(genLength) && genLength > 0 && genLength % blockLength !== 0) {
     // The engine would refuse a block length the caller never gave: say which one, and what to do.
@@ -130,8 +134,8 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     steps: p.steps ?? genLength,
     temperature: p.temperature ?? 0,
     // Truncation changes nothing at temperature 0: requests that differ only there can share a batch.
-    topK: (p.temperature ?? 0) > 0 ? (p.topK ?? 0) : 0,
-    topP: (p.temperature ?? 0) > 0 ? (p.topP ?? 1) : 1,
+    topK: (p.temperature ?? 0) > 0 ? Math.max(0, topK) : 0,
+    topP: (p.temperature ?? 0) > 0 ? topP : 1,
     cfgScale: p.cfgScale ?? 0,
     remasking: p.remasking ?? "low_confidence",
     logitsEosInf: p.logitsEosInf ?? false,

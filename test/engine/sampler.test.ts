@@ -2,6 +2,7 @@
 // invariants every request relies on: batch invariance and seeded reproducibility.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, type SamplerParams } from "../../src/engine/engine.js";
+import { samplerParams } from "../../src/model/model.js";
 import { referenceGenerate } from "../reference/sampler.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
 import { engineWithReference, ordinaryPrompt } from "../helpers/fixtures.js";
@@ -82,6 +83,16 @@ describe("top-k and top-p at temperature > 0", () => {
   const base: SamplerParams = { steps: 16, genLength: 16, blockLength: 8 };
   const p = prompt(6, 9);
   const tokensOf = async (params: SamplerParams) => Array.from((await engine.generate([{ prompt: p, seed: 7 }], params)).tokens[0]);
+
+  it("in-process parameters: -1 is every id, as 0; values out of range are refused even at temperature 0", () => {
+    expect(samplerParams({ temperature: 1, topK: -1 })).toMatchObject({ topK: 0, topP: 1 });
+    expect(samplerParams({ temperature: 1, topK: 5, topP: 0.5 })).toMatchObject({ topK: 5, topP: 0.5 });
+    // Nothing to truncate at temperature 0: such requests share batches with the untruncated.
+    expect(samplerParams({ topK: 5, topP: 0.5 })).toMatchObject({ topK: 0, topP: 1 });
+    for (const bad of [{ topP: 0 }, { topP: 1.5 }, { topP: Number.NaN }, { topK: -2 }, { topK: 1.5 }]) {
+      expect(() => samplerParams(bad), JSON.stringify(bad)).toThrow(/topK|topP/);
+    }
+  });
 
   it("top_k 1, or a top_p the most likely id alone reaches, samples the greedy tokens", async () => {
     const greedy = await tokensOf(base);

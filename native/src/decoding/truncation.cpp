@@ -1,5 +1,6 @@
 #include "decoding/truncation.h"
 
+#include <algorithm>
 #include <limits>
 #include <tuple>
 
@@ -46,10 +47,13 @@ at::Tensor nucleusDrop(const at::Tensor& scaled, double top_p) {
   at::Tensor probs = (values - lse).exp();
   at::Tensor closed = (probs.cumsum(1) - probs).gather(1, firstLowest).ge(top_p).squeeze(1);
   at::Tensor open = closed.logical_not().nonzero().view({-1});
-  if (open.size(0) > 0) {
-    at::Tensor rows = scaled.index_select(0, open);
-    auto [sorted, order] = rows.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
-    drop.index_copy_(0, open, dropOutside(order, sorted, lse.index_select(0, open), top_p, V));
+  // A few rows at a time: a sort's values, ids and scratch for every flat row at once could run a card out of
+  // memory (1,024 positions x 126,464 ids: over a gigabyte).
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / V);
+  for (int64_t first = 0; first < open.size(0); first += chunk) {
+    at::Tensor part = open.narrow(0, first, std::min(chunk, open.size(0) - first));
+    auto [sorted, order] = scaled.index_select(0, part).sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
+    drop.index_copy_(0, part, dropOutside(order, sorted, lse.index_select(0, part), top_p, V));
   }
   return drop;
 }
