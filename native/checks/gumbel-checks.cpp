@@ -147,6 +147,12 @@ at::Tensor cutByDefinition(const at::Tensor& logits, int64_t top_k, double top_p
   return at::zeros_like(cutSorted).scatter_(1, order, cutSorted).logical_or(out.isneginf());
 }
 
+// How many ids each row keeps at top_p and temperature t, by the definition.
+at::Tensor cutByDefinitionKept(const at::Tensor& logits, double top_p, double t) {
+  at::Tensor edge;
+  return cutByDefinition(logits, 0, top_p, t, edge).logical_not().sum(1);
+}
+
 void checkTruncation(const at::Device& device) {
   const int64_t N = 48;
   // 200: the vocabulary sorted whole; 300 and 3000: the 256 candidates, and the fallback for flat rows.
@@ -157,6 +163,13 @@ void checkTruncation(const at::Device& device) {
     at::Tensor scale = at::where(at::arange(N).remainder(2).eq(0), 6.0, 0.3).unsqueeze(1);
     at::Tensor logits = (at::randn({N, V}, gen) * scale * 4).round().div(4).to(at::kFloat);
     logits.select(1, 7).fill_(-INFINITY);
+    if (V > 256) {
+      // Some nuclei lie within the 256 candidates (peaked rows, top_p 0.3), some past them (flat rows, top_p 0.99
+      // at temperature 2: the fallback).
+      const bool within = cutByDefinitionKept(logits, 0.3, 0.7).lt(256).any().item<bool>();
+      const bool past = cutByDefinitionKept(logits, 0.99, 2.0).gt(256).any().item<bool>();
+      expect(within && past, "truncation cases reach both paths: vocabulary " + std::to_string(V));
+    }
     for (int64_t top_k : {0, 40}) {
       for (double top_p : {0.3, 0.9, 0.99}) {
         for (double t : {0.7, 2.0}) {
