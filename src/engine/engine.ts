@@ -87,13 +87,18 @@ function splitRows(flat: Int32Array, rows: number): Int32Array[] {
 }
 
 function nativeOptions(jobId: number, rows: BatchRow[], params: SamplerParams): NativeGenerateOptions {
-  // Ids travel as int32, where 2^32 + 5 would be 5: the engine could not tell such an id from a valid one.
-  for (const [i, r] of rows.entries()) {
-    if (!Array.from(r.prompt).every((t) => Number.isInteger(t) && t >= 0 && t <= 0x7fffffff)) {
-      throw new InvalidRequestError(`prompt ${i} holds a token id that is not an integer in [0, 2^31)`);
+  // Ids travel as int32, where 2^32 + 5 would be 5: the engine could not tell such an id from a valid one. Each
+  // prompt is checked as it is copied, once.
+  const prompts = rows.map((r, i) => {
+    const ids = new Int32Array(r.prompt.length);
+    for (let j = 0; j < ids.length; j++) {
+      const t = r.prompt[j];
+      if (!Number.isInteger(t) || t < 0 || t > 0x7fffffff) throw new InvalidRequestError(`prompt ${i} holds a token id that is not an integer in [0, 2^31)`);
+      ids[j] = t;
     }
-  }
-  return { jobId, prompts: rows.map((r) => Int32Array.from(r.prompt)), seeds: rows.map((r) => r.seed), ...params };
+    return ids;
+  });
+  return { jobId, prompts, seeds: rows.map((r) => r.seed), ...params };
 }
 
 export class Engine {

@@ -137,7 +137,7 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     throw invalid("'remasking' must be 'low_confidence' or 'random'", "remasking");
   }
   const topP = optional(body, "top_p", number("top_p", 0, 1, { exclusiveMin: true }));
-  // -1 is vLLM's "every id", as 0 is here.
+  // -1 is vLLM's "every id", as 0 is here (samplerParams takes both).
   const topK = optional(body, "top_k", number("top_k", -1, Number.MAX_SAFE_INTEGER, { integer: true }));
 
   const algorithmName = optional(body, "generation_algorithm", string("generation_algorithm")) ?? defaults.algorithm;
@@ -157,7 +157,7 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     blockLength,
     steps,
     temperature: optional(body, "temperature", number("temperature", 0, 2)) ?? 0,
-    topK: topK === undefined || topK < 0 ? undefined : topK,
+    topK,
     topP,
     cfgScale: optional(body, "cfg_scale", number("cfg_scale", 0, 100)) ?? 0,
     remasking: (remasking as RequestOptions["remasking"]) ?? "low_confidence",

@@ -198,23 +198,22 @@ export class Model {
 
   /** The prompt token ids for an input (chat template applied to messages). */
   promptIds(input: GenerationInput): number[] {
-    let text: string;
+    let ids: number[];
     if (input.messages !== undefined) {
       validateMessages(input.messages);
-      text = this.tokenizer.applyChatTemplate(input.messages);
+      ids = this.tokenizer.encode(this.tokenizer.applyChatTemplate(input.messages));
     } else if (typeof input.prompt === "string") {
-      text = input.prompt;
+      ids = this.tokenizer.encode(input.prompt);
     } else if (Array.isArray(input.prompt)) {
       // Token ids as they are. Checked here, not only by the engine: they travel as int32, where 2^32 + 5 is 5.
       const vocabulary = this.info.embeddingSize;
       if (input.prompt.length === 0 || !input.prompt.every((t) => Number.isInteger(t) && t >= 0 && t < vocabulary)) {
         throw new InvalidRequestError(`a token-id prompt must be a non-empty list of integers in [0, ${vocabulary}), the vocabulary`, "prompt");
       }
-      text = "";
+      ids = [...input.prompt];
     } else {
       throw new InvalidRequestError("give either messages or a prompt (text or token ids)");
     }
-    const ids = Array.isArray(input.prompt) ? [...input.prompt] : this.tokenizer.encode(text);
     if (ids.includes(this.info.maskTokenId)) throw new InvalidRequestError("the prompt contains the mask token");
     return ids;
   }

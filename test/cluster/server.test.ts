@@ -271,7 +271,6 @@ describe("cancellation and shutdown", () => {
       expect(served.filter((g) => g.worker === index).map((g) => g.forwards)).toEqual([worker.forwards, worker.forwards]);
     }
     expect(stats.forwards).toBe(stats.workers[0].forwards + stats.workers[1].forwards);
-    expect(stats.forwards).toBeGreaterThan(0);
   });
 
   it("thread workers set OMP_WAIT_POLICY where libgomp reads it (the process's environment)", async () => {
