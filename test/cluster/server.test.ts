@@ -193,18 +193,6 @@ describe("cancellation and shutdown", () => {
     await expect.poll(() => server.stats().inFlight).toBe(0);
   });
 
-  it("sample(): n choices, choice i exactly what generate() gives with seed + i", async () => {
-    await using server = await createServer({ modelPath, workers: 2, batchSize: 4, maxWaitMs: 20 });
-    const sampled = { ...short, temperature: 0.9 };
-    const choices = await server.sample({ prompt: "Hello there" }, 3, { ...sampled, seed: 2 ** 53 - 2 });
-    expect(choices.map((c) => c.seed)).toEqual([2 ** 53 - 2, 2 ** 53 - 1, 0]);
-    for (const c of choices) expect((await server.generate({ prompt: "Hello there" }, { ...sampled, seed: c.seed })).tokens).toEqual(c.tokens);
-    expect(new Set(choices.map((c) => c.text)).size).toBeGreaterThan(1);
-    await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/n must be a positive integer/);
-    // One choice refused: the call fails with its error.
-    await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
-  });
-
   it("a block callback that throws ends its own request with that error; the server keeps serving", async () => {
     await using server = await createServer({ modelPath, workers: 1, batchSize: 2, maxWaitMs: 50 });
     const long = { genLength: 64, blockLength: 8, steps: 64 };
@@ -291,5 +279,19 @@ describe("cancellation and shutdown", () => {
 
   it("fails to start with a clear error when the model cannot load", async () => {
     await expect(createServer({ modelPath: "/nonexistent", workers: 2 })).rejects.toThrow(/worker \d \(cpu\) failed to load the model: .*nonexistent/);
+  });
+});
+
+describe("in-process sample()", () => {
+  it("sample(): n choices, choice i exactly what generate() gives with seed + i", async () => {
+    await using server = await createServer({ modelPath, workers: 2, batchSize: 4, maxWaitMs: 20 });
+    const sampled = { ...short, temperature: 0.9 };
+    const choices = await server.sample({ prompt: "Hello there" }, 3, { ...sampled, seed: 2 ** 53 - 2 });
+    expect(choices.map((c) => c.seed)).toEqual([2 ** 53 - 2, 2 ** 53 - 1, 0]);
+    for (const c of choices) expect((await server.generate({ prompt: "Hello there" }, { ...sampled, seed: c.seed })).tokens).toEqual(c.tokens);
+    expect(new Set(choices.map((c) => c.text)).size).toBeGreaterThan(1);
+    await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/n must be a positive integer/);
+    // One choice refused: the call fails with its error.
+    await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
   });
 });
