@@ -4,7 +4,17 @@ if(NOT LIBTORCH_ROOT)
   message(FATAL_ERROR "LIBTORCH_ROOT is not set: build with `npm run build:native`, which finds libtorch")
 endif()
 list(APPEND CMAKE_PREFIX_PATH "${LIBTORCH_ROOT}/share/cmake")
+# A CUDA libtorch's config appends -gencode flags for the architectures it picks to CMAKE_CUDA_FLAGS, probing the
+# GPU with a test program unless TORCH_CUDA_ARCH_LIST names them (and, with no GPU, picking some that CUDA 13 no
+# longer compiles). Our kernels name their own (CUDA_ARCHITECTURES in CMakeLists.txt): skip the probe and drop
+# torch's flags.
+if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(TORCH_CUDA_ARCH_LIST "9.0")
+endif()
 find_package(Torch REQUIRED)
+if(CMAKE_CUDA_FLAGS)
+  string(REGEX REPLACE "-gencode +arch=[^ ]*" "" CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}")
+endif()
 set(LIBTORCH_LIB_DIR "${LIBTORCH_ROOT}/lib")
 
 # Whether this libtorch was built with CUDA: torch's cmake config sets CUDA_FOUND / defines torch_cuda.
