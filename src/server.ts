@@ -43,8 +43,6 @@ async function main(): Promise<void> {
   const url = await app.listen({ host: args.host, port: args.port });
   const keyNote = args.apiKey ? `, API key ...${args.apiKey.slice(-4)}` : "";
   process.stderr.write(`dllm-serve: ${url} (model ${modelPath}; ${server.devices.length} worker(s): ${server.devices.join(", ")}${keyNote})\n`);
-  if (args.server.cudaGraphs && !server.devices.some((d) => d.startsWith("cuda")))
-    process.stderr.write("dllm-serve: --cuda-graphs has no effect on CPU workers: they decode eagerly\n");
   try {
     await server.ready();
   } catch (err) {

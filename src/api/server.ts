@@ -26,7 +26,7 @@ export interface ServerOptions {
   workers?: number;
   /** Default bfloat16 on CUDA, float32 on the CPU. */
   dtype?: WorkerConfig["dtype"];
-  /** Replay every decoding step's forward from CUDA graphs, one per batch shape. Default off. */
+  /** Replay every decoding step's forward from CUDA graphs, one per batch shape. Default on (CUDA only). */
   cudaGraphs?: boolean;
   /** Most requests in one batch. Default 8. */
   batchSize?: number;

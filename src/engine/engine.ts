@@ -72,7 +72,7 @@ export interface LoadOptions {
   dtype?: "float32" | "float16" | "bfloat16";
   /** CPU threads for this engine (default: all cores); engines sharing a CPU should split the cores. */
   threads?: number;
-  /** Replay every decoding step's forward from CUDA graphs, one per batch shape (CUDA only; default off). */
+  /** Replay every decoding step's forward from CUDA graphs, one per batch shape (CUDA only; default on). */
   cudaGraphs?: boolean;
   onProgress?: (done: number, total: number, tensor: string) => void;
 }

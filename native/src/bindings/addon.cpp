@@ -73,9 +73,9 @@ double numberField(const Napi::Object& o, const char* key, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-bool boolField(const Napi::Object& o, const char* key) {
+bool boolField(const Napi::Object& o, const char* key, bool fallback = false) {
   Napi::Value v = o.Get(key);
-  return !v.IsUndefined() && v.ToBoolean().Value();
+  return v.IsUndefined() ? fallback : v.ToBoolean().Value();
 }
 
 std::string stringField(const Napi::Object& o, const char* key, const std::string& fallback) {
@@ -140,7 +140,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       spec.dtype = stringField(o, "dtype", "float32");
       spec.threads = static_cast<int>(intField(o, "threads", 0));
       if (spec.threads < 0) throw std::invalid_argument("threads must be >= 0");
-      spec.cuda_graphs = boolField(o, "cudaGraphs");
+      spec.cuda_graphs = boolField(o, "cudaGraphs", spec.cuda_graphs);
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("load: ") + e.what());
     }

@@ -18,7 +18,7 @@ struct ModelSpec {
   std::string device = "cpu";
   std::string dtype = "float32";  // float32 | float16 | bfloat16
   int threads = 0;                 // CPU threads for this engine's work; 0 keeps libtorch's default
-  bool cuda_graphs = false;        // capture every decoding step's forward as CUDA graphs (CUDA only)
+  bool cuda_graphs = true;         // capture every decoding step's forward as CUDA graphs (CUDA only)
 };
 
 class Engine {

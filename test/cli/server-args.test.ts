@@ -1,0 +1,12 @@
+// The server's flags as parsed, where a flag's effect cannot be seen from a CPU-only run of the server.
+import { describe, expect, it } from "vitest";
+import { parseServerArgs } from "../../src/cli/server-args.js";
+
+describe("parseServerArgs", () => {
+  it("leaves CUDA graphs to the engine's default (on, CUDA only) unless --no-cuda-graphs turns them off", () => {
+    expect(parseServerArgs([], {}).server.cudaGraphs).toBeUndefined();
+    expect(parseServerArgs(["--no-cuda-graphs"], {}).server.cudaGraphs).toBe(false);
+    // The old opt-in flag is gone rather than silently accepted.
+    expect(() => parseServerArgs(["--cuda-graphs"], {})).toThrow(/cuda-graphs/);
+  });
+});
