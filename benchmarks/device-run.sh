@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
-# PyTorch, check CUDA sampling (native/checks/) and decoding on the bundled model (benchmarks/cuda-check.mjs)
-# against the CPU, then time every algorithm at LLaDA-8B shapes next to the PyTorch reference
-# (benchmarks/decoders-gpu.mjs). Logs and results land in $OUT; the tables are printed last.
+# PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU)
+# and decoding on the bundled model (benchmarks/cuda-check.mjs) against the CPU, then time every algorithm at
+# LLaDA-8B shapes next to the PyTorch reference (benchmarks/decoders-gpu.mjs). Logs and results land in $OUT; the
+# tables are printed last.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
@@ -24,6 +25,10 @@ node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.l
 # Each stage gets at most what is left of a 570-second command (the device allows 600).
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
+step "element-wise layers: our CUDA kernels against ATen's operations"
+timeout "$(budget 60)" ./build/dllm_layers_checks cuda:0 > "$out/layers-checks.log" 2>&1
+grep FAIL "$out/layers-checks.log"; grep "kernel = ATen" "$out/layers-checks.log" | grep "D 128" | grep -v " Half,"; tail -1 "$out/layers-checks.log"
+
 step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
 timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > "$out/gumbel-checks.log" 2>&1
 grep FAIL "$out/gumbel-checks.log"; tail -1 "$out/gumbel-checks.log"
@@ -33,11 +38,12 @@ timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$o
 
 step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \
-  --out "$out/decoders-gpu-b1.json" 2>&1 | tee "$out/decoders-gpu-b1.log"
+  --out "$out/decoders-gpu-b1.json" 2>&1
 
-# At B=32 one reference run takes tens of seconds: only the algorithms with targets, once each.
+# At B=32 one reference run takes about 50 s: only the algorithms with targets, once each, with graphs (the
+# default; graphs and eager were within 2% there).
 step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
-PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 \
-  --only "dual_cache,dual_cache + threshold 0.9,dual_cache + temperature 1,dinfer_blockwise" \
-  --out "$out/decoders-gpu-b32.json" 2>&1 | tee "$out/decoders-gpu-b32.log"
+PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 --graphs on \
+  --only "dual_cache,dual_cache + temperature 1,dinfer_blockwise" \
+  --out "$out/decoders-gpu-b32.json" 2>&1
 step "done"

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
+
+#include "model/layers.h"
 
 namespace dllm {
 
@@ -24,31 +27,12 @@ KeyMask LLaDAModel::keyMask(const at::Tensor& valid) {
   return {valid.view({valid.size(0), 1, 1, valid.size(1)})};
 }
 
-at::Tensor LLaDAModel::rmsNorm(const at::Tensor& x, const at::Tensor& weight) const {
-  // LLaDA's RMSLayerNorm: fp32 statistics, cast back to the input dtype *before* the weight. at::rms_norm without
-  // a weight is exactly the part before the weight (bit for bit on the CPU) and one fused kernel on CUDA, where
-  // the spelled-out version takes seven.
-  return weight * at::rms_norm(x, {x.size(-1)}, std::nullopt, config_.rms_norm_eps);
-}
-
 // Stores a refresh's keys or values: in place when the slot already has this shape.
 static void store(at::Tensor& slot, const at::Tensor& value) {
   if (slot.defined() && slot.sizes() == value.sizes() && slot.scalar_type() == value.scalar_type() && slot.device() == value.device())
     slot.copy_(value);
   else
     slot = value.contiguous();
-}
-
-// Rotary tables for one forward's positions, [B, W, 1, head_dim] fp32 (rope_full_precision). The sine's first half
-// is negated, so that rotate_half(t) * sin, with rotate_half(t) = cat(-t2, t1), is roll(t, head_dim / 2) * sin:
-// one kernel instead of a negation and a concatenation.
-struct Rotary {
-  at::Tensor cos, sin;
-};
-
-static at::Tensor applyRope(const at::Tensor& t, const Rotary& r) {
-  at::Tensor tf = t.to(at::kFloat);
-  return at::addcmul(tf * r.cos, tf.roll(t.size(-1) / 2, -1), r.sin).to(t.scalar_type());
 }
 
 at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
@@ -62,8 +46,9 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
   } else {
     q = at::linear(n, l.q_proj), k = at::linear(n, l.k_proj), v = at::linear(n, l.v_proj);
   }
-  q = applyRope(q.view({B, T, H, D}), rotary).transpose(1, 2);
-  k = applyRope(k.view({B, T, KV, D}), rotary).transpose(1, 2);
+  auto [qr, kr] = applyRope(q.view({B, T, H, D}), k.view({B, T, KV, D}), rotary);
+  q = qr.transpose(1, 2);
+  k = kr.transpose(1, 2);
   v = v.view({B, T, KV, D}).transpose(1, 2);
   if (use == CacheUse::Fill) {
     store(cache->k[layer], k);
@@ -87,9 +72,7 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
 
 at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache,
                            CacheUse use, const at::Tensor& columns) const {
-  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, W, head_dim / 2]
-  at::Tensor s = freqs.sin();
-  const Rotary rotary{at::cat({freqs, freqs}, -1).cos().unsqueeze(2), at::cat({s.neg(), s}, -1).unsqueeze(2)};
+  const Rotary rotary = rotaryTables(positions, inv_freq_);
   // SDPA turns a boolean mask into an additive one at every call: here once per forward, in the compute dtype.
   std::optional<at::Tensor> bias;
   if (keys.mask.defined())
@@ -100,21 +83,26 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
     cache->v.resize(w_.layers.size());
   }
 
+  const auto& layers = w_.layers;
+  const double eps = config_.rms_norm_eps;
   at::Tensor x = at::embedding(w_.wte, ids);
-  for (size_t i = 0; i < w_.layers.size(); i++) {
-    const LayerWeights& l = w_.layers[i];
-    x = x + attention(i, rmsNorm(x, l.attn_norm), rotary, bias, cache, use, columns);
-    at::Tensor h = rmsNorm(x, l.ff_norm);
+  // Each residual sum comes with the norm after it (the next sublayer's, ln_f after the last): x is the residual
+  // stream, n its normed copy.
+  at::Tensor n = rmsNorm(x, layers.empty() ? w_.ln_f : layers[0].attn_norm, eps);
+  for (size_t i = 0; i < layers.size(); i++) {
+    const LayerWeights& l = layers[i];
+    std::tie(x, n) = addRmsNorm(x, attention(i, n, rotary, bias, cache, use, columns), l.ff_norm, eps);
     at::Tensor gate, up;
     if (l.gate_up.defined()) {
-      std::vector<at::Tensor> both = at::linear(h, l.gate_up).chunk(2, -1);
+      std::vector<at::Tensor> both = at::linear(n, l.gate_up).chunk(2, -1);
       gate = both[0], up = both[1];
     } else {
-      gate = at::linear(h, l.ff_proj), up = at::linear(h, l.up_proj);
+      gate = at::linear(n, l.ff_proj), up = at::linear(n, l.up_proj);
     }
-    x = x + at::linear(at::silu(gate) * up, l.ff_out);
+    const at::Tensor& nextNorm = i + 1 < layers.size() ? layers[i + 1].attn_norm : w_.ln_f;
+    std::tie(x, n) = addRmsNorm(x, at::linear(swiglu(gate, up), l.ff_out), nextNorm, eps);
   }
-  return rmsNorm(x, w_.ln_f);
+  return n;
 }
 
 at::Tensor LLaDAModel::hidden(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* fill) const {

@@ -21,7 +21,7 @@ struct KeyMask {
   at::Tensor mask;
 };
 
-struct Rotary;  // one forward's rotary tables (llada.cpp)
+struct Rotary;  // one forward's rotary tables (layers.h)
 
 class LLaDAModel {
  public:
@@ -55,7 +55,6 @@ class LLaDAModel {
   static KeyMask keyMask(const at::Tensor& valid);
 
  private:
-  at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight) const;
   // The layer stack over ids [B, W]; cache: none, filled (full rows) or read and updated at `columns` (a window).
   enum class CacheUse { None, Fill, Window };
   at::Tensor run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache, CacheUse use,

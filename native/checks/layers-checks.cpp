@@ -1,0 +1,224 @@
+// Checks of the element-wise layers (model/layers.h): ATen's operations held to float64 formulas of the residual
+// sum and RMSNorm, rotary embeddings (rotate_half, as LLaDA's modelling code writes it) and the SwiGLU gate, on the layouts the model
+// hands them. test/engine/layers-checks.test.ts runs this program, built with the addon, on the CPU. On a GPU
+// machine, `dllm_layers_checks cuda:0` also holds our CUDA kernels to ATen's operations on the device: equal up to
+// the last bit of each result's dtype (ATen's own kernels may contract a multiply and an add), and a layout the
+// kernels do not take falls back to ATen rather than failing.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "checks.h"
+#include "model/layers.h"
+
+namespace {
+
+using namespace dllm;
+using checks::expect;
+
+struct Shape {
+  int64_t B, W, H, KV, D;
+};
+
+std::string name(at::ScalarType t) { return c10::toString(t); }
+
+// Agreement with float64: what each dtype can hold (and fp32 angles, for the rotary tables).
+double formulaTolerance(at::ScalarType t) { return t == at::kFloat ? 1e-4 : t == at::kHalf ? 4e-3 : 3e-2; }
+// Agreement between two float computations of one formula: a unit in the last place of the dtype.
+double ulp(at::ScalarType t) { return t == at::kFloat ? std::ldexp(1.0, -23) : t == at::kHalf ? std::ldexp(1.0, -10) : std::ldexp(1.0, -7); }
+
+bool close(const at::Tensor& a, const at::Tensor& b, double tol) {
+  return a.sizes() == b.sizes() && at::allclose(a.to(at::kDouble).cpu(), b.to(at::kDouble).cpu(), tol, tol);
+}
+
+double equalShare(const at::Tensor& a, const at::Tensor& b) { return a.eq(b).to(at::kDouble).mean().item<double>(); }
+
+// Row r's positions start at 3r, as left padding leaves them.
+at::Tensor positions(const Shape& s, at::Device dev) {
+  return (at::arange(s.W, at::kLong).unsqueeze(0) + at::arange(s.B, at::kLong).unsqueeze(1) * 3).to(dev);
+}
+
+at::Tensor invFreq(int64_t D, at::Device dev) {
+  return at::pow(500000.0, at::arange(0, D, 2, at::kFloat) / static_cast<double>(D)).reciprocal().to(dev);
+}
+
+// x * cos + rotate_half(x) * sin in float64, rotate_half(x) = cat(-x2, x1), for x [B, W, heads, D].
+at::Tensor ropeFormula(const at::Tensor& x, const at::Tensor& pos) {
+  const int64_t D = x.size(-1);
+  at::Tensor inv = at::pow(500000.0, at::arange(0, D, 2, at::kDouble) / static_cast<double>(D)).reciprocal();
+  at::Tensor angles = pos.cpu().to(at::kDouble).unsqueeze(-1) * inv;
+  at::Tensor emb = at::cat({angles, angles}, -1).unsqueeze(2);
+  at::Tensor xd = x.cpu().to(at::kDouble);
+  at::Tensor rotated = at::cat({xd.narrow(-1, D / 2, D / 2).neg(), xd.narrow(-1, 0, D / 2)}, -1);
+  return xd * emb.cos() + rotated * emb.sin();
+}
+
+// {x + delta, (x + delta) / sqrt(mean((x + delta)^2) + eps) * weight} in float64.
+std::pair<at::Tensor, at::Tensor> addRmsNormFormula(const at::Tensor& x, const at::Tensor& delta, const at::Tensor& weight, double eps) {
+  at::Tensor sum = x.cpu().to(at::kDouble) + delta.cpu().to(at::kDouble);
+  return {sum, sum * (sum.pow(2).mean(-1, true) + eps).rsqrt() * weight.cpu().to(at::kDouble)};
+}
+
+at::Tensor swigluFormula(const at::Tensor& gate, const at::Tensor& up) {
+  at::Tensor g = gate.cpu().to(at::kDouble);
+  return g / (1 + (-g).exp()) * up.cpu().to(at::kDouble);
+}
+
+// q and k as the model hands them: views into one fused projection, separate projections, or (not a layout of the
+// model's) heads before positions, which our kernel does not take.
+struct RopeCase {
+  std::string layout;
+  at::Tensor q, k;
+};
+
+std::vector<RopeCase> ropeCases(const Shape& s, at::TensorOptions o) {
+  at::Tensor qkv = at::randn({s.B, s.W, (s.H + 2 * s.KV) * s.D}, o);
+  return {
+      {"fused projection", qkv.narrow(2, 0, s.H * s.D).view({s.B, s.W, s.H, s.D}),
+       qkv.narrow(2, s.H * s.D, s.KV * s.D).view({s.B, s.W, s.KV, s.D})},
+      {"separate projections", at::randn({s.B, s.W, s.H, s.D}, o), at::randn({s.B, s.W, s.KV, s.D}, o)},
+      {"heads first", at::randn({s.B, s.H, s.W, s.D}, o).transpose(1, 2), at::randn({s.B, s.KV, s.W, s.D}, o).transpose(1, 2)},
+  };
+}
+
+struct GateCase {
+  std::string layout;
+  at::Tensor gate, up;
+};
+
+std::vector<GateCase> gateCases(const Shape& s, at::TensorOptions o) {
+  const int64_t F = 3 * s.H * s.D;
+  std::vector<at::Tensor> both = (at::randn({s.B, s.W, 2 * F}, o) * 2).chunk(2, -1);
+  return {
+      {"fused projection", both[0], both[1]},
+      {"separate projections", at::randn({s.B, s.W, F}, o) * 2, at::randn({s.B, s.W, F}, o)},
+      {"columns first", (at::randn({s.B, F, s.W}, o) * 2).transpose(1, 2), at::randn({s.B, F, s.W}, o).transpose(1, 2)},
+  };
+}
+
+// The residual stream as the model hands it (contiguous), and a layout the kernel does not take.
+struct NormCase {
+  std::string layout;
+  at::Tensor x, delta;
+};
+
+std::vector<NormCase> normCases(const Shape& s, at::TensorOptions o) {
+  const int64_t d = s.H * s.D;
+  return {
+      {"contiguous", at::randn({s.B, s.W, d}, o), at::randn({s.B, s.W, d}, o) * 0.5},
+      {"positions first", at::randn({s.W, s.B, d}, o).transpose(0, 1), at::randn({s.B, s.W, d}, o) * 0.5},
+  };
+}
+
+constexpr double kEps = 1e-5;
+
+at::Tensor normWeight(const Shape& s, at::TensorOptions o) { return 1 + at::randn({s.H * s.D}, o) * 0.1; }
+
+void checkAten(const Shape& s, at::Device dev, at::ScalarType dtype) {
+  const auto o = at::TensorOptions().device(dev).dtype(dtype);
+  const at::Tensor pos = positions(s, dev);
+  const Rotary rotary = rotaryTables(pos, invFreq(s.D, dev));
+  const std::string where = dev.str() + " " + name(dtype) + ", D " + std::to_string(s.D);
+  for (const auto& c : ropeCases(s, o)) {
+    auto [q, k] = applyRope(c.q, c.k, rotary, Kernels::Aten);
+    const double tol = formulaTolerance(dtype);
+    expect(close(q, ropeFormula(c.q, pos), tol) && close(k, ropeFormula(c.k, pos), tol),
+           "rope (ATen) = x cos + rotate_half(x) sin: " + where + ", " + c.layout);
+  }
+  for (const auto& c : gateCases(s, o)) {
+    at::Tensor out = swiglu(c.gate, c.up, Kernels::Aten);
+    expect(close(out, swigluFormula(c.gate, c.up), formulaTolerance(dtype)), "swiglu (ATen) = silu(gate) up: " + where + ", " + c.layout);
+  }
+  const at::Tensor weight = normWeight(s, o);
+  for (const auto& c : normCases(s, o)) {
+    auto [sum, normed] = addRmsNorm(c.x, c.delta, weight, kEps, Kernels::Aten);
+    auto [sumRef, normedRef] = addRmsNormFormula(c.x, c.delta, weight, kEps);
+    const double tol = formulaTolerance(dtype);
+    expect(close(sum, sumRef, tol) && close(normed, normedRef, tol), "addRmsNorm (ATen) = x + delta and its RMSNorm: " + where + ", " + c.layout);
+  }
+}
+
+bool refuses(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument&) {
+    return true;
+  }
+  return false;
+}
+
+// Our CUDA kernels against ATen's operations on the same device.
+void checkKernels(const Shape& s, at::Device dev, at::ScalarType dtype) {
+  const auto o = at::TensorOptions().device(dev).dtype(dtype);
+  const Rotary rotary = rotaryTables(positions(s, dev), invFreq(s.D, dev));
+  const std::string where = dev.str() + " " + name(dtype) + ", D " + std::to_string(s.D);
+  char share[64];
+  for (const auto& c : ropeCases(s, o)) {
+    auto [qa, ka] = applyRope(c.q, c.k, rotary, Kernels::Aten);
+    auto [qb, kb] = applyRope(c.q, c.k, rotary, Kernels::Best);
+    if (c.layout == "heads first") {
+      expect(qb.equal(qa) && kb.equal(ka) && refuses([&] { applyRope(c.q, c.k, rotary, Kernels::Cuda); }),
+             "rope on a layout the kernel does not take: ATen's result, " + where);
+      continue;
+    }
+    auto [q, k] = applyRope(c.q, c.k, rotary, Kernels::Cuda);
+    std::snprintf(share, sizeof share, " (%.1f%% bitwise equal)", 100 * equalShare(q, qa));
+    expect(close(q, qa, ulp(dtype)) && close(k, ka, ulp(dtype)) && q.is_contiguous() && k.is_contiguous() && qb.equal(q) && kb.equal(k),
+           "rope kernel = ATen: " + where + ", " + c.layout + share);
+  }
+  for (const auto& c : gateCases(s, o)) {
+    at::Tensor a = swiglu(c.gate, c.up, Kernels::Aten), b = swiglu(c.gate, c.up, Kernels::Best);
+    if (c.layout == "columns first") {
+      expect(b.equal(a) && refuses([&] { swiglu(c.gate, c.up, Kernels::Cuda); }),
+             "swiglu on a layout the kernel does not take: ATen's result, " + where);
+      continue;
+    }
+    at::Tensor out = swiglu(c.gate, c.up, Kernels::Cuda);
+    std::snprintf(share, sizeof share, " (%.1f%% bitwise equal)", 100 * equalShare(out, a));
+    expect(close(out, a, ulp(dtype)) && b.equal(out), "swiglu kernel = ATen: " + where + ", " + c.layout + share);
+  }
+  const at::Tensor weight = normWeight(s, o);
+  for (const auto& c : normCases(s, o)) {
+    auto [sumA, normedA] = addRmsNorm(c.x, c.delta, weight, kEps, Kernels::Aten);
+    auto [sumB, normedB] = addRmsNorm(c.x, c.delta, weight, kEps, Kernels::Best);
+    if (c.layout == "positions first") {
+      expect(sumB.equal(sumA) && normedB.equal(normedA) && refuses([&] { addRmsNorm(c.x, c.delta, weight, kEps, Kernels::Cuda); }),
+             "addRmsNorm on a layout the kernel does not take: ATen's result, " + where);
+      continue;
+    }
+    auto [sum, normed] = addRmsNorm(c.x, c.delta, weight, kEps, Kernels::Cuda);
+    std::snprintf(share, sizeof share, " (%.1f%% bitwise equal)", 100 * equalShare(normed, normedA));
+    // The sum is one rounding of the same exact sum; the norm's statistics are reduced in another order.
+    expect(sum.equal(sumA) && close(normed, normedA, 2 * ulp(dtype)) && sumB.equal(sum) && normedB.equal(normed),
+           "addRmsNorm kernel = ATen: " + where + ", " + c.layout + share);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return checks::run([&] {
+    at::manual_seed(0);
+    const std::vector<Shape> shapes = {{2, 5, 4, 2, 8}, {3, 7, 4, 4, 128}};
+    for (const auto& s : shapes)
+      for (auto dtype : {at::kFloat, at::kBFloat16}) checkAten(s, at::kCPU, dtype);
+    expect(refuses([] {
+             at::Tensor t = at::zeros({1, 1, 1, 2});
+             applyRope(t, t, Rotary{at::ones({1, 1, 1, 2}), at::zeros({1, 1, 1, 2})}, Kernels::Cuda);
+           }),
+           "rope: Kernels::Cuda refuses CPU tensors");
+    if (argc > 1) {
+      const at::Device dev(argv[1]);
+      for (const auto& s : shapes)
+        for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+          checkAten(s, dev, dtype);
+          checkKernels(s, dev, dtype);
+        }
+    }
+  });
+}

@@ -1,0 +1,163 @@
+#include "model/layers.h"
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#ifdef DLLM_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "model/layers-cuda.h"
+#endif
+
+namespace dllm {
+
+Rotary rotaryTables(const at::Tensor& positions, const at::Tensor& invFreq) {
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * invFreq;  // [B, W, head_dim / 2]
+  at::Tensor s = freqs.sin();
+  return {at::cat({freqs, freqs}, -1).cos().unsqueeze(2), at::cat({s.neg(), s}, -1).unsqueeze(2)};
+}
+
+at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // at::rms_norm without a weight is exactly the part before the weight (bit for bit on the CPU) and one fused
+  // kernel on CUDA, where the spelled-out version takes seven.
+  return weight * at::rms_norm(x, {x.size(-1)}, std::nullopt, eps);
+}
+
+namespace {
+
+at::Tensor ropeAten(const at::Tensor& t, const Rotary& r) {
+  at::Tensor tf = t.to(at::kFloat);
+  return at::addcmul(tf * r.cos, tf.roll(t.size(-1) / 2, -1), r.sin).to(t.scalar_type());
+}
+
+#ifdef DLLM_WITH_CUDA
+std::optional<KernelDtype> kernelDtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return KernelDtype::Float32;
+    case at::kBFloat16: return KernelDtype::BFloat16;
+    case at::kHalf: return KernelDtype::Float16;
+    default: return std::nullopt;
+  }
+}
+
+// The distance between consecutive rows of t, its first `rowDims` dimensions flattened into rows and the others
+// contiguous within each row; nullopt when t is not laid out so.
+std::optional<int64_t> rowStride(const at::Tensor& t, int64_t rowDims) {
+  int64_t inner = 1;
+  for (int64_t d = t.dim() - 1; d >= rowDims; d--) {
+    if (t.size(d) != 1 && t.stride(d) != inner) return std::nullopt;
+    inner *= t.size(d);
+  }
+  // Each row dimension of more than one entry steps over the rows inside it (dimensions of one entry have any stride).
+  std::optional<int64_t> stride;
+  int64_t rows = 1;
+  for (int64_t d = rowDims - 1; d >= 0; d--) {
+    if (t.size(d) != 1) {
+      if (!stride)
+        stride = t.stride(d);  // the innermost such dimension: only single rows inside it
+      else if (t.stride(d) != *stride * rows)
+        return std::nullopt;
+    }
+    rows *= t.size(d);
+  }
+  return stride.value_or(inner);
+}
+
+// Why our kernel cannot take these tensors, or nullopt when it can.
+std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts) {
+  const at::Tensor& first = *ts.begin();
+  for (const auto& t : ts) {
+    if (!t.is_cuda() || t.device() != first.device()) return "the tensors are not on one CUDA device";
+    if (t.scalar_type() != first.scalar_type() || !kernelDtype(t.scalar_type())) return "the dtype is not one of float32, bfloat16, float16";
+  }
+  return std::nullopt;
+}
+
+[[noreturn]] void refuse(const char* layer, const std::string& why) {
+  throw std::invalid_argument(std::string(layer) + ": the CUDA kernel cannot run: " + why);
+}
+#endif
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tensor& delta, const at::Tensor& weight, double eps,
+                                             Kernels kernels) {
+#ifdef DLLM_WITH_CUDA
+  if (kernels != Kernels::Aten) {
+    const int64_t width = x.size(-1), rows = width == 0 ? 0 : x.numel() / width;
+    std::optional<std::string> why = unsupported({x, delta, weight});
+    if (!why && (!x.is_contiguous() || !delta.is_contiguous() || !weight.is_contiguous())) why = "x, delta or weight is not contiguous";
+    if (!why && (x.sizes() != delta.sizes() || weight.dim() != 1 || weight.size(0) != width)) why = "the shapes do not match";
+    if (!why) {
+      const c10::cuda::CUDAGuard guard(x.device());
+      at::Tensor sum = at::empty(x.sizes(), x.options()), normed = at::empty(x.sizes(), x.options());
+      const char* error = launchAddRmsNorm(*kernelDtype(x.scalar_type()), x.data_ptr(), delta.data_ptr(), weight.data_ptr(), rows, width,
+                                           static_cast<float>(eps), sum.data_ptr(), normed.data_ptr(),
+                                           c10::cuda::getCurrentCUDAStream().stream());
+      if (error == nullptr) return {sum, normed};
+      why = error;
+    }
+    if (kernels == Kernels::Cuda) refuse("addRmsNorm", *why);
+  }
+#else
+  if (kernels == Kernels::Cuda) throw std::invalid_argument("addRmsNorm: this build has no CUDA kernels");
+#endif
+  at::Tensor sum = x + delta;
+  return {sum, rmsNorm(sum, weight, eps)};
+}
+
+std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tensor& k, const Rotary& rotary, Kernels kernels) {
+#ifdef DLLM_WITH_CUDA
+  if (kernels != Kernels::Aten) {
+    const int64_t B = q.size(0), W = q.size(1), D = q.size(3);
+    std::optional<std::string> why = unsupported({q, k});
+    const std::optional<int64_t> qs = rowStride(q, 2), ks = rowStride(k, 2);
+    if (!why && (!qs || !ks)) why = "q or k is not rows of heads";
+    if (!why && (k.size(0) != B || k.size(1) != W || k.size(3) != D || D % 2 != 0)) why = "q and k do not match";
+    if (!why && (!rotary.cos.is_cuda() || rotary.cos.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() ||
+                 !rotary.sin.is_contiguous() || rotary.cos.numel() != B * W * D || rotary.sin.numel() != B * W * D))
+      why = "the rotary tables are not fp32 [B, W, 1, D]";
+    if (!why) {
+      const c10::cuda::CUDAGuard guard(q.device());
+      at::Tensor qOut = at::empty(q.sizes(), q.options()), kOut = at::empty(k.sizes(), k.options());
+      const char* error = launchRope(*kernelDtype(q.scalar_type()), q.data_ptr(), *qs, q.size(2), k.data_ptr(), *ks, k.size(2),
+                                     B * W, D, rotary.cos.data_ptr<float>(), rotary.sin.data_ptr<float>(), qOut.data_ptr(),
+                                     kOut.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
+      if (error == nullptr) return {qOut, kOut};
+      why = error;  // e.g. no kernel image for this card: ATen's operations still run
+    }
+    if (kernels == Kernels::Cuda) refuse("applyRope", *why);
+  }
+#else
+  if (kernels == Kernels::Cuda) throw std::invalid_argument("applyRope: this build has no CUDA kernels");
+#endif
+  return {ropeAten(q, rotary), ropeAten(k, rotary)};
+}
+
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels) {
+#ifdef DLLM_WITH_CUDA
+  if (kernels != Kernels::Aten) {
+    const int64_t F = gate.size(-1), rows = F == 0 ? 0 : gate.numel() / F;
+    std::optional<std::string> why = unsupported({gate, up});
+    const std::optional<int64_t> gs = rowStride(gate, gate.dim() - 1), us = rowStride(up, up.dim() - 1);
+    if (!why && (!gs || !us)) why = "gate or up is not rows";
+    if (!why && gate.sizes() != up.sizes()) why = "gate and up differ in shape";
+    if (!why) {
+      const c10::cuda::CUDAGuard guard(gate.device());
+      at::Tensor out = at::empty(gate.sizes(), gate.options());
+      const char* error = launchSwiglu(*kernelDtype(gate.scalar_type()), gate.data_ptr(), *gs, up.data_ptr(), *us, rows, F,
+                                       out.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
+      if (error == nullptr) return out;
+      why = error;
+    }
+    if (kernels == Kernels::Cuda) refuse("swiglu", *why);
+  }
+#else
+  if (kernels == Kernels::Cuda) throw std::invalid_argument("swiglu: this build has no CUDA kernels");
+#endif
+  return at::silu(gate) * up;
+}
+
+}  // namespace dllm

@@ -1,0 +1,161 @@
+// layers.h's element-wise layers on CUDA, one pass each (see layers-cuda.h). Each element's arithmetic is the ATen
+// composition's, operation for operation in fp32 (no fused multiply-add), so the two agree but where ATen's own
+// kernels contract a multiply and an add: then in the last fp32 bit before the cast.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "model/layers-cuda.h"
+
+namespace dllm {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T> __device__ float toFloat(T x);
+template <> __device__ float toFloat(float x) { return x; }
+template <> __device__ float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <> __device__ float toFloat(__half x) { return __half2float(x); }
+
+template <typename T> __device__ T fromFloat(float x);
+template <> __device__ float fromFloat(float x) { return x; }
+template <> __device__ __nv_bfloat16 fromFloat(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __half fromFloat(float x) { return __float2half_rn(x); }
+
+template <typename T>
+__global__ void ropeKernel(const T* q, int64_t qStride, int64_t qHeads, const T* k, int64_t kStride, int64_t kHeads,
+                           int64_t tokens, int64_t headDim, const float* cos, const float* sin, T* qOut, T* kOut) {
+  const int64_t perToken = (qHeads + kHeads) * headDim, half = headDim / 2;
+  const int64_t total = tokens * perToken;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / perToken, rest = i - t * perToken;
+    const int64_t h = rest / headDim, d = rest - h * headDim;
+    const bool isQ = h < qHeads;
+    const T* row = isQ ? q + t * qStride + h * headDim : k + t * kStride + (h - qHeads) * headDim;
+    // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
+    const float x = toFloat(row[d]), partner = toFloat(row[d < half ? d + half : d - half]);
+    const float out = __fadd_rn(__fmul_rn(x, cos[t * headDim + d]), __fmul_rn(partner, sin[t * headDim + d]));
+    T* dst = isQ ? qOut + (t * qHeads + h) * headDim : kOut + (t * kHeads + h - qHeads) * headDim;
+    dst[d] = fromFloat<T>(out);
+  }
+}
+
+template <typename T>
+__global__ void swigluKernel(const T* gate, int64_t gateStride, const T* up, int64_t upStride, int64_t rows, int64_t width,
+                             T* out) {
+  const int64_t total = rows * width;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, j = i - r * width;
+    const float g = toFloat(gate[r * gateStride + j]);
+    // at::silu's x / (1 + exp(-x)) in fp32, rounded to the dtype as its result is; then the product, rounded again.
+    const T silu = fromFloat<T>(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))));
+    out[i] = fromFloat<T>(__fmul_rn(toFloat(silu), toFloat(up[r * upStride + j])));
+  }
+}
+
+// One block per row: the sum is stored, its squares reduced in fp32, then the row normalised from what was stored.
+template <typename T>
+__global__ void addRmsNormKernel(const T* x, const T* delta, const T* weight, int64_t width, float eps, T* xOut, T* out) {
+  const int64_t base = int64_t(blockIdx.x) * width;
+  float squares = 0;
+  for (int64_t j = threadIdx.x; j < width; j += kThreads) {
+    const T sum = fromFloat<T>(__fadd_rn(toFloat(x[base + j]), toFloat(delta[base + j])));
+    xOut[base + j] = sum;
+    const float s = toFloat(sum);
+    squares = __fadd_rn(squares, __fmul_rn(s, s));
+  }
+  __shared__ float partial[kThreads];
+  partial[threadIdx.x] = squares;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) partial[threadIdx.x] = __fadd_rn(partial[threadIdx.x], partial[threadIdx.x + stride]);
+    __syncthreads();
+  }
+  const float rstd = rsqrtf(__fadd_rn(__fdiv_rn(partial[0], float(width)), eps));
+  for (int64_t j = threadIdx.x; j < width; j += kThreads) {
+    const T normed = fromFloat<T>(__fmul_rn(toFloat(xOut[base + j]), rstd));
+    out[base + j] = fromFloat<T>(__fmul_rn(toFloat(normed), toFloat(weight[j])));
+  }
+}
+
+unsigned blocksFor(int64_t total) {
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 16)));
+}
+
+const char* launched() {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+template <typename T>
+const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, int64_t tokens,
+                 int64_t headDim, const float* cos, const float* sin, void* qOut, void* kOut, cudaStream_t stream) {
+  ropeKernel<T><<<blocksFor(tokens * (qHeads + kHeads) * headDim), kThreads, 0, stream>>>(
+      static_cast<const T*>(q), qStride, qHeads, static_cast<const T*>(k), kStride, kHeads, tokens, headDim, cos, sin,
+      static_cast<T*>(qOut), static_cast<T*>(kOut));
+  return launched();
+}
+
+template <typename T>
+const char* swiglu(const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows, int64_t width, void* out,
+                   cudaStream_t stream) {
+  swigluKernel<T><<<blocksFor(rows * width), kThreads, 0, stream>>>(static_cast<const T*>(gate), gateStride,
+                                                                    static_cast<const T*>(up), upStride, rows, width,
+                                                                    static_cast<T*>(out));
+  return launched();
+}
+
+template <typename T>
+const char* addRmsNorm(const void* x, const void* delta, const void* weight, int64_t rows, int64_t width, float eps, void* xOut,
+                       void* out, cudaStream_t stream) {
+  addRmsNormKernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(delta),
+                                                                          static_cast<const T*>(weight), width, eps,
+                                                                          static_cast<T*>(xOut), static_cast<T*>(out));
+  return launched();
+}
+
+}  // namespace
+
+const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride,
+                       int64_t kHeads, int64_t tokens, int64_t headDim, const float* cos, const float* sin, void* qOut,
+                       void* kOut, void* stream) {
+  if (tokens == 0) return nullptr;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case KernelDtype::Float32: return rope<float>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
+    case KernelDtype::BFloat16:
+      return rope<__nv_bfloat16>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
+    case KernelDtype::Float16: return rope<__half>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
+  }
+  return "launchRope: unknown dtype";
+}
+
+const char* launchSwiglu(KernelDtype dtype, const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows,
+                         int64_t width, void* out, void* stream) {
+  if (rows * width == 0) return nullptr;
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case KernelDtype::Float32: return swiglu<float>(gate, gateStride, up, upStride, rows, width, out, s);
+    case KernelDtype::BFloat16: return swiglu<__nv_bfloat16>(gate, gateStride, up, upStride, rows, width, out, s);
+    case KernelDtype::Float16: return swiglu<__half>(gate, gateStride, up, upStride, rows, width, out, s);
+  }
+  return "launchSwiglu: unknown dtype";
+}
+
+const char* launchAddRmsNorm(KernelDtype dtype, const void* x, const void* delta, const void* weight, int64_t rows, int64_t width,
+                             float eps, void* xOut, void* out, void* stream) {
+  if (rows * width == 0) return nullptr;
+  if (rows >= (int64_t(1) << 31)) return "launchAddRmsNorm: too many rows for one launch";
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case KernelDtype::Float32: return addRmsNorm<float>(x, delta, weight, rows, width, eps, xOut, out, s);
+    case KernelDtype::BFloat16: return addRmsNorm<__nv_bfloat16>(x, delta, weight, rows, width, eps, xOut, out, s);
+    case KernelDtype::Float16: return addRmsNorm<__half>(x, delta, weight, rows, width, eps, xOut, out, s);
+  }
+  return "launchAddRmsNorm: unknown dtype";
+}
+
+}  // namespace dllm
