@@ -21,6 +21,7 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -42,20 +43,15 @@ try {
   try {
     for (const batch of [1, 8]) {
       const rows = makePrompts(batch, 64).map((promptIds, i) => ({ promptIds, seed: i }));
-      const cells = ALGORITHMS.map((algorithm) => ({ algorithm, times: [], forwards: 0 }));
+      const cells = ALGORITHMS.map((algorithm) => ({ algorithm, forwards: 0 }));
       const run = async (c) => {
         const started = performance.now();
         const out = await model.decode(rows, samplerParams({ ...SAMPLER, algorithm: c.algorithm }));
         c.forwards = out[0].forwards;
         return (performance.now() - started) / 1000;
       };
-      for (const c of cells) await run(c); // warm-up
-      for (let round = 0; round < Number(opts.repeats); round++) {
-        for (let j = 0; j < cells.length; j++) {
-          const c = cells[(round + j) % cells.length];
-          c.times.push(await run(c));
-        }
-      }
+      const runs = await timeRounds(cells, Number(opts.repeats), run);
+      cells.forEach((c, k) => (c.times = runs[k]));
       const [blockwise, credit] = cells.map((c) => median(c.times));
       results.push({
         batch,

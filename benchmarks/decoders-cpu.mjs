@@ -27,6 +27,7 @@ import { Model, samplerParams } from "../dist/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -103,17 +104,13 @@ for (const spec of MODELS) {
   try {
     for (const batch of [1, 8]) {
       const rows = prompts.slice(0, batch);
-      const cells = VARIANTS.map((v) => ({ variant: v, params: samplerParams({ earlyStop: false, ...spec.sampler, ...v.params }), times: [], forwards: 0, tokens: null }));
-      for (const c of cells) await run(model, rows, c.params); // warm-up
-      for (let round = 0; round < repeats; round++) {
-        for (let j = 0; j < cells.length; j++) {
-          const c = cells[(round + j) % cells.length];
-          const r = await run(model, rows, c.params);
-          c.times.push(r.seconds);
-          c.forwards = r.forwards;
-          c.tokens = r.tokens;
-        }
-      }
+      const cells = VARIANTS.map((v) => ({ variant: v, params: samplerParams({ earlyStop: false, ...spec.sampler, ...v.params }) }));
+      const runs = await timeRounds(cells, repeats, (c) => run(model, rows, c.params));
+      cells.forEach((c, k) => {
+        c.times = runs[k].map((r) => r.seconds);
+        c.forwards = runs[k][0].forwards;
+        c.tokens = runs[k][0].tokens;
+      });
       const base = cells[0];
       for (const c of cells) {
         const seconds = median(c.times);

@@ -24,6 +24,7 @@ import { Engine } from "../dist/engine/engine.js";
 import { samplerParams } from "../dist/model/model.js";
 import { makePrompts, ReferenceServer } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -120,13 +121,7 @@ try {
       }),
     ];
     console.error(`B=${batch}: warm-up, then ${opts.repeats} rounds ...`);
-    for (const c of contenders) await c.run();
-    const timed = contenders.map(() => []);
-    for (let round = 0; round < Number(opts.repeats); round++)
-      for (let j = 0; j < contenders.length; j++) {
-        const k = (round + j) % contenders.length;
-        timed[k].push(await contenders[k].run());
-      }
+    const timed = await timeRounds(contenders, Number(opts.repeats), (c) => c.run());
     const refSeconds = median(timed[0].map((r) => r.seconds));
     contenders.forEach((c, k) => {
       const seconds = median(timed[k].map((r) => r.seconds));

@@ -22,6 +22,7 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -50,19 +51,15 @@ for (const spec of MODELS) {
       const repeats = opts.repeats ? Number(opts.repeats) : spec.repeats;
       for (const batch of [1, 8]) {
         const rows = makePrompts(batch, 64).map((promptIds, i) => ({ promptIds, seed: i }));
-        const cells = DTYPES.flatMap((dtype) => ALGORITHMS.map((algorithm) => ({ dtype, algorithm, times: [], tokens: null })));
+        const cells = DTYPES.flatMap((dtype) => ALGORITHMS.map((algorithm) => ({ dtype, algorithm, tokens: null })));
         const run = async (c) => {
           const started = performance.now();
           const out = await models[c.dtype].decode(rows, samplerParams({ ...SAMPLER, algorithm: c.algorithm }));
           c.tokens = out.map((g) => g.tokens);
           return (performance.now() - started) / 1000;
         };
-        for (const c of cells) await run(c); // warm-up
-        for (let round = 0; round < repeats; round++)
-          for (let j = 0; j < cells.length; j++) {
-            const c = cells[(round + j) % cells.length];
-            c.times.push(await run(c));
-          }
+        const runs = await timeRounds(cells, repeats, run);
+        cells.forEach((c, k) => (c.times = runs[k]));
         for (const c of cells) {
           const base = cells.find((b) => b.dtype === "float32" && b.algorithm === c.algorithm);
           const total = base.tokens.reduce((n, row) => n + row.length, 0);

@@ -40,6 +40,7 @@ import { Engine } from "../dist/engine/engine.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { makePrompts, python, ReferenceServer } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -247,14 +248,10 @@ async function main() {
           for (let attempt = 0, load = Infinity; attempt <= retryNoisy && otherLoad > NOISY; attempt++) {
             if (attempt > 0) console.error(`  other processes used ${pct(load)} of the CPUs: measuring again`);
             await waitForQuiet();
-            const attemptRuns = Object.fromEntries(contenders.map((c) => [c.name, []]));
             const ticks0 = cpuTicks(pids);
             const t0 = performance.now();
-            for (let i = 0; i < repeats; i++)
-              for (let j = 0; j < contenders.length; j++) {
-                const c = contenders[(i + j) % contenders.length];
-                attemptRuns[c.name].push(await c.run());
-              }
+            const timed = await timeRounds(contenders, repeats, (c) => c.run(), { warmUp: false });
+            const attemptRuns = Object.fromEntries(contenders.map((c, k) => [c.name, timed[k]]));
             load = foreignShare(ticks0, cpuTicks(pids), (performance.now() - t0) / 1000);
             // Keep the quietest attempt (NaN where /proc is missing: keep the first).
             if (runs === undefined || load < otherLoad) [runs, otherLoad] = [attemptRuns, load];

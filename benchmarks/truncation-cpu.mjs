@@ -20,6 +20,7 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -36,7 +37,7 @@ const CELLS = [
   { name: "top_k 50", params: { topK: 50 } },
   { name: "top_k 50 + top_p 0.9", params: { topK: 50, topP: 0.9 } },
   { name: "top_p 0.9", params: { topP: 0.9 } },
-].map((c) => ({ ...c, times: [] }));
+];
 
 const dir = await mkdtemp(join(os.tmpdir(), "dllm-truncation-"));
 try {
@@ -49,13 +50,8 @@ try {
       await model.decode(rows, samplerParams({ ...SAMPLER, ...c.params }));
       return (performance.now() - started) / 1000;
     };
-    for (const c of CELLS) await run(c); // warm-up
-    for (let round = 0; round < Number(opts.repeats); round++) {
-      for (let j = 0; j < CELLS.length; j++) {
-        const c = CELLS[(round + j) % CELLS.length];
-        c.times.push(await run(c));
-      }
-    }
+    const runs = await timeRounds(CELLS, Number(opts.repeats), run);
+    CELLS.forEach((c, k) => (c.times = runs[k]));
   } finally {
     await model.dispose();
   }
