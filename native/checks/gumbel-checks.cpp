@@ -185,6 +185,16 @@ void checkTruncation(const at::Device& device) {
       }
     }
   }
+  // More flat rows than the fallback sorts at once (2^24 ids: 5,592 rows of 3,000), so that it takes two turns.
+  const int64_t V = 3000, rows = (int64_t(1) << 24) / V + 64;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(rows);
+  const at::Tensor flat = (at::randn({rows, V}, gen) * 1.2).round().div(4).to(at::kFloat);
+  at::Tensor edge;
+  const at::Tensor expected = cutByDefinition(flat, 0, 0.99, 2.0, edge);
+  at::Tensor cut = truncate(flat.to(device), 0, 0.99, 2.0).isneginf().cpu();
+  if (!device.is_cpu()) cut = at::where(edge, expected, cut);
+  expect(cutByDefinitionKept(flat, 0.99, 2.0).gt(256).all().item<bool>() && cut.equal(expected),
+         device.str() + " truncation = a sort of every id: " + std::to_string(rows) + " flat rows of 3000, sorted in two turns");
 }
 
 }  // namespace
