@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
@@ -293,5 +293,16 @@ describe("in-process sample()", () => {
     await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/n must be a positive integer/);
     // One choice refused: the call fails with its error.
     await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
+  });
+
+  it("sample(): a refused choice cancels its siblings, which then never decode", async () => {
+    // Room for two waiting requests, and a batch that waits a second to fill: the third choice is refused while
+    // the first two wait, and the call's failure must reach them before their batch starts.
+    await using server = await createServer({ modelPath, workers: 1, maxQueue: 2, maxWaitMs: 1000 });
+    await expect(server.sample({ prompt: "Hello there" }, 3, short)).rejects.toThrow(/2 requests are already waiting/);
+    await vi.waitFor(() => expect(server.stats().inFlight).toBe(0), { timeout: 10_000 });
+    expect(server.stats()).toMatchObject({ totalRequests: 2, requestsServed: 0, forwards: 0 });
+    // Nothing is left waiting: the next call of two fits.
+    expect(await server.sample({ prompt: "Hello there" }, 2, short)).toHaveLength(2);
   });
 });
