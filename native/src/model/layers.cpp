@@ -1,5 +1,6 @@
 #include "model/layers.h"
 
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -116,7 +117,8 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
     const std::optional<int64_t> qs = rowStride(q, 2), ks = rowStride(k, 2);
     if (!why && (!qs || !ks)) why = "q or k is not rows of heads";
     if (!why && (k.size(0) != B || k.size(1) != W || k.size(3) != D || D % 2 != 0)) why = "q and k do not match";
-    if (!why && (!rotary.cos.is_cuda() || rotary.cos.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() ||
+    if (!why && (rotary.cos.device() != q.device() || rotary.sin.device() != q.device() || rotary.cos.scalar_type() != at::kFloat ||
+                 rotary.sin.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() ||
                  !rotary.sin.is_contiguous() || rotary.cos.numel() != B * W * D || rotary.sin.numel() != B * W * D))
       why = "the rotary tables are not fp32 [B, W, 1, D]";
     if (!why) {
