@@ -2,12 +2,12 @@
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
 # PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU)
 # and decoding on the bundled model (benchmarks/cuda-check.mjs) against the CPU, then time every algorithm at
-# LLaDA-8B shapes next to the PyTorch reference (benchmarks/decoders-gpu.mjs). Logs and results land in $OUT; the
-# tables are printed last.
+# LLaDA-8B shapes next to the PyTorch reference (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products
+# alone (benchmarks/matmul-floor.py). Logs and results land in $OUT; the tables are printed last.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
-#              timeout_s=580)
+#              timeout_s=420)   (the run of 2026-11-27 took 286 s, the machine's start not counted)
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
@@ -40,10 +40,16 @@ step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \
   --out "$out/decoders-gpu-b1.json" 2>&1
 
+# What the window step's matrix products cost on their own, next to the B=1 step's time above: how much of it cuBLAS
+# takes at 32 rows (B=1) and 1,024 (B=32).
+step "LLaDA-8B's matrix products alone, from CUDA graphs"
+timeout "$(budget 60)" python3 -W ignore benchmarks/matmul-floor.py --rows 32,1024 --out "$out/matmul-floor.json" 2>&1
+
 # At B=32 one reference run takes about 50 s: only the algorithms with targets, once each, with graphs (the
 # default; graphs and eager were within 2% there).
 step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
 PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 --graphs on \
   --only "dual_cache,dual_cache + temperature 1,dinfer_blockwise" \
   --out "$out/decoders-gpu-b32.json" 2>&1
+
 step "done"

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""How fast the matrix products of one LLaDA-8B decoding step can run on this card, on their own: the floor under
+our window step at batch 1 (README: ~6.0 ms on an H200 against 3.7 ms to read the weights once).
+
+One step's products are, per layer, the stacked q/k/v projection, the attention output, the stacked gate/up and the
+down projection, then the LM head on the masked rows; here each is timed alone (`torch.nn.functional.linear`,
+the cuBLAS call libtorch's `at::linear` makes; one per layer, per call), and all of a step's together, 32 layers and the head, replayed
+from one CUDA graph as our engine replays its steps. Rows: the tokens a step computes (32 for a dual-cache window
+at B=1, 1,024 at B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time,
+and TFLOP/s. The weights are random, one set per layer (15 GB in bf16).
+
+    python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--iters 50] [--out FILE]
+
+A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matmul-floor.py --device cpu --small
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--device", default="cuda")
+p.add_argument("--rows", default="32,1024")
+p.add_argument("--iters", type=int, default=50)
+p.add_argument("--small", action="store_true", help="d_model 256, 2 layers: for a dry run on the CPU")
+p.add_argument("--out", help="also write the results to this JSON file")
+args = p.parse_args()
+
+dev = torch.device(args.device)
+dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+d, hidden, layers, vocab = (256, 768, 2, 4096) if args.small else (4096, 12288, 32, 126464)
+# (name, in features, out features): LLaDA-8B's projections as the engine stacks them, and the LM head.
+shapes = [("qkv", d, 3 * d), ("attn_out", d, d), ("gate_up", d, 2 * hidden), ("ff_out", hidden, d)]
+head = ("lm_head", d, vocab)
+
+
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, iters):
+    """Seconds per call, after a warm-up."""
+    for _ in range(3):
+        fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / iters
+
+
+def graphed(fn):
+    """fn replayed from a CUDA graph (on the CPU: fn itself)."""
+    if dev.type != "cuda":
+        return fn
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g.replay
+
+
+results = []
+with torch.inference_mode():
+    # Every layer's own weights, as in the model: a product timed on one matrix again and again would read it from
+    # the card's L2 cache (50 MB on an H100/H200) once it fits there, as the attention output's 32 MB does.
+    weights = {name: [torch.randn(n_out, n_in, device=dev, dtype=dtype) * 0.02 for _ in range(layers)] for name, n_in, n_out in shapes}
+    lm_head = torch.randn(head[2], head[1], device=dev, dtype=dtype) * 0.02
+    element = lm_head.element_size()
+    for rows in [int(r) for r in args.rows.split(",")]:
+        inputs = {n_in: torch.randn(rows, n_in, device=dev, dtype=dtype) for _, n_in, _ in shapes}
+
+        def report(product, calls, sec, weight_bytes, flops):
+            results.append({"rows": rows, "product": product, "us": sec / calls * 1e6, "weight_GBps": weight_bytes / sec / 1e9,
+                            "TFLOPs": flops / sec / 1e12})
+
+        # Each projection, once per layer (its 32 matrices in turn), per call.
+        for name, n_in, n_out in shapes:
+            x, ws = inputs[n_in], weights[name]
+            sec = timed(graphed(lambda: [F.linear(x, w) for w in ws]), args.iters)
+            report(name, layers, sec, layers * n_out * n_in * element, 2 * layers * rows * n_in * n_out)
+        sec = timed(graphed(lambda: F.linear(inputs[d], lm_head)), args.iters)
+        report("lm_head", 1, sec, lm_head.numel() * element, 2 * rows * d * vocab)
+
+        # One step's products: every layer's four, then the head.
+        def step():
+            for i in range(layers):
+                for name, n_in, _ in shapes:
+                    F.linear(inputs[n_in], weights[name][i])
+            F.linear(inputs[d], lm_head)
+
+        sec = timed(graphed(step), max(3, args.iters // 10))
+        step_bytes = (layers * sum(i * o for _, i, o in shapes) + d * vocab) * element
+        report(f"one step ({layers} layers + head)", 1, sec, step_bytes, 2 * rows * (layers * sum(i * o for _, i, o in shapes) + d * vocab))
+
+name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+print(f"{name}, {dtype}, torch {torch.__version__}")
+print("| rows | product | µs | weights GB/s | TFLOP/s |")
+print("|---|---|---|---|---|")
+for r in results:
+    print(f"| {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
+if args.out:
+    with open(args.out, "w") as f:
+        json.dump({"card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)
