@@ -3,7 +3,8 @@
 our window step at batch 1 (README: ~6.0 ms on an H200 against 3.7 ms to read the weights once).
 
 One step's products are, per layer, the stacked q/k/v projection, the attention output, the stacked gate/up and the
-down projection, then the LM head on the masked rows; here each is timed alone (`torch.nn.functional.linear`,
+down projection, then the LM head on the block's masked rows (here on every row: the most a step can take); each
+is timed alone (`torch.nn.functional.linear`,
 the cuBLAS call libtorch's `at::linear` makes; one per layer, per call), and all of a step's together, 32 layers and the head, replayed
 from one CUDA graph as our engine replays its steps. Rows: the tokens a step computes (32 for a dual-cache window
 at B=1, 1,024 at B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time,

@@ -15,9 +15,9 @@ describe("element-wise layers", () => {
     const { stdout } = await promisify(execFile)(program, { env }).catch((err) => err);
     const lines = stdout.trim().split("\n");
     expect(lines.filter((l: string) => l.startsWith("FAIL"))).toEqual([]);
-    // 2 shapes x 2 dtypes x (3 layouts x 2 layers + 2 layouts of the norm), and that the CUDA-only path refuses
+    // 3 shapes x 2 dtypes x (3 layouts x 2 layers + 2 layouts of the norm), and that the CUDA-only path refuses
     // CPU tensors.
-    expect(lines.filter((l: string) => l.startsWith("ok")).length).toBe(2 * 2 * (3 * 2 + 2) + 1);
+    expect(lines.filter((l: string) => l.startsWith("ok")).length).toBe(3 * 2 * (3 * 2 + 2) + 1);
     expect(lines.at(-1)).toBe("0 failed");
   }, 60_000);
 });

@@ -6,6 +6,7 @@
 #include <string>
 
 #ifdef DLLM_WITH_CUDA
+#include <ATen/core/grad_mode.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -66,12 +67,15 @@ std::optional<int64_t> rowStride(const at::Tensor& t, int64_t rowDims) {
   return stride.value_or(inner);
 }
 
-// Why our kernel cannot take these tensors, or nullopt when it can.
-std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts) {
+// Why our kernel cannot take these tensors (of `dims` dimensions, 0: any), or nullopt when it can.
+std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts, int64_t dims) {
   const at::Tensor& first = *ts.begin();
   for (const auto& t : ts) {
     if (!t.is_cuda() || t.device() != first.device()) return "the tensors are not on one CUDA device";
     if (t.scalar_type() != first.scalar_type() || !kernelDtype(t.scalar_type())) return "the dtype is not one of float32, bfloat16, float16";
+    // Our kernels record nothing for backward: training (the weights require gradients) takes ATen's operations.
+    if (t.requires_grad() && at::GradMode::is_enabled()) return "autograd needs ATen's operations";
+    if (t.dim() == 0 || (dims > 0 && t.dim() != dims)) return "a tensor has the wrong number of dimensions";
   }
   return std::nullopt;
 }
@@ -87,8 +91,8 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
                                              Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
-    const int64_t width = x.size(-1), rows = width == 0 ? 0 : x.numel() / width;
-    std::optional<std::string> why = unsupported({x, delta, weight});
+    std::optional<std::string> why = unsupported({x, delta, weight}, 0);
+    const int64_t width = why ? 0 : x.size(-1), rows = width == 0 ? 0 : x.numel() / width;
     if (!why && (!x.is_contiguous() || !delta.is_contiguous() || !weight.is_contiguous())) why = "x, delta or weight is not contiguous";
     if (!why && (x.sizes() != delta.sizes() || weight.dim() != 1 || weight.size(0) != width)) why = "the shapes do not match";
     if (!why) {
@@ -112,14 +116,15 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
 std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tensor& k, const Rotary& rotary, Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
-    const int64_t B = q.size(0), W = q.size(1), D = q.size(3);
-    std::optional<std::string> why = unsupported({q, k});
-    const std::optional<int64_t> qs = rowStride(q, 2), ks = rowStride(k, 2);
+    std::optional<std::string> why = unsupported({q, k}, 4);
+    const int64_t B = why ? 0 : q.size(0), W = why ? 0 : q.size(1), D = why ? 0 : q.size(3);
+    const std::optional<int64_t> qs = why ? std::nullopt : rowStride(q, 2), ks = why ? std::nullopt : rowStride(k, 2);
     if (!why && (!qs || !ks)) why = "q or k is not rows of heads";
     if (!why && (k.size(0) != B || k.size(1) != W || k.size(3) != D || D % 2 != 0)) why = "q and k do not match";
     if (!why && (rotary.cos.device() != q.device() || rotary.sin.device() != q.device() || rotary.cos.scalar_type() != at::kFloat ||
                  rotary.sin.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() ||
-                 !rotary.sin.is_contiguous() || rotary.cos.numel() != B * W * D || rotary.sin.numel() != B * W * D))
+                 !rotary.sin.is_contiguous() || rotary.cos.sizes() != at::IntArrayRef{B, W, 1, D} ||
+                 rotary.sin.sizes() != at::IntArrayRef{B, W, 1, D}))
       why = "the rotary tables are not fp32 [B, W, 1, D]";
     if (!why) {
       const c10::cuda::CUDAGuard guard(q.device());
@@ -141,9 +146,10 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
 at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
-    const int64_t F = gate.size(-1), rows = F == 0 ? 0 : gate.numel() / F;
-    std::optional<std::string> why = unsupported({gate, up});
-    const std::optional<int64_t> gs = rowStride(gate, gate.dim() - 1), us = rowStride(up, up.dim() - 1);
+    std::optional<std::string> why = unsupported({gate, up}, 0);
+    const int64_t F = why ? 0 : gate.size(-1), rows = F == 0 ? 0 : gate.numel() / F;
+    const std::optional<int64_t> gs = why ? std::nullopt : rowStride(gate, gate.dim() - 1);
+    const std::optional<int64_t> us = why ? std::nullopt : rowStride(up, up.dim() - 1);
     if (!why && (!gs || !us)) why = "gate or up is not rows";
     if (!why && gate.sizes() != up.sizes()) why = "gate and up differ in shape";
     if (!why) {
