@@ -15,6 +15,17 @@ inline void expect(bool ok, const std::string& what) {
   if (!ok) failures++;
 }
 
+// Whether f throws an E (any exception by default): for checks that something is refused.
+template <typename E = std::exception>
+bool throws(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E&) {
+    return true;
+  }
+  return false;
+}
+
 // Runs the checks and returns the program's exit status. An exception (a kernel that fails to launch, a device
 // that is not there) counts as one failure; the checks before it still print.
 inline int run(const std::function<void()>& all) {

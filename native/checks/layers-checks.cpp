@@ -144,14 +144,8 @@ void checkAten(const Shape& s, at::Device dev, at::ScalarType dtype) {
   }
 }
 
-bool refuses(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument&) {
-    return true;
-  }
-  return false;
-}
+// A layer asked for our kernel where it cannot run says so (std::invalid_argument).
+bool refuses(const std::function<void()>& f) { return checks::throws<std::invalid_argument>(f); }
 
 // Our CUDA kernels against ATen's operations on the same device: within a unit in the last place of the dtype
 // (fp32 a few: where ATen contracts a multiply and an add next to a cancellation, the two differ by more).

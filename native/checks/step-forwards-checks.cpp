@@ -23,15 +23,7 @@ namespace {
 
 using namespace dllm;
 using checks::expect;
-
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception&) {
-    return true;
-  }
-  return false;
-}
+using checks::throws;
 
 struct Batch {
   at::Tensor ids, positions;

@@ -1,23 +1,17 @@
 // The element-wise layers (native/src/model/layers.h), the residual sum with its RMSNorm, rotary embeddings and the
-// SwiGLU gate, held to float64
-// formulas by the check program the native build makes next to the addon (native/checks/). On a GPU machine the same
-// program, given cuda:0, holds our CUDA kernels to ATen's operations (benchmarks/device-run.sh runs it there).
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { promisify } from "node:util";
+// SwiGLU gate, held to float64 formulas by the check program the native build makes next to the addon
+// (native/checks/). On a GPU machine the same program, given cuda:0, holds our CUDA kernels to ATen's operations
+// (benchmarks/device-run.sh runs it there).
 import { describe, expect, it } from "vitest";
-
-const program = path.resolve(import.meta.dirname, "../../build/dllm_layers_checks");
+import { runChecks } from "../helpers/checks.js";
 
 describe("element-wise layers", () => {
   it("norm as LLaDA's RMSLayerNorm, rotate as rotate_half and gate as silu(gate) * up, on every layout the model hands them", async () => {
-    const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
-    const { stdout } = await promisify(execFile)(program, { env }).catch((err) => err);
-    const lines = stdout.trim().split("\n");
-    expect(lines.filter((l: string) => l.startsWith("FAIL"))).toEqual([]);
+    const run = await runChecks("layers");
+    expect(run.failed).toEqual([]);
     // 3 shapes x 2 dtypes x (3 layouts x 2 layers + 2 layouts of the norm), and that the CUDA-only path refuses
     // CPU tensors.
-    expect(lines.filter((l: string) => l.startsWith("ok")).length).toBe(3 * 2 * (3 * 2 + 2) + 1);
-    expect(lines.at(-1)).toBe("0 failed");
+    expect(run.passed).toBe(3 * 2 * (3 * 2 + 2) + 1);
+    expect(run.summary).toBe("0 failed");
   }, 60_000);
 });
