@@ -11,7 +11,7 @@ export interface AlgorithmSpec {
   engine: string;
   /** Whether this build can run it. */
   available: boolean;
-  /** Request fields it reads, beyond the common ones. */
+  /** Request fields it reads: SAMPLING, which every algorithm takes, then its decoder's. */
   parameters: string[];
   /** The K/V cache its steps use between refreshes. */
   cache: CacheMode;
@@ -25,6 +25,9 @@ export const DEFAULT_FACTOR = 1.0;
 /** The hierarchy decoder's bar for a run's most confident token: 0.4, as the seed's dinfer_hierarchy sets it. */
 export const DEFAULT_LOW_THRESHOLD = 0.4;
 
+/** The request fields every algorithm reads. */
+const SAMPLING = ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop"];
+
 export const ALGORITHMS: readonly AlgorithmSpec[] = [
   {
     name: "basic",
@@ -34,7 +37,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
       "(more with threshold or factor, as in Fast-dLLM's uncached decoder)",
     engine: "LLaDA",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold", "factor"],
+    parameters: [...SAMPLING, "threshold", "factor"],
     cache: "none",
     decoder: "fixed",
   },
@@ -44,7 +47,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
     description: "Fast-dLLM prefix KV cache, refreshed at every block: steps recompute only the block and what follows it",
     engine: "Fast-dLLM",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold", "factor"],
+    parameters: [...SAMPLING, "threshold", "factor"],
     cache: "prefix",
     decoder: "fixed",
   },
@@ -54,7 +57,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
     description: "Fast-dLLM dual (prefix and suffix) KV cache, refreshed at every block: steps recompute only the block",
     engine: "Fast-dLLM",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold", "factor"],
+    parameters: [...SAMPLING, "threshold", "factor"],
     cache: "dual",
     decoder: "fixed",
   },
@@ -66,7 +69,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
       "and 16 columns on each side between refreshes",
     engine: "dInfer",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold"],
+    parameters: [...SAMPLING, "threshold"],
     cache: "vicinity",
     decoder: "threshold",
   },
@@ -78,7 +81,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
       "vicinity refresh as dinfer_blockwise",
     engine: "dInfer",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold", "low_threshold"],
+    parameters: [...SAMPLING, "threshold", "low_threshold"],
     cache: "vicinity",
     decoder: "hierarchy",
   },
@@ -90,7 +93,7 @@ export const ALGORITHMS: readonly AlgorithmSpec[] = [
       "threshold; vicinity refresh as dinfer_blockwise",
     engine: "dInfer",
     available: true,
-    parameters: ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "threshold"],
+    parameters: [...SAMPLING, "threshold"],
     cache: "vicinity",
     decoder: "credit",
   },
