@@ -27,6 +27,7 @@ import { Model, samplerParams } from "../dist/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { MID } from "./mid-model.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,7 +77,7 @@ const MODELS = [
       await writeTinyLLaDA(dir, {
         seed: 11,
         dtype: "F32",
-        config: { d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 768, embedding_size: 4096, max_sequence_length: 512 },
+        config: MID,
       });
       const model = await Model.load({ modelPath: dir, threads: 2 });
       const prompts = makePrompts(8, 64);

@@ -22,6 +22,7 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { MID } from "./mid-model.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,7 +35,7 @@ const { values: opts } = parseArgs({
 });
 
 const MODELS = [
-  { name: "mid", repeats: 3, config: { d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 768, embedding_size: 4096 } },
+  { name: "mid", repeats: 3, config: MID },
   { name: "wide", repeats: 2, config: { d_model: 1024, n_layers: 4, n_heads: 8, n_kv_heads: 8, mlp_hidden_size: 2816, embedding_size: 8192 } },
 ].filter((m) => !opts.only || m.name === opts.only);
 const DTYPES = ["float32", "bfloat16"];

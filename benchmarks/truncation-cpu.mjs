@@ -20,6 +20,7 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { MID } from "./mid-model.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,7 +31,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-const CONFIG = { d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 768, embedding_size: 32768, max_sequence_length: 512 };
+const CONFIG = { ...MID, embedding_size: 32768 };
 const SAMPLER = { genLength: 128, blockLength: 32, steps: 64, algorithm: "dual_cache", temperature: 1, earlyStop: false };
 const CELLS = [
   { name: "untruncated", params: {} },
