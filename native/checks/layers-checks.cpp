@@ -207,14 +207,33 @@ void checkKernels(const Shape& s, at::Device dev, at::ScalarType dtype) {
          "with gradients required, every layer takes ATen's operations: " + where);
 }
 
+// The norm kernel keeps each row in registers, a power of two of elements per thread: rows of every such count,
+// one that leaves threads idle, and the widest it takes; a wider row takes ATen's operations.
+void checkNormWidths(at::Device dev, at::ScalarType dtype) {
+  const auto o = at::TensorOptions().device(dev).dtype(dtype);
+  const double tol = dtype == at::kFloat ? 8 * ulp(dtype) : ulp(dtype);
+  for (int64_t width : {1000, 2048, 4100, 8192, 8200}) {
+    const at::Tensor x = at::randn({5, width}, o), delta = at::randn({5, width}, o) * 0.5, weight = 1 + at::randn({width}, o) * 0.1;
+    auto [sumA, normedA] = addRmsNorm(x, delta, weight, kEps, Kernels::Aten);
+    auto [sumB, normedB] = addRmsNorm(x, delta, weight, kEps, Kernels::Best);
+    const std::string where = dev.str() + " " + name(dtype) + ", rows of " + std::to_string(width);
+    if (width > 8192) {
+      expect(sumB.equal(sumA) && normedB.equal(normedA) && refuses([&] { addRmsNorm(x, delta, weight, kEps, Kernels::Cuda); }),
+             "addRmsNorm on rows wider than the kernel takes: ATen's result, " + where);
+      continue;
+    }
+    expect(sumB.equal(sumA) && close(normedB, normedA, 2 * tol), "addRmsNorm kernel = ATen: " + where);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return checks::run([&] {
     at::manual_seed(0);
     // Batch 1 (as a window step at B=1), one position per row (dimensions of one entry), grouped keys, and
-    // LLaDA's head size.
-    const std::vector<Shape> shapes = {{1, 4, 2, 2, 64}, {2, 1, 4, 2, 8}, {3, 7, 4, 4, 128}};
+    // LLaDA's head size; last, LLaDA-8B's window step at B=1.
+    const std::vector<Shape> shapes = {{1, 4, 2, 2, 64}, {2, 1, 4, 2, 8}, {3, 7, 4, 4, 128}, {1, 32, 32, 32, 128}};
     for (const auto& s : shapes)
       for (auto dtype : {at::kFloat, at::kBFloat16}) checkAten(s, at::kCPU, dtype);
     expect(refuses([] {
@@ -229,6 +248,7 @@ int main(int argc, char** argv) {
           checkAten(s, dev, dtype);
           checkKernels(s, dev, dtype);
         }
+      for (auto dtype : {at::kFloat, at::kBFloat16}) checkNormWidths(dev, dtype);
     }
   });
 }
