@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
 # PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU)
-# and decoding on the bundled model (benchmarks/cuda-check.mjs) against the CPU, then time every algorithm at
-# LLaDA-8B shapes next to the PyTorch reference (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products
-# alone (benchmarks/matmul-floor.py). Logs and results land in $OUT; the tables are printed last.
+# and decoding on the bundled model (benchmarks/cuda-check.mjs) against the CPU, then split a dual-cache step's time
+# at LLaDA-8B shapes (build/dllm_step_times, and ncu's time per kernel: benchmarks/kernel-times.py), time every
+# algorithm next to the PyTorch reference (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products alone
+# (benchmarks/matmul-floor.py). Results land in $OUT (at most 8 files come back); the tables are printed as they come.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
@@ -16,8 +17,8 @@ started=$SECONDS
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
 
 step "build the addon against $LIBTORCH"
-if ! node scripts/build-native.mjs > "$out/build.log" 2>&1; then
-  tail -40 "$out/build.log"
+if ! node scripts/build-native.mjs > /tmp/build.log 2>&1; then
+  tail -40 /tmp/build.log
   exit 1
 fi
 node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.log("cuda available:", loadAddon().cudaAvailable()))'
@@ -26,15 +27,24 @@ node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.l
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
 step "element-wise layers: our CUDA kernels against ATen's operations"
-timeout "$(budget 60)" ./build/dllm_layers_checks cuda:0 > "$out/layers-checks.log" 2>&1
-grep FAIL "$out/layers-checks.log"; grep "kernel = ATen" "$out/layers-checks.log" | grep "D 128" | grep -v " Half,"; tail -1 "$out/layers-checks.log"
+timeout "$(budget 60)" ./build/dllm_layers_checks cuda:0 > /tmp/layers-checks.log 2>&1
+grep FAIL /tmp/layers-checks.log; grep "kernel = ATen" /tmp/layers-checks.log | grep "D 128" | grep -v " Half,"; tail -1 /tmp/layers-checks.log
 
 step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
-timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > "$out/gumbel-checks.log" 2>&1
-grep FAIL "$out/gumbel-checks.log"; tail -1 "$out/gumbel-checks.log"
+timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > /tmp/gumbel-checks.log 2>&1
+grep FAIL /tmp/gumbel-checks.log; tail -1 /tmp/gumbel-checks.log
+cat /tmp/layers-checks.log /tmp/gumbel-checks.log > "$out/checks.log"
 
 step "CUDA against CPU on the bundled model"
-timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1 | tee "$out/cuda-check.log"
+timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1
+
+# A batch-1 dual-cache step, split: a refresh, a window and the head alone, whole requests, and the sampler's share
+# between forwards; then each kernel of one refresh step and one window step, timed by ncu.
+step "a dual-cache step at LLaDA-8B shapes, B=1, split"
+timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 2>&1 | tee "$out/step-times.json"
+timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
+  --csv ./build/dllm_step_times cuda:0 llada-8b --profile > "$out/kernels-b1.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
+python3 benchmarks/kernel-times.py "$out/kernels-b1.csv"
 
 step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \

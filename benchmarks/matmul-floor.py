@@ -26,6 +26,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--device", default="cuda")
 p.add_argument("--rows", default="32,1024")
 p.add_argument("--iters", type=int, default=50)
+p.add_argument("--blas", default="cublas,cublaslt", help="CUDA: the BLAS libraries to time (torch.backends.cuda.preferred_blas_library)")
 p.add_argument("--small", action="store_true", help="d_model 256, 2 layers: for a dry run on the CPU")
 p.add_argument("--out", help="also write the results to this JSON file")
 args = p.parse_args()
@@ -77,11 +78,15 @@ with torch.inference_mode():
     weights = {name: [torch.randn(n_out, n_in, device=dev, dtype=dtype) * 0.02 for _ in range(layers)] for name, n_in, n_out in shapes}
     lm_head = torch.randn(head[2], head[1], device=dev, dtype=dtype) * 0.02
     element = lm_head.element_size()
-    for rows in [int(r) for r in args.rows.split(",")]:
+    # cuBLAS or cuBLASLt behind at::linear: libtorch picks one (at::globalContext().setBlasPreferredBackend in C++).
+    backends = args.blas.split(",") if dev.type == "cuda" else ["cpu"]
+    for blas, rows in [(b, int(r)) for b in backends for r in args.rows.split(",")]:
+        if dev.type == "cuda":
+            torch.backends.cuda.preferred_blas_library(blas)
         inputs = {n_in: torch.randn(rows, n_in, device=dev, dtype=dtype) for _, n_in, _ in shapes}
 
         def report(product, calls, sec, weight_bytes, flops):
-            results.append({"rows": rows, "product": product, "us": sec / calls * 1e6, "weight_GBps": weight_bytes / sec / 1e9,
+            results.append({"blas": blas, "rows": rows, "product": product, "us": sec / calls * 1e6, "weight_GBps": weight_bytes / sec / 1e9,
                             "TFLOPs": flops / sec / 1e12})
 
         # Each projection, once per layer (its 32 matrices in turn), per call.
@@ -105,10 +110,10 @@ with torch.inference_mode():
 
 name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 print(f"{name}, {dtype}, torch {torch.__version__}")
-print("| rows | product | µs | weights GB/s | TFLOP/s |")
-print("|---|---|---|---|---|")
+print("| BLAS | rows | product | µs | weights GB/s | TFLOP/s |")
+print("|---|---|---|---|---|---|")
 for r in results:
-    print(f"| {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
+    print(f"| {r['blas']} | {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
 if args.out:
     with open(args.out, "w") as f:
         json.dump({"card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)

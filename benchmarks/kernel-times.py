@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Where one dual-cache request's GPU time goes, kernel by kernel: reads the CSV that
+
+    ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \\
+        ./build/dllm_step_times cuda:0 llada-8b --profile > kernels.csv
+
+writes (benchmarks/device-run.sh runs both) and prints, for each of the request's two steps (a refresh, then a
+window against the cache) and each of their two parts (the forward, then the sampler's work from the LM head on),
+the microseconds and kernel counts per kind of kernel: matrix products, attention, our element-wise kernels, copies.
+ncu runs the kernels one at a time, so the sum is a little above a step's time in a CUDA graph.
+
+    python3 benchmarks/kernel-times.py kernels.csv
+"""
+
+import collections
+import csv
+import re
+import sys
+
+
+def kind(name):
+    if "nvjet" in name or "gemm" in name or "splitKreduce" in name:
+        return "matrix products"
+    if "sdpa" in name or "flash" in name or "fmha" in name:
+        return "attention"
+    ours = re.search(r"dllm::<unnamed>::(\w+)", name)
+    if ours:
+        return ours.group(1)
+    if "index_copy" in name:
+        return "index_copy"
+    if "direct_copy" in name:
+        return "copies"
+    return "other"
+
+
+with open(sys.argv[1]) as f:
+    rows = list(csv.reader(line for line in f if line.startswith('"')))
+header, rows = rows[0], rows[1:]
+name_at, value_at = header.index("Kernel Name"), header.index("Metric Value")
+kernels = [(r[name_at], float(r[value_at].replace(",", "")) / 1000) for r in rows]
+
+# Each step's forward begins with the embedding lookup, then the first layer's norm (ATen's: the one norm not fused
+# with a residual sum); its sampler part with the LM head, the one product over the whole vocabulary (the longest
+# kernel of a window step by far).
+starts = [i - 1 for i, (n, _) in enumerate(kernels) if "layer_norm_kernel" in n]
+heads = [i for i, (n, t) in enumerate(kernels) if kind(n) == "matrix products" and t > 100 and i > starts[0]]
+if len(starts) < 2 or len(heads) < 2:
+    sys.exit(f"expected two steps (two first norms and two LM heads); found {len(starts)} and {len(heads)}")
+parts = {"refresh forward": (starts[0], heads[0]), "refresh sampler": (heads[0], starts[1]),
+         "window forward": (starts[1], heads[1]), "window sampler": (heads[1], len(kernels))}
+for part, (a, b) in parts.items():
+    time, count = collections.Counter(), collections.Counter()
+    for n, t in kernels[a:b]:
+        time[kind(n)] += t
+        count[kind(n)] += 1
+    print(f"{part}: {sum(time.values()):.0f} us in {b - a} kernels")
+    for k, t in time.most_common():
+        print(f"    {k:<18} {t:8.1f} us  {count[k]:4d} kernels")

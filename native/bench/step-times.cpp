@@ -1,0 +1,164 @@
+// Where a cached decoding step's time goes, at LLaDA-8B shapes with random weights: the forward passes the sampler
+// runs (a refresh over the whole sequence, a window of one block against the cache), each timed alone as the
+// engine runs it (CUDA graphs on CUDA), the LM head on a block's rows, and whole dual-cache requests (fixed count,
+// temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
+// masked rows, the head, confidence, commit; one read back to the host per step).
+//
+//   dllm_step_times <device> [llada-8b|small] [--batch B] [--blas cublas|cublaslt] [--profile]
+//
+// Prints one JSON object. --blas: the library behind the matrix products on CUDA (libtorch's preferred one by
+// default). --profile instead times nothing: it runs one request of one refresh and one window step between
+// cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` to list that request's kernels.
+// benchmarks/device-run.sh runs it on a lent GPU; test/engine/step-times.test.ts runs it on the CPU at "small".
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/InferenceMode.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "decoding/sampler.h"
+#include "model/config.h"
+#include "model/step-forwards.h"
+#include "model/weights.h"
+#include "util/json.h"
+
+namespace {
+
+using namespace dllm;
+
+const char* kConfigs[][2] = {
+    // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads (benchmarks/decoders-gpu.mjs has the same).
+    {"llada-8b",
+     R"({"d_model": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "mlp_hidden_size": 12288,
+         "vocab_size": 126464, "embedding_size": 126464, "max_sequence_length": 4096, "rope_theta": 500000.0,
+         "rms_norm_eps": 1e-5, "mask_token_id": 126336, "eos_token_id": 126081, "pad_token_id": 126081})"},
+    {"small",
+     R"({"d_model": 128, "n_layers": 2, "n_heads": 4, "n_kv_heads": 4, "mlp_hidden_size": 256, "vocab_size": 1024,
+         "embedding_size": 1024, "max_sequence_length": 512, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+         "mask_token_id": 1000, "eos_token_id": 1001, "pad_token_id": 1001})"},
+};
+
+// The issue's benchmark settings (prompt 128, gen 256, steps 128, block 32).
+constexpr int64_t kPrompt = 128, kGen = 256, kSteps = 128, kBlock = 32;
+
+// Waits for the device: a read back to the host after everything queued before it.
+void sync(at::Device dev) { at::zeros({1}, at::TensorOptions().device(dev)).item<float>(); }
+
+// Milliseconds per call of f, the median of `rounds` rounds of `calls` calls each, after one warm-up call (which
+// also captures a shape's CUDA graph).
+double millis(at::Device dev, int rounds, int calls, const std::function<void()>& f) {
+  f();
+  sync(dev);
+  std::vector<double> times;
+  for (int r = 0; r < rounds; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < calls; i++) f();
+    sync(dev);
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / calls);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// cudaProfilerStart / cudaProfilerStop from the CUDA runtime libtorch has loaded (absent on a CPU build).
+void profiler(const char* name) {
+  using Fn = int (*)();
+  if (auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name))) fn();
+  else std::fprintf(stderr, "%s: not found (no CUDA runtime loaded)\n", name);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--blas cublas|cublaslt] [--profile]\n");
+    return 2;
+  }
+  const at::Device dev(argv[1]);
+  std::string name = "llada-8b";
+  int64_t B = 1;
+  bool profile = false;
+  std::string blas;
+  for (int i = 2; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--profile")) profile = true;
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) B = std::stoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--blas") && i + 1 < argc) blas = argv[++i];
+    else name = argv[i];
+  }
+  const char* json = nullptr;
+  for (const auto& c : kConfigs)
+    if (name == c[0]) json = c[1];
+  if (!json || B < 1 || !(blas.empty() || blas == "cublas" || blas == "cublaslt")) {
+    std::fprintf(stderr, "unknown config, batch or BLAS library\n");
+    return 2;
+  }
+  if (!blas.empty())
+    at::globalContext().setBlasPreferredBackend(blas == "cublaslt" ? at::BlasBackend::Cublaslt : at::BlasBackend::Cublas);
+  c10::InferenceMode inference;
+  const LLaDAConfig config = LLaDAConfig::fromJson(json::parse(json), "config");
+  const at::ScalarType dtype = dev.is_cuda() ? at::kBFloat16 : at::kFloat;
+  auto model = std::make_shared<const LLaDAModel>(config, randomWeights(config, dev, dtype, 1, /*fuse=*/true), dev, dtype);
+  std::atomic<int64_t> passes{0};
+  StepForwards forwards(model, /*graphs=*/dev.is_cuda(), passes);
+
+  SamplerParams p;
+  p.steps = kSteps, p.gen_length = kGen, p.block_length = kBlock, p.cache = CacheMode::Dual;
+  BatchRequest batch;
+  for (int64_t b = 0; b < B; b++) {
+    std::vector<int64_t> prompt(kPrompt);
+    for (int64_t j = 0; j < kPrompt; j++) prompt[j] = (j * 7919 + b * 104729) % config.mask_token_id;
+    batch.prompts.push_back(prompt);
+    batch.seeds.push_back(b);
+  }
+  const auto run = [&] { generate(*model, forwards, p, batch, {}, [] { return false; }); };
+
+  if (profile) {
+    // One refresh step and one window step, their graphs captured by the requests before.
+    p.gen_length = kBlock, p.steps = 2;
+    run();
+    run();
+    sync(dev);
+    profiler("cudaProfilerStart");
+    run();
+    sync(dev);
+    profiler("cudaProfilerStop");
+    return 0;
+  }
+
+  const int64_t T = kPrompt + kGen;
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(dev);
+  at::Tensor ids = at::randint(0, config.mask_token_id, {B, T}, longs);
+  at::Tensor valid = at::ones({B, T}, at::TensorOptions().dtype(at::kBool).device(dev));
+  const KeyMask keys = LLaDAModel::keyMask(valid);
+  const at::Tensor positions = LLaDAModel::positionsFor(valid);
+  const int64_t w0 = kPrompt;  // the first block: the dual cache's window
+  // About a second of forwards per timing at batch 1 on a card.
+  const int rounds = dev.is_cuda() ? 5 : 3, calls = dev.is_cuda() ? std::max<int>(1, 20 / B) : 2;
+
+  const double refresh = millis(dev, rounds, calls, [&] { forwards.refresh(ids, keys, positions); });
+  const double window = millis(dev, rounds, calls, [&] {
+    forwards.window(ids.narrow(1, w0, kBlock), positions.narrow(1, w0, kBlock), w0);
+  });
+  at::Tensor rows = at::randn({B * kBlock, config.d_model}, at::TensorOptions().dtype(dtype).device(dev));
+  const double head = millis(dev, rounds, calls, [&] { model->logits(rows); });
+  const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
+  const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
+  const double between = (request - blocks * refresh - windows * window) / kSteps;
+
+  std::printf(
+      "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
+      "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
+      "\"sampler_ms_per_step\": %.3f}\n",
+      name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.empty() ? "default" : blas.c_str(), refresh,
+      window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between);
+  return 0;
+}

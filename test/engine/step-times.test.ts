@@ -1,0 +1,32 @@
+// The step-time benchmark program (native/bench/step-times.cpp, built with the addon), which benchmarks/device-run.sh
+// runs at LLaDA-8B shapes on a GPU: here at a small shape on the CPU, so that it builds, runs its dual-cache
+// requests to the end and reports every number. (What the numbers are is the GPU run's business, not a test's.)
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const program = path.resolve(import.meta.dirname, "../../build/dllm_step_times");
+const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
+
+describe("the step-time benchmark program", () => {
+  it("times a refresh, a window, the head and whole dual-cache requests, and splits a step's time", async () => {
+    const { stdout } = await promisify(execFile)(program, ["cpu", "small", "--batch", "2"], { env });
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2, blas: "default" });
+    for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s"]) expect(r[key]).toBeGreaterThan(0);
+    // 512 tokens (2 rows of 256) in request_ms.
+    expect(r.tokens_per_s).toBeCloseTo((2 * 256) / (r.request_ms / 1000), 0);
+    // 128 steps: 8 refreshes, 120 windows and the sampler's work between forwards.
+    expect(r.sampler_ms_per_step).toBeCloseTo((r.request_ms - 8 * r.refresh_ms - 120 * r.window_ms) / 128, 2);
+  }, 60_000);
+
+  it("refuses what it does not know, with its usage", async () => {
+    const err = await promisify(execFile)(program, ["cpu", "huge"], { env }).catch((e) => e);
+    expect(err.code).toBe(2);
+    expect(err.stderr).toMatch(/unknown config/);
+    const none = await promisify(execFile)(program, [], { env }).catch((e) => e);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
+  });
+});
