@@ -207,6 +207,54 @@ void checkKernels(const Shape& s, at::Device dev, at::ScalarType dtype) {
          "with gradients required, every layer takes ATen's operations: " + where);
 }
 
+// A window step's keys and values into the cache (applyRopeToCache): the window's columns of the caches (out of
+// order, among more columns than the window has) hold the rotated k and v itself, every other column keeps what
+// it held, and q is rotated as applyRope rotates it. With kernels: the CUDA kernel stores exactly what the rope
+// kernel computes, and caches it does not take (not contiguous) get the same through index_copy_.
+void checkRopeToCache(const Shape& s, at::Device dev, at::ScalarType dtype, bool kernels) {
+  const auto o = at::TensorOptions().device(dev).dtype(dtype);
+  const at::Tensor pos = positions(s, dev);
+  const Rotary rotary = rotaryTables(pos, invFreq(s.D, dev));
+  const int64_t Tk = s.W + 5;
+  const at::Tensor order = at::randperm(Tk, at::kLong);
+  const at::Tensor columns = order.narrow(0, 0, s.W).to(dev), others = order.narrow(0, s.W, Tk - s.W).to(dev);
+  const at::Tensor qkv = at::randn({s.B, s.W, (s.H + 2 * s.KV) * s.D}, o);
+  const at::Tensor q = qkv.narrow(2, 0, s.H * s.D).view({s.B, s.W, s.H, s.D});
+  const at::Tensor k = qkv.narrow(2, s.H * s.D, s.KV * s.D).view({s.B, s.W, s.KV, s.D});
+  const at::Tensor v = qkv.narrow(2, (s.H + s.KV) * s.D, s.KV * s.D).view({s.B, s.W, s.KV, s.D});
+  const at::Tensor kBefore = at::randn({s.B, s.KV, Tk, s.D}, o), vBefore = at::randn({s.B, s.KV, Tk, s.D}, o);
+  const auto window = [&](const at::Tensor& cache) { return cache.index_select(2, columns).transpose(1, 2); };
+  const auto kept = [&](const at::Tensor& cache, const at::Tensor& before) {
+    return cache.index_select(2, others).equal(before.index_select(2, others));
+  };
+  const std::string where = dev.str() + " " + name(dtype) + ", B " + std::to_string(s.B) + ", D " + std::to_string(s.D);
+
+  at::Tensor kA = kBefore.clone(), vA = vBefore.clone();
+  const at::Tensor qA = applyRopeToCache(q, k, v, rotary, kA, vA, columns, Kernels::Aten);
+  const double tol = formulaTolerance(dtype);
+  expect(close(qA, ropeFormula(q, pos), tol) && close(window(kA), ropeFormula(k, pos), tol) && window(vA).equal(v) &&
+             kept(kA, kBefore) && kept(vA, vBefore),
+         "applyRopeToCache (ATen): q and k rotated, k and v stored at the window's columns alone: " + where);
+  if (!kernels) return;
+
+  auto [qR, kR] = applyRope(q, k, rotary, Kernels::Cuda);
+  at::Tensor kC = kBefore.clone(), vC = vBefore.clone(), kB = kBefore.clone(), vB = vBefore.clone();
+  const at::Tensor qC = applyRopeToCache(q, k, v, rotary, kC, vC, columns, Kernels::Cuda);
+  const at::Tensor qB = applyRopeToCache(q, k, v, rotary, kB, vB, columns, Kernels::Best);
+  expect(qC.equal(qR) && window(kC).equal(kR) && vC.equal(vA) && kept(kC, kBefore) && qB.equal(qC) && kB.equal(kC) && vB.equal(vC),
+         "applyRopeToCache kernel = the rope kernel's q and k, k and v stored at the window's columns alone: " + where);
+
+  // The same caches' values, laid out with D outermost: not contiguous.
+  const auto strided = [](const at::Tensor& t) { return t.transpose(2, 3).contiguous().transpose(2, 3); };
+  at::Tensor kS = strided(kBefore), vS = strided(vBefore);
+  const at::Tensor qS = applyRopeToCache(q, k, v, rotary, kS, vS, columns, Kernels::Best);
+  expect(qS.equal(qR) && kS.equal(kC) && vS.equal(vC) && refuses([&] {
+           at::Tensor kx = strided(kBefore), vx = strided(vBefore);
+           applyRopeToCache(q, k, v, rotary, kx, vx, columns, Kernels::Cuda);
+         }),
+         "applyRopeToCache on caches the kernel does not take: the same through index_copy_, " + where);
+}
+
 // The norm kernel keeps each row in registers, a power of two of elements per thread: rows of every such count,
 // one that leaves threads idle, and the widest it takes; a wider row takes ATen's operations.
 void checkNormWidths(at::Device dev, at::ScalarType dtype) {
@@ -235,7 +283,10 @@ int main(int argc, char** argv) {
     // LLaDA's head size; last, LLaDA-8B's window step at B=1.
     const std::vector<Shape> shapes = {{1, 4, 2, 2, 64}, {2, 1, 4, 2, 8}, {3, 7, 4, 4, 128}, {1, 32, 32, 32, 128}};
     for (const auto& s : shapes)
-      for (auto dtype : {at::kFloat, at::kBFloat16}) checkAten(s, at::kCPU, dtype);
+      for (auto dtype : {at::kFloat, at::kBFloat16}) {
+        checkAten(s, at::kCPU, dtype);
+        checkRopeToCache(s, at::kCPU, dtype, false);
+      }
     expect(refuses([] {
              at::Tensor t = at::zeros({1, 1, 1, 2});
              applyRope(t, t, Rotary{at::ones({1, 1, 1, 2}), at::zeros({1, 1, 1, 2})}, Kernels::Cuda);
@@ -247,6 +298,7 @@ int main(int argc, char** argv) {
         for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
           checkAten(s, dev, dtype);
           checkKernels(s, dev, dtype);
+          checkRopeToCache(s, dev, dtype, true);
         }
       for (auto dtype : {at::kFloat, at::kBFloat16}) checkNormWidths(dev, dtype);
     }

@@ -9,12 +9,22 @@ namespace dllm {
 
 enum class KernelDtype { Float32, BFloat16, Float16 };
 
-// Rotary embeddings of `tokens` rows of q (qHeads heads of headDim) and k (kHeads heads): out[d] =
-// x[d] * cos[d] + x[(d + headDim / 2) % headDim] * sin[d] in fp32, rounded to the dtype once; cos and sin are fp32
-// [tokens, headDim]. qOut [tokens, qHeads, headDim] and kOut [tokens, kHeads, headDim] are contiguous.
+// Where a group of heads is written: element (b, t, h, d) of rows b of `width` tokens t at
+// b * batch + column(t) * token + h * head + d, with column(t) = columns[t] (device int64, one per token of a row)
+// or t itself when columns is null.
+struct HeadsOut {
+  void* data;
+  int64_t batch, token, head;
+  const int64_t* columns;
+};
+
+// Rotary embeddings of `tokens` rows of q (qHeads heads of headDim) and k (kHeads heads), `width` tokens to a
+// batch row: out[d] = x[d] * cos[d] + x[(d + headDim / 2) % headDim] * sin[d] in fp32, rounded to the dtype once;
+// cos and sin are fp32 [tokens, headDim]. qOut is contiguous [tokens, qHeads, headDim]; k goes to kOut. When v is
+// not null its kHeads heads go to vOut unchanged (a window step storing its keys and values into the cache).
 const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride,
-                       int64_t kHeads, int64_t tokens, int64_t headDim, const float* cos, const float* sin, void* qOut,
-                       void* kOut, void* stream);
+                       int64_t kHeads, const void* v, int64_t vStride, int64_t tokens, int64_t width, int64_t headDim,
+                       const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, void* stream);
 
 // out[r, j] = silu(gate[r, j]) * up[r, j] for `rows` rows of `width`, the silu rounded to the dtype before the
 // product as two separate operations would; out is contiguous [rows, width].

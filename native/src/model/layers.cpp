@@ -83,6 +83,39 @@ std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts, int
 [[noreturn]] void refuse(const char* layer, const std::string& why) {
   throw std::invalid_argument(std::string(layer) + ": the CUDA kernel cannot run: " + why);
 }
+
+// Why our rope kernel cannot take q, k (and v when defined: [B, W, KV, D] like k), or nullopt; the rows' strides.
+struct RopeInputs {
+  std::optional<std::string> why;
+  int64_t qStride = 0, kStride = 0, vStride = 0;
+};
+
+RopeInputs ropeInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary) {
+  RopeInputs in;
+  in.why = v.defined() ? unsupported({q, k, v}, 4) : unsupported({q, k}, 4);
+  if (in.why) return in;
+  const int64_t B = q.size(0), W = q.size(1), D = q.size(3);
+  const std::optional<int64_t> qs = rowStride(q, 2), ks = rowStride(k, 2), vs = v.defined() ? rowStride(v, 2) : std::optional<int64_t>(0);
+  if (!qs || !ks || !vs) in.why = "q, k or v is not rows of heads";
+  else if (k.size(0) != B || k.size(1) != W || k.size(3) != D || D % 2 != 0) in.why = "q and k do not match";
+  else if (v.defined() && v.sizes() != k.sizes()) in.why = "k and v do not match";
+  else if (rotary.cos.device() != q.device() || rotary.sin.device() != q.device() || rotary.cos.scalar_type() != at::kFloat ||
+           rotary.sin.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() || !rotary.sin.is_contiguous() ||
+           rotary.cos.sizes() != at::IntArrayRef{B, W, 1, D} || rotary.sin.sizes() != at::IntArrayRef{B, W, 1, D})
+    in.why = "the rotary tables are not fp32 [B, W, 1, D]";
+  if (!in.why) in.qStride = *qs, in.kStride = *ks, in.vStride = *vs;
+  return in;
+}
+
+// Launches the rope kernel on inputs ropeInputs() took: q to qOut, k to kOut, v (when defined) to vOut.
+const char* launchRopeOn(const RopeInputs& in, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
+                         const at::Tensor& qOut, HeadsOut kOut, HeadsOut vOut) {
+  const c10::cuda::CUDAGuard guard(q.device());
+  return launchRope(*kernelDtype(q.scalar_type()), q.data_ptr(), in.qStride, q.size(2), k.data_ptr(), in.kStride, k.size(2),
+                    v.defined() ? v.data_ptr() : nullptr, in.vStride, q.size(0) * q.size(1), q.size(1), q.size(3),
+                    rotary.cos.data_ptr<float>(), rotary.sin.data_ptr<float>(), qOut.data_ptr(), kOut, vOut,
+                    c10::cuda::getCurrentCUDAStream().stream());
+}
 #endif
 
 }  // namespace
@@ -116,22 +149,13 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
 std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tensor& k, const Rotary& rotary, Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
-    std::optional<std::string> why = unsupported({q, k}, 4);
-    const int64_t B = why ? 0 : q.size(0), W = why ? 0 : q.size(1), D = why ? 0 : q.size(3);
-    const std::optional<int64_t> qs = why ? std::nullopt : rowStride(q, 2), ks = why ? std::nullopt : rowStride(k, 2);
-    if (!why && (!qs || !ks)) why = "q or k is not rows of heads";
-    if (!why && (k.size(0) != B || k.size(1) != W || k.size(3) != D || D % 2 != 0)) why = "q and k do not match";
-    if (!why && (rotary.cos.device() != q.device() || rotary.sin.device() != q.device() || rotary.cos.scalar_type() != at::kFloat ||
-                 rotary.sin.scalar_type() != at::kFloat || !rotary.cos.is_contiguous() ||
-                 !rotary.sin.is_contiguous() || rotary.cos.sizes() != at::IntArrayRef{B, W, 1, D} ||
-                 rotary.sin.sizes() != at::IntArrayRef{B, W, 1, D}))
-      why = "the rotary tables are not fp32 [B, W, 1, D]";
+    const RopeInputs in = ropeInputs(q, k, at::Tensor(), rotary);
+    std::optional<std::string> why = in.why;
     if (!why) {
-      const c10::cuda::CUDAGuard guard(q.device());
       at::Tensor qOut = at::empty(q.sizes(), q.options()), kOut = at::empty(k.sizes(), k.options());
-      const char* error = launchRope(*kernelDtype(q.scalar_type()), q.data_ptr(), *qs, q.size(2), k.data_ptr(), *ks, k.size(2),
-                                     B * W, D, rotary.cos.data_ptr<float>(), rotary.sin.data_ptr<float>(), qOut.data_ptr(),
-                                     kOut.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
+      const int64_t W = k.size(1), KV = k.size(2), D = k.size(3);
+      const char* error = launchRopeOn(in, q, k, at::Tensor(), rotary, qOut, HeadsOut{kOut.data_ptr(), W * KV * D, KV * D, D, nullptr},
+                                       HeadsOut{});
       if (error == nullptr) return {qOut, kOut};
       why = error;  // e.g. no kernel image for this card: ATen's operations still run
     }
@@ -141,6 +165,39 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
   if (kernels == Kernels::Cuda) throw std::invalid_argument("applyRope: this build has no CUDA kernels");
 #endif
   return {ropeAten(q, rotary), ropeAten(k, rotary)};
+}
+
+at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
+                            const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns, Kernels kernels) {
+#ifdef DLLM_WITH_CUDA
+  if (kernels != Kernels::Aten) {
+    const RopeInputs in = ropeInputs(q, k, v, rotary);
+    std::optional<std::string> why = in.why;
+    if (!why) why = unsupported({k, kCache, vCache}, 4);
+    if (!why && (!kCache.is_contiguous() || !vCache.is_contiguous() || kCache.sizes() != vCache.sizes() || kCache.size(0) != k.size(0) ||
+                 kCache.size(1) != k.size(2) || kCache.size(3) != k.size(3)))
+      why = "the caches are not contiguous [B, KV, Tk, D] for these keys";
+    if (!why && (columns.scalar_type() != at::kLong || columns.device() != k.device() || columns.dim() != 1 ||
+                 columns.size(0) != k.size(1) || !columns.is_contiguous()))
+      why = "columns is not one contiguous int64 index per window column on the caches' device";
+    if (!why) {
+      at::Tensor qOut = at::empty(q.sizes(), q.options());
+      const int64_t KV = kCache.size(1), Tk = kCache.size(2), D = kCache.size(3);
+      const auto* cols = columns.data_ptr<int64_t>();
+      const char* error = launchRopeOn(in, q, k, v, rotary, qOut, HeadsOut{kCache.data_ptr(), KV * Tk * D, D, Tk * D, cols},
+                                       HeadsOut{vCache.data_ptr(), KV * Tk * D, D, Tk * D, cols});
+      if (error == nullptr) return qOut;
+      why = error;
+    }
+    if (kernels == Kernels::Cuda) refuse("applyRopeToCache", *why);
+  }
+#else
+  if (kernels == Kernels::Cuda) throw std::invalid_argument("applyRopeToCache: this build has no CUDA kernels");
+#endif
+  auto [qr, kr] = applyRope(q, k, rotary, kernels);
+  kCache.index_copy_(2, columns, kr.transpose(1, 2));
+  vCache.index_copy_(2, columns, v.transpose(1, 2));
+  return qr;
 }
 
 at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels) {

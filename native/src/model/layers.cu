@@ -25,21 +25,38 @@ template <> __device__ float fromFloat(float x) { return x; }
 template <> __device__ __nv_bfloat16 fromFloat(float x) { return __float2bfloat16_rn(x); }
 template <> __device__ __half fromFloat(float x) { return __float2half_rn(x); }
 
+// Head h of token t (of rows of `width`) in out.
 template <typename T>
-__global__ void ropeKernel(const T* q, int64_t qStride, int64_t qHeads, const T* k, int64_t kStride, int64_t kHeads,
-                           int64_t tokens, int64_t headDim, const float* cos, const float* sin, T* qOut, T* kOut) {
-  const int64_t perToken = (qHeads + kHeads) * headDim, half = headDim / 2;
+__device__ T* headAt(const HeadsOut& out, int64_t t, int64_t width, int64_t h) {
+  const int64_t b = t / width, column = out.columns ? out.columns[t - b * width] : t - b * width;
+  return static_cast<T*>(out.data) + b * out.batch + column * out.token + h * out.head;
+}
+
+// One thread per element of q's, k's and (when there) v's heads, in that order within a token.
+template <typename T>
+__global__ void ropeKernel(const T* q, int64_t qStride, int64_t qHeads, const T* k, int64_t kStride, int64_t kHeads, const T* v,
+                           int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin,
+                           T* qOut, HeadsOut kOut, HeadsOut vOut) {
+  const int64_t vHeads = v ? kHeads : 0;
+  const int64_t perToken = (qHeads + kHeads + vHeads) * headDim, half = headDim / 2;
   const int64_t total = tokens * perToken;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / perToken, rest = i - t * perToken;
     const int64_t h = rest / headDim, d = rest - h * headDim;
-    const bool isQ = h < qHeads;
-    const T* row = isQ ? q + t * qStride + h * headDim : k + t * kStride + (h - qHeads) * headDim;
-    // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
-    const float x = toFloat(row[d]), partner = toFloat(row[d < half ? d + half : d - half]);
-    const float out = __fadd_rn(__fmul_rn(x, cos[t * headDim + d]), __fmul_rn(partner, sin[t * headDim + d]));
-    T* dst = isQ ? qOut + (t * qHeads + h) * headDim : kOut + (t * kHeads + h - qHeads) * headDim;
-    dst[d] = fromFloat<T>(out);
+    if (h < qHeads + kHeads) {
+      const bool isQ = h < qHeads;
+      const T* row = isQ ? q + t * qStride + h * headDim : k + t * kStride + (h - qHeads) * headDim;
+      // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
+      const float x = toFloat(row[d]), partner = toFloat(row[d < half ? d + half : d - half]);
+      const T out = fromFloat<T>(__fadd_rn(__fmul_rn(x, cos[t * headDim + d]), __fmul_rn(partner, sin[t * headDim + d])));
+      if (isQ) {
+        qOut[(t * qHeads + h) * headDim + d] = out;
+        continue;
+      }
+      headAt<T>(kOut, t, width, h - qHeads)[d] = out;
+    } else {
+      headAt<T>(vOut, t, width, h - qHeads - kHeads)[d] = v[t * vStride + (h - qHeads - kHeads) * headDim + d];
+    }
   }
 }
 
@@ -114,11 +131,13 @@ const char* launched() {
 }
 
 template <typename T>
-const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, int64_t tokens,
-                 int64_t headDim, const float* cos, const float* sin, void* qOut, void* kOut, cudaStream_t stream) {
-  ropeKernel<T><<<blocksFor(tokens * (qHeads + kHeads) * headDim), kThreads, 0, stream>>>(
-      static_cast<const T*>(q), qStride, qHeads, static_cast<const T*>(k), kStride, kHeads, tokens, headDim, cos, sin,
-      static_cast<T*>(qOut), static_cast<T*>(kOut));
+const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, const void* v,
+                 int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin, void* qOut,
+                 HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
+  const int64_t heads = qHeads + kHeads + (v ? kHeads : 0);
+  ropeKernel<T><<<blocksFor(tokens * heads * headDim), kThreads, 0, stream>>>(
+      static_cast<const T*>(q), qStride, qHeads, static_cast<const T*>(k), kStride, kHeads, static_cast<const T*>(v), vStride,
+      tokens, width, headDim, cos, sin, static_cast<T*>(qOut), kOut, vOut);
   return launched();
 }
 
@@ -156,15 +175,19 @@ const char* addRmsNorm(const void* x, const void* delta, const void* weight, int
 }  // namespace
 
 const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride,
-                       int64_t kHeads, int64_t tokens, int64_t headDim, const float* cos, const float* sin, void* qOut,
-                       void* kOut, void* stream) {
+                       int64_t kHeads, const void* v, int64_t vStride, int64_t tokens, int64_t width, int64_t headDim,
+                       const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, void* stream) {
   if (tokens == 0) return nullptr;
+  if (width < 1 || tokens % width != 0) return "launchRope: tokens must be whole rows of width";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case KernelDtype::Float32: return rope<float>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
+    case KernelDtype::Float32:
+      return rope<float>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, s);
     case KernelDtype::BFloat16:
-      return rope<__nv_bfloat16>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
-    case KernelDtype::Float16: return rope<__half>(q, qStride, qHeads, k, kStride, kHeads, tokens, headDim, cos, sin, qOut, kOut, s);
+      return rope<__nv_bfloat16>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut,
+                                 vOut, s);
+    case KernelDtype::Float16:
+      return rope<__half>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, s);
   }
   return "launchRope: unknown dtype";
 }

@@ -46,18 +46,21 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
   } else {
     q = at::linear(n, l.q_proj), k = at::linear(n, l.k_proj), v = at::linear(n, l.v_proj);
   }
-  auto [qr, kr] = applyRope(q.view({B, T, H, D}), k.view({B, T, KV, D}), rotary);
-  q = qr.transpose(1, 2);
-  k = kr.transpose(1, 2);
-  v = v.view({B, T, KV, D}).transpose(1, 2);
-  if (use == CacheUse::Fill) {
-    store(cache->k[layer], k);
-    store(cache->v[layer], v);
-  } else if (use == CacheUse::Window) {
-    cache->k[layer].index_copy_(2, columns, k);
-    cache->v[layer].index_copy_(2, columns, v);
+  q = q.view({B, T, H, D}), k = k.view({B, T, KV, D}), v = v.view({B, T, KV, D});
+  if (use == CacheUse::Window) {
+    // The window's keys and values go straight into the cache's columns; attention reads the whole cache.
+    q = applyRopeToCache(q, k, v, rotary, cache->k[layer], cache->v[layer], columns).transpose(1, 2);
     k = cache->k[layer];
     v = cache->v[layer];
+  } else {
+    auto [qr, kr] = applyRope(q, k, rotary);
+    q = qr.transpose(1, 2);
+    k = kr.transpose(1, 2);
+    v = v.transpose(1, 2);
+    if (use == CacheUse::Fill) {
+      store(cache->k[layer], k);
+      store(cache->v[layer], v);
+    }
   }
   if (KV != H) {
     // Each key/value head serves H / KV query heads (repeat_interleave would read its repeat count back to the
