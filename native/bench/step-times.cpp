@@ -101,14 +101,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "unknown config, batch or BLAS library\n");
     return 2;
   }
-  if (!blas.empty())
-    at::globalContext().setBlasPreferredBackend(blas == "cublaslt" ? at::BlasBackend::Cublaslt : at::BlasBackend::Cublas);
+  if (!blas.empty() && !dev.is_cuda()) {
+    std::fprintf(stderr, "--blas picks a CUDA library: give a CUDA device\n");
+    return 2;
+  }
   c10::InferenceMode inference;
   const LLaDAConfig config = LLaDAConfig::fromJson(json::parse(json), "config");
   const at::ScalarType dtype = dev.is_cuda() ? at::kBFloat16 : at::kFloat;
   auto model = std::make_shared<const LLaDAModel>(config, randomWeights(config, dev, dtype, 1, /*fuse=*/true), dev, dtype);
   std::atomic<int64_t> passes{0};
   StepForwards forwards(model, /*graphs=*/dev.is_cuda(), passes);
+  // Once the device is in use (set before, cuBLASLt crashed this program on an H200).
+  if (!blas.empty())
+    at::globalContext().setBlasPreferredBackend(blas == "cublaslt" ? at::BlasBackend::Cublaslt : at::BlasBackend::Cublas);
 
   SamplerParams p;
   p.steps = kSteps, p.gen_length = kGen, p.block_length = kBlock, p.cache = CacheMode::Dual;

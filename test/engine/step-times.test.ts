@@ -25,6 +25,9 @@ describe("the step-time benchmark program", () => {
     const err = await promisify(execFile)(program, ["cpu", "huge"], { env }).catch((e) => e);
     expect(err.code).toBe(2);
     expect(err.stderr).toMatch(/unknown config/);
+    const blas = await promisify(execFile)(program, ["cpu", "small", "--blas", "cublaslt"], { env }).catch((e) => e);
+    expect(blas.code).toBe(2);
+    expect(blas.stderr).toMatch(/--blas picks a CUDA library/);
     const none = await promisify(execFile)(program, [], { env }).catch((e) => e);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
