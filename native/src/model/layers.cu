@@ -27,33 +27,33 @@ template <> __device__ __half fromFloat(float x) { return __float2half_rn(x); }
 
 // Head h of token t (of rows of `width`) in out.
 template <typename T>
-__device__ T* headAt(const HeadsOut& out, int64_t t, int64_t width, int64_t h) {
-  const int64_t b = t / width, column = out.columns ? out.columns[t - b * width] : t - b * width;
+__device__ T* headAt(const HeadsOut& out, int t, int width, int h) {
+  const int b = t / width, column = out.columns ? int(out.columns[t - b * width]) : t - b * width;
   return static_cast<T*>(out.data) + b * out.batch + column * out.token + h * out.head;
 }
 
-// One thread per element of q's, k's and (when there) v's heads, in that order within a token.
+// One thread per element of a token's heads (q's, k's, then v's when there: blockIdx.y picks the thread's
+// element), for the tokens blockIdx.x, blockIdx.x + gridDim.x, ... The element's head and position are worked out
+// once per thread, not per token: integer division is slow on a GPU. The launcher keeps every index in 32 bits.
 template <typename T>
-__global__ void ropeKernel(const T* q, int64_t qStride, int64_t qHeads, const T* k, int64_t kStride, int64_t kHeads, const T* v,
-                           int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin,
-                           T* qOut, HeadsOut kOut, HeadsOut vOut) {
-  const int64_t vHeads = v ? kHeads : 0;
-  const int64_t perToken = (qHeads + kHeads + vHeads) * headDim, half = headDim / 2;
-  const int64_t total = tokens * perToken;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = i / perToken, rest = i - t * perToken;
-    const int64_t h = rest / headDim, d = rest - h * headDim;
+__global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, int64_t kStride, int kHeads, const T* v,
+                           int64_t vStride, int tokens, int width, int headDim, const float* cos, const float* sin, T* qOut,
+                           HeadsOut kOut, HeadsOut vOut) {
+  const int heads = qHeads + kHeads + (v ? kHeads : 0);
+  const int j = blockIdx.y * blockDim.x + threadIdx.x;
+  if (j >= heads * headDim) return;
+  const int h = j / headDim, d = j - h * headDim, half = headDim / 2;
+  // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
+  const int partner = d < half ? d + half : d - half;
+  for (int t = blockIdx.x; t < tokens; t += gridDim.x) {
     if (h < qHeads + kHeads) {
       const bool isQ = h < qHeads;
       const T* row = isQ ? q + t * qStride + h * headDim : k + t * kStride + (h - qHeads) * headDim;
-      // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
-      const float x = toFloat(row[d]), partner = toFloat(row[d < half ? d + half : d - half]);
-      const T out = fromFloat<T>(__fadd_rn(__fmul_rn(x, cos[t * headDim + d]), __fmul_rn(partner, sin[t * headDim + d])));
-      if (isQ) {
-        qOut[(t * qHeads + h) * headDim + d] = out;
-        continue;
-      }
-      headAt<T>(kOut, t, width, h - qHeads)[d] = out;
+      const float x = toFloat(row[d]), other = toFloat(row[partner]);
+      const int64_t at = int64_t(t) * headDim + d;
+      const T out = fromFloat<T>(__fadd_rn(__fmul_rn(x, cos[at]), __fmul_rn(other, sin[at])));
+      if (isQ) qOut[(int64_t(t) * qHeads + h) * headDim + d] = out;
+      else headAt<T>(kOut, t, width, h - qHeads)[d] = out;
     } else {
       headAt<T>(vOut, t, width, h - qHeads - kHeads)[d] = v[t * vStride + (h - qHeads - kHeads) * headDim + d];
     }
@@ -134,10 +134,11 @@ template <typename T>
 const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, const void* v,
                  int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin, void* qOut,
                  HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
-  const int64_t heads = qHeads + kHeads + (v ? kHeads : 0);
-  ropeKernel<T><<<blocksFor(tokens * heads * headDim), kThreads, 0, stream>>>(
-      static_cast<const T*>(q), qStride, qHeads, static_cast<const T*>(k), kStride, kHeads, static_cast<const T*>(v), vStride,
-      tokens, width, headDim, cos, sin, static_cast<T*>(qOut), kOut, vOut);
+  const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tokens, int64_t(1) << 16)), static_cast<unsigned>((perToken + kThreads - 1) / kThreads));
+  ropeKernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k), kStride,
+                                               int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width), int(headDim),
+                                               cos, sin, static_cast<T*>(qOut), kOut, vOut);
   return launched();
 }
 
@@ -179,6 +180,9 @@ const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_
                        const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, void* stream) {
   if (tokens == 0) return nullptr;
   if (width < 1 || tokens % width != 0) return "launchRope: tokens must be whole rows of width";
+  // The kernel counts tokens and a token's elements in 32 bits, and a token's elements in one grid dimension.
+  const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
+  if (tokens >= (int64_t(1) << 31) || perToken > int64_t(65535) * kThreads) return "launchRope: too many tokens or heads for one launch";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case KernelDtype::Float32:
