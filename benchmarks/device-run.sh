@@ -41,10 +41,7 @@ timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$o
 # A batch-1 dual-cache step, split: a refresh, a window and the head alone, whole requests, and the sampler's share
 # between forwards; then each kernel of one refresh step and one window step, timed by ncu.
 step "a dual-cache step at LLaDA-8B shapes, B=1, split"
-# (Once with cuBLASLt behind the matrix products: matmul-floor.py found it 5% faster at 32 rows.)
-for blas in cublas cublaslt; do
-  timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 --blas $blas 2>&1 | tee -a "$out/step-times.jsonl"
-done
+timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 2>&1 | tee "$out/step-times.json"
 timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
   --csv ./build/dllm_step_times cuda:0 llada-8b --profile > "$out/kernels-b1.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
 python3 benchmarks/kernel-times.py "$out/kernels-b1.csv"

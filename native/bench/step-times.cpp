@@ -4,14 +4,12 @@
 // temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
 // masked rows, the head, confidence, commit; one read back to the host per step).
 //
-//   dllm_step_times <device> [llada-8b|small] [--batch B] [--blas cublas|cublaslt] [--profile]
+//   dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]
 //
-// Prints one JSON object. --blas: the library behind the matrix products on CUDA (libtorch's preferred one by
-// default). --profile instead times nothing: it runs one request of one refresh and one window step between
+// Prints one JSON object. --profile instead times nothing: it runs one request of one refresh and one window step between
 // cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` to list that request's kernels.
 // benchmarks/device-run.sh runs it on a lent GPU; test/engine/step-times.test.ts runs it on the CPU at "small".
 #include <ATen/ATen.h>
-#include <ATen/Context.h>
 #include <c10/core/InferenceMode.h>
 #include <dlfcn.h>
 
@@ -80,29 +78,23 @@ void profiler(const char* name) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--blas cublas|cublaslt] [--profile]\n");
+    std::fprintf(stderr, "usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]\n");
     return 2;
   }
   const at::Device dev(argv[1]);
   std::string name = "llada-8b";
   int64_t B = 1;
   bool profile = false;
-  std::string blas;
   for (int i = 2; i < argc; i++) {
     if (!std::strcmp(argv[i], "--profile")) profile = true;
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) B = std::stoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--blas") && i + 1 < argc) blas = argv[++i];
     else name = argv[i];
   }
   const char* json = nullptr;
   for (const auto& c : kConfigs)
     if (name == c[0]) json = c[1];
-  if (!json || B < 1 || !(blas.empty() || blas == "cublas" || blas == "cublaslt")) {
-    std::fprintf(stderr, "unknown config, batch or BLAS library\n");
-    return 2;
-  }
-  if (!blas.empty() && !dev.is_cuda()) {
-    std::fprintf(stderr, "--blas picks a CUDA library: give a CUDA device\n");
+  if (!json || B < 1) {
+    std::fprintf(stderr, "unknown config or batch\n");
     return 2;
   }
   c10::InferenceMode inference;
@@ -111,9 +103,6 @@ int main(int argc, char** argv) {
   auto model = std::make_shared<const LLaDAModel>(config, randomWeights(config, dev, dtype, 1, /*fuse=*/true), dev, dtype);
   std::atomic<int64_t> passes{0};
   StepForwards forwards(model, /*graphs=*/dev.is_cuda(), passes);
-  // Once the device is in use (set before, cuBLASLt crashed this program on an H200).
-  if (!blas.empty())
-    at::globalContext().setBlasPreferredBackend(blas == "cublaslt" ? at::BlasBackend::Cublaslt : at::BlasBackend::Cublas);
 
   SamplerParams p;
   p.steps = kSteps, p.gen_length = kGen, p.block_length = kBlock, p.cache = CacheMode::Dual;
@@ -160,10 +149,10 @@ int main(int argc, char** argv) {
   const double between = (request - blocks * refresh - windows * window) / kSteps;
 
   std::printf(
-      "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
+      "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
       "\"sampler_ms_per_step\": %.3f}\n",
-      name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.empty() ? "default" : blas.c_str(), refresh,
+      name.c_str(), dev.str().c_str(), static_cast<long long>(B), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between);
   return 0;
 }

@@ -13,7 +13,7 @@ describe("the step-time benchmark program", () => {
   it("times a refresh, a window, the head and whole dual-cache requests, and splits a step's time", async () => {
     const { stdout } = await promisify(execFile)(program, ["cpu", "small", "--batch", "2"], { env });
     const r = JSON.parse(stdout);
-    expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2, blas: "default" });
+    expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2 });
     for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s"]) expect(r[key]).toBeGreaterThan(0);
     // 512 tokens (2 rows of 256) in request_ms.
     expect(r.tokens_per_s).toBeCloseTo((2 * 256) / (r.request_ms / 1000), 0);
@@ -25,9 +25,6 @@ describe("the step-time benchmark program", () => {
     const err = await promisify(execFile)(program, ["cpu", "huge"], { env }).catch((e) => e);
     expect(err.code).toBe(2);
     expect(err.stderr).toMatch(/unknown config/);
-    const blas = await promisify(execFile)(program, ["cpu", "small", "--blas", "cublaslt"], { env }).catch((e) => e);
-    expect(blas.code).toBe(2);
-    expect(blas.stderr).toMatch(/--blas picks a CUDA library/);
     const none = await promisify(execFile)(program, [], { env }).catch((e) => e);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
