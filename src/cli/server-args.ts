@@ -22,7 +22,7 @@ Options:
   --dtype <name>           float32, bfloat16, float16 (default: bfloat16 on CUDA, float32 on CPU; on CPUs
                            with AMX, bfloat16 was up to 3.5x faster where matrix products dominate: measure)
   --no-cuda-graphs         decode eagerly on CUDA; by default each decoding step's forward is replayed
-                           from a CUDA graph, one per batch shape (same tokens; dual_cache at batch 1 on an H200: 1.15x)
+                           from a CUDA graph, one per batch shape (same tokens; dual_cache at batch 1 on an H200: 1.29x)
   --batch-size <n>         most requests in one batch (default: ${DEFAULT_BATCH_SIZE})
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: ${DEFAULT_MAX_WAIT_MS / 1000})
   --policy <name>          least-loaded or round-robin (default: least-loaded)
