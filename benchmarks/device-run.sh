@@ -8,7 +8,8 @@
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
-#              timeout_s=420)   (the run of 2026-11-27 21:15 took 298 s, the machine's start not counted)
+#              timeout_s=420)   (the run of 2026-11-27 21:15 took 298 s before the B=32 split was added, which
+#              should take about a minute more; the machine's start not counted)
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
@@ -38,13 +39,15 @@ cat /tmp/layers-checks.log /tmp/gumbel-checks.log > "$out/checks.log"
 step "CUDA against CPU on the bundled model"
 timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1
 
-# A batch-1 dual-cache step, split: a refresh, a window and the head alone, whole requests, and the sampler's share
-# between forwards; then each kernel of one refresh step and one window step, timed by ncu.
-step "a dual-cache step at LLaDA-8B shapes, B=1, split"
-timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 2>&1 | tee "$out/step-times.json"
-timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
-  --csv ./build/dllm_step_times cuda:0 llada-8b --profile > "$out/kernels-b1.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
-python3 benchmarks/kernel-times.py "$out/kernels-b1.csv"
+# A dual-cache step, split at B=1 and B=32: a refresh, a window and the head alone, whole requests, and the
+# sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu.
+for batch in 1 32; do
+  step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
+  timeout "$(budget 90)" ./build/dllm_step_times cuda:0 llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
+  timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
+    --csv ./build/dllm_step_times cuda:0 llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
+  python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
+done
 
 step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \

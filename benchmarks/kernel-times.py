@@ -40,14 +40,20 @@ name_at, value_at = header.index("Kernel Name"), header.index("Metric Value")
 kernels = [(r[name_at], float(r[value_at].replace(",", "")) / 1000) for r in rows]
 
 # Each step's forward begins with the embedding lookup, then the first layer's norm (ATen's: the one norm not fused
-# with a residual sum); its sampler part with the LM head, the one product over the whole vocabulary (the longest
-# kernel of a window step by far).
+# with a residual sum), and ends with the last residual sum and the final norm (our addRmsNorm kernel); what
+# follows, from the LM head on, is the sampler's.
 starts = [i - 1 for i, (n, _) in enumerate(kernels) if "layer_norm_kernel" in n]
-heads = [i for i, (n, t) in enumerate(kernels) if kind(n) == "matrix products" and t > 100 and i > starts[0]]
-if len(starts) < 2 or len(heads) < 2:
-    sys.exit(f"expected two steps (two first norms and two LM heads); found {len(starts)} and {len(heads)}")
-parts = {"refresh forward": (starts[0], heads[0]), "refresh sampler": (heads[0], starts[1]),
-         "window forward": (starts[1], heads[1]), "window sampler": (heads[1], len(kernels))}
+if len(starts) != 2:
+    sys.exit(f"expected two steps (two first norms); found {len(starts)}")
+bounds = starts + [len(kernels)]
+ends = []
+for a, b in zip(bounds, bounds[1:]):
+    norms = [i for i in range(a, b) if kind(kernels[i][0]) == "addRmsNormKernel"]
+    if not norms:
+        sys.exit("expected our addRmsNorm kernel to end each forward (were the CUDA kernels off?)")
+    ends.append(norms[-1] + 1)
+parts = {"refresh forward": (starts[0], ends[0]), "refresh sampler": (ends[0], starts[1]),
+         "window forward": (starts[1], ends[1]), "window sampler": (ends[1], len(kernels))}
 for part, (a, b) in parts.items():
     time, count = collections.Counter(), collections.Counter()
     for n, t in kernels[a:b]:

@@ -33,7 +33,7 @@ const char* launchSwiglu(KernelDtype dtype, const void* gate, int64_t gateStride
 
 // The residual sum and LLaDA's RMSNorm of each of `rows` contiguous rows of `width`: xOut = x + delta (rounded to
 // the dtype), out = (xOut * rsqrt(mean(xOut^2) + eps), statistics in fp32, rounded to the dtype) * weight (rounded
-// again). x, delta, xOut and out are [rows, width]; xOut may be x.
+// again). x, delta, xOut and out are [rows, width]; xOut may be x. Rows wider than 8,192 are refused (an error).
 const char* launchAddRmsNorm(KernelDtype dtype, const void* x, const void* delta, const void* weight, int64_t rows, int64_t width,
                              float eps, void* xOut, void* out, void* stream);
 
