@@ -48,6 +48,9 @@ for batch in 1 32; do
     --csv ./build/dllm_step_times cuda:0 llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
   python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
 done
+# The same split at B=1 with cuBLASLt behind the matrix products (5% faster in matmul-floor.py at 32 rows), chosen
+# through libtorch's environment variable: choosing it from C++ (setBlasPreferredBackend) crashed the program.
+TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
 
 step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \

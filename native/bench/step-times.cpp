@@ -6,10 +6,12 @@
 //
 //   dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]
 //
-// Prints one JSON object. --profile instead times nothing: it runs one request of one refresh and one window step between
+// Prints one JSON object (with the BLAS library libtorch prefers: TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt on
+// CUDA). --profile instead times nothing: it runs one request of one refresh and one window step between
 // cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` to list that request's kernels.
 // benchmarks/device-run.sh runs it on a lent GPU; test/engine/step-times.test.ts runs it on the CPU at "small".
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <c10/core/InferenceMode.h>
 #include <dlfcn.h>
 
@@ -146,13 +148,15 @@ int main(int argc, char** argv) {
   const double head = millis(dev, rounds, calls, [&] { model->logits(rows); });
   const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
   const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
+  // The library behind CUDA's matrix products (TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt).
+  const std::string blas = at::BlasBackendToString(at::globalContext().blasPreferredBackend()).substr(std::string("at::BlasBackend::").size());
   const double between = (request - blocks * refresh - windows * window) / kSteps;
 
   std::printf(
-      "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"refresh_ms\": %.3f, "
+      "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
       "\"sampler_ms_per_step\": %.3f}\n",
-      name.c_str(), dev.str().c_str(), static_cast<long long>(B), refresh,
+      name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between);
   return 0;
 }

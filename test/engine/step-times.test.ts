@@ -14,6 +14,7 @@ describe("the step-time benchmark program", () => {
     const { stdout } = await promisify(execFile)(program, ["cpu", "small", "--batch", "2"], { env });
     const r = JSON.parse(stdout);
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2 });
+    expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
     for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s"]) expect(r[key]).toBeGreaterThan(0);
     // 512 tokens (2 rows of 256) in request_ms.
     expect(r.tokens_per_s).toBeCloseTo((2 * 256) / (r.request_ms / 1000), 0);
