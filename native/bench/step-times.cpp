@@ -2,7 +2,8 @@
 // runs (a refresh over the whole sequence, a window of one block against the cache), each timed alone as the
 // engine runs it (CUDA graphs on CUDA), the LM head on a block's rows, and whole dual-cache requests (fixed count,
 // temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
-// masked rows, the head, confidence, commit; one read back to the host per step).
+// masked rows, the head, confidence, commit; one read back to the host per step), and one request at a batch shape
+// not seen before (its first steps eager and, on CUDA, captured as graphs).
 //
 //   dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]
 //
@@ -147,6 +148,15 @@ int main(int argc, char** argv) {
   at::Tensor rows = at::randn({B * kBlock, config.d_model}, at::TensorOptions().dtype(dtype).device(dev));
   const double head = millis(dev, rounds, calls, [&] { model->logits(rows); });
   const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
+  // A request at a batch shape not seen before (prompts a token shorter), as a server meets ever new prompt
+  // lengths: its first refresh and window run eagerly and, on CUDA, are captured as graphs.
+  BatchRequest shorter = batch;
+  for (auto& prompt : shorter.prompts) prompt.pop_back();
+  sync(dev);
+  const auto t0 = std::chrono::steady_clock::now();
+  generate(*model, forwards, p, shorter, {}, [] { return false; });
+  sync(dev);
+  const double newShape = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
   // The library behind CUDA's matrix products (TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt).
   const std::string blas = at::BlasBackendToString(at::globalContext().blasPreferredBackend()).substr(std::string("at::BlasBackend::").size());
@@ -155,8 +165,8 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
-      "\"sampler_ms_per_step\": %.3f}\n",
+      "\"sampler_ms_per_step\": %.3f, \"new_shape_request_ms\": %.2f}\n",
       name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
-      window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between);
+      window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between, newShape);
   return 0;
 }

@@ -10,12 +10,14 @@ const program = path.resolve(import.meta.dirname, "../../build/dllm_step_times")
 const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
 
 describe("the step-time benchmark program", () => {
-  it("times a refresh, a window, the head and whole dual-cache requests, and splits a step's time", async () => {
+  it("times a refresh, a window, the head and whole dual-cache requests (one at a new shape), and splits a step's time", async () => {
     const { stdout } = await promisify(execFile)(program, ["cpu", "small", "--batch", "2"], { env });
     const r = JSON.parse(stdout);
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2 });
     expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
-    for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s"]) expect(r[key]).toBeGreaterThan(0);
+    for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s", "new_shape_request_ms"]) {
+      expect(r[key]).toBeGreaterThan(0);
+    }
     // 512 tokens (2 rows of 256) in request_ms.
     expect(r.tokens_per_s).toBeCloseTo((2 * 256) / (r.request_ms / 1000), 0);
     // 128 steps: 8 refreshes, 120 windows and the sampler's work between forwards.
