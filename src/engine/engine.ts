@@ -59,6 +59,11 @@ export interface GenerateCallOptions {
    * after their decoded blocks.
    */
   onBlock?: (block: number, rows: Int32Array[]) => number[] | void;
+  /**
+   * Under early stop, wait for onBlock's answer on each block before decoding the next (onBlock runs on this
+   * thread while the engine waits), so the rows it returns leave at that block's end rather than the next one's.
+   */
+  awaitRows?: boolean;
 }
 
 export interface BatchResult {
@@ -186,17 +191,24 @@ export class Engine {
   async generate(rows: BatchRow[], params: SamplerParams, options: GenerateCallOptions = {}): Promise<BatchResult> {
     this.#checkAlive();
     const { signal, onBlock } = options;
+    const awaitRows = onBlock !== undefined && options.awaitRows === true && params.earlyStop === true;
     if (signal?.aborted) throw abortError(signal);
     const jobId = this.#nextJob++;
     const onAbort = () => this.#native.cancel(jobId);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await this.#native.generate(
-        nativeOptions(jobId, rows, params),
+        { ...nativeOptions(jobId, rows, params), awaitRows },
         onBlock &&
           ((block, tokens, count) => {
-            const done = onBlock(block, splitRows(tokens, count));
-            if (done && done.length > 0) this.#native.stopRows(jobId, done);
+            let done: number[] | void = undefined;
+            try {
+              done = onBlock(block, splitRows(tokens, count));
+            } finally {
+              // A waiting engine hears of every block read, even one whose callback threw.
+              if (awaitRows) this.#native.stopRows(jobId, done ?? [], block);
+              else if (done && done.length > 0) this.#native.stopRows(jobId, done);
+            }
           }),
       );
       return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards };

@@ -252,12 +252,16 @@ export class Model {
     // Text is assembled block by block when someone streams it, or when a stop string or the caller may end a row
     // before its EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at
     // the end.
-    const perBlock = onBlock !== undefined || (params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length)));
+    const letsGo = params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length));
+    const perBlock = onBlock !== undefined || letsGo;
     const result = await this.#engine.generate(
       rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
       { ...params, eotTokenId: this.tokenizer.eotTokenId },
       {
         signal: options.signal,
+        // Rows this batch may let go leave at the end of the block that ended them: the engine waits for each
+        // block's verdict (a tokenizer pass over one block) before decoding the next.
+        awaitRows: letsGo,
         onBlock: perBlock
           ? (block, tokenRows) => {
               const done: number[] = [];

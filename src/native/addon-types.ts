@@ -61,6 +61,11 @@ export interface NativeGenerateOptions {
   factor?: number;
   lowThreshold?: number;
   earlyStop?: boolean;
+  /**
+   * Under early stop: before each block after the first, wait (a second at most) until stopRows names the block
+   * before, so that rows the caller lets go once it has read a block leave before the next is decoded.
+   */
+  awaitRows?: boolean;
 }
 
 export interface NativeGenerateResult {
@@ -91,8 +96,11 @@ export interface NativeEngine {
   /** Throws (code ERR_INVALID_ARGUMENT) what generate() would reject these options with; jobId is ignored. */
   check(options: NativeGenerateOptions): void;
   cancel(jobId: number): boolean;
-  /** Under early stop, these rows of the job's batch leave it after the block being decoded; false: no such job. */
-  stopRows(jobId: number, rows: number[]): boolean;
+  /**
+   * Under early stop, these rows of the job's batch leave it after the block being decoded; false: no such job.
+   * With block: the caller has read that block (what a job started with awaitRows waits for).
+   */
+  stopRows(jobId: number, rows: number[], block?: number): boolean;
   info(): ModelInfo | null;
   /** The decoding forward passes this engine has run, cancelled and failed generations' included. */
   forwardPasses(): number;

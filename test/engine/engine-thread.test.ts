@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { DisposedError, InvalidRequestError } from "../../src/engine/errors.js";
+import { loadAddon } from "../../src/native/load-addon.js";
 
 // Big enough that one generation takes a good fraction of a second on two cores.
 const config = {
@@ -99,6 +100,51 @@ describe("engine thread", () => {
     await Promise.all(settled);
     await expect(engine.generate([row], long)).rejects.toBeInstanceOf(DisposedError);
     await engine.dispose(); // idempotent
+  });
+});
+
+// A job started with awaitRows waits, before each block after the first, for stopRows to name the block before
+// (Engine and Model send it for every block they read). The addon directly, to leave the verdict out.
+describe("waiting for the caller's verdict on each block", () => {
+  const short = (jobId: number) => ({
+    jobId, prompts: [Int32Array.from(row.prompt)], seeds: [1], steps: 4, genLength: 16, blockLength: 8, earlyStop: true, awaitRows: true,
+  });
+  async function nativeEngine() {
+    const native = new (loadAddon().Engine)();
+    await native.load({ configJson: JSON.stringify(config), seed: 1 });
+    return native;
+  }
+
+  it("lets a row go at the end of the block it was let go after, and carries on after a second without a verdict", async () => {
+    const native = await nativeEngine();
+    try {
+      const released = await native.generate(short(1), (block) => native.stopRows(1, [0], block));
+      expect(released.forwards).toBe(2);
+      expect(Array.from(released.tokens.slice(8))).toEqual(new Array(8).fill(config.eos_token_id));
+      // No verdict ever: the wait before the second block gives up after a second, and the row decodes on.
+      const started = performance.now();
+      const unanswered = await native.generate(short(2), () => {});
+      expect(performance.now() - started).toBeGreaterThan(900);
+      expect(unanswered.forwards).toBe(4);
+    } finally {
+      await native.dispose();
+    }
+  });
+
+  it("cancel and dispose end the wait at once", async () => {
+    const native = await nativeEngine();
+    let started = performance.now();
+    const cancelled = native.generate(short(1), (block) => block === 0 && setTimeout(() => native.cancel(1), 100));
+    await expect(cancelled).rejects.toMatchObject({ code: "ABORT_ERR" });
+    expect(performance.now() - started).toBeLessThan(800);
+    started = performance.now();
+    let disposed: Promise<void> | undefined;
+    const running = native.generate(short(2), (block) => {
+      if (block === 0) setTimeout(() => (disposed = native.dispose()), 100);
+    });
+    await expect(running).rejects.toMatchObject({ code: "ERR_ENGINE_DISPOSED" });
+    await disposed;
+    expect(performance.now() - started).toBeLessThan(800);
   });
 });
 

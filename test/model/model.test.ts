@@ -148,13 +148,19 @@ describe("stop strings under early stop", () => {
   const long = { genLength: 224, blockLength: 8, steps: 224, logitsEosInf: true };
   const input = { prompt: "Hello there, the cat", seed: 3 };
 
-  it("a row whose stop string has been met leaves its batch; its text is the same", async () => {
+  it("a row whose stop string has been met leaves its batch at that block's end; its text is the same", async () => {
     const [full] = await model.generateBatch([input], long);
     const stop = full.text.slice(2, 5);
-    const [cut] = await model.generateBatch([{ ...input, stop: [stop] }], long);
+    const stoppedAt: number[] = [];
+    const [cut] = await model.generateBatch([{ ...input, stop: [stop] }], {
+      ...long,
+      onBlock: (_row, event) => event.stopped && stoppedAt.push(event.block),
+    });
     expect(cut.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
     expect(cut.finishReason).toBe("stop");
-    // The engine hears of the stop a block or so after it (block reports reach JS while decoding goes on).
+    // The engine waits for each block's verdict, so the row decodes no block after the one its stop string
+    // ended in: 8 steps per block.
+    expect(cut.forwards).toBe((stoppedAt[0] + 1) * 8);
     expect(cut.forwards).toBeLessThan(full.forwards / 2);
     const [kept] = await model.generateBatch([{ ...input, stop: [stop] }], { ...long, earlyStop: false });
     expect(kept.text).toBe(cut.text);
@@ -179,14 +185,13 @@ describe("rows the caller releases (a worker's cancelled requests)", () => {
   const input = { prompt: "Hello there, the cat", seed: 3 };
   const other = { prompt: "A different prompt", seed: 8 };
 
-  it("leave the batch at a block's end under early stop; the others decode on, unchanged", async () => {
+  it("leave the batch at the end of the block they were released after, under early stop; the others decode on, unchanged", async () => {
     const [alone] = await model.generateBatch([other], long);
     const [full] = await model.generateBatch([input], long);
     const [gone, rest] = await model.generateBatch([input, other], { ...long, released: (row) => row === 0 });
     expect(rest.text).toBe(alone.text);
-    // The engine hears of it a block or so later (block reports reach JS while decoding goes on); what was
-    // decoded until then is the start of the row's full answer.
-    expect(gone.tokens.length).toBeLessThan(long.genLength);
+    // Released once its first block was read, it decodes no other; that block is the start of its full answer.
+    expect(gone.tokens.length).toBe(long.blockLength);
     expect(full.tokens.slice(0, gone.tokens.length)).toEqual(gone.tokens);
     const [kept] = await model.generateBatch([input, other], { ...long, earlyStop: false, released: (row) => row === 0 });
     expect(kept.tokens).toEqual(full.tokens);

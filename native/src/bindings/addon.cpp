@@ -3,10 +3,14 @@
 // block reports and load progress come back to the JS thread through the engine's bridge.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -256,7 +260,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, topK, topP, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
-  //           threshold, factor, lowThreshold, earlyStop}, onBlock?) -> Promise<{tokens, forwards}>
+  //           threshold, factor, lowThreshold, earlyStop, awaitRows}, onBlock?) -> Promise<{tokens, forwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
   static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
     int64_t jobId = intField(o, "jobId", -1);
@@ -339,17 +343,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       // The same refusal check() reports: a bad request, not a programming error.
       throw makeError(env, {kInvalid, std::string("generate: ") + e.what()});
     }
+    const bool awaitRows = boolField(info[0].As<Napi::Object>(), "awaitRows");
     Pending& p = bridge_->open(env, jobId);
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
     Napi::Promise promise = p.deferred.Promise();
     const int64_t rows = static_cast<int64_t>(batch.prompts.size());
     // The rows stopRows() has let go; the job holds them, so they end with it.
-    auto done = std::make_shared<RowFlags>(rows);
-    std::erase_if(rowFlags_, [](const auto& entry) { return entry.second.expired(); });
-    rowFlags_[jobId] = done;
+    auto done = std::make_shared<RowStops>(rows);
+    std::erase_if(rowStops_, [](const auto& entry) { return entry.second.expired(); });
+    rowStops_[jobId] = done;
     bridge_->submit<dllm::GenerateResult>(
         env, jobId,
-        [this, params, batch, jobId, rows, done](const std::atomic<bool>& cancel) {
+        [this, params, batch, jobId, rows, done, awaitRows](const std::atomic<bool>& cancel) {
           auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens) {
             at::Tensor t = tokens.to(at::kInt).contiguous();
             auto data = std::make_shared<std::vector<int32_t>>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
@@ -362,8 +367,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             });
           };
           auto model = requireModel();
+          dllm::AwaitRows await;
+          if (awaitRows) await = [done, &cancel](int64_t block) { done->awaitRead(block, cancel); };
           return dllm::generate(*model, engine_->stepForwards(), params, batch, onBlock, [&cancel] { return cancel.load(); },
-                                [done](int64_t row) { return (*done)[row].load(); });
+                                [done](int64_t row) { return done->flags[row].load(); }, await);
         },
         [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
           at::Tensor t = r.tokens.to(at::kInt).contiguous();
@@ -377,22 +384,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return promise;
   }
 
-  // stopRows(jobId, rows) -> whether a running job had that id. Under early stop, those rows of the batch leave it
-  // after the block being decoded (the caller needs no more of them: a stop string has ended their answers).
+  // stopRows(jobId, rows, block?) -> whether a running job had that id. Under early stop, those rows of the batch
+  // leave it after the block being decoded (the caller needs no more of them: a stop string has ended their
+  // answers). With block: the caller has read that block, and a job started with awaitRows, waiting for that
+  // verdict, lets the rows go before the next block.
   Napi::Value StopRows(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsNumber() || !info[1].IsArray()) throw Napi::TypeError::New(env, "stopRows(jobId, rows): a number and an array");
-    auto it = rowFlags_.find(info[0].As<Napi::Number>().Int64Value());
-    std::shared_ptr<RowFlags> done = it == rowFlags_.end() ? nullptr : it->second.lock();
+    if (!info[0].IsNumber() || !info[1].IsArray() || !(info[2].IsUndefined() || info[2].IsNumber()))
+      throw Napi::TypeError::New(env, "stopRows(jobId, rows, block?): a number, an array and maybe a number");
+    auto it = rowStops_.find(info[0].As<Napi::Number>().Int64Value());
+    std::shared_ptr<RowStops> done = it == rowStops_.end() ? nullptr : it->second.lock();
     if (!done) return Napi::Boolean::New(env, false);
     Napi::Array rows = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < rows.Length(); i++) {
       Napi::Value row = rows.Get(i);
       if (!row.IsNumber()) throw Napi::TypeError::New(env, "stopRows: rows must be numbers");
       const int64_t r = row.As<Napi::Number>().Int64Value();
-      if (r < 0 || r >= static_cast<int64_t>(done->size())) throw Napi::RangeError::New(env, "stopRows: no such row in the batch");
-      (*done)[r].store(true);
+      if (r < 0 || r >= static_cast<int64_t>(done->flags.size())) throw Napi::RangeError::New(env, "stopRows: no such row in the batch");
+      done->flags[r].store(true);
     }
+    if (info[2].IsNumber()) done->markRead(info[2].As<Napi::Number>().Int64Value());
     return Napi::Boolean::New(env, true);
   }
 
@@ -403,6 +414,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Pending* p = bridge_->find(info[0].As<Napi::Number>().Int64Value());
     if (!p) return Napi::Boolean::New(env, false);
     p->cancel->store(true);
+    wakeRows(info[0].As<Napi::Number>().Int64Value());
     return Napi::Boolean::New(env, true);
   }
 
@@ -415,6 +427,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return deferred.Promise();
     }
     bridge_->close();
+    wakeRows();
     Napi::Promise promise = bridge_->run<bool>(
         env,
         [this](const std::atomic<bool>&) {
@@ -440,15 +453,52 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   void shutdownNow() {
     bridge_->close();
+    wakeRows();
     engine_->stop();
     bridge_->release();
   }
 
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<JobBridge> bridge_;
-  // Per generate job, its rows' stopRows() flags (read by the engine thread between blocks).
-  using RowFlags = std::vector<std::atomic<bool>>;
-  std::unordered_map<int64_t, std::weak_ptr<RowFlags>> rowFlags_;
+  // Per generate job, its rows' stopRows() flags (read by the engine thread between blocks) and the last block its
+  // caller has read (awaited by a job started with awaitRows).
+  struct RowStops {
+    explicit RowStops(size_t rows) : flags(rows) {}
+    std::vector<std::atomic<bool>> flags;
+    std::mutex mu;
+    std::condition_variable changed;
+    int64_t read = -1;  // under mu
+    bool woken = false;  // under mu: the job was cancelled, or the engine is going away
+
+    void markRead(int64_t block) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        read = std::max(read, block);
+      }
+      changed.notify_all();
+    }
+    void wake() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        woken = true;
+      }
+      changed.notify_all();
+    }
+    // Until the caller has read `block`, the job is cancelled or woken, or a second has passed: a verdict that
+    // never comes (a callback that could not run) costs a second per block, never a hung job.
+    void awaitRead(int64_t block, const std::atomic<bool>& cancel) {
+      std::unique_lock<std::mutex> lock(mu);
+      changed.wait_for(lock, std::chrono::seconds(1), [&] { return read >= block || woken || cancel.load(); });
+    }
+  };
+  std::unordered_map<int64_t, std::weak_ptr<RowStops>> rowStops_;
+
+  // Wakes the job's (or, without one, every job's) wait for a verdict.
+  void wakeRows(std::optional<int64_t> jobId = std::nullopt) {
+    for (const auto& [id, weak] : rowStops_)
+      if (!jobId || id == *jobId)
+        if (auto stops = weak.lock()) stops->wake();
+  }
   bool hookRan_ = false;
   std::optional<ModelInfo> info_;
 };

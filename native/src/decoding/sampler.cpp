@@ -134,7 +134,7 @@ struct Working {
 
 GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& p,
                         const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled,
-                        const RowDone& rowDone) {
+                        const RowDone& rowDone, const AwaitRows& awaitRows) {
   validate(model.config(), p, batch);
   const auto& c = model.config();
   const at::Device dev = model.device();
@@ -160,8 +160,22 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
   const bool parallel = p.decoding.decoder != Decoder::Fixed;
   // The key mask only changes when the batch shrinks.
   KeyMask keys = LLaDAModel::keyMask(w.valid);
+  // Early stop: the working rows `done` leave the batch, EOS after position lastKept[row] of their generation.
+  auto leave = [&](const at::Tensor& done, const at::Tensor& lastKept) {
+    at::Tensor gen = out.narrow(1, P, p.gen_length);
+    at::Tensor after = at::arange(p.gen_length, longOpts).unsqueeze(0).gt(lastKept.unsqueeze(1)).logical_and(done.unsqueeze(1));
+    gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
+    w.keep(done.logical_not().nonzero().view({-1}), cfg);
+    keys = LLaDAModel::keyMask(w.valid);
+  };
   Credit credit;
   for (int64_t b = 0; b < blocks; b++) {
+    if (b > 0 && p.early_stop && rowDone && awaitRows && w.index.size(0) > 0) {
+      // Rows the caller let go once it had read the block before: they leave before this one, EOS after it.
+      awaitRows(b - 1);
+      at::Tensor done = rowsDone(w.index, rowDone);
+      if (done.any().item<bool>()) leave(done, at::full_like(w.index, b * BL - 1));
+    }
     const int64_t b0 = P + b * BL;
     const auto [w0, w1] = window(p, b0, T);
     const int64_t B = w.index.size(0);
@@ -255,15 +269,8 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       if (p.eot_token_id >= 0) stop = stop.logical_or(gen.index_select(0, w.index).narrow(1, 0, (b + 1) * BL).eq(p.eot_token_id));
       at::Tensor stopped = stop.any(1);
       at::Tensor done = rowDone ? stopped.logical_or(rowsDone(w.index, rowDone)) : stopped;
-      if (done.any().item<bool>()) {
-        // The first EOS / eot of each row; for a row the caller let go without one, its last decoded position.
-        at::Tensor firstStop = at::where(stopped, stop.to(at::kByte).argmax(1), (b + 1) * BL - 1);
-        at::Tensor after = at::arange(p.gen_length, longOpts).unsqueeze(0).gt(firstStop.unsqueeze(1)).logical_and(done.unsqueeze(1));
-        gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
-        at::Tensor keep = done.logical_not().nonzero().view({-1});
-        w.keep(keep, cfg);
-        keys = LLaDAModel::keyMask(w.valid);
-      }
+      // The first EOS / eot of each row; for a row the caller let go without one, its last decoded position.
+      if (done.any().item<bool>()) leave(done, at::where(stopped, stop.to(at::kByte).argmax(1), (b + 1) * BL - 1));
     }
     if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU));
   }

@@ -69,6 +69,10 @@ using CancelCheck = std::function<bool()>;
 // caller needs no more of that row (its answer has met a stop string). The row then leaves the batch as a row
 // that committed EOS does, EOS after the decoded blocks.
 using RowDone = std::function<bool(int64_t row)>;
+// Under early stop with a RowDone: called before each block after the first while rows are still decoding, with
+// the block before it, to wait for the caller's verdict on that block's rows; RowDone is asked again on its return,
+// so the rows the caller lets go after reading a block leave before the next one is decoded.
+using AwaitRows = std::function<void(int64_t block)>;
 
 struct Cancelled : std::runtime_error {
   Cancelled() : std::runtime_error("generation was cancelled") {}
@@ -81,6 +85,6 @@ void validate(const LLaDAConfig& config, const SamplerParams& params, const Batc
 // forwards: the model's step forwards (the engine's, so its cache and CUDA graphs carry over between batches).
 GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const SamplerParams& params,
                         const BatchRequest& batch, const BlockCallback& onBlock, const CancelCheck& cancelled,
-                        const RowDone& rowDone = {});
+                        const RowDone& rowDone = {}, const AwaitRows& awaitRows = {});
 
 }  // namespace dllm
