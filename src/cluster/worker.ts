@@ -164,6 +164,8 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
           if (!job.cancelled) post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
         },
         released: (row) => live[row].cancelled,
+        // A finished answer goes out when its row leaves the batch, not when the longest answer in it is done.
+        onFinished: (row, generation) => !live[row].cancelled && answer(live[row], generation),
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
     } catch (err) {

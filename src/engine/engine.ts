@@ -54,11 +54,11 @@ export interface BatchRow {
 export interface GenerateCallOptions {
   signal?: AbortSignal;
   /**
-   * Each committed block, one Int32Array of blockLength tokens per row. It may return rows the caller needs no more
-   * of (their answers are complete): under early stop they leave the batch after the block being decoded, with EOS
-   * after their decoded blocks.
+   * Each committed block, one Int32Array of blockLength tokens per row, and the forward passes run so far. It may
+   * return rows the caller needs no more of (their answers are complete): under early stop they leave the batch
+   * after the block being decoded, with EOS after their decoded blocks.
    */
-  onBlock?: (block: number, rows: Int32Array[]) => number[] | void;
+  onBlock?: (block: number, rows: Int32Array[], forwards: number) => number[] | void;
   /**
    * Under early stop, wait for onBlock's answer on each block before decoding the next (onBlock runs on this
    * thread while the engine waits), so the rows it returns leave at that block's end rather than the next one's.
@@ -200,10 +200,10 @@ export class Engine {
       const result = await this.#native.generate(
         { ...nativeOptions(jobId, rows, params), awaitRows },
         onBlock &&
-          ((block, tokens, count) => {
+          ((block, tokens, count, forwards) => {
             let done: number[] | void = undefined;
             try {
-              done = onBlock(block, splitRows(tokens, count));
+              done = onBlock(block, splitRows(tokens, count), forwards);
             } finally {
               // A waiting engine hears of every block read, even one whose callback threw.
               if (awaitRows) this.#native.stopRows(jobId, done ?? [], block);

@@ -82,7 +82,10 @@ export interface Generation {
   finishReason: "stop" | "length";
   usage: Usage;
   seed: number;
-  /** Forward passes the batch that produced this took. */
+  /**
+   * Forward passes the batch that produced this took while the row was in it: all of them, or under early stop,
+   * those until the block that ended the answer (after which the row left the batch).
+   */
   forwards: number;
 }
 
@@ -94,6 +97,12 @@ export interface BatchOptions {
    * the batch as finished rows do, and their generations hold what was decoded until then.
    */
   released?: (row: number) => boolean;
+  /**
+   * Under early stop, with onBlock, a stop string or `released`: each row's Generation as soon as its answer is
+   * complete (a stop token or string), at the end of that block, when the row leaves the batch, rather than when
+   * the whole batch ends. The batch's result holds the same Generation.
+   */
+  onFinished?: (row: number, generation: Generation) => void;
 }
 
 export interface DecodeRow {
@@ -248,12 +257,24 @@ export class Model {
     if (rows.length === 0) return [];
     const answers = rows.map((r) => new AnswerText(this.tokenizer, this.#stopIds, r.stop));
     const blocks = params.genLength / params.blockLength;
-    const onBlock = options.onBlock;
+    const { onBlock, onFinished } = options;
     // Text is assembled block by block when someone streams it, or when a stop string or the caller may end a row
     // before its EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at
     // the end.
     const letsGo = params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length));
     const perBlock = onBlock !== undefined || letsGo;
+    // Under early stop a row whose answer a block completed leaves the batch after it: the passes until then.
+    const leftAfter: (number | undefined)[] = rows.map(() => undefined);
+    const generation = (row: number, forwards: number): Generation => {
+      const answer = answers[row].finish();
+      const promptTokens = rows[row].promptIds.length;
+      return {
+        ...answer,
+        usage: { promptTokens, completionTokens: answer.tokens.length, totalTokens: promptTokens + answer.tokens.length },
+        seed: rows[row].seed,
+        forwards,
+      };
+    };
     const result = await this.#engine.generate(
       rows.map((r) => ({ prompt: r.promptIds, seed: r.seed })),
       { ...params, eotTokenId: this.tokenizer.eotTokenId },
@@ -263,12 +284,16 @@ export class Model {
         // block's verdict (a tokenizer pass over one block) before decoding the next.
         awaitRows: letsGo,
         onBlock: perBlock
-          ? (block, tokenRows) => {
+          ? (block, tokenRows, forwards) => {
               const done: number[] = [];
               tokenRows.forEach((tokens, row) => {
                 const event = { block, tokens, ...answers[row].push(tokens, block === blocks - 1) };
                 if (event.stopped || options.released?.(row)) done.push(row);
                 onBlock?.(row, event);
+                if (event.stopped && params.earlyStop && leftAfter[row] === undefined) {
+                  leftAfter[row] = forwards;
+                  onFinished?.(row, generation(row, forwards));
+                }
               });
               return params.earlyStop ? done : undefined;
             }
@@ -277,14 +302,7 @@ export class Model {
     );
     return result.tokens.map((tokens, row) => {
       if (!perBlock) answers[row].push(tokens, true);
-      const answer = answers[row].finish();
-      const promptTokens = rows[row].promptIds.length;
-      return {
-        ...answer,
-        usage: { promptTokens, completionTokens: answer.tokens.length, totalTokens: promptTokens + answer.tokens.length },
-        seed: rows[row].seed,
-        forwards: result.forwards,
-      };
+      return generation(row, leftAfter[row] ?? result.forwards);
     });
   }
 

@@ -88,10 +88,10 @@ export interface NativeEngine {
     valid?: Uint8Array,
     window?: { start: number; length: number; cacheIds?: Int32Array },
   ): Promise<Float32Array>;
-  /** onBlock gets each committed block's tokens, [rows * blockLength] row-major. */
+  /** onBlock gets each committed block's tokens, [rows * blockLength] row-major, and the forward passes run so far. */
   generate(
     options: NativeGenerateOptions,
-    onBlock?: (block: number, tokens: Int32Array, rows: number) => void,
+    onBlock?: (block: number, tokens: Int32Array, rows: number, forwards: number) => void,
   ): Promise<NativeGenerateResult>;
   /** Throws (code ERR_INVALID_ARGUMENT) what generate() would reject these options with; jobId is ignored. */
   check(options: NativeGenerateOptions): void;

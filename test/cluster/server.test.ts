@@ -127,9 +127,11 @@ describe("faults", () => {
     const long = { genLength: 64, blockLength: 16, steps: 64 };
     const first = afterBlocks(1);
     const blocks: number[][] = prompts.map(() => []);
+    const stopped: boolean[] = prompts.map(() => false);
     const requests = prompts.map((p, i) =>
       server.generate({ prompt: p }, { ...long, seed: i }, (e) => {
         blocks[i].push(e.block);
+        stopped[i] = e.stopped;
         if (i === 0) first.onBlock();
       }),
     );
@@ -138,8 +140,12 @@ describe("faults", () => {
     await server.recycleWorker(victim);
     const results = await Promise.all(requests);
     // A retry replays the request from its first block on another worker: the blocks already delivered are not
-    // delivered again, and none is missing.
-    for (const seen of blocks) expect(seen).toEqual([0, 1, 2, 3]);
+    // delivered again, and none is missing up to the one that completed the answer (the last, or an earlier one
+    // whose answer ended there: the answer goes out then).
+    for (const [i, seen] of blocks.entries()) {
+      expect(seen).toEqual([...Array(seen.length).keys()]);
+      expect(seen.length === 4 || stopped[i]).toBe(true);
+    }
     expect(results.some((g) => g.worker !== victim)).toBe(true);
     // The same seeds give the same answers whichever worker served them.
     for (const [i, p] of prompts.entries()) expect((await server.complete(p, { ...long, seed: i })).tokens).toEqual(results[i].tokens);
@@ -205,11 +211,12 @@ describe("cancellation and shutdown", () => {
     await expect(server.complete("and", short)).resolves.toMatchObject({ tokens: expect.any(Array) });
   });
 
-  it("streams blocks as they are committed, and the blocks make up the result", async () => {
+  it("streams blocks as they are committed up to the answer's end, then the answer; the blocks make up the result", async () => {
     await using server = await createServer({ modelPath, workers: 1 });
     const blocks: number[] = [];
     const types: string[] = [];
     let text = "";
+    let stopped = false;
     let done: unknown;
     for await (const event of server.stream({ prompt: "Hello there" }, { genLength: 32, blockLength: 8, steps: 16, seed: 3 })) {
       types.push(event.type);
@@ -217,13 +224,35 @@ describe("cancellation and shutdown", () => {
       if (event.type === "block") {
         blocks.push(event.block);
         text += event.delta;
+        stopped = event.stopped;
       } else {
         done = event.generation;
       }
     }
-    expect(types).toEqual(["accepted", "block", "block", "block", "block", "done"]);
-    expect(blocks).toEqual([0, 1, 2, 3]);
+    // Every block up to the one that completed the answer (here an EOS before the last), then the answer at once.
+    expect(blocks).toEqual([...Array(blocks.length).keys()]);
+    expect(stopped && blocks.length < 4).toBe(true);
+    expect(types).toEqual(["accepted", ...blocks.map(() => "block"), "done"]);
     expect(done).toMatchObject({ text });
+  });
+
+  it("answers a request when its answer ends, while the longer one in its batch decodes on", async () => {
+    await using server = await createServer({ modelPath, workers: 1, batchSize: 2, maxWaitMs: 1_000 });
+    // No EOS (logits_eos_inf): a row ends at its stop string or after 28 blocks of 8 tokens.
+    const long = { genLength: 224, blockLength: 8, steps: 224, logitsEosInf: true };
+    const full = await server.complete("Hello there, the cat", { ...long, seed: 3 });
+    const stop = full.text.slice(2, 5);
+    let longerBlocks = 0;
+    const longer = server.generate({ prompt: "A different prompt" }, { ...long, seed: 8 }, (e) => (longerBlocks = e.block + 1));
+    const shorter = await server.complete("Hello there, the cat", { ...long, seed: 3, stop: [stop] });
+    // The longer answer has most of its 28 blocks still to decode.
+    expect(longerBlocks).toBeLessThan(14);
+    expect(shorter.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+    const rest = await longer;
+    // One batch: the longer answer took all of its passes, the shorter those until its stop.
+    expect(server.stats().workers[0]).toMatchObject({ batches: 2, meanBatchSize: 1.5 });
+    expect(rest.forwards).toBe(long.steps);
+    expect(shorter.forwards).toBeLessThan(rest.forwards / 2);
   });
 
   it("close() finishes accepted requests, then refuses new ones", async () => {

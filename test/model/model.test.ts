@@ -1,7 +1,7 @@
 // The in-process API: chat template and raw prompts, text that ends at the first EOS / eot, usage without
 // padding, block events, clear errors for bad input.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Model } from "../../src/model/model.js";
+import { type Generation, Model } from "../../src/model/model.js";
 import { InvalidRequestError } from "../../src/engine/errors.js";
 import { editTensor, tinyModel } from "../helpers/fixtures.js";
 
@@ -165,6 +165,26 @@ describe("stop strings under early stop", () => {
     const [kept] = await model.generateBatch([{ ...input, stop: [stop] }], { ...long, earlyStop: false });
     expect(kept.text).toBe(cut.text);
     expect(kept.forwards).toBe(full.forwards);
+  });
+
+  it("hands out a row's generation when its answer ends and it leaves the batch; the batch's result holds the same", async () => {
+    const other = { prompt: "A different prompt", seed: 8 };
+    const [full] = await model.generateBatch([input], long);
+    const stop = full.text.slice(2, 5);
+    const finished: { row: number; generation: Generation; blocksSeen: number }[] = [];
+    let blocksSeen = 0;
+    const results = await model.generateBatch([{ ...input, stop: [stop] }, other], {
+      ...long,
+      onBlock: (row) => row === 0 && blocksSeen++,
+      onFinished: (row, generation) => finished.push({ row, generation, blocksSeen }),
+    });
+    // Only the stopped row, as soon as the block that ended it was read; 8 steps per block.
+    expect(finished.map((f) => f.row)).toEqual([0]);
+    expect(finished[0].generation).toEqual(results[0]);
+    expect(results[0].forwards).toBe(finished[0].blocksSeen * 8);
+    // The other row had no stop: it decoded to the end, the batch's every pass.
+    expect(results[1].forwards).toBe(long.steps);
+    expect(results[0].forwards).toBeLessThan(results[1].forwards);
   });
 
   it.each(["basic", "dual_cache"])("%s: the other rows of the batch decode on, unchanged", async (algorithm) => {

@@ -260,7 +260,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, topK, topP, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
-  //           threshold, factor, lowThreshold, earlyStop, awaitRows}, onBlock?) -> Promise<{tokens, forwards}>
+  //           threshold, factor, lowThreshold, earlyStop, awaitRows}, onBlock?(block, tokens, rows, forwards))
+  //   -> Promise<{tokens, forwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
   static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
     int64_t jobId = intField(o, "jobId", -1);
@@ -355,15 +356,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bridge_->submit<dllm::GenerateResult>(
         env, jobId,
         [this, params, batch, jobId, rows, done, awaitRows](const std::atomic<bool>& cancel) {
-          auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens) {
+          auto onBlock = [this, jobId, rows](int64_t block, const at::Tensor& tokens, int64_t forwards) {
             at::Tensor t = tokens.to(at::kInt).contiguous();
             auto data = std::make_shared<std::vector<int32_t>>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
-            bridge_->toJs([this, jobId, block, data, rows](Napi::Env env) {
+            bridge_->toJs([this, jobId, block, data, rows, forwards](Napi::Env env) {
               Pending* p = bridge_->find(jobId);
               if (!p || p->callback.IsEmpty()) return;
               auto arr = Napi::Int32Array::New(env, data->size());
               std::copy(data->begin(), data->end(), arr.Data());
-              p->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows))});
+              p->callback.Call({Napi::Number::New(env, double(block)), arr, Napi::Number::New(env, double(rows)),
+                                Napi::Number::New(env, double(forwards))});
             });
           };
           auto model = requireModel();

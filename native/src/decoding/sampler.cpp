@@ -272,7 +272,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       // The first EOS / eot of each row; for a row the caller let go without one, its last decoded position.
       if (done.any().item<bool>()) leave(done, at::where(stopped, stop.to(at::kByte).argmax(1), (b + 1) * BL - 1));
     }
-    if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU));
+    if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU), result.forwards);
   }
   result.tokens = out.narrow(1, P, p.gen_length).to(at::kCPU).contiguous();
   return result;

@@ -61,8 +61,9 @@ struct GenerateResult {
   int64_t forwards = 0;
 };
 
-// Called after each block is committed with its tokens, [B, block_length] int64 on the CPU.
-using BlockCallback = std::function<void(int64_t block, const at::Tensor& tokens)>;
+// Called after each block is committed with its tokens, [B, block_length] int64 on the CPU, and the forward passes
+// run so far (a row that early stop lets go after this block took that many).
+using BlockCallback = std::function<void(int64_t block, const at::Tensor& tokens, int64_t forwards)>;
 // Polled between steps; returning true stops generation with a Cancelled exception.
 using CancelCheck = std::function<bool()>;
 // Polled after each block under early stop, once per row still decoding (its index in the batch): true when the
