@@ -161,7 +161,8 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         signal: batchAbort.signal,
         onBlock: (row, event) => {
           const job = live[row];
-          if (!job.cancelled) post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
+          // Not for an answered job (its answer went out with the block that completed it).
+          if (!job.cancelled && !job.answered) post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
         },
         released: (row) => live[row].cancelled,
         // A finished answer goes out when its row leaves the batch, not when the longest answer in it is done.
