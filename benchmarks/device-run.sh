@@ -8,7 +8,7 @@
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
-#              timeout_s=420)   (the run of 2026-11-27 21:15 took 298 s before the B=32 split was added, which
+#              timeout_s=480)   (the run of 2026-11-27 21:15 took 298 s before the B=32 split was added, which
 #              should take about a minute more; the machine's start not counted)
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 set -uo pipefail
