@@ -369,10 +369,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             });
           };
           auto model = requireModel();
-          dllm::AwaitRows await;
-          if (awaitRows) await = [done, &cancel](int64_t block) { done->awaitRead(block, cancel); };
+          dllm::AwaitRows verdict;
+          if (awaitRows) verdict = [done, &cancel](int64_t block) { done->awaitRead(block, cancel); };
           return dllm::generate(*model, engine_->stepForwards(), params, batch, onBlock, [&cancel] { return cancel.load(); },
-                                [done](int64_t row) { return done->flags[row].load(); }, await);
+                                [done](int64_t row) { return done->flags[row].load(); }, verdict);
         },
         [](Napi::Env env, dllm::GenerateResult& r) -> Napi::Value {
           at::Tensor t = r.tokens.to(at::kInt).contiguous();
