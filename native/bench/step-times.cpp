@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -77,9 +78,7 @@ void profiler(const char* name) {
   else std::fprintf(stderr, "%s: not found (no CUDA runtime loaded)\n", name);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]\n");
     return 2;
@@ -90,14 +89,14 @@ int main(int argc, char** argv) {
   bool profile = false;
   for (int i = 2; i < argc; i++) {
     if (!std::strcmp(argv[i], "--profile")) profile = true;
-    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) B = std::stoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) B = std::atoll(argv[++i]);  // not a number: 0, refused below
     else name = argv[i];
   }
   const char* json = nullptr;
   for (const auto& c : kConfigs)
     if (name == c[0]) json = c[1];
   if (!json || B < 1) {
-    std::fprintf(stderr, "unknown config or batch\n");
+    std::fprintf(stderr, "unknown config or batch (usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--profile])\n");
     return 2;
   }
   c10::InferenceMode inference;
@@ -169,4 +168,19 @@ int main(int argc, char** argv) {
       name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between, newShape);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "dllm_step_times: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    // A device that is not there, a batch that is not a number, a model that does not fit.
+    std::fprintf(stderr, "dllm_step_times: %s\n", e.what());
+    return 1;
+  }
 }

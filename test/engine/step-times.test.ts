@@ -28,6 +28,9 @@ describe("the step-time benchmark program", () => {
     const err = await promisify(execFile)(program, ["cpu", "huge"], { env }).catch((e) => e);
     expect(err.code).toBe(2);
     expect(err.stderr).toMatch(/unknown config/);
+    const device = await promisify(execFile)(program, ["gpu7", "small"], { env }).catch((e) => e);
+    expect(device.code).toBe(1);
+    expect(device.stderr).toMatch(/^dllm_step_times: .*gpu7/);
     const none = await promisify(execFile)(program, [], { env }).catch((e) => e);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
