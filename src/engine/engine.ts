@@ -70,6 +70,8 @@ export interface BatchResult {
   /** genLength tokens per row. */
   tokens: Int32Array[];
   forwards: number;
+  /** Per row, the passes run while it was in the batch (under early stop, until the block after which it left). */
+  rowForwards: number[];
 }
 
 export interface LoadOptions {
@@ -211,7 +213,7 @@ export class Engine {
             }
           }),
       );
-      return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards };
+      return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards, rowForwards: result.rowForwards };
     } catch (err) {
       throw fromNative(err, signal);
     } finally {

@@ -98,9 +98,9 @@ export interface BatchOptions {
    */
   released?: (row: number) => boolean;
   /**
-   * Under early stop, with onBlock, a stop string or `released`: each row's Generation as soon as its answer is
-   * complete (a stop token or string), at the end of that block, when the row leaves the batch, rather than when
-   * the whole batch ends. The batch's result holds the same Generation.
+   * Under early stop: each row's Generation as soon as its answer is complete (a stop token or string), at the end
+   * of that block, when the row leaves the batch, rather than when the whole batch ends. The batch's result holds
+   * the same Generation.
    */
   onFinished?: (row: number, generation: Generation) => void;
 }
@@ -258,13 +258,12 @@ export class Model {
     const answers = rows.map((r) => new AnswerText(this.tokenizer, this.#stopIds, r.stop));
     const blocks = params.genLength / params.blockLength;
     const { onBlock, onFinished } = options;
-    // Text is assembled block by block when someone streams it, or when a stop string or the caller may end a row
-    // before its EOS: under early stop such a row then leaves the batch. Otherwise the text is assembled once at
-    // the end.
+    // Text is assembled block by block when someone streams it or wants answers as they end, or when a stop string
+    // or the caller may end a row before its EOS: under early stop such a row then leaves the batch. Otherwise the
+    // text is assembled once at the end.
     const letsGo = params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length));
-    const perBlock = onBlock !== undefined || letsGo;
-    // Under early stop a row whose answer a block completed leaves the batch after it: the passes until then.
-    const leftAfter: (number | undefined)[] = rows.map(() => undefined);
+    const perBlock = onBlock !== undefined || onFinished !== undefined || letsGo;
+    const handedOut = rows.map(() => false);
     const generation = (row: number, forwards: number): Generation => {
       const answer = answers[row].finish();
       const promptTokens = rows[row].promptIds.length;
@@ -290,9 +289,11 @@ export class Model {
                 const event = { block, tokens, ...answers[row].push(tokens, block === blocks - 1) };
                 if (event.stopped || options.released?.(row)) done.push(row);
                 onBlock?.(row, event);
-                if (event.stopped && params.earlyStop && leftAfter[row] === undefined) {
-                  leftAfter[row] = forwards;
-                  onFinished?.(row, generation(row, forwards));
+                // Under early stop the row leaves the batch after this block: the passes so far are all it takes
+                // (the engine's rowForwards says the same at the end).
+                if (event.stopped && params.earlyStop && onFinished && !handedOut[row]) {
+                  handedOut[row] = true;
+                  onFinished(row, generation(row, forwards));
                 }
               });
               return params.earlyStop ? done : undefined;
@@ -302,7 +303,7 @@ export class Model {
     );
     return result.tokens.map((tokens, row) => {
       if (!perBlock) answers[row].push(tokens, true);
-      return generation(row, leftAfter[row] ?? result.forwards);
+      return generation(row, result.rowForwards[row]);
     });
   }
 

@@ -73,6 +73,8 @@ export interface NativeGenerateResult {
   tokens: Int32Array;
   /** Model forward passes run. */
   forwards: number;
+  /** Per row, the passes run while it was in the batch (under early stop, until the block after which it left). */
+  rowForwards: number[];
 }
 
 export interface NativeEngine {

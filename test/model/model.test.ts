@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Generation, Model } from "../../src/model/model.js";
 import { InvalidRequestError } from "../../src/engine/errors.js";
+import { defaultModelPath } from "../../src/cli/default-model.js";
+import { heldOutSet } from "../../src/train/tasks.js";
 import { editTensor, tinyModel } from "../helpers/fixtures.js";
 
 let model: Model;
@@ -135,6 +137,20 @@ describe("stop tokens", () => {
     expect(result.usage).toEqual({ promptTokens, completionTokens: 0, totalTokens: promptTokens });
   });
 
+  it("hands out an answer that EOS ended as its row leaves the batch, with the passes until then", async () => {
+    await using m = await modelPredicting("eos");
+    const finished: [number, Generation][] = [];
+    const [result] = await m.generateBatch([{ prompt: "Hello", seed: 1 }], { ...params, onFinished: (row, g) => finished.push([row, g]) });
+    // EOS in the first block: the row leaves after its 4 steps (of 8 in 2 blocks).
+    expect(finished).toEqual([[0, result]]);
+    expect(result).toMatchObject({ finishReason: "stop", forwards: 4 });
+    // Without early stop the row decodes on: no early answer, every pass.
+    const late: number[] = [];
+    const [kept] = await m.generateBatch([{ prompt: "Hello", seed: 1 }], { ...params, earlyStop: false, onFinished: (row) => late.push(row) });
+    expect(late).toEqual([]);
+    expect(kept).toMatchObject({ text: result.text, forwards: 8 });
+  });
+
   it("finishes by length exactly when no stop token was generated", async () => {
     for (const seed of [1, 2, 3]) {
       const result = await model.generate({ prompt: "Hello" }, { ...params, seed, temperature: 1 });
@@ -197,6 +213,22 @@ describe("stop strings under early stop", () => {
     expect(cut.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
     expect(rest.text).toBe(alone.text);
     expect(rest.usage).toEqual(alone.usage);
+  });
+});
+
+describe("forward passes per row", () => {
+  it("under early stop, each answer reports the passes until the block its EOS was in; without, the batch's", async () => {
+    // The bundled chat model answers these with EOS after 1 token (counts) or 4 to 9 (reversals): blocks of 4.
+    await using bundled = await Model.load({ modelPath: defaultModelPath });
+    const examples = [...heldOutSet("count", 2), ...heldOutSet("reverse", 2)];
+    const inputs = examples.map((e, i) => ({ messages: [{ role: "user" as const, content: e.prompt }], seed: i }));
+    const p = { genLength: 32, blockLength: 4, steps: 32 };
+    const results = await bundled.generateBatch(inputs, p);
+    expect(results.map((g) => g.text)).toEqual(examples.map((e) => e.answer));
+    for (const g of results) expect(g.forwards).toBe((Math.floor(g.tokens.length / 4) + 1) * 4);
+    expect(new Set(results.map((g) => g.forwards)).size).toBeGreaterThan(1);
+    const kept = await bundled.generateBatch(inputs, { ...p, earlyStop: false });
+    expect(kept.map((g) => g.forwards)).toEqual(examples.map(() => p.steps));
   });
 });
 

@@ -261,7 +261,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // generate({jobId, prompts: Int32Array[], seeds: number[], steps, genLength, blockLength, temperature, topK, topP, cfgScale,
   //           remasking, logitsEosInf, confidenceEosEotInf, eotTokenId, cache, refreshEvery, vicinity, decoder,
   //           threshold, factor, lowThreshold, earlyStop, awaitRows}, onBlock?(block, tokens, rows, forwards))
-  //   -> Promise<{tokens, forwards}>
+  //   -> Promise<{tokens, forwards, rowForwards}>
   // Reads generate()'s options object; throws std::invalid_argument naming the field.
   static int64_t parseGenerate(const Napi::Object& o, dllm::SamplerParams& params, dllm::BatchRequest& batch) {
     int64_t jobId = intField(o, "jobId", -1);
@@ -381,6 +381,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           Napi::Object out = Napi::Object::New(env);
           out.Set("tokens", tokens);
           out.Set("forwards", Napi::Number::New(env, double(r.forwards)));
+          Napi::Array rowForwards = Napi::Array::New(env, r.row_forwards.size());
+          for (size_t i = 0; i < r.row_forwards.size(); i++) rowForwards.Set(uint32_t(i), Napi::Number::New(env, double(r.row_forwards[i])));
+          out.Set("rowForwards", rowForwards);
           return out;
         });
     return promise;

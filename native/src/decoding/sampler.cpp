@@ -160,8 +160,11 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
   const bool parallel = p.decoding.decoder != Decoder::Fixed;
   // The key mask only changes when the batch shrinks.
   KeyMask keys = LLaDAModel::keyMask(w.valid);
+  result.row_forwards.assign(batch.prompts.size(), -1);  // -1: still in the batch
   // Early stop: the working rows `done` leave the batch, EOS after position lastKept[row] of their generation.
   auto leave = [&](const at::Tensor& done, const at::Tensor& lastKept) {
+    const at::Tensor gone = w.index.masked_select(done).to(at::kCPU);
+    for (int64_t i = 0; i < gone.size(0); i++) result.row_forwards[gone.data_ptr<int64_t>()[i]] = result.forwards;
     at::Tensor gen = out.narrow(1, P, p.gen_length);
     at::Tensor after = at::arange(p.gen_length, longOpts).unsqueeze(0).gt(lastKept.unsqueeze(1)).logical_and(done.unsqueeze(1));
     gen.index_copy_(0, w.index, at::where(after, c.eos_token_id, gen.index_select(0, w.index)));
@@ -275,6 +278,8 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
     if (onBlock) onBlock(b, out.narrow(1, b0, BL).to(at::kCPU), result.forwards);
   }
   result.tokens = out.narrow(1, P, p.gen_length).to(at::kCPU).contiguous();
+  for (int64_t& f : result.row_forwards)
+    if (f < 0) f = result.forwards;
   return result;
 }
 

@@ -59,6 +59,9 @@ struct BatchRequest {
 struct GenerateResult {
   at::Tensor tokens;  // [B, gen_length] int64 on the CPU
   int64_t forwards = 0;
+  // Per row, the forward passes run while it was in the batch: all of them, or under early stop those until the
+  // block after which it left.
+  std::vector<int64_t> row_forwards;
 };
 
 // Called after each block is committed with its tokens, [B, block_length] int64 on the CPU, and the forward passes
