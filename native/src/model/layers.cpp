@@ -34,6 +34,12 @@ at::Tensor ropeAten(const at::Tensor& t, const Rotary& r) {
   return at::addcmul(tf * r.cos, tf.roll(t.size(-1) / 2, -1), r.sin).to(t.scalar_type());
 }
 
+// Our kernel cannot run (why): an error where Kernels::Cuda asked for it; otherwise the layer goes on with ATen's
+// operations.
+void fallBack(const char* layer, Kernels kernels, const std::string& why) {
+  if (kernels == Kernels::Cuda) throw std::invalid_argument(std::string(layer) + ": the CUDA kernel cannot run: " + why);
+}
+
 #ifdef DLLM_WITH_CUDA
 std::optional<KernelDtype> kernelDtype(at::ScalarType t) {
   switch (t) {
@@ -80,9 +86,6 @@ std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts, int
   return std::nullopt;
 }
 
-[[noreturn]] void refuse(const char* layer, const std::string& why) {
-  throw std::invalid_argument(std::string(layer) + ": the CUDA kernel cannot run: " + why);
-}
 
 // Why our rope kernel cannot take q, k (and v when defined: [B, W, KV, D] like k), or nullopt; the rows' strides.
 struct RopeInputs {
@@ -137,10 +140,10 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
       if (error == nullptr) return {sum, normed};
       why = error;
     }
-    if (kernels == Kernels::Cuda) refuse("addRmsNorm", *why);
+    fallBack("addRmsNorm", kernels, *why);
   }
 #else
-  if (kernels == Kernels::Cuda) throw std::invalid_argument("addRmsNorm: this build has no CUDA kernels");
+  fallBack("addRmsNorm", kernels, "this build has no CUDA kernels");
 #endif
   at::Tensor sum = x + delta;
   return {sum, rmsNorm(sum, weight, eps)};
@@ -159,10 +162,10 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
       if (error == nullptr) return {qOut, kOut};
       why = error;  // e.g. no kernel image for this card: ATen's operations still run
     }
-    if (kernels == Kernels::Cuda) refuse("applyRope", *why);
+    fallBack("applyRope", kernels, *why);
   }
 #else
-  if (kernels == Kernels::Cuda) throw std::invalid_argument("applyRope: this build has no CUDA kernels");
+  fallBack("applyRope", kernels, "this build has no CUDA kernels");
 #endif
   return {ropeAten(q, rotary), ropeAten(k, rotary)};
 }
@@ -189,10 +192,10 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
       if (error == nullptr) return qOut;
       why = error;
     }
-    if (kernels == Kernels::Cuda) refuse("applyRopeToCache", *why);
+    fallBack("applyRopeToCache", kernels, *why);
   }
 #else
-  if (kernels == Kernels::Cuda) throw std::invalid_argument("applyRopeToCache: this build has no CUDA kernels");
+  fallBack("applyRopeToCache", kernels, "this build has no CUDA kernels");
 #endif
   auto [qr, kr] = applyRope(q, k, rotary, kernels);
   kCache.index_copy_(2, columns, kr.transpose(1, 2));
@@ -217,10 +220,10 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels)
       if (error == nullptr) return out;
       why = error;
     }
-    if (kernels == Kernels::Cuda) refuse("swiglu", *why);
+    fallBack("swiglu", kernels, *why);
   }
 #else
-  if (kernels == Kernels::Cuda) throw std::invalid_argument("swiglu: this build has no CUDA kernels");
+  fallBack("swiglu", kernels, "this build has no CUDA kernels");
 #endif
   return at::silu(gate) * up;
 }
