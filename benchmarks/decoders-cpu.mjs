@@ -90,7 +90,8 @@ async function run(model, prompts, params) {
   const rows = prompts.map((promptIds, i) => ({ promptIds, seed: i }));
   const started = performance.now();
   const out = await model.decode(rows, params);
-  return { seconds: (performance.now() - started) / 1000, forwards: out[0].forwards, tokens: out.map((g) => g.tokens) };
+  // The batch's passes: those of the row that stayed longest (under early stop rows leave after their EOS block).
+  return { seconds: (performance.now() - started) / 1000, forwards: Math.max(...out.map((g) => g.forwards)), tokens: out.map((g) => g.tokens) };
 }
 
 const results = [];
