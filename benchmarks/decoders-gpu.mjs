@@ -14,6 +14,7 @@
 //       [--only dual_cache,dinfer_blockwise]   (algorithms to run next to the reference; default all)
 //
 // A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
+import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { dirname, join } from "node:path";
@@ -40,12 +41,8 @@ const { values: opts } = parseArgs({
 });
 
 const CONFIGS = {
-  // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads.
-  "llada-8b": {
-    d_model: 4096, n_layers: 32, n_heads: 32, n_kv_heads: 32, mlp_hidden_size: 12288, vocab_size: 126464,
-    embedding_size: 126464, max_sequence_length: 4096, rope_theta: 500000.0, rms_norm_eps: 1e-5,
-    mask_token_id: 126336, eos_token_id: 126081, pad_token_id: 126081,
-  },
+  // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads (the step-time benchmark reads it too).
+  "llada-8b": JSON.parse(readFileSync(join(here, "llada-8b", "config.json"), "utf8")),
   small: {
     d_model: 128, n_layers: 2, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 256, vocab_size: 1024,
     embedding_size: 1024, max_sequence_length: 512, rope_theta: 500000.0, rms_norm_eps: 1e-5,

@@ -43,14 +43,14 @@ timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$o
 # sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu.
 for batch in 1 32; do
   step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
-  timeout "$(budget 90)" ./build/dllm_step_times cuda:0 llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
+  timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
   timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
-    --csv ./build/dllm_step_times cuda:0 llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
+    --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
   python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
 done
 # The same split at B=1 with cuBLASLt behind the matrix products (5% faster in matmul-floor.py at 32 rows), chosen
 # through libtorch's environment variable: choosing it from C++ (setBlasPreferredBackend) crashed the program.
-TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
 
 step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
 PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \

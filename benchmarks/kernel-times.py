@@ -2,7 +2,7 @@
 """Where one dual-cache request's GPU time goes, kernel by kernel: reads the CSV that
 
     ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \\
-        ./build/dllm_step_times cuda:0 llada-8b --profile > kernels.csv
+        ./build/dllm_step_times cuda:0 benchmarks/llada-8b --profile > kernels.csv
 
 writes (benchmarks/device-run.sh runs both) and prints, for each of the request's two steps (a refresh, then a
 window against the cache) and each of their two parts (the forward, then the sampler's work from the LM head on),

@@ -17,6 +17,7 @@ A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matm
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -33,7 +34,13 @@ args = p.parse_args()
 
 dev = torch.device(args.device)
 dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-d, hidden, layers, vocab = (256, 768, 2, 4096) if args.small else (4096, 12288, 32, 126464)
+if args.small:
+    d, hidden, layers, vocab = 256, 768, 2, 4096
+else:
+    # LLaDA-8B-Instruct's shape (decoders-gpu.mjs and the step-time benchmark read the same file).
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "llada-8b", "config.json")) as f:
+        c = json.load(f)
+    d, hidden, layers, vocab = c["d_model"], c["mlp_hidden_size"], c["n_layers"], c["embedding_size"]
 # (name, in features, out features): LLaDA-8B's projections as the engine stacks them, and the LM head.
 shapes = [("qkv", d, 3 * d), ("attn_out", d, d), ("gate_up", d, 2 * hidden), ("ff_out", hidden, d)]
 head = ("lm_head", d, vocab)

@@ -5,12 +5,13 @@
 // masked rows, the head, confidence, commit; one read back to the host per step), and one request at a batch shape
 // not seen before (its first steps eager and, on CUDA, captured as graphs).
 //
-//   dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]
+//   dllm_step_times <device> <folder holding a config.json> [--batch B] [--profile]
 //
 // Prints one JSON object (with the BLAS library libtorch prefers: TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt on
 // CUDA). --profile instead times nothing: it runs one request of one refresh and one window step between
 // cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` to list that request's kernels.
-// benchmarks/device-run.sh runs it on a lent GPU; test/engine/step-times.test.ts runs it on the CPU at "small".
+// benchmarks/device-run.sh runs it on a lent GPU with benchmarks/llada-8b (LLaDA-8B-Instruct's config, no weights);
+// test/engine/step-times.test.ts runs it on the CPU at a small config.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <c10/core/InferenceMode.h>
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,23 +33,10 @@
 #include "model/config.h"
 #include "model/step-forwards.h"
 #include "model/weights.h"
-#include "util/json.h"
 
 namespace {
 
 using namespace dllm;
-
-const char* kConfigs[][2] = {
-    // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads (benchmarks/decoders-gpu.mjs has the same).
-    {"llada-8b",
-     R"({"d_model": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "mlp_hidden_size": 12288,
-         "vocab_size": 126464, "embedding_size": 126464, "max_sequence_length": 4096, "rope_theta": 500000.0,
-         "rms_norm_eps": 1e-5, "mask_token_id": 126336, "eos_token_id": 126081, "pad_token_id": 126081})"},
-    {"small",
-     R"({"d_model": 128, "n_layers": 2, "n_heads": 4, "n_kv_heads": 4, "mlp_hidden_size": 256, "vocab_size": 1024,
-         "embedding_size": 1024, "max_sequence_length": 512, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
-         "mask_token_id": 1000, "eos_token_id": 1001, "pad_token_id": 1001})"},
-};
 
 // The issue's benchmark settings (prompt 128, gen 256, steps 128, block 32).
 constexpr int64_t kPrompt = 128, kGen = 256, kSteps = 128, kBlock = 32;
@@ -80,27 +69,25 @@ void profiler(const char* name) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--profile]\n");
+    std::fprintf(stderr, "usage: dllm_step_times <device> <folder holding a config.json> [--batch B] [--profile]\n");
     return 2;
   }
   const at::Device dev(argv[1]);
-  std::string name = "llada-8b";
+  std::string folder;
   int64_t B = 1;
   bool profile = false;
   for (int i = 2; i < argc; i++) {
     if (!std::strcmp(argv[i], "--profile")) profile = true;
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) B = std::atoll(argv[++i]);  // not a number: 0, refused below
-    else name = argv[i];
+    else folder = argv[i];
   }
-  const char* json = nullptr;
-  for (const auto& c : kConfigs)
-    if (name == c[0]) json = c[1];
-  if (!json || B < 1) {
-    std::fprintf(stderr, "unknown config or batch (usage: dllm_step_times <device> [llada-8b|small] [--batch B] [--profile])\n");
+  if (folder.empty() || B < 1) {
+    std::fprintf(stderr, "no config folder, or a batch that is not a positive number (usage: dllm_step_times <device> "
+                         "<folder holding a config.json> [--batch B] [--profile])\n");
     return 2;
   }
   c10::InferenceMode inference;
-  const LLaDAConfig config = LLaDAConfig::fromJson(json::parse(json), "config");
+  const LLaDAConfig config = readConfig(folder);
   const at::ScalarType dtype = dev.is_cuda() ? at::kBFloat16 : at::kFloat;
   auto model = std::make_shared<const LLaDAModel>(config, randomWeights(config, dev, dtype, 1, /*fuse=*/true), dev, dtype);
   std::atomic<int64_t> passes{0};
@@ -161,11 +148,19 @@ int run(int argc, char** argv) {
   const std::string blas = at::BlasBackendToString(at::globalContext().blasPreferredBackend()).substr(std::string("at::BlasBackend::").size());
   const double between = (request - blocks * refresh - windows * window) / kSteps;
 
+  // The config folder's name, as a JSON string.
+  std::filesystem::path named = std::filesystem::path(folder).lexically_normal();
+  if (!named.has_filename()) named = named.parent_path();  // "folder/"
+  std::string quoted;
+  for (char ch : named.filename().string()) {
+    if (ch == '"' || ch == '\\') quoted += '\\';
+    quoted += ch;
+  }
   std::printf(
       "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
       "\"sampler_ms_per_step\": %.3f, \"new_shape_request_ms\": %.2f}\n",
-      name.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
+      quoted.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between, newShape);
   return 0;
 }

@@ -2,16 +2,31 @@
 // runs at LLaDA-8B shapes on a GPU: here at a small shape on the CPU, so that it builds, runs its dual-cache
 // requests to the end and reports every number. (What the numbers are is the GPU run's business, not a test's.)
 import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const program = path.resolve(import.meta.dirname, "../../build/dllm_step_times");
 const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
+const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-step-times-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// A model folder holding only a config.json, as benchmarks/llada-8b does at LLaDA-8B's shape.
+const small = path.join(dir, "small");
+mkdirSync(small);
+writeFileSync(
+  path.join(small, "config.json"),
+  JSON.stringify({
+    d_model: 128, n_layers: 2, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 256, vocab_size: 1024, embedding_size: 1024,
+    max_sequence_length: 512, mask_token_id: 1000, eos_token_id: 1001, pad_token_id: 1001,
+  }),
+);
 
 describe("the step-time benchmark program", () => {
   it("times a refresh, a window, the head and whole dual-cache requests (one at a new shape), and splits a step's time", async () => {
-    const { stdout } = await promisify(execFile)(program, ["cpu", "small", "--batch", "2"], { env });
+    const { stdout } = await promisify(execFile)(program, ["cpu", `${small}/`, "--batch", "2"], { env });
     const r = JSON.parse(stdout);
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2 });
     expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
@@ -24,15 +39,19 @@ describe("the step-time benchmark program", () => {
     expect(r.sampler_ms_per_step).toBeCloseTo((r.request_ms - 8 * r.refresh_ms - 120 * r.window_ms) / 128, 2);
   }, 60_000);
 
-  it("refuses what it does not know, with its usage", async () => {
-    const err = await promisify(execFile)(program, ["cpu", "huge"], { env }).catch((e) => e);
-    expect(err.code).toBe(2);
-    expect(err.stderr).toMatch(/unknown config/);
-    const device = await promisify(execFile)(program, ["gpu7", "small"], { env }).catch((e) => e);
-    expect(device.code).toBe(1);
-    expect(device.stderr).toMatch(/^dllm_step_times: .*gpu7/);
-    const none = await promisify(execFile)(program, [], { env }).catch((e) => e);
+  it("says what is wrong with its arguments, a folder, a device", async () => {
+    const run = (...args: string[]) => promisify(execFile)(program, args, { env }).catch((e) => e);
+    const none = await run();
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
+    const batch = await run("cpu", small, "--batch", "x");
+    expect(batch.code).toBe(2);
+    expect(batch.stderr).toMatch(/batch that is not a positive number/);
+    const folder = await run("cpu", path.join(dir, "nothing"));
+    expect(folder.code).toBe(1);
+    expect(folder.stderr).toMatch(/^dllm_step_times: .*nothing.*config\.json: not found/);
+    const device = await run("gpu7", small);
+    expect(device.code).toBe(1);
+    expect(device.stderr).toMatch(/^dllm_step_times: .*gpu7/);
   });
 });
