@@ -263,7 +263,8 @@ export class Model {
     // text is assembled once at the end.
     const letsGo = params.earlyStop && (options.released !== undefined || rows.some((r) => r.stop?.length));
     const perBlock = onBlock !== undefined || onFinished !== undefined || letsGo;
-    const handedOut = rows.map(() => false);
+    // Answers handed out as their rows left the batch: the batch's result reuses them.
+    const handedOut: (Generation | undefined)[] = rows.map(() => undefined);
     const generation = (row: number, forwards: number): Generation => {
       const answer = answers[row].finish();
       const promptTokens = rows[row].promptIds.length;
@@ -292,8 +293,8 @@ export class Model {
                 // Under early stop the row leaves the batch after this block: the passes so far are all it takes
                 // (the engine's rowForwards says the same at the end).
                 if (event.stopped && params.earlyStop && onFinished && !handedOut[row]) {
-                  handedOut[row] = true;
-                  onFinished(row, generation(row, forwards));
+                  handedOut[row] = generation(row, forwards);
+                  onFinished(row, handedOut[row]);
                 }
               });
               return params.earlyStop ? done : undefined;
@@ -303,7 +304,7 @@ export class Model {
     );
     return result.tokens.map((tokens, row) => {
       if (!perBlock) answers[row].push(tokens, true);
-      return generation(row, result.rowForwards[row]);
+      return handedOut[row] ?? generation(row, result.rowForwards[row]);
     });
   }
 

@@ -141,9 +141,11 @@ describe("stop tokens", () => {
     await using m = await modelPredicting("eos");
     const finished: [number, Generation][] = [];
     const [result] = await m.generateBatch([{ prompt: "Hello", seed: 1 }], { ...params, onFinished: (row, g) => finished.push([row, g]) });
-    // EOS in the first block: the row leaves after its 4 steps (of 8 in 2 blocks).
+    // EOS in the first block: the row leaves after its 4 steps (of 8 in 2 blocks), and is handed out then as the
+    // same request answers without onFinished.
     expect(finished).toEqual([[0, result]]);
     expect(result).toMatchObject({ finishReason: "stop", forwards: 4 });
+    expect(result).toEqual((await m.generateBatch([{ prompt: "Hello", seed: 1 }], params))[0]);
     // Without early stop the row decodes on: no early answer, every pass.
     const late: number[] = [];
     const [kept] = await m.generateBatch([{ prompt: "Hello", seed: 1 }], { ...params, earlyStop: false, onFinished: (row) => late.push(row) });
@@ -189,14 +191,17 @@ describe("stop strings under early stop", () => {
     const stop = full.text.slice(2, 5);
     const finished: { row: number; generation: Generation; blocksSeen: number }[] = [];
     let blocksSeen = 0;
-    const results = await model.generateBatch([{ ...input, stop: [stop] }, other], {
+    const batch = [{ ...input, stop: [stop] }, other];
+    const results = await model.generateBatch(batch, {
       ...long,
       onBlock: (row) => row === 0 && blocksSeen++,
       onFinished: (row, generation) => finished.push({ row, generation, blocksSeen }),
     });
-    // Only the stopped row, as soon as the block that ended it was read; 8 steps per block.
+    // Only the stopped row, as soon as the block that ended it was read; 8 steps per block. What it was handed out
+    // as is what the same batch answers without onFinished (the engine's own count of the row's passes).
     expect(finished.map((f) => f.row)).toEqual([0]);
-    expect(finished[0].generation).toEqual(results[0]);
+    expect(results[0]).toBe(finished[0].generation);
+    expect(finished[0].generation).toEqual((await model.generateBatch(batch, long))[0]);
     expect(results[0].forwards).toBe(finished[0].blocksSeen * 8);
     // The other row had no stop: it decoded to the end, the batch's every pass.
     expect(results[1].forwards).toBe(long.steps);
