@@ -1,15 +1,13 @@
 // The step-time benchmark program (native/bench/step-times.cpp, built with the addon), which benchmarks/device-run.sh
 // runs at LLaDA-8B shapes on a GPU: here at a small shape on the CPU, so that it builds, runs its dual-cache
 // requests to the end and reports every number. (What the numbers are is the GPU run's business, not a test's.)
-import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { runProgram } from "../helpers/checks.js";
 
-const program = path.resolve(import.meta.dirname, "../../build/dllm_step_times");
-const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
+const run = (...args: string[]) => runProgram("step_times", args);
 const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-step-times-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -26,7 +24,8 @@ writeFileSync(
 
 describe("the step-time benchmark program", () => {
   it("times a refresh, a window, the head and whole dual-cache requests (one at a new shape), and splits a step's time", async () => {
-    const { stdout } = await promisify(execFile)(program, ["cpu", `${small}/`, "--batch", "2"], { env });
+    const { code, stdout } = await run("cpu", `${small}/`, "--batch", "2");
+    expect(code).toBe(0);
     const r = JSON.parse(stdout);
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2 });
     expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
@@ -40,7 +39,6 @@ describe("the step-time benchmark program", () => {
   }, 60_000);
 
   it("says what is wrong with its arguments, a folder, a device", async () => {
-    const run = (...args: string[]) => promisify(execFile)(program, args, { env }).catch((e) => e);
     const none = await run();
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/usage: dllm_step_times <device>/);
