@@ -5,9 +5,9 @@
 #pragma once
 #include <cstdint>
 
-namespace dllm {
+#include "util/kernel-dtype.h"
 
-enum class KernelDtype { Float32, BFloat16, Float16 };
+namespace dllm {
 
 // Where a group of heads is written: element (b, t, h, d) of rows b of `width` tokens t at
 // b * batch + column(t) * token + h * head + d, with column(t) = columns[t] (device int64, one per token of a row)

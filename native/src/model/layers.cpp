@@ -41,15 +41,6 @@ void fallBack(const char* layer, Kernels kernels, const std::string& why) {
 }
 
 #ifdef DLLM_WITH_CUDA
-std::optional<KernelDtype> kernelDtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return KernelDtype::Float32;
-    case at::kBFloat16: return KernelDtype::BFloat16;
-    case at::kHalf: return KernelDtype::Float16;
-    default: return std::nullopt;
-  }
-}
-
 // The distance between consecutive rows of t, its first `rowDims` dimensions flattened into rows and the others
 // contiguous within each row; nullopt when t is not laid out so.
 std::optional<int64_t> rowStride(const at::Tensor& t, int64_t rowDims) {

@@ -1,29 +1,18 @@
 // layers.h's element-wise layers on CUDA, one pass each (see layers-cuda.h). Each element's arithmetic is the ATen
 // composition's, operation for operation in fp32 (no fused multiply-add), so the two agree but where ATen's own
 // kernels contract a multiply and an add: then in the last fp32 bit before the cast.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 #include "model/layers-cuda.h"
+#include "util/kernel-dtype.cuh"
 
 namespace dllm {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-template <typename T> __device__ float toFloat(T x);
-template <> __device__ float toFloat(float x) { return x; }
-template <> __device__ float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <> __device__ float toFloat(__half x) { return __half2float(x); }
-
-template <typename T> __device__ T fromFloat(float x);
-template <> __device__ float fromFloat(float x) { return x; }
-template <> __device__ __nv_bfloat16 fromFloat(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __half fromFloat(float x) { return __float2half_rn(x); }
 
 // Head h of token t (of rows of `width`) in out.
 template <typename T>
