@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
-# PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU)
-# and decoding on the bundled model (benchmarks/cuda-check.mjs) against the CPU, then split a dual-cache step's time
-# at LLaDA-8B shapes (build/dllm_step_times, and ncu's time per kernel: benchmarks/kernel-times.py), time every
-# algorithm next to the PyTorch reference (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products alone
-# (benchmarks/matmul-floor.py). Results land in $OUT (at most 8 files come back); the tables are printed as they come.
+# PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU,
+# the greedy picks against their definition) and decoding on the bundled model (benchmarks/cuda-check.mjs) against
+# the CPU, then split a dual-cache step's time at LLaDA-8B shapes (build/dllm_step_times, and ncu's time per
+# kernel: benchmarks/kernel-times.py), time every algorithm next to the PyTorch reference
+# (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products alone (benchmarks/matmul-floor.py). Results land in
+# $OUT (at most 8 files come back); the tables are printed as they come.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
@@ -34,7 +35,10 @@ grep FAIL /tmp/layers-checks.log; grep "kernel = ATen" /tmp/layers-checks.log | 
 step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
 timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > /tmp/gumbel-checks.log 2>&1
 grep FAIL /tmp/gumbel-checks.log; tail -1 /tmp/gumbel-checks.log
-cat /tmp/layers-checks.log /tmp/gumbel-checks.log > "$out/checks.log"
+step "greedy picks: the CUDA kernel against their float64 definition"
+timeout "$(budget 60)" ./build/dllm_greedy_checks cuda:0 > /tmp/greedy-checks.log 2>&1
+grep FAIL /tmp/greedy-checks.log; tail -1 /tmp/greedy-checks.log
+cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/greedy-checks.log > "$out/checks.log"
 
 step "CUDA against CPU on the bundled model"
 timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1

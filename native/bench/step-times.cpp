@@ -132,7 +132,7 @@ int run(int argc, char** argv) {
     forwards.window(ids.narrow(1, w0, kBlock), positions.narrow(1, w0, kBlock), w0);
   });
   at::Tensor rows = at::randn({B * kBlock, config.d_model}, at::TensorOptions().dtype(dtype).device(dev));
-  const double head = millis(dev, rounds, calls, [&] { model->logits(rows); });
+  const double head = millis(dev, rounds, calls, [&] { model->head(rows); });
   const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
   // A request at a batch shape not seen before (prompts a token shorter), as a server meets ever new prompt
   // lengths: its first refresh and window run eagerly and, on CUDA, are captured as graphs.

@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "decoding/greedy.h"
 #include "decoding/gumbel.h"
 #include "decoding/random.h"
 #include "decoding/truncation.h"
@@ -216,40 +217,49 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       const int64_t W = h.size(1);
       at::Tensor flat = rows * W + (b0 - first) + cols;  // the masked positions as rows of h
       at::Tensor hrows = h.view({-1, c.d_model});
-      at::Tensor logits;
+      at::Tensor logits;  // [N, V]: the head's output in the compute dtype, or fp32 under guidance
       if (cfg) {
         at::Tensor both = model.logits(hrows.index_select(0, at::cat({flat, flat + B * W})));
         at::Tensor cond = both.narrow(0, 0, flat.size(0)), un = both.narrow(0, flat.size(0), flat.size(0));
         logits = un + (p.cfg_scale + 1.0) * (cond - un);
       } else {
-        logits = model.logits(hrows.index_select(0, flat));  // [N, V] fp32
+        logits = model.head(hrows.index_select(0, flat));
       }
-      const float negInf = -std::numeric_limits<float>::infinity();
-      if (p.logits_eos_inf) logits.select(1, c.eos_token_id).fill_(negInf);
-      // Confidence is generate.py's softmax, whose denominator still holds the mask id...
-      at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
-      // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
-      logits.select(1, c.mask_token_id).fill_(negInf);
-      if (p.decoding.decoder == Decoder::Credit) {
-        credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
-        if (lse.defined()) lse = logits.logsumexp(1);
-      }
+      const int64_t banned = p.logits_eos_inf ? c.eos_token_id : -1;
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
-      at::Tensor x0;
-      if (p.temperature > 0) {
-        const at::Tensor sampled = truncates(p.top_k, p.top_p) ? truncate(logits, p.top_k, p.top_p, p.temperature) : logits;
-        x0 = gumbelArgmax(sampled, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
+      at::Tensor x0, conf;
+      // The default and the benchmarks' case, on CUDA: the argmax and its softmax in one pass (greedy.h).
+      GreedyPicks picks;
+      if (p.temperature == 0 && p.remasking == Remasking::LowConfidence && p.decoding.decoder != Decoder::Credit)
+        picks = greedyPicks(logits, c.mask_token_id, banned);
+      if (picks.x0.defined()) {
+        x0 = picks.x0;
+        conf = picks.conf.to(at::kDouble);
       } else {
-        x0 = logits.argmax(1);
-      }
-
-      at::Tensor conf;
-      if (p.remasking == Remasking::LowConfidence) {
-        // softmax(logits)[x0] without materialising the softmax.
-        conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - lse).exp().to(at::kDouble);
-      } else {
-        conf = rng::uniforms(rng::keys(w.seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
+        logits = logits.to(at::kFloat);
+        const float negInf = -std::numeric_limits<float>::infinity();
+        if (banned >= 0) logits.select(1, banned).fill_(negInf);
+        // Confidence is generate.py's softmax, whose denominator still holds the mask id...
+        at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
+        // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
+        logits.select(1, c.mask_token_id).fill_(negInf);
+        if (p.decoding.decoder == Decoder::Credit) {
+          credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
+          if (lse.defined()) lse = logits.logsumexp(1);
+        }
+        if (p.temperature > 0) {
+          const at::Tensor sampled = truncates(p.top_k, p.top_p) ? truncate(logits, p.top_k, p.top_p, p.temperature) : logits;
+          x0 = gumbelArgmax(sampled, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
+        } else {
+          x0 = logits.argmax(1);
+        }
+        if (p.remasking == Remasking::LowConfidence) {
+          // softmax(logits)[x0] without materialising the softmax.
+          conf = (logits.gather(1, x0.unsqueeze(1)).squeeze(1) - lse).exp().to(at::kDouble);
+        } else {
+          conf = rng::uniforms(rng::keys(w.seeds.index_select(0, rows), rng::kRemask, step, genPos), oneLane).squeeze(1);
+        }
       }
       if (p.confidence_eos_eot_inf) {
         at::Tensor special = x0.eq(c.eos_token_id);

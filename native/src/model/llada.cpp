@@ -119,8 +119,8 @@ at::Tensor LLaDAModel::hiddenWindow(const at::Tensor& ids, const KeyMask& keys, 
   return run(ids, keys, positions, &cache, CacheUse::Window, columns);
 }
 
-at::Tensor LLaDAModel::logits(const at::Tensor& hidden_rows) const {
-  return at::linear(hidden_rows, w_.lm_head).to(at::kFloat);
-}
+at::Tensor LLaDAModel::head(const at::Tensor& hidden_rows) const { return at::linear(hidden_rows, w_.lm_head); }
+
+at::Tensor LLaDAModel::logits(const at::Tensor& hidden_rows) const { return head(hidden_rows).to(at::kFloat); }
 
 }  // namespace dllm

@@ -45,7 +45,9 @@ class LLaDAModel {
   at::Tensor hiddenWindow(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, const at::Tensor& columns,
                           KVCache& cache) const;
 
-  // The LM head on selected rows of hidden states: [N, d_model] -> fp32 logits [N, embedding_size].
+  // The LM head on selected rows of hidden states: [N, d_model] -> logits [N, embedding_size] in the compute dtype.
+  at::Tensor head(const at::Tensor& hidden_rows) const;
+  // The same in fp32.
   at::Tensor logits(const at::Tensor& hidden_rows) const;
 
   // Positions for left-padded rows: 0 at each row's first real token (0 on the padding too).
