@@ -119,9 +119,14 @@ void checkDevice(const at::Device& device) {
         expect(gumbelArgmax(logits, deviceKeys, t, devLanes).cpu().equal(cpu), device.str() + " sampler = CPU fused: " + describe(regime.name, V, t));
 #ifdef DLLM_WITH_CUDA
         if (device.is_cuda()) {
-          // The kernel itself: gumbelArgmax would fall back to the chunked path on a card without its image.
-          const at::Tensor kernel = gumbelArgmaxCuda(logits, deviceKeys, t, devLanes);
-          expect(kernel.defined() && kernel.cpu().equal(cpu), "CUDA kernel launches and = CPU fused: " + describe(regime.name, V, t));
+          // The kernel itself (gumbelArgmax would fall back to the chunked path on a card without its image), with
+          // each row's ids split among as many thread blocks as keep the card busy (0), one, three, and more blocks
+          // than a small vocabulary has ids for.
+          for (int64_t splits : {0, 1, 3, 64}) {
+            const at::Tensor kernel = gumbelArgmaxCuda(logits, deviceKeys, t, devLanes, splits);
+            expect(kernel.defined() && kernel.cpu().equal(cpu),
+                   "CUDA kernel launches and = CPU fused, " + std::to_string(splits) + " splits: " + describe(regime.name, V, t));
+          }
         }
 #endif
         expect(gumbelArgmaxChunked(logits, deviceKeys, t, devLanes, 5).cpu().equal(cpu),

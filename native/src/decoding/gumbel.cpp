@@ -124,7 +124,8 @@ at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys,
 }
 
 #ifdef DLLM_WITH_CUDA
-at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes) {
+at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
+                            int64_t splits) {
   TORCH_CHECK(logits.is_cuda() && keys.device() == logits.device() && lanes.even.device() == logits.device(),
               "the CUDA Gumbel sampler needs its inputs on one CUDA device");
   const c10::cuda::CUDAGuard guard(logits.device());
@@ -133,9 +134,13 @@ at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, do
   const at::Tensor even = lanes.even.contiguous(), odd = lanes.odd.contiguous();
   const int64_t N = l.size(0), V = l.size(1);
   TORCH_CHECK(even.size(0) == V && k.size(0) == N, "gumbelArgmax: one key per row and one lane per vocabulary id");
+  if (splits <= 0) splits = gumbelSplits(N, V);
+  splits = std::min<int64_t>(splits, 65535);
   at::Tensor x0 = at::empty({N}, k.options());
+  at::Tensor partScores = at::empty({N * splits}, l.options().dtype(at::kDouble)), partIds = at::empty({N * splits}, k.options());
   const char* error = launchGumbelArgmax(l.data_ptr<float>(), N, V, k.data_ptr<int64_t>(), even.data_ptr<int64_t>(), odd.data_ptr<int64_t>(),
-                                         temperature, x0.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
+                                         temperature, splits, partScores.data_ptr<double>(), partIds.data_ptr<int64_t>(),
+                                         x0.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
   return error == nullptr ? x0 : at::Tensor();
 }
 #endif

@@ -16,8 +16,8 @@
 namespace dllm {
 
 // logits [N, V] floating point, keys [N] int64 (rng::keys), lanes for V ids; returns x0 [N] int64 on the logits'
-// device. On the CPU one fused pass per row; on CUDA one kernel (gumbel.cu: a thread block per row, every id scored
-// in registers), or the chunked path where the card has no image of it; elsewhere the chunked path.
+// device. On the CPU one fused pass per row; on CUDA one kernel (gumbel.cu: thread blocks sharing each row, every id
+// scored in registers), or the chunked path where the card has no image of it; elsewhere the chunked path.
 at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 
 // The implementations, for the checks that hold them to each other (native/checks/).
@@ -26,7 +26,9 @@ at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double
 at::Tensor gumbelArgmaxFused(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 #ifdef DLLM_WITH_CUDA
 // The CUDA kernel's ids, or an undefined tensor where it cannot launch on this card (no image for its architecture).
-at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
+// Each row's ids are split among `splits` thread blocks; 0 chooses enough to keep every SM busy.
+at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
+                            int64_t splits = 0);
 #endif
 // Tensor operations on any device, `rowsPerChunk` rows at a time, so a batch's temporaries stay bounded.
 at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
