@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One visit to a lent GPU machine (see ../shared/notes/device.md): build the addon against the machine's CUDA
 # PyTorch, check our CUDA kernels (native/checks/: the element-wise layers against ATen, sampling against the CPU,
-# the greedy picks against their definition) and decoding on the bundled model (benchmarks/cuda-check.mjs) against
+# the fused picks against their definition) and decoding on the bundled model (benchmarks/cuda-check.mjs) against
 # the CPU, then split a dual-cache step's time at LLaDA-8B shapes (build/dllm_step_times, and ncu's time per
 # kernel: benchmarks/kernel-times.py), time every algorithm next to the PyTorch reference
 # (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products alone (benchmarks/matmul-floor.py). Results land in
@@ -35,10 +35,10 @@ grep FAIL /tmp/layers-checks.log; grep "kernel = ATen" /tmp/layers-checks.log | 
 step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
 timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > /tmp/gumbel-checks.log 2>&1
 grep FAIL /tmp/gumbel-checks.log; tail -1 /tmp/gumbel-checks.log
-step "greedy picks: the CUDA kernel against their float64 definition"
-timeout "$(budget 60)" ./build/dllm_greedy_checks cuda:0 > /tmp/greedy-checks.log 2>&1
-grep FAIL /tmp/greedy-checks.log; tail -1 /tmp/greedy-checks.log
-cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/greedy-checks.log > "$out/checks.log"
+step "fused picks: the CUDA kernel against their definition (argmax or the CPU sampler, float64 softmax)"
+timeout "$(budget 90)" ./build/dllm_picks_checks cuda:0 > /tmp/picks-checks.log 2>&1
+grep FAIL /tmp/picks-checks.log; tail -1 /tmp/picks-checks.log
+cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log > "$out/checks.log"
 
 step "CUDA against CPU on the bundled model"
 timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1

@@ -28,12 +28,12 @@ const kernels = readdirSync(path.join(root, "native", "src"), { recursive: true,
 
 describe("the CUDA-only sources", () => {
   // Checked everywhere, so that a renamed file cannot leave the compile checks below with nothing to do.
-  it("include the CUDA graph path, the Gumbel kernel's launcher and the kernel checks", () => {
-    expect(sources.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["step-forwards.cpp", "gumbel.cpp", "gumbel-checks.cpp"]));
+  it("include the CUDA graph path, the picks' launcher and the kernel checks", () => {
+    expect(sources.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["step-forwards.cpp", "picks.cpp", "gumbel-checks.cpp"]));
   });
 
-  it("include the Gumbel sampling kernel", () => {
-    expect(kernels.map((f) => path.basename(f))).toContain("gumbel.cu");
+  it("include the sampling and layer kernels", () => {
+    expect(kernels.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["picks.cu", "layers.cu"]));
   });
 });
 

@@ -8,10 +8,8 @@
 #include <limits>
 
 #ifdef DLLM_WITH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
-#include "decoding/gumbel-cuda.h"
+#include "decoding/picks.h"
+#include "util/kernel-dtype.h"
 #endif
 
 namespace dllm {
@@ -128,20 +126,9 @@ at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, do
                             int64_t splits) {
   TORCH_CHECK(logits.is_cuda() && keys.device() == logits.device() && lanes.even.device() == logits.device(),
               "the CUDA Gumbel sampler needs its inputs on one CUDA device");
-  const c10::cuda::CUDAGuard guard(logits.device());
-  const at::Tensor l = logits.to(at::kFloat).contiguous();
-  const at::Tensor k = keys.contiguous();
-  const at::Tensor even = lanes.even.contiguous(), odd = lanes.odd.contiguous();
-  const int64_t N = l.size(0), V = l.size(1);
-  TORCH_CHECK(even.size(0) == V && k.size(0) == N, "gumbelArgmax: one key per row and one lane per vocabulary id");
-  if (splits <= 0) splits = gumbelSplits(N, V);
-  splits = std::min<int64_t>(splits, 65535);
-  at::Tensor x0 = at::empty({N}, k.options());
-  at::Tensor partScores = at::empty({N * splits}, l.options().dtype(at::kDouble)), partIds = at::empty({N * splits}, k.options());
-  const char* error = launchGumbelArgmax(l.data_ptr<float>(), N, V, k.data_ptr<int64_t>(), even.data_ptr<int64_t>(), odd.data_ptr<int64_t>(),
-                                         temperature, splits, partScores.data_ptr<double>(), partIds.data_ptr<int64_t>(),
-                                         x0.data_ptr<int64_t>(), c10::cuda::getCurrentCUDAStream().stream());
-  return error == nullptr ? x0 : at::Tensor();
+  // The kernel reads fp32, bf16 and fp16 as they are (each value exactly as fp32); other dtypes go through fp32.
+  const at::Tensor l = kernelDtype(logits.scalar_type()) ? logits : logits.to(at::kFloat);
+  return fusedPicks(l, -1, -1, temperature, keys, lanes, /*confidence=*/false, splits).x0;
 }
 #endif
 

@@ -16,7 +16,7 @@
 namespace dllm {
 
 // logits [N, V] floating point, keys [N] int64 (rng::keys), lanes for V ids; returns x0 [N] int64 on the logits'
-// device. On the CPU one fused pass per row; on CUDA one kernel (gumbel.cu: thread blocks sharing each row, every id
+// device. On the CPU one fused pass per row; on CUDA picks.h's kernel (thread blocks sharing each row, every id
 // scored in registers), or the chunked path where the card has no image of it; elsewhere the chunked path.
 at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 
@@ -25,8 +25,9 @@ at::Tensor gumbelArgmax(const at::Tensor& logits, const at::Tensor& keys, double
 // in full and scored; no [N, V] temporary is made.
 at::Tensor gumbelArgmaxFused(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes);
 #ifdef DLLM_WITH_CUDA
-// The CUDA kernel's ids, or an undefined tensor where it cannot launch on this card (no image for its architecture).
-// Each row's ids are split among `splits` thread blocks; 0 chooses enough to keep every SM busy.
+// The CUDA kernel's ids (picks.h, without the mask or a banned id, which here are the caller's -inf logits), or an
+// undefined tensor where it cannot launch on this card. Each row's ids are split among `splits` thread blocks; 0
+// chooses enough to keep every SM busy.
 at::Tensor gumbelArgmaxCuda(const at::Tensor& logits, const at::Tensor& keys, double temperature, const rng::LaneHashes& lanes,
                             int64_t splits = 0);
 #endif

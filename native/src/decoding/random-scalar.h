@@ -1,5 +1,5 @@
 // The scalar forms of random.h's numbers, one value at a time, for the fused samplers: gumbel.cpp on the CPU and
-// gumbel.cu on CUDA share them. Free of ATen so that nvcc compiles nothing else. native/checks/ holds them to
+// picks.cu on CUDA share them. Free of ATen so that nvcc compiles nothing else. native/checks/ holds them to
 // random.h's tensor forms bit for bit.
 #pragma once
 #include <cstdint>

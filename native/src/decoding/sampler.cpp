@@ -4,8 +4,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "decoding/greedy.h"
 #include "decoding/gumbel.h"
+#include "decoding/picks.h"
 #include "decoding/random.h"
 #include "decoding/truncation.h"
 
@@ -228,11 +228,13 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       const int64_t banned = p.logits_eos_inf ? c.eos_token_id : -1;
 
       at::Tensor genPos = b * BL + cols;  // position within the generation: independent of padding
+      const at::Tensor gumbelKeys =
+          p.temperature > 0 ? rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos) : at::Tensor();
       at::Tensor x0, conf;
-      // The default and the benchmarks' case, on CUDA: the argmax and its softmax in one pass (greedy.h).
-      GreedyPicks picks;
-      if (p.temperature == 0 && p.remasking == Remasking::LowConfidence && p.decoding.decoder != Decoder::Credit)
-        picks = greedyPicks(logits, c.mask_token_id, banned);
+      // The default remasking without credit or truncation, on CUDA: the pick and its softmax in one pass (picks.h).
+      Picks picks;
+      if (p.remasking == Remasking::LowConfidence && p.decoding.decoder != Decoder::Credit && !truncates(p.top_k, p.top_p))
+        picks = fusedPicks(logits, c.mask_token_id, banned, p.temperature, gumbelKeys, vocabLanes);
       if (picks.x0.defined()) {
         x0 = picks.x0;
         conf = picks.conf.to(at::kDouble);
@@ -250,7 +252,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
         }
         if (p.temperature > 0) {
           const at::Tensor sampled = truncates(p.top_k, p.top_p) ? truncate(logits, p.top_k, p.top_p, p.temperature) : logits;
-          x0 = gumbelArgmax(sampled, rng::keys(w.seeds.index_select(0, rows), rng::kGumbel, step, genPos), p.temperature, vocabLanes);
+          x0 = gumbelArgmax(sampled, gumbelKeys, p.temperature, vocabLanes);
         } else {
           x0 = logits.argmax(1);
         }

@@ -1,4 +1,4 @@
-// The floating-point types our CUDA kernels take (layers.cu, greedy.cu), named here without ATen or CUDA types so
+// The floating-point types our CUDA kernels take (layers.cu, picks.cu), named here without ATen or CUDA types so
 // that the kernels' launch headers stay free of both and nvcc compiles nothing but kernels.
 #pragma once
 
