@@ -1,7 +1,7 @@
 // Device check (not a benchmark): the bundled tiny chat model decoded on a device against the same model on the CPU
-// in fp32. For every algorithm and both dtypes, 64 held-out prompts per task kind in batches of 16: the share of
-// answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give the CPU's answers (a trained
-// model's argmax margins dwarf kernel rounding); bf16 should keep the accuracy. Each dtype runs again with CUDA
+// in fp32. For every algorithm (and dual cache at temperature 1) and both dtypes, 64 held-out prompts per task kind
+// in batches of 16: the share of answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give
+// the CPU's answers (a trained model's argmax margins dwarf kernel rounding); bf16 should keep the accuracy. Each dtype runs again with CUDA
 // graphs, whose answers should be the eager ones on the same device.
 //
 //   node benchmarks/cuda-check.mjs [--device cuda:0] [--out FILE]
@@ -29,23 +29,28 @@ const modelPath = defaultModelPath;
 const SAMPLER = { genLength: 32, blockLength: 8, steps: 32, temperature: 0 };
 const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 64));
 
-async function answers(model, algorithm) {
+async function answers(model, variant) {
   const out = [];
   for (let i = 0; i < prompts.length; i += 16) {
     const group = prompts.slice(i, i + 16);
     const got = await model.generateBatch(
       group.map((e, j) => ({ messages: [{ role: "user", content: e.prompt }], seed: i + j })),
-      { ...SAMPLER, algorithm },
+      { ...SAMPLER, algorithm: variant.algorithm, temperature: variant.temperature },
     );
     out.push(...got.map((g) => g.text));
   }
   return out;
 }
 
-const names = ALGORITHMS.filter((a) => a.available).map((a) => a.name);
+// Every algorithm at temperature 0, and dual cache sampling at temperature 1: the noise is counter-based, so the
+// device draws what the CPU draws (on CUDA both go through one kernel, native/src/decoding/picks.h).
+const variants = [
+  ...ALGORITHMS.filter((a) => a.available).map((a) => ({ name: a.name, algorithm: a.name, temperature: 0 })),
+  { name: "dual_cache, temperature 1", algorithm: "dual_cache", temperature: 1 },
+];
 const cpu = await Model.load({ modelPath, device: "cpu", dtype: "float32" });
 const reference = new Map();
-for (const name of names) reference.set(name, await answers(cpu, name));
+for (const variant of variants) reference.set(variant.name, await answers(cpu, variant));
 await cpu.dispose();
 
 const share = (got, want) => got.filter((t, i) => t === want[i]).length / got.length;
@@ -59,17 +64,17 @@ for (const dtype of ["float32", "bfloat16"]) {
       await model.dispose();
       continue;
     }
-    for (const name of names) {
-      const got = await answers(model, name);
-      if (!cudaGraphs) eager.set(name, got);
+    for (const variant of variants) {
+      const got = await answers(model, variant);
+      if (!cudaGraphs) eager.set(variant.name, got);
       results.push({
         device: opts.device,
         dtype,
         cudaGraphs,
-        algorithm: name,
-        sameAsCpu: share(got, reference.get(name)),
+        algorithm: variant.name,
+        sameAsCpu: share(got, reference.get(variant.name)),
         // Graph answers against the same engine's eager ones (the eager rows have nothing to compare with).
-        sameAsEager: cudaGraphs ? share(got, eager.get(name)) : null,
+        sameAsEager: cudaGraphs ? share(got, eager.get(variant.name)) : null,
         accuracy: got.filter((t, i) => check(prompts[i].prompt, t)).length / got.length,
       });
     }
