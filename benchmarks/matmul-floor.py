@@ -4,13 +4,15 @@ our window step at batch 1 (README: ~6.0 ms on an H200 against 3.7 ms to read th
 
 One step's products are, per layer, the stacked q/k/v projection, the attention output, the stacked gate/up and the
 down projection, then the LM head on the block's masked rows (here on every row: the most a step can take); each
-is timed alone (`torch.nn.functional.linear`,
-the cuBLAS call libtorch's `at::linear` makes; one per layer, per call), and all of a step's together, 32 layers and the head, replayed
-from one CUDA graph as our engine replays its steps. Rows: the tokens a step computes (32 for a dual-cache window
+is timed alone (`torch.nn.functional.linear`, the cuBLAS call libtorch's `at::linear` makes; one per layer, per
+call), and all of a step's together, 32 layers and the head, replayed from one CUDA graph as our engine replays its
+steps. Each with the weights as the checkpoint stores them ([out, in]) and transposed ([in, out], `x @ w`), for
+which cuBLAS picks other kernels: at 32 rows it moved the attention output's weights at 2.4 TB/s and the head's at
+4.2. Rows: the tokens a step computes (32 for a dual-cache window
 at B=1, 1,024 at B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time,
 and TFLOP/s. The weights are random, one set per layer (15 GB in bf16).
 
-    python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--iters 50] [--out FILE]
+    python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--layouts out_in,in_out] [--iters 50] [--out FILE]
 
 A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matmul-floor.py --device cpu --small
 """
@@ -28,6 +30,9 @@ p.add_argument("--device", default="cuda")
 p.add_argument("--rows", default="32,1024")
 p.add_argument("--iters", type=int, default=50)
 p.add_argument("--blas", default="cublas,cublaslt", help="CUDA: the BLAS libraries to time (torch.backends.cuda.preferred_blas_library)")
+p.add_argument("--layouts", default="out_in,in_out",
+               help="how the weights are stored: out_in, [out, in] as in the checkpoint (x @ w.T, the engine's at::linear); "
+                    "in_out, transposed once at load ([in, out], x @ w: another cuBLAS kernel for the same product)")
 p.add_argument("--small", action="store_true", help="d_model 256, 2 layers: for a dry run on the CPU")
 p.add_argument("--out", help="also write the results to this JSON file")
 args = p.parse_args()
@@ -87,40 +92,49 @@ with torch.inference_mode():
     element = lm_head.element_size()
     # cuBLAS or cuBLASLt behind at::linear: libtorch picks one (at::globalContext().setBlasPreferredBackend in C++).
     backends = args.blas.split(",") if dev.type == "cuda" else ["cpu"]
-    for blas, rows in [(b, int(r)) for b in backends for r in args.rows.split(",")]:
-        if dev.type == "cuda":
-            torch.backends.cuda.preferred_blas_library(blas)
-        inputs = {n_in: torch.randn(rows, n_in, device=dev, dtype=dtype) for _, n_in, _ in shapes}
+    for layout in args.layouts.split(","):
+        if layout == "in_out":
+            # The same matrices stored [in, out], one layer at a time so that the two copies are never all in memory.
+            for ws in weights.values():
+                for i, w in enumerate(ws):
+                    ws[i] = w.t().contiguous()
+            lm_head = lm_head.t().contiguous()
+        # x @ w.T from [out, in] (F.linear), x @ w from [in, out].
+        product = F.linear if layout == "out_in" else torch.matmul
+        for blas, rows in [(b, int(r)) for b in backends for r in args.rows.split(",")]:
+            if dev.type == "cuda":
+                torch.backends.cuda.preferred_blas_library(blas)
+            inputs = {n_in: torch.randn(rows, n_in, device=dev, dtype=dtype) for _, n_in, _ in shapes}
 
-        def report(product, calls, sec, weight_bytes, flops):
-            results.append({"blas": blas, "rows": rows, "product": product, "us": sec / calls * 1e6, "weight_GBps": weight_bytes / sec / 1e9,
-                            "TFLOPs": flops / sec / 1e12})
+            def report(name, calls, sec, weight_bytes, flops):
+                results.append({"layout": layout, "blas": blas, "rows": rows, "product": name, "us": sec / calls * 1e6,
+                                "weight_GBps": weight_bytes / sec / 1e9, "TFLOPs": flops / sec / 1e12})
 
-        # Each projection, once per layer (its 32 matrices in turn), per call.
-        for name, n_in, n_out in shapes:
-            x, ws = inputs[n_in], weights[name]
-            sec = timed(graphed(lambda: [F.linear(x, w) for w in ws]), args.iters)
-            report(name, layers, sec, layers * n_out * n_in * element, 2 * layers * rows * n_in * n_out)
-        sec = timed(graphed(lambda: F.linear(inputs[d], lm_head)), args.iters)
-        report("lm_head", 1, sec, lm_head.numel() * element, 2 * rows * d * vocab)
+            # Each projection, once per layer (its 32 matrices in turn), per call.
+            for name, n_in, n_out in shapes:
+                x, ws = inputs[n_in], weights[name]
+                sec = timed(graphed(lambda: [product(x, w) for w in ws]), args.iters)
+                report(name, layers, sec, layers * n_out * n_in * element, 2 * layers * rows * n_in * n_out)
+            sec = timed(graphed(lambda: product(inputs[d], lm_head)), args.iters)
+            report("lm_head", 1, sec, lm_head.numel() * element, 2 * rows * d * vocab)
 
-        # One step's products: every layer's four, then the head.
-        def step():
-            for i in range(layers):
-                for name, n_in, _ in shapes:
-                    F.linear(inputs[n_in], weights[name][i])
-            F.linear(inputs[d], lm_head)
+            # One step's products: every layer's four, then the head.
+            def step():
+                for i in range(layers):
+                    for name, n_in, _ in shapes:
+                        product(inputs[n_in], weights[name][i])
+                product(inputs[d], lm_head)
 
-        sec = timed(graphed(step), max(3, args.iters // 10))
-        step_bytes = (layers * sum(i * o for _, i, o in shapes) + d * vocab) * element
-        report(f"one step ({layers} layers + head)", 1, sec, step_bytes, 2 * rows * (layers * sum(i * o for _, i, o in shapes) + d * vocab))
+            sec = timed(graphed(step), max(3, args.iters // 10))
+            step_bytes = (layers * sum(i * o for _, i, o in shapes) + d * vocab) * element
+            report(f"one step ({layers} layers + head)", 1, sec, step_bytes, 2 * rows * (layers * sum(i * o for _, i, o in shapes) + d * vocab))
 
 name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 print(f"{name}, {dtype}, torch {torch.__version__}")
-print("| BLAS | rows | product | µs | weights GB/s | TFLOP/s |")
-print("|---|---|---|---|---|---|")
+print("| weights | BLAS | rows | product | µs | weights GB/s | TFLOP/s |")
+print("|---|---|---|---|---|---|---|")
 for r in results:
-    print(f"| {r['blas']} | {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
+    print(f"| {r['layout']} | {r['blas']} | {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
 if args.out:
     with open(args.out, "w") as f:
         json.dump({"card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)
