@@ -4,6 +4,7 @@
 // Both merges are exact for the pick (the order, higher score then lower id, is total) and reorder only the sum.
 // Splitting matters at temperature > 0, where a score costs two float64 logarithms: with one block per row, a
 // batch-1 step's ~20 rows kept ~20 of an H200's 132 SMs busy, and sampling at temperature 1 cost 0.8 ms per step.
+// Most ids are not scored at all (gNoiseBounds, below), as on the CPU.
 // Rows are read 16 bytes at a time where they are aligned so (8 bf16 logits), several loads in flight per thread.
 //
 // The arithmetic follows the paths it stands in for: at temperature 0 ATen's argmax (NaN ranks above everything),
@@ -13,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <mutex>
 
 #include "decoding/picks-cuda.h"
 #include "decoding/random-scalar.h"
@@ -24,6 +26,50 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kUnroll = 4;  // loads a thread issues before it uses the first
+
+// gumbel.cpp's bounds on the noise, g(u) = -log(-log u), which rises with u: the first 12 bits of a uniform's 26-bit
+// high word a put it below (k + 1) / 4096 for k = a >> 14, so g((k + 1) / 4096) bounds the noise of bucket k; the
+// last bucket's bound is the largest uniform's noise (~36.7), which bounds all. An id whose logit plus temperature
+// times its bound cannot reach a thread's best is not scored (one hash instead of two and two float64 logarithms):
+// most ids, after a thread's first few. One table per device, filled before the first sampling kernel there.
+constexpr int kBucketShift = 14;
+constexpr int kBuckets = 1 << (26 - kBucketShift);
+__device__ double gNoiseBounds[kBuckets];
+
+__device__ double noise(double u) { return -log(-log(u)); }
+
+__global__ void noiseBoundsKernel() {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k < kBuckets) gNoiseBounds[k] = k + 1 < kBuckets ? noise(double(k + 1) / kBuckets) : noise(rng::uniform((1u << 26) - 1, (1u << 26) - 1));
+}
+
+// Fills this device's table once (a bit per device in `filled`).
+const char* fillNoiseBounds(cudaStream_t stream) {
+  static std::mutex mutex;
+  static unsigned long long filled = 0;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return "launchPicks: no current device";
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (filled >> device & 1) return nullptr;
+  noiseBoundsKernel<<<(kBuckets + kThreads - 1) / kThreads, kThreads, 0, stream>>>();
+  if (cudaGetLastError() != cudaSuccess) return "launchPicks: the noise bounds' kernel did not launch";
+  filled |= 1ull << device;
+  return nullptr;
+}
+
+// Scores below this cannot be rounding's doing (gumbel.cpp's cutBelow): an id whose bound stays under it cannot
+// reach `best` when scored exactly.
+__device__ double cutBelow(double best, double temperature) { return best - 1e-9 * (1 + fabs(best) + 64 * temperature); }
+
+// A thread's noise: the row's key, the lane hashes, and the cut below its best score so far.
+struct Noise {
+  double temperature;
+  uint32_t key;
+  const int64_t* even;
+  const int64_t* odd;
+  double reach;             // temperature times the largest noise: no score lies further above its logit
+  double cut = -INFINITY;   // cutBelow(the thread's best)
+};
 
 struct State {
   double best = -INFINITY;      // the best score: the logit, plus temperature times the noise at temperature > 0
@@ -46,8 +92,7 @@ __device__ bool better(double s, int v, double best, int bestId) {
 }
 
 template <bool kNoise>
-__device__ void add(State& s, float x, int v, int maskId, int bannedId, double temperature, uint32_t key, const int64_t* even,
-                    const int64_t* odd) {
+__device__ void add(State& s, float x, int v, int maskId, int bannedId, Noise& n) {
   if (v == bannedId) return;
   if (isnan(x)) {
     s.nan = 1;
@@ -62,14 +107,17 @@ __device__ void add(State& s, float x, int v, int maskId, int bannedId, double t
   double score = x;
   if (kNoise) {
     if (isnan(x)) return;  // a NaN score never wins the Gumbel argmax
-    const uint32_t a = rng::mix32(key ^ static_cast<uint32_t>(even[v])) >> 6;
-    const uint32_t b = rng::mix32(key ^ static_cast<uint32_t>(odd[v])) >> 6;
-    score = __dadd_rn(double(x), __dmul_rn(temperature, -log(-log(rng::uniform(a, b)))));
+    if (double(x) + n.reach < n.cut) return;
+    const uint32_t a = rng::mix32(n.key ^ static_cast<uint32_t>(n.even[v])) >> 6;
+    if (double(x) + n.temperature * gNoiseBounds[a >> kBucketShift] < n.cut) return;
+    const uint32_t b = rng::mix32(n.key ^ static_cast<uint32_t>(n.odd[v])) >> 6;
+    score = __dadd_rn(double(x), __dmul_rn(n.temperature, noise(rng::uniform(a, b))));
   }
   if (better<!kNoise>(score, v, s.best, s.bestId)) {
     s.best = score;
     s.bestId = v;
     s.bestLogit = x;
+    if (kNoise) n.cut = cutBelow(score, n.temperature);
   }
 }
 
@@ -115,7 +163,8 @@ __global__ void __launch_bounds__(kThreads)
                 const int64_t* odd, State* parts) {
   const auto* row = reinterpret_cast<const Pack<T, kPack>*>(logits + int64_t(blockIdx.x) * vocab);
   const int packs = vocab / kPack, stride = gridDim.y * kThreads;
-  const uint32_t key = kNoise ? static_cast<uint32_t>(keys[blockIdx.x]) : 0u;
+  Noise n{temperature, kNoise ? static_cast<uint32_t>(keys[blockIdx.x]) : 0u, even, odd,
+          kNoise ? temperature * gNoiseBounds[kBuckets - 1] : 0.0};
   State s;
   for (int first = blockIdx.y * kThreads + threadIdx.x; first < packs; first += stride * kUnroll) {
     Pack<T, kPack> p[kUnroll];
@@ -128,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
       if (i < packs) {
 #pragma unroll
         for (int j = 0; j < kPack; j++)
-          add<kNoise>(s, toFloat(p[u].v[j]), i * kPack + j, maskId, bannedId, temperature, key, even, odd);
+          add<kNoise>(s, toFloat(p[u].v[j]), i * kPack + j, maskId, bannedId, n);
       }
     }
   }
@@ -207,6 +256,8 @@ const char* launchPicks(KernelDtype dtype, const void* logits, int64_t rows, int
   if (vocab < 1 || vocab >= (int64_t(1) << 31) || rows >= (int64_t(1) << 31) || splits < 1 || splits > 65535)
     return "launchPicks: rows, ids or splits out of range";
   if (temperature > 0 && (!keys || !even || !odd)) return "launchPicks: temperature > 0 needs keys and lane hashes";
+  if (temperature > 0)
+    if (const char* error = fillNoiseBounds(static_cast<cudaStream_t>(stream))) return error;
   // An id outside the vocabulary excludes nothing: as -1 does.
   if (maskId < 0 || maskId >= vocab) maskId = -1;
   if (bannedId < 0 || bannedId >= vocab) bannedId = -1;
