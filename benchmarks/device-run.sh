@@ -9,14 +9,19 @@
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
-#              timeout_s=480)   (the run of 2026-11-27 21:15 took 298 s before the B=32 split was added, which
-#              should take about a minute more; the machine's start not counted)
+#              timeout_s=540)   (the run of 2026-11-27 21:15 took 298 s; the B=32 split, the picks checks, a
+#              fourth cuda-check variant and matmul-floor's second layout were added since: expect ~450-500 s, the
+#              machine's start not counted)
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
+# STAGES: which of checks, cuda-check, steps, b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last
+# on a machine still warm (the build then takes seconds).
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
 mkdir -p "$out"
 started=$SECONDS
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
+STAGES=" ${STAGES:-checks cuda-check steps b1 matmul b32} "
+want() { [[ "$STAGES" == *" $1 "* ]]; }
 
 step "build the addon against $LIBTORCH"
 if ! node scripts/build-native.mjs > /tmp/build.log 2>&1; then
@@ -28,49 +33,61 @@ node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.l
 # Each stage gets at most what is left of a 570-second command (the device allows 600).
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
-step "element-wise layers: our CUDA kernels against ATen's operations"
-timeout "$(budget 60)" ./build/dllm_layers_checks cuda:0 > /tmp/layers-checks.log 2>&1
-grep FAIL /tmp/layers-checks.log; grep "kernel = ATen" /tmp/layers-checks.log | grep "D 128" | grep -v " Half,"; tail -1 /tmp/layers-checks.log
+if want checks; then
+  step "element-wise layers: our CUDA kernels against ATen's operations"
+  timeout "$(budget 60)" ./build/dllm_layers_checks cuda:0 > /tmp/layers-checks.log 2>&1
+  grep FAIL /tmp/layers-checks.log; grep "kernel = ATen" /tmp/layers-checks.log | grep "D 128" | grep -v " Half,"; tail -1 /tmp/layers-checks.log
 
-step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
-timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > /tmp/gumbel-checks.log 2>&1
-grep FAIL /tmp/gumbel-checks.log; tail -1 /tmp/gumbel-checks.log
-step "fused picks: the CUDA kernel against their definition (argmax or the CPU sampler, float64 softmax)"
-timeout "$(budget 90)" ./build/dllm_picks_checks cuda:0 > /tmp/picks-checks.log 2>&1
-grep FAIL /tmp/picks-checks.log; tail -1 /tmp/picks-checks.log
-cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log > "$out/checks.log"
+  step "Gumbel sampling: the CUDA kernel and the chunked tensor path against the CPU's fused sampler"
+  timeout "$(budget 60)" ./build/dllm_gumbel_checks cuda:0 > /tmp/gumbel-checks.log 2>&1
+  grep FAIL /tmp/gumbel-checks.log; tail -1 /tmp/gumbel-checks.log
+  step "fused picks: the CUDA kernel against their definition (argmax or the CPU sampler, float64 softmax)"
+  timeout "$(budget 90)" ./build/dllm_picks_checks cuda:0 > /tmp/picks-checks.log 2>&1
+  grep FAIL /tmp/picks-checks.log; tail -1 /tmp/picks-checks.log
+  cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log > "$out/checks.log"
+fi
 
-step "CUDA against CPU on the bundled model"
-timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1
+if want cuda-check; then
+  step "CUDA against CPU on the bundled model"
+  timeout "$(budget 100)" node benchmarks/cuda-check.mjs --device cuda:0 --out "$out/cuda-check.json" 2>&1
+fi
 
-# A dual-cache step, split at B=1 and B=32: a refresh, a window and the head alone, whole requests, and the
-# sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu.
-for batch in 1 32; do
-  step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
-  timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
-  timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
-    --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
-  python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
-done
-# The same split at B=1 with cuBLASLt behind the matrix products (5% faster in matmul-floor.py at 32 rows), chosen
-# through libtorch's environment variable: choosing it from C++ (setBlasPreferredBackend) crashed the program.
-TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+if want steps; then
+  # A dual-cache step, split at B=1 and B=32: a refresh, a window and the head alone, whole requests, and the
+  # sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu.
+  for batch in 1 32; do
+    step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
+    timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
+    timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
+      --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
+    python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
+  done
+  # The same split at B=1 with cuBLASLt behind the matrix products (5% faster in matmul-floor.py at 32 rows), chosen
+  # through libtorch's environment variable: choosing it from C++ (setBlasPreferredBackend) crashed the program.
+  TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+fi
 
-step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
-PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \
-  --out "$out/decoders-gpu-b1.json" 2>&1
+if want b1; then
+  step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
+  PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \
+    --out "$out/decoders-gpu-b1.json" 2>&1
+fi
 
-# What the window step's matrix products cost on their own, next to the B=1 step's time above: how much of it cuBLAS
-# takes at 32 rows (B=1) and 1,024 (B=32), with the weights as stored and transposed (whether another layout gets
-# cuBLAS kernels nearer the weights' read time at 32 rows).
-step "LLaDA-8B's matrix products alone, from CUDA graphs"
-timeout "$(budget 90)" python3 -W ignore benchmarks/matmul-floor.py --rows 32,1024 --out "$out/matmul-floor.json" 2>&1
+if want matmul; then
+  # What the window step's matrix products cost on their own, next to the B=1 step's time above: how much of it cuBLAS
+  # takes at 32 rows (B=1) and 1,024 (B=32), with the weights as stored and transposed (whether another layout gets
+  # cuBLAS kernels nearer the weights' read time at 32 rows).
+  step "LLaDA-8B's matrix products alone, from CUDA graphs"
+  timeout "$(budget 90)" python3 -W ignore benchmarks/matmul-floor.py --rows 32,1024 --out "$out/matmul-floor.json" 2>&1
+fi
 
-# At B=32 one reference run takes about 50 s: only the algorithms with targets, once each, with graphs (the
-# default; graphs and eager were within 2% there).
-step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
-PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 --graphs on \
-  --only "dual_cache,dual_cache + temperature 1,dinfer_blockwise" \
-  --out "$out/decoders-gpu-b32.json" 2>&1
+if want b32; then
+  # At B=32 one reference run takes about 50 s: only the algorithms with targets, once each, with graphs (the
+  # default; graphs and eager were within 2% there).
+  step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
+  PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 --graphs on \
+    --only "dual_cache,dual_cache + temperature 1,dinfer_blockwise" \
+    --out "$out/decoders-gpu-b32.json" 2>&1
+fi
 
 step "done"
