@@ -52,7 +52,9 @@ const char* fillNoiseBounds(cudaStream_t stream) {
   const std::lock_guard<std::mutex> lock(mutex);
   if (filled >> device & 1) return nullptr;
   noiseBoundsKernel<<<(kBuckets + kThreads - 1) / kThreads, kThreads, 0, stream>>>();
-  if (cudaGetLastError() != cudaSuccess) return "launchPicks: the noise bounds' kernel did not launch";
+  // Waited for once, so that kernels on any stream of this device read the whole table.
+  if (cudaGetLastError() != cudaSuccess || cudaStreamSynchronize(stream) != cudaSuccess)
+    return "launchPicks: the noise bounds' kernel did not run";
   filled |= 1ull << device;
   return nullptr;
 }
