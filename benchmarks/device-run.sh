@@ -75,8 +75,8 @@ fi
 
 if want matmul; then
   # What the window step's matrix products cost on their own, next to the B=1 step's time above: how much of it cuBLAS
-  # takes at 32 rows (B=1) and 1,024 (B=32), with the weights as stored and transposed (whether another layout gets
-  # cuBLAS kernels nearer the weights' read time at 32 rows).
+  # takes at 32 rows (B=1) and 1,024 (B=32); with the weights as stored, with a zero bias (whether libtorch then takes
+  # cuBLASLt) and transposed (whether another layout gets cuBLAS kernels nearer the weights' read time at 32 rows).
   step "LLaDA-8B's matrix products alone, from CUDA graphs"
   timeout "$(budget 90)" python3 -W ignore benchmarks/matmul-floor.py --rows 32,1024 --out "$out/matmul-floor.json" 2>&1
 fi

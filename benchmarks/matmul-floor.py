@@ -6,13 +6,15 @@ One step's products are, per layer, the stacked q/k/v projection, the attention 
 down projection, then the LM head on the block's masked rows (here on every row: the most a step can take); each
 is timed alone (`torch.nn.functional.linear`, the cuBLAS call libtorch's `at::linear` makes; one per layer, per
 call), and all of a step's together, 32 layers and the head, replayed from one CUDA graph as our engine replays its
-steps. Each with the weights as the checkpoint stores them ([out, in]) and transposed ([in, out], `x @ w`), for
-which cuBLAS picks other kernels: at 32 rows it moved the attention output's weights at 2.4 TB/s and the head's at
-4.2. Rows: the tokens a step computes (32 for a dual-cache window
+steps. Each with the weights as the checkpoint stores them ([out, in]), with a zero bias (libtorch's addmm may
+take cuBLASLt for that, which the engine could use without choosing it globally: choosing it from C++ crashed), and
+transposed ([in, out], `x @ w`), for which cuBLAS picks other kernels: at 32 rows it moved the attention output's
+weights at 2.4 TB/s and the head's at 4.2. Rows: the tokens a step computes (32 for a dual-cache window
 at B=1, 1,024 at B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time,
 and TFLOP/s. The weights are random, one set per layer (15 GB in bf16).
 
-    python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--layouts out_in,in_out] [--iters 50] [--out FILE]
+    python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--layouts out_in,out_in_bias,in_out] [--iters 50]
+        [--out FILE]
 
 A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matmul-floor.py --device cpu --small
 """
@@ -30,9 +32,11 @@ p.add_argument("--device", default="cuda")
 p.add_argument("--rows", default="32,1024")
 p.add_argument("--iters", type=int, default=50)
 p.add_argument("--blas", default="cublas,cublaslt", help="CUDA: the BLAS libraries to time (torch.backends.cuda.preferred_blas_library)")
-p.add_argument("--layouts", default="out_in,in_out",
-               help="how the weights are stored: out_in, [out, in] as in the checkpoint (x @ w.T, the engine's at::linear); "
-                    "in_out, transposed once at load ([in, out], x @ w: another cuBLAS kernel for the same product)")
+p.add_argument("--layouts", default="out_in,out_in_bias,in_out",
+               help="how the products are called: out_in, weights [out, in] as in the checkpoint (x @ w.T, the engine's "
+                    "at::linear); out_in_bias, the same with a zero bias (at::addmm, which libtorch may hand to cuBLASLt "
+                    "with the bias fused, whatever the preferred library); in_out, the weights transposed once at load "
+                    "([in, out], x @ w: other cuBLAS kernels for the same product)")
 p.add_argument("--small", action="store_true", help="d_model 256, 2 layers: for a dry run on the CPU")
 p.add_argument("--out", help="also write the results to this JSON file")
 args = p.parse_args()
@@ -92,16 +96,19 @@ with torch.inference_mode():
     element = lm_head.element_size()
     # cuBLAS or cuBLASLt behind at::linear: libtorch picks one (at::globalContext().setBlasPreferredBackend in C++).
     backends = args.blas.split(",") if dev.type == "cuda" else ["cpu"]
-    for layout in args.layouts.split(","):
+    order = ["out_in", "out_in_bias", "in_out"]  # in_out last: it transposes the weights in place
+    for layout in sorted(args.layouts.split(","), key=order.index):
         if layout == "in_out":
             # The same matrices stored [in, out], one layer at a time so that the two copies are never all in memory.
             for ws in weights.values():
                 for i, w in enumerate(ws):
                     ws[i] = w.t().contiguous()
             lm_head = lm_head.t().contiguous()
-        # x @ w.T from [out, in] (F.linear), x @ w from [in, out].
-        product = F.linear if layout == "out_in" else torch.matmul
-        for blas, rows in [(b, int(r)) for b in backends for r in args.rows.split(",")]:
+        # x @ w.T from [out, in] (F.linear), with a zero bias, or x @ w from [in, out].
+        zeros = {n: torch.zeros(n, device=dev, dtype=dtype) for n in {n_out for _, _, n_out in shapes} | {vocab}}
+        product = {"out_in": F.linear, "out_in_bias": lambda x, w: F.linear(x, w, zeros[w.shape[0]]), "in_out": torch.matmul}[layout]
+        # The other layouts under the first library only (the engine's default, cuBLAS): what they would change there.
+        for blas, rows in [(b, int(r)) for b in (backends if layout == "out_in" else backends[:1]) for r in args.rows.split(",")]:
             if dev.type == "cuda":
                 torch.backends.cuda.preferred_blas_library(blas)
             inputs = {n_in: torch.randn(rows, n_in, device=dev, dtype=dtype) for _, n_in, _ in shapes}
