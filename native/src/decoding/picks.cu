@@ -201,6 +201,8 @@ __global__ void pickKernel(const State* parts, int splits, int64_t* x0, float* c
   mergeWarp<kNoise>(s);
   if (threadIdx.x == 0) {
     // No id above -inf (or every score NaN at temperature > 0): id 0, as the argmax over the path's -inf fills.
+    // (The one difference from the paths: a row of only NaN and -inf logits, where the CPU's Gumbel sampler takes
+    // the lowest -inf id; only a broken model makes one.)
     x0[blockIdx.x] = s.bestId >= 0 ? s.bestId : 0;
     if (conf) {
       const float lse = s.nan ? NAN : s.max + logf(s.sum);
