@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "decoding/gumbel-bounds.h"
+
 #ifdef DLLM_WITH_CUDA
 #include "decoding/picks.h"
 #include "util/kernel-dtype.h"
@@ -16,21 +18,16 @@ namespace dllm {
 
 namespace {
 
-double noise(double u) { return -std::log(-std::log(u)); }
+using gumbel::cutBelow;
+using gumbel::kBucketShift;
+using gumbel::kBuckets;
+using gumbel::noise;
 
-// The uniform's first 12 bits (of the 26-bit high word a) bound it: u < (k + 1) / 4096 for k = a >> 14. As g rises
-// with u, g((k + 1) / 4096) bounds the noise of every uniform in bucket k. The last bucket reaches the largest
-// uniform, 1 - 2^-53, whose noise (~36.7) bounds them all.
-constexpr int kBucketShift = 14;
-constexpr int kBuckets = 1 << (26 - kBucketShift);
-
+// gumbel-bounds.h's bounds, one per bucket.
 struct NoiseBounds {
   std::array<double, kBuckets> upper{};
-  double max = 0;
   NoiseBounds() {
-    for (int k = 0; k + 1 < kBuckets; k++) upper[k] = noise(double(k + 1) / kBuckets);
-    max = noise(rng::uniform((1u << 26) - 1, (1u << 26) - 1));
-    upper[kBuckets - 1] = max;
+    for (int k = 0; k < kBuckets; k++) upper[k] = gumbel::noiseBound(k);
   }
 };
 
@@ -38,10 +35,6 @@ const NoiseBounds& noiseBounds() {
   static const NoiseBounds bounds;
   return bounds;
 }
-
-// Scores below `best` minus this margin cannot be rounding's doing: an id whose bound stays under it cannot reach
-// `best` when scored exactly. (Rounding moves a score by a few ulps of |best| + temperature * 37; this is 10^6 more.)
-double cutBelow(double best, double temperature) { return best - 1e-9 * (1 + std::fabs(best) + 64 * temperature); }
 
 // The first id of the row's largest logit (0 if none compares). Eight independent running maxima, so the scan is
 // not one long chain of dependent compares: as std::max_element it took a quarter of the sampler's time, and
@@ -71,7 +64,7 @@ int64_t sampleRow(const float* logits, int64_t V, uint32_t key, double t, const 
   int64_t bestId = firstMax(logits, V);
   double best = score(bestId, high(bestId));
   double cut = cutBelow(best, t);
-  const double reach = t * bounds.max;  // no id's score lies further above its logit
+  const double reach = t * bounds.upper[kBuckets - 1];  // no id's score lies further above its logit
   for (int64_t v = 0; v < V; v++) {
     const double l = logits[v];
     if (l + reach < cut) continue;  // without hashing: where the logits are peaked, most ids stop here

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "decoding/gumbel-bounds.h"
 #include "decoding/picks-cuda.h"
 #include "decoding/random-scalar.h"
 #include "util/kernel-dtype.cuh"
@@ -27,20 +28,18 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kUnroll = 4;  // loads a thread issues before it uses the first
 
-// gumbel.cpp's bounds on the noise, g(u) = -log(-log u), which rises with u: the first 12 bits of a uniform's 26-bit
-// high word a put it below (k + 1) / 4096 for k = a >> 14, so g((k + 1) / 4096) bounds the noise of bucket k; the
-// last bucket's bound is the largest uniform's noise (~36.7), which bounds all. An id whose logit plus temperature
-// times its bound cannot reach a thread's best is not scored (one hash instead of two and two float64 logarithms):
-// most ids, after a thread's first few. One table per device, filled before the first sampling kernel there.
-constexpr int kBucketShift = 14;
-constexpr int kBuckets = 1 << (26 - kBucketShift);
+// gumbel-bounds.h's bounds on the noise: an id whose logit plus the temperature times its bucket's bound cannot
+// reach a thread's best is not scored (one hash instead of two and two float64 logarithms): most ids, after a
+// thread's first few. One table per device, filled before the first sampling kernel there.
+using gumbel::cutBelow;
+using gumbel::kBucketShift;
+using gumbel::kBuckets;
+using gumbel::noise;
 __device__ double gNoiseBounds[kBuckets];
-
-__device__ double noise(double u) { return -log(-log(u)); }
 
 __global__ void noiseBoundsKernel() {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k < kBuckets) gNoiseBounds[k] = k + 1 < kBuckets ? noise(double(k + 1) / kBuckets) : noise(rng::uniform((1u << 26) - 1, (1u << 26) - 1));
+  if (k < kBuckets) gNoiseBounds[k] = gumbel::noiseBound(k);
 }
 
 // Fills this device's table once (a bit per device in `filled`).
@@ -58,10 +57,6 @@ const char* fillNoiseBounds(cudaStream_t stream) {
   filled |= 1ull << device;
   return nullptr;
 }
-
-// Scores below this cannot be rounding's doing (gumbel.cpp's cutBelow): an id whose bound stays under it cannot
-// reach `best` when scored exactly.
-__device__ double cutBelow(double best, double temperature) { return best - 1e-9 * (1 + fabs(best) + 64 * temperature); }
 
 // A thread's noise: the row's key, the lane hashes, and the cut below its best score so far.
 struct Noise {
