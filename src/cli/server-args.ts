@@ -23,7 +23,8 @@ Options:
                            with AMX, bfloat16 was up to 3.5x faster where matrix products dominate: measure)
   --no-cuda-graphs         decode eagerly on CUDA; by default each decoding step's forward is replayed
                            from a CUDA graph, one per batch shape (same tokens; dual_cache at batch 1 on an H200: 1.29x)
-  --batch-size <n>         most requests in one batch (default: ${DEFAULT_BATCH_SIZE})
+  --batch-size <n>         most requests in one batch (default: ${DEFAULT_BATCH_SIZE}); on a GPU, 32 made 3.5x the tokens/s
+                           of batch 1 for LLaDA-8B (dual cache, H200), memory allowing
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: ${DEFAULT_MAX_WAIT_MS / 1000})
   --policy <name>          least-loaded or round-robin (default: least-loaded)
   --isolation <mode>       thread: a worker_thread per device (default, fast start, one process);
