@@ -54,7 +54,9 @@ fi
 
 if want steps; then
   # A dual-cache step, split at B=1 and B=32: a refresh, a window and the head alone, whole requests, and the
-  # sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu.
+  # sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu. With
+  # cuBLASLt behind the matrix products, as the server runs (src/native/load-addon.ts sets it for the addon).
+  export TORCH_BLAS_PREFER_CUBLASLT=1
   for batch in 1 32; do
     step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
     timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
@@ -62,9 +64,10 @@ if want steps; then
       --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
     python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
   done
-  # The same split at B=1 with cuBLASLt behind the matrix products (5% faster in matmul-floor.py at 32 rows), chosen
-  # through libtorch's environment variable: choosing it from C++ (setBlasPreferredBackend) crashed the program.
-  TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+  # The same split at B=1 with cuBLAS, libtorch's default (choosing the library from C++, setBlasPreferredBackend,
+  # crashed the program: the environment variable is the way).
+  TORCH_BLAS_PREFER_CUBLASLT=0 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+  unset TORCH_BLAS_PREFER_CUBLASLT
 fi
 
 if want b1; then

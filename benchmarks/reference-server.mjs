@@ -9,6 +9,17 @@ export const referenceScript = join(here, "reference_sampler.py");
 /** The interpreter benchmarks/setup-python.sh prepares (CPU torch); PYTHON overrides it (a GPU machine's torch). */
 export const python = process.env.PYTHON ?? join(here, ".venv", "bin", "python");
 
+// The reference runs PyTorch as generate.py's users do, with libtorch's own choice of BLAS: the addon, once loaded,
+// sets TORCH_BLAS_PREFER_CUBLASLT in this process's environment for the engine (src/native/load-addon.ts), and
+// children would inherit it. What the user set before that is kept.
+const userBlas = process.env.TORCH_BLAS_PREFER_CUBLASLT;
+function referenceEnv() {
+  const env = { ...process.env };
+  if (userBlas === undefined) delete env.TORCH_BLAS_PREFER_CUBLASLT;
+  else env.TORCH_BLAS_PREFER_CUBLASLT = userBlas;
+  return env;
+}
+
 /** The prompts reference_sampler.py's make_prompts builds: ordinary ids < 250, row r has promptLen - 3r tokens. */
 export function makePrompts(batch, promptLen) {
   return Array.from({ length: batch }, (_, r) =>
@@ -29,7 +40,7 @@ export class ReferenceServer {
     return this.#child.pid;
   }
 
-  constructor(args, env = process.env) {
+  constructor(args, env = referenceEnv()) {
     this.#child = spawn(python, [referenceScript, "--serve", ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
     this.#child.stdout.setEncoding("utf8");
     this.#child.stdout.on("data", (chunk) => {

@@ -18,7 +18,7 @@ export interface WorkerHandle {
 
 function threadWorker(config: WorkerConfig): WorkerHandle {
   // SHARE_ENV: a worker's own process.env is a copy that native code never sees, and the addon sets
-  // OMP_WAIT_POLICY there for libgomp when it loads (load-addon.ts).
+  // OMP_WAIT_POLICY there for libgomp and TORCH_BLAS_PREFER_CUBLASLT for libtorch when it loads (load-addon.ts).
   const worker = new Worker(new URL("./thread-entry.js", import.meta.url), { workerData: config, env: SHARE_ENV });
   worker.on("error", () => {}); // an uncaught error ends the thread: the exit handler does the work
   return {

@@ -19,6 +19,10 @@ export function loadAddon(): NativeAddon {
   // cores (measured on 2 cores: two CPU engines at once ran 4-5x slower with spinning than without). libgomp
   // reads this once, when libtorch loads with the addon; a value the user set wins.
   process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  // cuBLASLt behind CUDA's matrix products: at a batch-1 step's 32 rows it read LLaDA-8B's attention output and
+  // down projections at 4.4 and 3.7 TB/s where cuBLAS managed 3.4 and 3.3 (H200, CUDA graphs), 4% off the step's
+  // products, and it tied cuBLAS at 1,024 rows. libtorch reads this when it sets up; a value the user set wins.
+  process.env.TORCH_BLAS_PREFER_CUBLASLT ??= "1";
   try {
     cached = createRequire(import.meta.url)(addonPath) as NativeAddon;
   } catch (err) {

@@ -290,20 +290,24 @@ describe("cancellation and shutdown", () => {
     expect(stats.forwards).toBe(stats.workers[0].forwards + stats.workers[1].forwards);
   });
 
-  it("thread workers set OMP_WAIT_POLICY where libgomp reads it (the process's environment)", async () => {
-    // A fresh process without the variable: a worker thread's process.env is otherwise a private copy.
+  it("thread workers set OMP_WAIT_POLICY and TORCH_BLAS_PREFER_CUBLASLT where native code reads them (the process's environment); a user's value wins", async () => {
+    // A fresh process without the variables: a worker thread's process.env is otherwise a private copy.
     const script = `
       const { createServer } = await import(${JSON.stringify(new URL("../../dist/api/server.js", import.meta.url).href)});
       const server = await createServer({ modelPath: ${JSON.stringify(modelPath)}, workers: 1 });
-      console.log(String(process.env.OMP_WAIT_POLICY));
+      console.log(String(process.env.OMP_WAIT_POLICY), String(process.env.TORCH_BLAS_PREFER_CUBLASLT));
       await server.close();`;
-    const env = { ...process.env };
-    delete env.OMP_WAIT_POLICY;
     // A file, not --eval: worker threads inherit the process's exec flags, and --input-type breaks them.
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), "dllm-omp-")), "serve.mjs");
     writeFileSync(file, script);
-    const { stdout } = await promisify(execFile)(process.execPath, [file], { env });
-    expect(stdout.trim()).toBe("PASSIVE");
+    const serve = async (set: Record<string, string>) => {
+      const env: Record<string, string | undefined> = { ...process.env, ...set };
+      if (!("OMP_WAIT_POLICY" in set)) delete env.OMP_WAIT_POLICY;
+      if (!("TORCH_BLAS_PREFER_CUBLASLT" in set)) delete env.TORCH_BLAS_PREFER_CUBLASLT;
+      return (await promisify(execFile)(process.execPath, [file], { env })).stdout.trim();
+    };
+    expect(await serve({})).toBe("PASSIVE 1");
+    expect(await serve({ OMP_WAIT_POLICY: "ACTIVE", TORCH_BLAS_PREFER_CUBLASLT: "0" })).toBe("ACTIVE 0");
   });
 
   it("fails to start with a clear error when the model cannot load", async () => {
