@@ -9,9 +9,9 @@
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
-#              timeout_s=540)   (the run of 2026-11-27 21:15 took 298 s; the B=32 split, the picks checks, a
-#              fourth cuda-check variant and matmul-floor's second layout were added since: expect ~450-500 s, the
-#              machine's start not counted)
+#              timeout_s=540)   (stages timed on 2026-11-28: the build 27-34 s, checks 18 s, cuda-check 15-23 s,
+#              matmul 12 s; b1 with graphs only and one round took 41 s and b32 with dual cache alone 121 s, so the
+#              whole script, with both step splits under ncu, needs most of the 570 s; a machine starts in ~35 s)
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last
 # on a machine still warm (the build then takes seconds).
