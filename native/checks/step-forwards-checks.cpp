@@ -2,7 +2,9 @@
 // refresh that fails part way (out of memory on a card; here an id outside the vocabulary, which fails in the
 // same place, before the first layer stores its keys) must leave no half-built cache behind. The next refresh, at
 // that shape or another, then computes exactly what a fresh StepForwards computes, and the failed refresh is not
-// counted as a forward pass. test/engine/step-forwards-checks.test.ts runs this program, built with the addon.
+// counted as a forward pass. And the prompt bucket (StepForwards::promptBucket): prompts left-padded up to a
+// multiple of it decode to the same tokens, and batches whose longest prompts fall in one bucket share one shape
+// (no Step set up anew). test/engine/step-forwards-checks.test.ts runs this program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -10,10 +12,12 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "checks.h"
+#include "decoding/sampler.h"
 #include "model/config.h"
 #include "model/step-forwards.h"
 #include "model/weights.h"
@@ -46,6 +50,37 @@ std::pair<at::Tensor, at::Tensor> reference(const std::shared_ptr<const LLaDAMod
   at::Tensor h = fresh.refresh(b.ids, b.keys, b.positions).clone();
   at::Tensor w = fresh.window(b.ids.narrow(1, start, width), b.positions.narrow(1, start, width), start).clone();
   return {h, w};
+}
+
+// Dual-cache decoding of one prompt of `length` ids (temperature 0): its tokens.
+at::Tensor decode(const LLaDAModel& model, StepForwards& forwards, int64_t length) {
+  SamplerParams p;
+  p.steps = 8, p.gen_length = 64, p.block_length = 32, p.cache = CacheMode::Dual;
+  BatchRequest batch;
+  batch.prompts.push_back(std::vector<int64_t>(length));
+  for (int64_t i = 0; i < length; i++) batch.prompts[0][i] = (i * 37 + 11) % 250;
+  batch.seeds = {5};
+  return generate(model, forwards, p, batch, {}, [] { return false; }).tokens;
+}
+
+void checkPromptBucket(const std::shared_ptr<const LLaDAModel>& model) {
+  std::atomic<int64_t> passes{0};
+  expect(StepForwards(model, false, passes).promptBucket() == 1 && StepForwards(model, true, passes).promptBucket() == 1,
+         "without CUDA graphs prompts are not padded (bucket 1)");
+  expect(throws([&] { StepForwards(model, false, passes, -1); }), "a negative prompt bucket is refused");
+  // In buckets of 20, prompts of 21 and 27 ids pad to 40; one of 185, with 64 new ids in a context of 256, pads
+  // to 192 only, where the context ends.
+  StepForwards plain(model, false, passes, 1), bucketed(model, false, passes, 20);
+  bool same = true;
+  for (const int64_t length : {21, 27, 185}) same = same && decode(*model, plain, length).equal(decode(*model, bucketed, length));
+  expect(same, "prompts padded up to a multiple of 20 (or to the context's end) decode to the tokens they decode to unpadded");
+  // Prompts of 21 and 27 ids: one shape in buckets of 16 (32 columns), two without.
+  StepForwards a(model, false, passes, 16), b(model, false, passes, 1);
+  decode(*model, a, 21), decode(*model, b, 21);
+  const int64_t setUpA = a.stepsSetUp(), setUpB = b.stepsSetUp();
+  decode(*model, a, 27), decode(*model, b, 27);
+  expect(setUpA > 0 && a.stepsSetUp() == setUpA && b.stepsSetUp() > setUpB,
+         "in buckets of 16, prompts of 21 and 27 ids share their Steps; unpadded, the second sets up its own");
 }
 
 }  // namespace
@@ -82,5 +117,6 @@ int main() {
       expect(h2.equal(hb) && w2.equal(wb), "after it fails at " + order + ", another shape is a fresh one's too");
       expect(passes.load() == (filled ? 5 : 4), "after it fails at " + order + ", the passes count every forward but it");
     }
+    checkPromptBucket(model);
   });
 }

@@ -28,6 +28,8 @@ export interface ServerOptions {
   dtype?: WorkerConfig["dtype"];
   /** Replay every decoding step's forward from CUDA graphs, one per batch shape. Default on (CUDA only). */
   cudaGraphs?: boolean;
+  /** Left-pad prompts up to a multiple of this many tokens (default 32 with CUDA graphs, 1 otherwise). */
+  promptBucket?: number;
   /** Most requests in one batch. Default 8. */
   batchSize?: number;
   /** Longest a request waits for its batch to fill, in ms. Default 20. */
@@ -87,6 +89,7 @@ export class DllmServer {
       devices: this.devices,
       dtype: options.dtype ?? (cuda ? "bfloat16" : "float32"),
       cudaGraphs: options.cudaGraphs,
+      promptBucket: options.promptBucket,
       batchSize: this.batchSize,
       maxWaitMs: this.maxWaitMs,
       policy: options.policy ?? "least-loaded",

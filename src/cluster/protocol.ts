@@ -11,6 +11,8 @@ export interface WorkerConfig {
   threads?: number;
   /** Replay every decoding step's forward from CUDA graphs. */
   cudaGraphs?: boolean;
+  /** Left-pad prompts up to a multiple of this many tokens (LoadOptions.promptBucket). */
+  promptBucket?: number;
   batchSize: number;
   maxWaitMs: number;
   /** How many times this worker has been restarted before (0 for the first start). */

@@ -17,6 +17,7 @@ export interface RouterOptions {
   devices: string[];
   dtype: WorkerConfig["dtype"];
   cudaGraphs?: boolean;
+  promptBucket?: number;
   batchSize: number;
   maxWaitMs: number;
   policy: Policy;
@@ -84,6 +85,7 @@ export interface WorkerStats extends LoadCounts {
   /** What the worker's engine runs in, once it has loaded. */
   dtype?: ModelInfo["dtype"];
   cudaGraphs?: boolean;
+  promptBucket?: number;
 }
 
 export interface ClusterStats extends LoadCounts {
@@ -166,6 +168,7 @@ class Slot {
       restarts: this.restarts,
       dtype: this.info?.dtype,
       cudaGraphs: this.info?.cudaGraphs,
+      promptBucket: this.info?.promptBucket,
     };
   }
 }
@@ -342,6 +345,7 @@ export class Router {
       dtype: this.#options.dtype,
       threads: slot.device === "cpu" ? this.#cpuThreads : undefined,
       cudaGraphs: this.#options.cudaGraphs,
+      promptBucket: this.#options.promptBucket,
       batchSize: this.#options.batchSize,
       maxWaitMs: this.#options.maxWaitMs,
       incarnation: slot.restarts,

@@ -247,6 +247,7 @@ async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void): P
     dtype: config.dtype,
     threads: config.threads,
     cudaGraphs: config.cudaGraphs,
+    promptBucket: config.promptBucket,
     onProgress: (done, total) => post({ type: "progress", done, total }),
   });
 }

@@ -81,11 +81,17 @@ export interface LoadOptions {
   threads?: number;
   /** Replay every decoding step's forward from CUDA graphs, one per batch shape (CUDA only; default on). */
   cudaGraphs?: boolean;
+  /**
+   * Left-pad each batch's prompts up to a multiple of this many tokens, so that batches whose longest prompts are
+   * near in length share a shape and its CUDA graphs (default 32 with CUDA graphs, 1 otherwise). Padding changes
+   * no token.
+   */
+  promptBucket?: number;
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
 
 function deviceOptions(o: LoadOptions): NativeLoadOptions {
-  return { device: o.device, dtype: o.dtype, threads: o.threads, cudaGraphs: o.cudaGraphs };
+  return { device: o.device, dtype: o.dtype, threads: o.threads, cudaGraphs: o.cudaGraphs, promptBucket: o.promptBucket };
 }
 
 function splitRows(flat: Int32Array, rows: number): Int32Array[] {

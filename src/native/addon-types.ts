@@ -20,6 +20,8 @@ export interface ModelInfo {
   dtype: "float32" | "float16" | "bfloat16";
   /** Whether every decoding step's forward is replayed from CUDA graphs. */
   cudaGraphs: boolean;
+  /** Prompts are left-padded up to a multiple of this many tokens (1: not padded). */
+  promptBucket: number;
 }
 
 export interface NativeLoadOptions {
@@ -34,6 +36,8 @@ export interface NativeLoadOptions {
   threads?: number;
   /** Capture every decoding step's forward as CUDA graphs (ignored off CUDA). */
   cudaGraphs?: boolean;
+  /** Left-pad prompts up to a multiple of this many tokens, 1..4096 (0 or absent: 32 with CUDA graphs, else 1). */
+  promptBucket?: number;
 }
 
 export interface NativeGenerateOptions {

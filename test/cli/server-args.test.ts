@@ -9,4 +9,10 @@ describe("parseServerArgs", () => {
     // The old opt-in flag is gone rather than silently accepted.
     expect(() => parseServerArgs(["--cuda-graphs"], {})).toThrow(/cuda-graphs/);
   });
+
+  it("leaves the prompt bucket to the engine's default (32 with CUDA graphs, else 1) unless --prompt-bucket sets it", () => {
+    expect(parseServerArgs([], {}).server.promptBucket).toBeUndefined();
+    expect(parseServerArgs(["--prompt-bucket", "64"], {}).server.promptBucket).toBe(64);
+    expect(() => parseServerArgs(["--prompt-bucket", "5000"], {})).toThrow(/--prompt-bucket must be at most 4096/);
+  });
 });

@@ -15,7 +15,7 @@ describe("node dist/server.js", () => {
   it("lists every flag in --help", async () => {
     const { stdout } = await run(process.execPath, [entry, "--help"]);
     for (const flag of ["--host", "--port", "--model-path", "--served-model-name", "--gpus", "--gpu-ids", "--device", "--workers", "--dtype",
-      "--no-cuda-graphs", "--batch-size", "--max-wait-time", "--policy", "--isolation", "--batch-timeout", "--shutdown-timeout", "--algorithm",
+      "--no-cuda-graphs", "--prompt-bucket", "--batch-size", "--max-wait-time", "--policy", "--isolation", "--batch-timeout", "--shutdown-timeout", "--algorithm",
       "--no-chat-template", "--api-key", "--max-queue", "--cors", "--log-level", "--help"]) {
       expect(stdout).toContain(flag);
     }
@@ -27,6 +27,7 @@ describe("node dist/server.js", () => {
     [["--device", "tpu"], /--device/],
     [["--bogus"], /bogus/],
     [["--max-queue", "0"], /--max-queue must be an integer >= 1/],
+    [["--prompt-bucket", "0"], /--prompt-bucket must be an integer >= 1/],
     [["--batch-timeout", "0"], /--batch-timeout must be a number of seconds > 0/],
     [["--gpu-ids", "0,,1"], /--gpu-ids must be an integer/],
     [["--gpu-ids", "0,1,0"], /--gpu-ids names a device twice/],

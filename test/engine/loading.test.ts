@@ -41,12 +41,26 @@ describe("loading a checkpoint", () => {
     const { dir } = await tinyModel({ shards: 3, dtype: "BF16" });
     // CUDA graphs are asked for but only CUDA has them: the CPU engine says it runs eagerly.
     await using engine = await Engine.load(dir, { device: "cpu", dtype: "bfloat16", cudaGraphs: true });
-    expect(engine.info).toMatchObject({ device: "cpu", dtype: "bfloat16", nLayers: 2, cudaGraphs: false });
+    // Without graphs prompts are not padded by default.
+    expect(engine.info).toMatchObject({ device: "cpu", dtype: "bfloat16", nLayers: 2, cudaGraphs: false, promptBucket: 1 });
     const progress: number[] = [];
     const single = await tinyModel({ shards: 1 });
     await using other = await Engine.load(single.dir, { onProgress: (done, total) => progress.push(done / total) });
     expect(progress.at(-1)).toBe(1);
     expect(progress.length).toBe(2 + 9 * 2 + 1); // wte, 9 per layer, ln_f, head
+  });
+
+  it("pads prompts up to the prompt bucket it is given, alone and in a batch, without changing a token", async () => {
+    const { dir } = await tinyModel();
+    await using plain = await Engine.load(dir);
+    await using bucketed = await Engine.load(dir, { promptBucket: 16 });
+    expect(bucketed.info.promptBucket).toBe(16);
+    const rows = [5, 11, 17].map((n, r) => ({ prompt: Array.from({ length: n }, (_, i) => (i * 7 + r) % 50), seed: r }));
+    const params = { steps: 8, genLength: 8, blockLength: 4, cache: "dual" as const };
+    for (const batch of [[rows[0]], [rows[1]], rows]) {
+      expect((await bucketed.generate(batch, params)).tokens).toEqual((await plain.generate(batch, params)).tokens);
+    }
+    expect((await loadError(dir, { promptBucket: -1 })).message).toMatch(/promptBucket must be in \[0, 4096\]/);
   });
 
   it("names a missing folder or config.json", async () => {

@@ -34,6 +34,7 @@ struct ModelInfo {
   std::string device;
   std::string dtype;
   bool cuda_graphs = false;
+  int64_t prompt_bucket = 1;
 };
 
 Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
@@ -56,6 +57,7 @@ Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
   o.Set("device", m.device);
   o.Set("dtype", m.dtype);
   o.Set("cudaGraphs", m.cuda_graphs);
+  o.Set("promptBucket", m.prompt_bucket);
   return o;
 }
 
@@ -145,6 +147,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       spec.threads = static_cast<int>(intField(o, "threads", 0));
       if (spec.threads < 0) throw std::invalid_argument("threads must be >= 0");
       spec.cuda_graphs = boolField(o, "cudaGraphs", spec.cuda_graphs);
+      spec.prompt_bucket = intField(o, "promptBucket", 0);
+      if (spec.prompt_bucket < 0 || spec.prompt_bucket > 4096) throw std::invalid_argument("promptBucket must be in [0, 4096]");
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("load: ") + e.what());
     }
@@ -167,7 +171,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           };
           engine_->load(spec, progress);
           const auto& m = *engine_->model();
-          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), engine_->stepForwards().graphs()};
+          const dllm::StepForwards& forwards = engine_->stepForwards();
+          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), forwards.graphs(), forwards.promptBucket()};
         },
         [this](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
           info_ = loaded;

@@ -20,18 +20,21 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
-// Left-pads every prompt with the pad id to the longest, then appends gen_length masks.
+// Left-pads every prompt with the pad id to the longest, rounded up to a multiple of `bucket` where the context
+// allows (StepForwards::promptBucket), then appends gen_length masks.
 struct Layout {
   at::Tensor x;      // [B, T] int64
   at::Tensor valid;  // [B, T] bool
   int64_t prompt_len = 0;
 };
 
-Layout layout(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch) {
+Layout layout(const LLaDAModel& model, const SamplerParams& p, const BatchRequest& batch, int64_t bucket) {
   const auto& c = model.config();
   const int64_t B = static_cast<int64_t>(batch.prompts.size());
   int64_t P = 0;
   for (const auto& prompt : batch.prompts) P = std::max<int64_t>(P, prompt.size());
+  // validate() has checked P + gen_length <= max_sequence_length.
+  P = std::max(P, std::min((P + bucket - 1) / bucket * bucket, c.max_sequence_length - p.gen_length));
   const int64_t T = P + p.gen_length;
   at::Tensor x = at::full({B, T}, c.pad_token_id, at::kLong);
   at::Tensor valid = at::ones({B, T}, at::kBool);
@@ -141,7 +144,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
   const at::Device dev = model.device();
   const auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
 
-  Layout lay = layout(model, p, batch);
+  Layout lay = layout(model, p, batch, forwards.promptBucket());
   at::Tensor out = lay.x;  // every row; the working rows are written back after each block
   const int64_t T = out.size(1), P = lay.prompt_len, BL = p.block_length;
   const int64_t blocks = p.gen_length / BL, stepsPerBlock = p.steps / blocks;

@@ -43,13 +43,15 @@ struct StepForwards::Counted {
   const int exceptions = std::uncaught_exceptions();
 };
 
-StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes)
+StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket)
     : model_(std::move(model)), graphs_(false), passes_(passes) {
 #ifdef DLLM_WITH_CUDA
   graphs_ = graphs && model_->device().is_cuda();
 #else
   (void)graphs;
 #endif
+  TORCH_CHECK(promptBucket >= 0, "StepForwards: promptBucket must be >= 0");
+  prompt_bucket_ = promptBucket > 0 ? promptBucket : graphs_ ? kGraphsPromptBucket : 1;
 }
 
 StepForwards::~StepForwards() = default;
@@ -139,6 +141,7 @@ at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tenso
 
 void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions,
                            int64_t start) {
+  steps_set_up_++;
   auto s = std::make_unique<Step>();
   s->kind = std::get<0>(shape);
   s->ids = ids.contiguous().clone();

@@ -60,6 +60,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
         restarts: w.restarts,
         dtype: w.dtype ?? null,
         cuda_graphs: w.cudaGraphs ?? null,
+        prompt_bucket: w.promptBucket ?? null,
       })),
     };
   });
