@@ -137,8 +137,8 @@ int run(int argc, char** argv) {
   const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
   // A request at a batch shape not seen before (prompts a token shorter), as a server meets ever new prompt
   // lengths: its first refresh and window run eagerly and, on CUDA, are captured as graphs. Then one with prompts
-  // two tokens shorter: with CUDA graphs both pad to the same multiple of the prompt bucket (the same shape as
-  // the first), so it replays the graphs, and its time against request_ms is what the padding costs.
+  // two tokens shorter: on CUDA both pad to the same multiple of the prompt bucket (the same shape as the
+  // first), so it replays the graphs, and its time against request_ms is what the padding costs.
   const auto shorterBy = [&](size_t tokens) {
     BatchRequest shorter = batch;
     for (auto& prompt : shorter.prompts) prompt.resize(prompt.size() - tokens);

@@ -66,7 +66,7 @@ at::Tensor decode(const LLaDAModel& model, StepForwards& forwards, int64_t lengt
 void checkPromptBucket(const std::shared_ptr<const LLaDAModel>& model) {
   std::atomic<int64_t> passes{0};
   expect(StepForwards(model, false, passes).promptBucket() == 1 && StepForwards(model, true, passes).promptBucket() == 1,
-         "without CUDA graphs prompts are not padded (bucket 1)");
+         "on the CPU prompts are not padded by default (bucket 1), graphs asked for or not");
   expect(throws([&] { StepForwards(model, false, passes, -1); }), "a negative prompt bucket is refused");
   // In buckets of 20, prompts of 21 and 27 ids pad to 40; one of 185, with 64 new ids in a context of 256, pads
   // to 192 only, where the context ends.

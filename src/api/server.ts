@@ -28,7 +28,7 @@ export interface ServerOptions {
   dtype?: WorkerConfig["dtype"];
   /** Replay every decoding step's forward from CUDA graphs, one per batch shape. Default on (CUDA only). */
   cudaGraphs?: boolean;
-  /** Left-pad prompts up to a multiple of this many tokens (default 32 with CUDA graphs, 1 otherwise). */
+  /** Left-pad prompts up to a multiple of this many tokens (default 32 on CUDA, 1 on the CPU). */
   promptBucket?: number;
   /** Most requests in one batch. Default 8. */
   batchSize?: number;

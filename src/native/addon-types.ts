@@ -36,7 +36,7 @@ export interface NativeLoadOptions {
   threads?: number;
   /** Capture every decoding step's forward as CUDA graphs (ignored off CUDA). */
   cudaGraphs?: boolean;
-  /** Left-pad prompts up to a multiple of this many tokens, 1..4096 (0 or absent: 32 with CUDA graphs, else 1). */
+  /** Left-pad prompts up to a multiple of this many tokens, 1..4096 (0 or absent: 32 on CUDA, 1 on the CPU). */
   promptBucket?: number;
 }
 

@@ -10,7 +10,7 @@ describe("parseServerArgs", () => {
     expect(() => parseServerArgs(["--cuda-graphs"], {})).toThrow(/cuda-graphs/);
   });
 
-  it("leaves the prompt bucket to the engine's default (32 with CUDA graphs, else 1) unless --prompt-bucket sets it", () => {
+  it("leaves the prompt bucket to the engine's default (32 on CUDA, 1 on the CPU) unless --prompt-bucket sets it", () => {
     expect(parseServerArgs([], {}).server.promptBucket).toBeUndefined();
     expect(parseServerArgs(["--prompt-bucket", "64"], {}).server.promptBucket).toBe(64);
     expect(() => parseServerArgs(["--prompt-bucket", "5000"], {})).toThrow(/--prompt-bucket must be at most 4096/);

@@ -41,7 +41,7 @@ describe("loading a checkpoint", () => {
     const { dir } = await tinyModel({ shards: 3, dtype: "BF16" });
     // CUDA graphs are asked for but only CUDA has them: the CPU engine says it runs eagerly.
     await using engine = await Engine.load(dir, { device: "cpu", dtype: "bfloat16", cudaGraphs: true });
-    // Without graphs prompts are not padded by default.
+    // The CPU pads no prompt by default.
     expect(engine.info).toMatchObject({ device: "cpu", dtype: "bfloat16", nLayers: 2, cudaGraphs: false, promptBucket: 1 });
     const progress: number[] = [];
     const single = await tinyModel({ shards: 1 });

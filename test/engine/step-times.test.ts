@@ -27,7 +27,7 @@ describe("the step-time benchmark program", () => {
     const { code, stdout } = await run("cpu", `${small}/`, "--batch", "2");
     expect(code).toBe(0);
     const r = JSON.parse(stdout);
-    // No CUDA graphs, so no padding.
+    // The CPU pads no prompt by default.
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2, prompt_bucket: 1 });
     expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
     for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s", "new_shape_request_ms", "padded_request_ms"]) {

@@ -51,7 +51,7 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs,
   (void)graphs;
 #endif
   TORCH_CHECK(promptBucket >= 0, "StepForwards: promptBucket must be >= 0");
-  prompt_bucket_ = promptBucket > 0 ? promptBucket : graphs_ ? kGraphsPromptBucket : 1;
+  prompt_bucket_ = promptBucket > 0 ? promptBucket : model_->device().is_cuda() ? kCudaPromptBucket : 1;
 }
 
 StepForwards::~StepForwards() = default;

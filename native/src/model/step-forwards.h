@@ -31,7 +31,8 @@ class StepForwards {
   // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
   // passes: counts every forward that returns from here (plain, refresh or window; read from other threads). One
   // whose CUDA graph capture then fails for memory is not counted, although the forward itself ran.
-  // promptBucket: see promptBucket(); 0 picks kGraphsPromptBucket with graphs and 1 (no padding) without.
+  // promptBucket: see promptBucket(); 0 picks kCudaPromptBucket on CUDA (with graphs or without, so that both see
+  // the same batches) and 1 (no padding) elsewhere.
   StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket = 0);
   ~StepForwards();
 
@@ -41,9 +42,9 @@ class StepForwards {
   // The multiple of tokens every batch's prompts are left-padded up to (generate() in sampler.cpp; never past
   // the context). Padding changes no token: every row computes what it would alone.
   int64_t promptBucket() const { return prompt_bucket_; }
-  // With graphs: at most 31 more columns per row (8% of the 384 of a 128-token prompt with 256 new tokens), and
+  // On CUDA: at most 31 more columns per row (8% of the 384 of a 128-token prompt with 256 new tokens), and
   // batches whose longest prompts hold 97 to 128 tokens share one shape.
-  static constexpr int64_t kGraphsPromptBucket = 32;
+  static constexpr int64_t kCudaPromptBucket = 32;
 
   // How many Steps were set up: one per shape met since the buffers last changed (with graphs, one capture each).
   int64_t stepsSetUp() const { return steps_set_up_; }
