@@ -46,7 +46,7 @@ class StepForwards {
   // batches whose longest prompts hold 97 to 128 tokens share one shape.
   static constexpr int64_t kCudaPromptBucket = 32;
 
-  // How many Steps were set up: one per shape met since the buffers last changed (with graphs, one capture each).
+  // How many Steps have been set up in all: one each time a shape is met that has none (with graphs, a capture).
   int64_t stepsSetUp() const { return steps_set_up_; }
 
   // Results may be a graph's output buffer: read them before the next call.
