@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
-import { Model, samplerParams } from "../dist/model/model.js";
+import { batchForwards, Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
@@ -48,7 +48,7 @@ try {
       const run = async (c) => {
         const started = performance.now();
         const out = await model.decode(rows, samplerParams({ ...SAMPLER, algorithm: c.algorithm }));
-        c.forwards = Math.max(...out.map((g) => g.forwards));  // the batch's: its longest-staying row's
+        c.forwards = batchForwards(out);
         return (performance.now() - started) / 1000;
       };
       const runs = await timeRounds(cells, Number(opts.repeats), run);

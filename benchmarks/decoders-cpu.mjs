@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 
 import { defaultModelPath } from "../dist/cli/default-model.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
-import { Model, samplerParams } from "../dist/model/model.js";
+import { batchForwards, Model, samplerParams } from "../dist/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
@@ -90,8 +90,7 @@ async function run(model, prompts, params) {
   const rows = prompts.map((promptIds, i) => ({ promptIds, seed: i }));
   const started = performance.now();
   const out = await model.decode(rows, params);
-  // The batch's passes: those of the row that stayed longest (under early stop rows leave after their EOS block).
-  return { seconds: (performance.now() - started) / 1000, forwards: Math.max(...out.map((g) => g.forwards)), tokens: out.map((g) => g.tokens) };
+  return { seconds: (performance.now() - started) / 1000, forwards: batchForwards(out), tokens: out.map((g) => g.tokens) };
 }
 
 const results = [];

@@ -89,6 +89,11 @@ export interface Generation {
   forwards: number;
 }
 
+/** The forward passes a batch ran: those of its row that stayed longest (under early stop rows leave early). */
+export function batchForwards(generations: readonly { forwards: number }[]): number {
+  return Math.max(...generations.map((g) => g.forwards));
+}
+
 export interface BatchOptions {
   signal?: AbortSignal;
   onBlock?: (row: number, event: BlockEvent) => void;

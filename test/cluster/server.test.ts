@@ -7,6 +7,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
+import { batchForwards } from "../../dist/model/model.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
 
@@ -281,9 +282,8 @@ describe("cancellation and shutdown", () => {
         expect.objectContaining({
           index, device: "cpu", healthy: true, requestsServed: 2, errors: 0, inFlight: 0, running: 0, queueDepth: 0,
           batches: 1, meanBatchSize: 2, paddingFraction: 4 / 60,
-          // The forward passes of its one batch: those of the answer that stayed in it longest (each reports the
-          // passes while it was in the batch).
-          forwards: Math.max(...served.filter((g) => g.worker === index).map((g) => g.forwards)),
+          // The forward passes of its one batch (each answer reports the passes while it was in the batch).
+          forwards: batchForwards(served.filter((g) => g.worker === index)),
         }),
       );
     }

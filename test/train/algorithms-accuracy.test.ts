@@ -4,7 +4,7 @@
 // steps: four blocks, so the caches go stale between refreshes. Early stop is off, so that forwards count the
 // decoders' work alone (early-stop.test.ts shows it changes no answer).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Model, type GenerationParams } from "../../src/model/model.js";
+import { batchForwards, Model, type GenerationParams } from "../../src/model/model.js";
 import { ALGORITHMS } from "../../src/model/algorithms.js";
 import { defaultModelPath } from "../../src/cli/default-model.js";
 import { check } from "../../src/train/checker.js";
@@ -49,7 +49,7 @@ describe("every algorithm on the bundled tiny chat model", () => {
       out.forEach((g, j) => {
         if (check(group[j].prompt, g.text)) correct[group[j].kind]++;
       });
-      forwards += Math.max(...out.map((g) => g.forwards));  // the batch's: its longest-staying row's
+      forwards += batchForwards(out);
       batches++;
     }
     return {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALGORITHMS } from "../../src/model/algorithms.js";
 import { defaultModelPath } from "../../src/cli/default-model.js";
-import { Model, samplerParams, type Generation, type GenerationParams } from "../../src/model/model.js";
+import { batchForwards, Model, samplerParams, type Generation, type GenerationParams } from "../../src/model/model.js";
 import { heldOutSet, TASK_KINDS } from "../../src/train/tasks.js";
 
 // Blocks of 4: answers of up to 7 letters and EOS span two blocks, so rows stop after different blocks.
@@ -32,7 +32,7 @@ describe("early stop", () => {
         { ...SAMPLER, ...params },
       );
       generations.push(...out);
-      forwards += Math.max(...out.map((g) => g.forwards));  // the batch's: its longest-staying row's
+      forwards += batchForwards(out);
     }
     return { generations, forwards };
   }
