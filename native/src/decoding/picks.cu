@@ -13,6 +13,7 @@
 // logsumexp: the two confidences can differ in the last fp32 bits.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cmath>
 #include <mutex>
 
@@ -42,19 +43,21 @@ __global__ void noiseBoundsKernel() {
   if (k < kBuckets) gNoiseBounds[k] = gumbel::noiseBound(k);
 }
 
-// Fills this device's table once (a bit per device in `filled`).
+// Fills this device's table once (a bit per device in `filled`). Every sampling step at temperature > 0 asks: once
+// filled, the answer is one atomic read, without the lock.
 const char* fillNoiseBounds(cudaStream_t stream) {
   static std::mutex mutex;
-  static unsigned long long filled = 0;
+  static std::atomic<unsigned long long> filled{0};
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return "launchPicks: no current device";
+  if (filled.load(std::memory_order_acquire) >> device & 1) return nullptr;
   const std::lock_guard<std::mutex> lock(mutex);
-  if (filled >> device & 1) return nullptr;
+  if (filled.load(std::memory_order_relaxed) >> device & 1) return nullptr;
   noiseBoundsKernel<<<(kBuckets + kThreads - 1) / kThreads, kThreads, 0, stream>>>();
   // Waited for once, so that kernels on any stream of this device read the whole table.
   if (cudaGetLastError() != cudaSuccess || cudaStreamSynchronize(stream) != cudaSuccess)
     return "launchPicks: the noise bounds' kernel did not run";
-  filled |= 1ull << device;
+  filled.fetch_or(1ull << device, std::memory_order_release);
   return nullptr;
 }
 
