@@ -1,8 +1,9 @@
 // Device check (not a benchmark): the bundled tiny chat model decoded on a device against the same model on the CPU
 // in fp32. For every algorithm (and dual cache at temperature 1) and both dtypes, 64 held-out prompts per task kind
 // in batches of 16: the share of answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give
-// the CPU's answers (a trained model's argmax margins dwarf kernel rounding); bf16 should keep the accuracy. Each dtype runs again with CUDA
-// graphs, whose answers should be the eager ones on the same device.
+// the CPU's answers (a trained model's argmax margins dwarf kernel rounding; CUDA pads prompts to its prompt
+// bucket, the CPU does not); bf16 should keep the accuracy. Each dtype runs again with CUDA graphs, whose answers
+// should be the eager ones on the same device.
 //
 //   node benchmarks/cuda-check.mjs [--device cuda:0] [--out FILE]
 //

@@ -83,8 +83,7 @@ export interface LoadOptions {
   cudaGraphs?: boolean;
   /**
    * Left-pad each batch's prompts up to a multiple of this many tokens, so that batches whose longest prompts are
-   * near in length share a shape and its CUDA graphs (default 32 on CUDA, where graphs are kept per shape, 1 on the CPU). Padding changes
-   * no token.
+   * near in length share a shape and its CUDA graphs (default 32 on CUDA, 1 on the CPU). Padding changes no token.
    */
   promptBucket?: number;
   onProgress?: (done: number, total: number, tensor: string) => void;

@@ -77,7 +77,6 @@ std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts, int
   return std::nullopt;
 }
 
-
 // Why our rope kernel cannot take q, k (and v when defined: [B, W, KV, D] like k), or nullopt; the rows' strides.
 struct RopeInputs {
   std::optional<std::string> why;
