@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """How fast the matrix products of one LLaDA-8B decoding step can run on this card, on their own: the floor under
-our window step at batch 1 (README: ~6.0 ms on an H200 against 3.7 ms to read the weights once).
+our window step at batch 1 (README, Performance: 4.50 ms on an H200 in all, of which 3.9 ms are these products).
 
 One step's products are, per layer, the stacked q/k/v projection, the attention output, the stacked gate/up and the
 down projection, then the LM head on the block's masked rows (here on every row: the most a step can take); each
-is timed alone (`torch.nn.functional.linear`, the cuBLAS call libtorch's `at::linear` makes; one per layer, per
-call), and all of a step's together, 32 layers and the head, replayed from one CUDA graph as our engine replays its
-steps. Each with the weights as the checkpoint stores them ([out, in]), with a zero bias (libtorch's addmm may
-take cuBLASLt for that, which the engine could use without choosing it globally: choosing it from C++ crashed), and
-transposed ([in, out], `x @ w`), for which cuBLAS picks other kernels: at 32 rows it moved the attention output's
-weights at 2.4 TB/s and the head's at 4.2. Rows: the tokens a step computes (32 for a dual-cache window
-at B=1, 1,024 at B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time,
-and TFLOP/s. The weights are random, one set per layer (15 GB in bf16).
+is timed alone (`torch.nn.functional.linear`, the call libtorch's `at::linear` makes, under cuBLAS and under
+cuBLASLt, which the engine prefers: src/native/load-addon.ts; one per layer, per call), and all of a step's
+together, 32 layers and the head, replayed from one CUDA graph as our engine replays its steps. Under the first
+library also with a zero bias (libtorch's addmm, which may take cuBLASLt with the bias fused whatever library is
+preferred) and with the weights transposed ([in, out], `x @ w`, for which cuBLAS picks other kernels); on
+2026-11-28 neither beat cuBLASLt. Rows: the tokens a step computes (32 for a dual-cache window at B=1, 1,024 at
+B=32; 384 x B for a refresh). For each: microseconds per call, the weights' bytes over that time, and TFLOP/s. The
+weights are random, one set per layer (15 GB in bf16). PyTorch's calls cost more than the engine's here (at 32
+rows the attention output took 13.8 µs with cuBLAS against 9.9 from C++): compare within one run.
 
     python3 benchmarks/matmul-floor.py [--device cuda] [--rows 32,1024] [--layouts out_in,out_in_bias,in_out] [--iters 50]
         [--out FILE]
@@ -94,7 +95,7 @@ with torch.inference_mode():
     weights = {name: [torch.randn(n_out, n_in, device=dev, dtype=dtype) * 0.02 for _ in range(layers)] for name, n_in, n_out in shapes}
     lm_head = torch.randn(head[2], head[1], device=dev, dtype=dtype) * 0.02
     element = lm_head.element_size()
-    # cuBLAS or cuBLASLt behind at::linear: libtorch picks one (at::globalContext().setBlasPreferredBackend in C++).
+    # cuBLAS or cuBLASLt behind at::linear: libtorch picks one (TORCH_BLAS_PREFER_CUBLASLT, or this call).
     backends = args.blas.split(",") if dev.type == "cuda" else ["cpu"]
     order = ["out_in", "out_in_bias", "in_out"]  # in_out last: it transposes the weights in place
     for layout in sorted(args.layouts.split(","), key=order.index):
@@ -107,7 +108,7 @@ with torch.inference_mode():
         # x @ w.T from [out, in] (F.linear), with a zero bias, or x @ w from [in, out].
         zeros = {n: torch.zeros(n, device=dev, dtype=dtype) for n in {n_out for _, _, n_out in shapes} | {vocab}}
         product = {"out_in": F.linear, "out_in_bias": lambda x, w: F.linear(x, w, zeros[w.shape[0]]), "in_out": torch.matmul}[layout]
-        # The other layouts under the first library only (the engine's default, cuBLAS): what they would change there.
+        # The other layouts under the first library only (libtorch's default, cuBLAS): what they would change there.
         for blas, rows in [(b, int(r)) for b in (backends if layout == "out_in" else backends[:1]) for r in args.rows.split(",")]:
             if dev.type == "cuda":
                 torch.backends.cuda.preferred_blas_library(blas)
