@@ -3,8 +3,9 @@
 // engine runs it (CUDA graphs on CUDA), the LM head on a block's rows, and whole dual-cache requests (fixed count,
 // temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
 // masked rows, the head, confidence, commit; one read back to the host per step), and one request at a batch shape
-// not seen before (its first steps eager and, on CUDA, captured as graphs), and then one whose prompts pad to
-// that shape (StepForwards::promptBucket).
+// not seen before (its first steps eager and, on CUDA, captured as graphs), then one whose prompts pad to that
+// shape (StepForwards::promptBucket), and with more than one row, a request of half the rows and the whole batch
+// after it (0 at batch 1).
 //
 //   dllm_step_times <device> <folder holding a config.json> [--batch B] [--profile]
 //
@@ -135,6 +136,14 @@ int run(int argc, char** argv) {
   at::Tensor rows = at::randn({B * kBlock, config.d_model}, at::TensorOptions().dtype(dtype).device(dev));
   const double head = millis(dev, rounds, calls, [&] { model->head(rows); });
   const double request = millis(dev, dev.is_cuda() && B <= 8 ? 3 : 1, 1, run);
+  // One request, timed alone.
+  const auto timed = [&](const BatchRequest& r) {
+    sync(dev);
+    const auto t0 = std::chrono::steady_clock::now();
+    generate(*model, forwards, p, r, {}, [] { return false; });
+    sync(dev);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   // A request at a batch shape not seen before (prompts a token shorter), as a server meets ever new prompt
   // lengths: its first refresh and window run eagerly and, on CUDA, are captured as graphs. Then one with prompts
   // two tokens shorter: on CUDA both pad to the same multiple of the prompt bucket (the same shape as the
@@ -142,13 +151,18 @@ int run(int argc, char** argv) {
   const auto shorterBy = [&](size_t tokens) {
     BatchRequest shorter = batch;
     for (auto& prompt : shorter.prompts) prompt.resize(prompt.size() - tokens);
-    sync(dev);
-    const auto t0 = std::chrono::steady_clock::now();
-    generate(*model, forwards, p, shorter, {}, [] { return false; });
-    sync(dev);
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return timed(shorter);
   };
   const double newShape = shorterBy(1), padded = shorterBy(2);
+  // With more than one row: a request of the first half of the rows (its own Steps, on the first rows of the same
+  // cache), then the whole batch again, which replays the graphs it set up first (the cache keeps each batch
+  // size's Steps), as a batch does after early stop or a smaller batch has run.
+  double fewerRows = 0, returning = 0;
+  if (B > 1) {
+    BatchRequest half = batch;
+    half.prompts.resize(B / 2), half.seeds.resize(B / 2);
+    fewerRows = timed(half), returning = timed(batch);
+  }
   const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
   // The library behind CUDA's matrix products (TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt).
   const std::string blas = at::BlasBackendToString(at::globalContext().blasPreferredBackend()).substr(std::string("at::BlasBackend::").size());
@@ -165,10 +179,11 @@ int run(int argc, char** argv) {
   std::printf(
       "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
-      "\"sampler_ms_per_step\": %.3f, \"new_shape_request_ms\": %.2f, \"prompt_bucket\": %lld, \"padded_request_ms\": %.2f}\n",
+      "\"sampler_ms_per_step\": %.3f, \"new_shape_request_ms\": %.2f, \"prompt_bucket\": %lld, \"padded_request_ms\": %.2f, "
+      "\"fewer_rows_request_ms\": %.2f, \"returning_request_ms\": %.2f}\n",
       quoted.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between, newShape,
-      static_cast<long long>(forwards.promptBucket()), padded);
+      static_cast<long long>(forwards.promptBucket()), padded, fewerRows, returning);
   return 0;
 }
 

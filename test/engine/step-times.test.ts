@@ -23,14 +23,14 @@ writeFileSync(
 );
 
 describe("the step-time benchmark program", () => {
-  it("times a refresh, a window, the head and whole dual-cache requests (one at a new shape, one padded to it), and splits a step's time", async () => {
+  it("times a refresh, a window, the head and whole dual-cache requests (one at a new shape, one padded to it, one of half the rows and the whole batch after it), and splits a step's time", async () => {
     const { code, stdout } = await run("cpu", `${small}/`, "--batch", "2");
     expect(code).toBe(0);
     const r = JSON.parse(stdout);
     // The CPU pads no prompt by default.
     expect(r).toMatchObject({ config: "small", device: "cpu", batch: 2, prompt_bucket: 1 });
     expect(["Cublas", "Cublaslt", "Ck"]).toContain(r.blas);
-    for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s", "new_shape_request_ms", "padded_request_ms"]) {
+    for (const key of ["refresh_ms", "window_ms", "head_64_rows_ms", "request_ms", "tokens_per_s", "new_shape_request_ms", "padded_request_ms", "fewer_rows_request_ms", "returning_request_ms"]) {
       expect(r[key]).toBeGreaterThan(0);
     }
     // 512 tokens (2 rows of 256) in request_ms.

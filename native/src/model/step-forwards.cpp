@@ -15,7 +15,7 @@ namespace dllm {
 struct StepForwards::Step {
   Kind kind = Kind::Plain;
   at::Tensor ids, positions, columns;  // the step's inputs, refilled in place (columns: windows only)
-  KVCache cache;                       // the cache's tensors when the Step was set up (handles, not copies)
+  KVCache cache;                       // its rows of the cache's tensors when it was set up (views, not copies)
   KeyMask keys;                        // likewise the mask (a plain Step's own buffer, refilled in place)
 #ifdef DLLM_WITH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -67,63 +67,93 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
   // One plain shape at a time, as there is one cache: a server sees ever new prompt lengths, and their Steps (and
   // graphs) must not pile up.
   std::erase_if(steps_, [](const auto& entry) { return entry.second->kind == Kind::Plain; });
-  addStep(shape, ids, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
+  addStep(shape, ids, {}, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
   return h;
 }
 
 at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   Counted counted(passes_);
-  const bool sameMask = keys.mask.defined() == keys_.mask.defined() &&
-                        (!keys.mask.defined() || keys.mask.sizes() == keys_.mask.sizes());
-  const Shape shape{Kind::Refresh, ids.size(0), ids.size(1), keys.mask.defined()};
-  if (sameMask) {
-    if (auto it = steps_.find(shape); it != steps_.end()) {
-      if (keys.mask.defined()) keys_.mask.copy_(keys.mask);
-      return runStep(*it->second, ids, positions, 0);
-    }
-  }
-  // A shape or padding not seen since the buffers last changed: eagerly, into new buffers where the shapes differ.
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const bool masked = keys.mask.defined();
+  // Another sequence length, or more rows than the buffers hold: new buffers, set up by an eager forward here.
   // The old cache (and the Steps and graphs holding it) goes first, so that the two are never in memory together.
-  if (!cache_.k.empty() && (cache_.k[0].size(0) != ids.size(0) || cache_.k[0].size(2) != ids.size(1))) {
-    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
-    cache_ = {};
+  const bool fits = !cache_.k.empty() && cache_.k[0].size(2) == T && cache_.k[0].size(0) >= B;
+  if (!fits) dropCache();
+  if (fits && masked && !keys_.mask.defined())
+    keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, T}, keys.mask.options())};
+  if (fits && masked) keys_.mask.narrow(0, 0, B).copy_(keys.mask);
+  rows_ = B, masked_ = masked;
+  const Shape shape{Kind::Refresh, B, T, masked};
+  if (auto it = steps_.find(shape); it != steps_.end()) {
+    useRows(B);
+    return runStep(*it->second, ids, positions, 0);
   }
-  const void* before = cache_.k.empty() ? nullptr : cache_.k[0].data_ptr();
+  KVCache rows = fits ? cacheRows(B) : KVCache{};
   at::Tensor h;
   try {
-    h = model_->hidden(ids, keys, positions, &cache_);
+    h = model_->hidden(ids, fits ? keyRows(B) : keys, positions, &rows);
   } catch (...) {
     // Say, out of memory in the first layer of a new shape: the cache may hold some layers or none. Drop it, and
     // the Steps set up on it, so that the next refresh starts from nothing (the worker retries in halves).
-    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
-    cache_ = {};
-    keys_ = {};
+    dropCache();
     throw;
   }
-  if (cache_.k[0].data_ptr() != before || !sameMask) {
-    // New buffers (another batch shape): the cached decoders' Steps set up on the old ones are of no further use.
-    std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
-    keys_ = keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{};
-  } else if (keys.mask.defined()) {
-    keys_.mask.copy_(keys.mask);
+  if (!fits) {
+    cache_ = rows;
+    if (masked) keys_ = {keys.mask.clone()};
   }
-  addStep(shape, ids, keys_, positions, 0);
+  useRows(B);
+  addStep(shape, ids, rows, keyRows(B), positions, 0);
   return h;
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
   Counted counted(passes_);
+  const int64_t B = ids.size(0);
   // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
-  TORCH_CHECK(!cache_.k.empty() && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
-              "StepForwards::window: the columns must lie within the cache of the last refresh");
-  const Shape shape{Kind::Window, ids.size(0), ids.size(1), keys_.mask.defined()};
+  TORCH_CHECK(!cache_.k.empty() && B == rows_ && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
+              "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
+  const Shape shape{Kind::Window, B, ids.size(1), masked_};
   if (auto it = steps_.find(shape); it != steps_.end()) return runStep(*it->second, ids, positions, start);
   // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
   // cannot happen inside a capture.
+  KVCache rows = cacheRows(B);
+  const KeyMask keys = keyRows(B);
   at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-  at::Tensor h = model_->hiddenWindow(ids, keys_, positions, columns, cache_);
-  addStep(shape, ids, keys_, positions, start);
+  at::Tensor h = model_->hiddenWindow(ids, keys, positions, columns, rows);
+  addStep(shape, ids, rows, keys, positions, start);
   return h;
+}
+
+KVCache StepForwards::cacheRows(int64_t rows) const {
+  KVCache views;
+  for (const at::Tensor& k : cache_.k) views.k.push_back(k.narrow(0, 0, rows));
+  for (const at::Tensor& v : cache_.v) views.v.push_back(v.narrow(0, 0, rows));
+  return views;
+}
+
+KeyMask StepForwards::keyRows(int64_t rows) const {
+  return masked_ ? KeyMask{keys_.mask.narrow(0, 0, rows)} : KeyMask{};
+}
+
+void StepForwards::dropCache() {
+  std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
+  recent_rows_.clear();
+  cache_ = {};
+  keys_ = {};
+  rows_ = 0;
+  masked_ = false;
+}
+
+void StepForwards::useRows(int64_t rows) {
+  std::erase(recent_rows_, rows);
+  recent_rows_.push_back(rows);
+  if (recent_rows_.size() <= kMaxRowCounts) return;
+  const int64_t oldest = recent_rows_.front();
+  recent_rows_.erase(recent_rows_.begin());
+  std::erase_if(steps_, [oldest](const auto& entry) {
+    return entry.second->kind != Kind::Plain && std::get<1>(entry.first) == oldest;
+  });
 }
 
 at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
@@ -139,15 +169,15 @@ at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tenso
   return s.run(*model_);
 }
 
-void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions,
-                           int64_t start) {
+void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KVCache& cache, const KeyMask& keys,
+                           const at::Tensor& positions, int64_t start) {
   steps_set_up_++;
   auto s = std::make_unique<Step>();
   s->kind = std::get<0>(shape);
   s->ids = ids.contiguous().clone();
   s->positions = positions.contiguous().clone();
   if (s->kind == Kind::Window) s->columns = at::arange(start, start + ids.size(1), positions.options());
-  if (s->kind != Kind::Plain) s->cache = cache_;
+  s->cache = cache;
   s->keys = keys;
   // The same forward has just run eagerly at this shape, so everything it needs is set up for a capture.
   if (graphs_ && !capture(*s)) {

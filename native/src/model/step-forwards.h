@@ -10,10 +10,16 @@
 // cache computes from the stale one on every device, and the CPU tests see it.
 //
 // The engine keeps one per model, so the cache and the Steps outlive a request: the next batch of the same shape
-// refills the same buffers and replays the same graphs. A batch of another shape replaces them (one cache at a
-// time), and on CUDA that costs its first request about as much again as a warm one (eager first steps, the
-// captures: 0.9-1.8 s against 0.68 s for LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts
-// differ by a few tokens still share a shape, the sampler left-pads prompts up to a multiple of promptBucket().
+// refills the same buffers and replays the same graphs. The cache holds as many rows as the largest batch met at
+// its sequence length, and a batch of fewer rows uses its first ones (views, laid out as a cache of their own), so
+// that batches of every size up to that share one set of buffers and each keeps its Steps: a batch that early stop
+// shrinks, or the varied batch sizes of a server's queue, replay their graphs from the second time on. Only the
+// kMaxRowCounts most recently used row counts keep theirs (each graph holds its output in the pool).
+//
+// A batch of another sequence length replaces the cache (one length at a time), and on CUDA that costs its first
+// request about as much again as a warm one (eager first steps, the captures: 0.9-1.8 s against 0.68 s for
+// LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a few tokens still share a
+// length, the sampler left-pads prompts up to a multiple of promptBucket().
 #pragma once
 #include <ATen/ATen.h>
 
@@ -21,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "model/llada.h"
 
@@ -49,16 +56,20 @@ class StepForwards {
   // How many Steps have been set up in all: one each time a shape is met that has none (with graphs, a capture).
   int64_t stepsSetUp() const { return steps_set_up_; }
 
+  // How many batch sizes (rows) keep the cached decoders' Steps at once, the most recently used.
+  static constexpr size_t kMaxRowCounts = 8;
+
   // Results may be a graph's output buffer: read them before the next call.
 
   // A full forward over ids [B, T] without the cache (keys, positions: [B, T]): model.hidden.
   at::Tensor plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
-  // A full forward over ids [B, T] (keys, positions: [B, T]) that refills the cache: model.hidden with fill.
+  // A full forward over ids [B, T] (keys, positions: [B, T]) that refills the cache (its first B rows):
+  // model.hidden with fill.
   at::Tensor refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
-  // The columns [start, start + W) alone (ids, positions: [B, W]) against the cache of the last refresh:
-  // model.hiddenWindow.
+  // The columns [start, start + W) alone (ids, positions: [B, W], B the last refresh's rows) against the cache of
+  // the last refresh: model.hiddenWindow.
   at::Tensor window(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
 
  private:
@@ -70,8 +81,17 @@ class StepForwards {
 
   // Refills the Step's inputs and runs it: a graph replay, or eagerly on its tensors.
   at::Tensor runStep(Step& step, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
-  // Sets up the Step for a forward that has just run eagerly at this shape (and, with graphs, captures it).
-  void addStep(const Shape& shape, const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, int64_t start);
+  // Sets up the Step for a forward that has just run eagerly at this shape on these buffers (and, with graphs,
+  // captures it).
+  void addStep(const Shape& shape, const at::Tensor& ids, const KVCache& cache, const KeyMask& keys, const at::Tensor& positions,
+               int64_t start);
+  // The cache and key mask buffers' first `rows` rows.
+  KVCache cacheRows(int64_t rows) const;
+  KeyMask keyRows(int64_t rows) const;
+  // Drops the cache, its mask and the Steps set up on them.
+  void dropCache();
+  // Marks `rows` as the most recently used row count; past kMaxRowCounts, drops the Steps of the least recent.
+  void useRows(int64_t rows);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -81,12 +101,19 @@ class StepForwards {
   std::atomic<int64_t>& passes_;
   int64_t prompt_bucket_ = 1;
   int64_t steps_set_up_ = 0;
+  // [rows, heads, T, head_dim] per layer: as many rows as the largest batch since the buffers last changed.
   KVCache cache_;
-  // The key mask of the last refresh, in a buffer that stays put while the cache's shape does.
+  // The key masks of the last refreshes, in a buffer of the cache's rows that stays put while the cache does
+  // (undefined until a refresh with padding meets this cache).
   KeyMask keys_;
+  // The last refresh: its rows, and whether it had a key mask (what the window steps after it attend with).
+  int64_t rows_ = 0;
+  bool masked_ = false;
   // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask,
   // and only the last plain shape keeps one.
   std::map<Shape, std::unique_ptr<Step>> steps_;
+  // Row counts that have cached Steps, the most recently used last.
+  std::vector<int64_t> recent_rows_;
 };
 
 }  // namespace dllm
