@@ -33,16 +33,6 @@ struct StepForwards::Step {
   }
 };
 
-// Counts one forward pass when the scope it guards ends without an exception.
-struct StepForwards::Counted {
-  explicit Counted(std::atomic<int64_t>& passes) : passes(passes) {}
-  ~Counted() {
-    if (std::uncaught_exceptions() == exceptions) passes.fetch_add(1, std::memory_order_relaxed);
-  }
-  std::atomic<int64_t>& passes;
-  const int exceptions = std::uncaught_exceptions();
-};
-
 StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket)
     : model_(std::move(model)), graphs_(false), passes_(passes) {
 #ifdef DLLM_WITH_CUDA
@@ -57,13 +47,12 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs,
 StepForwards::~StepForwards() = default;
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
-  Counted counted(passes_);
   const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined()};
   if (auto it = steps_.find(shape); it != steps_.end()) {
     if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
-    return runStep(*it->second, ids, positions, 0);
+    return counted(runStep(*it->second, ids, positions, 0));
   }
-  at::Tensor h = model_->hidden(ids, keys, positions);
+  at::Tensor h = counted(model_->hidden(ids, keys, positions));
   // One plain shape at a time, as there is one cache: a server sees ever new prompt lengths, and their Steps (and
   // graphs) must not pile up.
   std::erase_if(steps_, [](const auto& entry) { return entry.second->kind == Kind::Plain; });
@@ -72,7 +61,6 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
 }
 
 at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
-  Counted counted(passes_);
   const int64_t B = ids.size(0), T = ids.size(1);
   const bool masked = keys.mask.defined();
   // Another sequence length, or more rows than the buffers hold: new buffers, set up by an eager forward here.
@@ -86,12 +74,12 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
   const Shape shape{Kind::Refresh, B, T, masked};
   if (auto it = steps_.find(shape); it != steps_.end()) {
     useRows(B);
-    return runStep(*it->second, ids, positions, 0);
+    return counted(runStep(*it->second, ids, positions, 0));
   }
   KVCache rows = fits ? cacheRows(B) : KVCache{};
   at::Tensor h;
   try {
-    h = model_->hidden(ids, fits ? keyRows(B) : keys, positions, &rows);
+    h = counted(model_->hidden(ids, fits ? keyRows(B) : keys, positions, &rows));
   } catch (...) {
     // Say, out of memory in the first layer of a new shape: the cache may hold some layers or none. Drop it, and
     // the Steps set up on it, so that the next refresh starts from nothing (the worker retries in halves).
@@ -108,20 +96,24 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  Counted counted(passes_);
   const int64_t B = ids.size(0);
   // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
   TORCH_CHECK(!cache_.k.empty() && B == rows_ && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
               "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
   const Shape shape{Kind::Window, B, ids.size(1), masked_};
-  if (auto it = steps_.find(shape); it != steps_.end()) return runStep(*it->second, ids, positions, start);
+  if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
   // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
   // cannot happen inside a capture.
   KVCache rows = cacheRows(B);
   const KeyMask keys = keyRows(B);
   at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-  at::Tensor h = model_->hiddenWindow(ids, keys, positions, columns, rows);
+  at::Tensor h = counted(model_->hiddenWindow(ids, keys, positions, columns, rows));
   addStep(shape, ids, rows, keys, positions, start);
+  return h;
+}
+
+at::Tensor StepForwards::counted(at::Tensor h) {
+  passes_.fetch_add(1, std::memory_order_relaxed);
   return h;
 }
 

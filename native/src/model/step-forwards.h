@@ -36,8 +36,8 @@ namespace dllm {
 class StepForwards {
  public:
   // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
-  // passes: counts every forward that returns from here (plain, refresh or window; read from other threads). One
-  // whose CUDA graph capture then fails for memory is not counted, although the forward itself ran.
+  // passes: counts every forward that runs to its end here (plain, refresh or window; read from other threads),
+  // also one whose CUDA graph capture then fails for memory.
   // promptBucket: see promptBucket(); 0 picks kCudaPromptBucket on CUDA (with graphs or without, so that both see
   // the same batches) and 1 (no padding) elsewhere.
   StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket = 0);
@@ -75,7 +75,6 @@ class StepForwards {
  private:
   enum class Kind { Plain, Refresh, Window };
   struct Step;
-  struct Counted;
   // (kind, rows, columns, whether rows are padded): one Step each.
   using Shape = std::tuple<Kind, int64_t, int64_t, bool>;
 
@@ -85,6 +84,8 @@ class StepForwards {
   // captures it).
   void addStep(const Shape& shape, const at::Tensor& ids, const KVCache& cache, const KeyMask& keys, const at::Tensor& positions,
                int64_t start);
+  // Counts the forward pass that returned h.
+  at::Tensor counted(at::Tensor h);
   // The cache and key mask buffers' first `rows` rows.
   KVCache cacheRows(int64_t rows) const;
   KeyMask keyRows(int64_t rows) const;
