@@ -4,8 +4,8 @@
 // temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
 // masked rows, the head, confidence, commit; one read back to the host per step), and one request at a batch shape
 // not seen before (its first steps eager and, on CUDA, captured as graphs), then one whose prompts pad to that
-// shape (StepForwards::promptBucket), and with more than one row, a request of half the rows and the whole batch
-// after it (0 at batch 1).
+// shape (StepForwards::promptBucket), with more than one row a request of half the rows (0 at batch 1), and the
+// whole batch again after those.
 //
 //   dllm_step_times <device> <folder holding a config.json> [--batch B] [--profile]
 //
@@ -154,15 +154,16 @@ int run(int argc, char** argv) {
     return timed(shorter);
   };
   const double newShape = shorterBy(1), padded = shorterBy(2);
-  // With more than one row: a request of the first half of the rows (its own Steps, on the first rows of the same
-  // cache), then the whole batch again, which replays the graphs it set up first (the cache keeps each batch
-  // size's Steps), as a batch does after early stop or a smaller batch has run.
-  double fewerRows = 0, returning = 0;
+  // With more than one row, a request of the first half of the rows (its own Steps, on the first rows of the same
+  // cache, as after early stop or when the queue forms a smaller batch). Then the whole batch again, after those
+  // other shapes: it replays the graphs it set up first (the cache keeps each shape's Steps).
+  double fewerRows = 0;
   if (B > 1) {
     BatchRequest half = batch;
     half.prompts.resize(B / 2), half.seeds.resize(B / 2);
-    fewerRows = timed(half), returning = timed(batch);
+    fewerRows = timed(half);
   }
+  const double returning = timed(batch);
   const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
   // The library behind CUDA's matrix products (TORCH_BLAS_PREFER_CUBLASLT=1 picks cuBLASLt).
   const std::string blas = at::BlasBackendToString(at::globalContext().blasPreferredBackend()).substr(std::string("at::BlasBackend::").size());

@@ -210,7 +210,8 @@ void checkKernels(const Shape& s, at::Device dev, at::ScalarType dtype) {
 // A window step's keys and values into the cache (applyRopeToCache): the window's columns of the caches (out of
 // order, among more columns than the window has) hold the rotated k and v itself, every other column keeps what
 // it held, and q is rotated as applyRope rotates it. With kernels: the CUDA kernel stores exactly what the rope
-// kernel computes, and caches it does not take (not contiguous) get the same through index_copy_.
+// kernel computes, also into caches that are views of larger buffers, and caches it does not take (D not
+// contiguous) get the same through index_copy_.
 void checkRopeToCache(const Shape& s, at::Device dev, at::ScalarType dtype, bool kernels) {
   const auto o = at::TensorOptions().device(dev).dtype(dtype);
   const at::Tensor pos = positions(s, dev);
@@ -253,6 +254,19 @@ void checkRopeToCache(const Shape& s, at::Device dev, at::ScalarType dtype, bool
            applyRopeToCache(q, k, v, rotary, kx, vx, columns, Kernels::Cuda);
          }),
          "applyRopeToCache on caches the kernel does not take: the same through index_copy_, " + where);
+
+  // The caches as the first rows and columns of larger buffers (StepForwards' views): the kernel takes them, and
+  // the rest of the buffers keeps what it held.
+  const at::Tensor kBig = at::randn({s.B + 1, s.KV, Tk + 3, s.D}, o), vBig = at::randn({s.B + 1, s.KV, Tk + 3, s.D}, o);
+  at::Tensor kBuf = kBig.clone(), vBuf = vBig.clone();
+  kBuf.narrow(0, 0, s.B).narrow(2, 0, Tk).copy_(kBefore), vBuf.narrow(0, 0, s.B).narrow(2, 0, Tk).copy_(vBefore);
+  at::Tensor kV = kBuf.narrow(0, 0, s.B).narrow(2, 0, Tk), vV = vBuf.narrow(0, 0, s.B).narrow(2, 0, Tk);
+  const at::Tensor qV = applyRopeToCache(q, k, v, rotary, kV, vV, columns, Kernels::Cuda);
+  const auto outside = [&](const at::Tensor& buf, const at::Tensor& big) {
+    return buf.narrow(0, s.B, 1).equal(big.narrow(0, s.B, 1)) && buf.narrow(2, Tk, 3).equal(big.narrow(2, Tk, 3));
+  };
+  expect(qV.equal(qR) && kV.equal(kC) && vV.equal(vC) && outside(kBuf, kBig) && outside(vBuf, vBig),
+         "applyRopeToCache kernel on caches that are views of larger buffers: the same, the rest untouched, " + where);
 }
 
 // The norm kernel keeps each row in registers, a power of two of elements per thread: rows of every such count,

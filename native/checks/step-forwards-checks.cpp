@@ -4,9 +4,9 @@
 // that shape or another, then computes exactly what a fresh StepForwards computes, and the failed refresh is not
 // counted as a forward pass. And the prompt bucket (StepForwards::promptBucket): prompts left-padded up to a
 // multiple of it decode to the same tokens, and batches whose longest prompts fall in one bucket share one shape
-// (no Step set up anew). And the cache's rows: batches of fewer rows than the cache holds run on its first rows and
-// compute what a fresh StepForwards computes, each batch size keeps its Steps (the kMaxRowCounts most recent), and a
-// window of other rows than the last refresh's is refused. test/engine/step-forwards-checks.test.ts runs this
+// (no Step set up anew). And the cache's shapes: batches of fewer rows or columns than the cache holds run on its
+// first ones and compute what a fresh StepForwards computes, as do batches that outgrow it; each batch shape keeps
+// its Steps (the kMaxCacheShapes most recent); a window of other rows than the last refresh's is refused. test/engine/step-forwards-checks.test.ts runs this
 // program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -92,51 +92,56 @@ std::pair<at::Tensor, at::Tensor> refreshAndWindow(StepForwards& f, const Batch&
   return {h, f.window(b.ids.narrow(1, 16, 8), b.positions.narrow(1, 16, 8), 16).clone()};
 }
 
-void checkCacheRows(const std::shared_ptr<const LLaDAModel>& model) {
+void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   const LLaDAConfig& c = model->config();
   std::atomic<int64_t> passes{0};
+  // Fresh StepForwards' results for `b`, and whether f's equal them.
+  const auto same = [&](StepForwards& f, const Batch& b) {
+    const auto [h, w] = refreshAndWindow(f, b);
+    const auto [rh, rw] = reference(model, b, 16, 8);
+    return h.equal(rh) && w.equal(rw);
+  };
+
+  // Batches of 3, 2 and 1 rows, of 40, 32 and 24 columns, padded or not, in turns on one cache (3 rows, 40
+  // columns, the first batch's).
   StepForwards f(model, false, passes);
-  // Batches of 3 and 2 rows at one sequence length, padded or not, in turns on one cache.
-  const Batch three = batch(c, 3, 40, 5, 1), two = batch(c, 2, 40, 0, 3), twoPadded = batch(c, 2, 40, 4, 4);
-  const std::vector<const Batch*> turns = {&three, &two, &twoPadded, &three};
-  std::vector<std::pair<at::Tensor, at::Tensor>> fresh;
-  for (const Batch* b : turns) fresh.push_back(reference(model, *b, 16, 8));
-  bool same = true;
+  const std::vector<Batch> turns = {batch(c, 3, 40, 5, 1), batch(c, 2, 40, 0, 3), batch(c, 2, 40, 4, 4), batch(c, 3, 32, 2, 5),
+                                    batch(c, 1, 24, 0, 6)};
+  bool equal = true;
   int64_t setUp = 0;
   for (int round = 0; round < 2; round++) {
-    for (size_t i = 0; i < turns.size(); i++) {
-      const auto [h, w] = refreshAndWindow(f, *turns[i]);
-      same = same && h.equal(fresh[i].first) && w.equal(fresh[i].second);
-    }
+    for (const Batch& b : turns) equal = same(f, b) && equal;
     if (round == 0) setUp = f.stepsSetUp();
   }
-  expect(same, "batches of 3 and 2 rows, padded or not, in turns on one cache compute what fresh StepForwards compute");
-  expect(setUp == 6 && f.stepsSetUp() == setUp,
-         "each of (3 rows, padded), (2 rows), (2 rows, padded) sets up one refresh and one window Step, once");
-  f.refresh(three.ids, three.keys, three.positions);
-  expect(throws([&] { f.window(two.ids.narrow(1, 16, 8), two.positions.narrow(1, 16, 8), 16); }),
+  expect(equal, "batches of fewer rows and columns than the cache, padded or not, in turns compute what fresh StepForwards compute");
+  expect(setUp == 2 * static_cast<int64_t>(turns.size()) && f.stepsSetUp() == setUp,
+         "each batch shape sets up one refresh and one window Step, once: the second round replays them");
+  f.refresh(turns[0].ids, turns[0].keys, turns[0].positions);
+  expect(throws([&] { f.window(turns[1].ids.narrow(1, 16, 8), turns[1].positions.narrow(1, 16, 8), 16); }),
          "a window of 2 rows after a refresh of 3 is refused");
+  // More rows and columns than the cache holds (new buffers, the Steps on the old ones gone), then a long batch of
+  // one row (buffers of its own), then the earlier shapes again.
+  const Batch wider = batch(c, 4, 48, 3, 7), longer = batch(c, 1, 200, 0, 8);
+  equal = same(f, wider) && same(f, longer) && same(f, turns[0]) && same(f, wider) && same(f, turns[4]);
+  expect(equal, "batches that outgrow the cache, and the smaller ones after them, compute what fresh StepForwards compute");
 
-  // Row counts 9, 1, ..., 8: the ninth to come drops the Steps of the least recently used (9 rows), which sets
-  // them up anew when it comes back (on the same buffers) and so drops those of 1 row; 2 to 8 rows keep theirs.
-  std::vector<Batch> sizes;
-  for (int64_t rows = 1; rows <= 9; rows++) sizes.push_back(batch(c, rows, 40, rows % 2 == 0 ? 0 : 3, 10 + rows));
+  // 17 shapes: the 17th to come drops the Steps of the least recently used, which sets them up anew when it comes
+  // back (on the same buffers, which hold every shape here) and so drops those of the next; the others keep theirs.
+  static_assert(StepForwards::kMaxCacheShapes == 16);
+  std::vector<Batch> shapes = {batch(c, 5, 48, 1, 20)};
+  for (int64_t rows = 1; rows <= 4; rows++)
+    for (const int64_t columns : {24, 32, 40, 48}) shapes.push_back(batch(c, rows, columns, rows % 2 == 0 ? 0 : 3, 20 + shapes.size()));
   StepForwards g(model, false, passes);
-  refreshAndWindow(g, sizes[8]);
-  for (int64_t rows = 1; rows <= 8; rows++) refreshAndWindow(g, sizes[rows - 1]);
+  for (const Batch& b : shapes) refreshAndWindow(g, b);
   const int64_t before = g.stepsSetUp();
-  const auto [h9, w9] = refreshAndWindow(g, sizes[8]);
+  equal = same(g, shapes[0]);
   const int64_t back = g.stepsSetUp();
-  for (int64_t rows = 2; rows <= 8; rows++) refreshAndWindow(g, sizes[rows - 1]);
+  for (size_t i = 2; i < shapes.size(); i++) refreshAndWindow(g, shapes[i]);
   const int64_t kept = g.stepsSetUp();
-  const auto [h1, w1] = refreshAndWindow(g, sizes[0]);
-  const auto [r9h, r9w] = reference(model, sizes[8], 16, 8);
-  const auto [r1h, r1w] = reference(model, sizes[0], 16, 8);
-  static_assert(StepForwards::kMaxRowCounts == 8);
+  equal = same(g, shapes[1]) && equal;
   expect(back == before + 2 && kept == back && g.stepsSetUp() == kept + 2,
-         "with 8 row counts kept, the least recently used of 9 sets up its Steps anew; the 8 most recent do not");
-  expect(h9.equal(r9h) && w9.equal(r9w) && h1.equal(r1h) && w1.equal(r1w),
-         "row counts that set up their Steps anew compute what fresh StepForwards compute");
+         "with 16 shapes kept, the least recently used of 17 sets up its Steps anew; the 16 most recent do not");
+  expect(equal, "shapes that set up their Steps anew compute what fresh StepForwards compute");
 }
 
 }  // namespace
@@ -174,6 +179,6 @@ int main() {
       expect(passes.load() == (filled ? 5 : 4), "after it fails at " + order + ", the passes count every forward but it");
     }
     checkPromptBucket(model);
-    checkCacheRows(model);
+    checkCacheShapes(model);
   });
 }

@@ -167,18 +167,20 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
     const RopeInputs in = ropeInputs(q, k, v, rotary);
     std::optional<std::string> why = in.why;
     if (!why) why = unsupported({k, kCache, vCache}, 4);
-    if (!why && (!kCache.is_contiguous() || !vCache.is_contiguous() || kCache.sizes() != vCache.sizes() || kCache.size(0) != k.size(0) ||
-                 kCache.size(1) != k.size(2) || kCache.size(3) != k.size(3)))
-      why = "the caches are not contiguous [B, KV, Tk, D] for these keys";
+    // Views of larger buffers (StepForwards' rows and columns of its cache) are taken: only each head's D
+    // elements must be contiguous.
+    if (!why && (kCache.stride(3) != 1 || kCache.strides() != vCache.strides() || kCache.sizes() != vCache.sizes() ||
+                 kCache.size(0) != k.size(0) || kCache.size(1) != k.size(2) || kCache.size(3) != k.size(3)))
+      why = "the caches are not [B, KV, Tk, D] with contiguous heads, alike, for these keys";
     if (!why && (columns.scalar_type() != at::kLong || columns.device() != k.device() || columns.dim() != 1 ||
                  columns.size(0) != k.size(1) || !columns.is_contiguous()))
       why = "columns is not one contiguous int64 index per window column on the caches' device";
     if (!why) {
       at::Tensor qOut = at::empty(q.sizes(), q.options());
-      const int64_t KV = kCache.size(1), Tk = kCache.size(2), D = kCache.size(3);
+      const int64_t batch = kCache.stride(0), head = kCache.stride(1), token = kCache.stride(2);
       const auto* cols = columns.data_ptr<int64_t>();
-      const char* error = launchRopeOn(in, q, k, v, rotary, qOut, HeadsOut{kCache.data_ptr(), KV * Tk * D, D, Tk * D, cols},
-                                       HeadsOut{vCache.data_ptr(), KV * Tk * D, D, Tk * D, cols});
+      const char* error = launchRopeOn(in, q, k, v, rotary, qOut, HeadsOut{kCache.data_ptr(), batch, token, head, cols},
+                                       HeadsOut{vCache.data_ptr(), batch, token, head, cols});
       if (error == nullptr) return qOut;
       why = error;
     }

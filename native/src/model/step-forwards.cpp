@@ -1,5 +1,6 @@
 #include "model/step-forwards.h"
 
+#include <algorithm>
 #include <exception>
 
 #ifdef DLLM_WITH_CUDA
@@ -15,7 +16,7 @@ namespace dllm {
 struct StepForwards::Step {
   Kind kind = Kind::Plain;
   at::Tensor ids, positions, columns;  // the step's inputs, refilled in place (columns: windows only)
-  KVCache cache;                       // its rows of the cache's tensors when it was set up (views, not copies)
+  KVCache cache;                       // its rows and columns of the cache's buffers (views, not copies)
   KeyMask keys;                        // likewise the mask (a plain Step's own buffer, refilled in place)
 #ifdef DLLM_WITH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -25,7 +26,7 @@ struct StepForwards::Step {
   at::Tensor run(const LLaDAModel& model) {
     switch (kind) {
       case Kind::Plain: return model.hidden(ids, keys, positions);
-      // A refresh refills the cache in place: its tensors already have this shape.
+      // A refresh refills the cache in place: its views already have this shape.
       case Kind::Refresh: return model.hidden(ids, keys, positions, &cache);
       case Kind::Window: break;
     }
@@ -47,7 +48,7 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs,
 StepForwards::~StepForwards() = default;
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
-  const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined()};
+  const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
   if (auto it = steps_.find(shape); it != steps_.end()) {
     if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
     return counted(runStep(*it->second, ids, positions, 0));
@@ -63,52 +64,56 @@ at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const
 at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   const int64_t B = ids.size(0), T = ids.size(1);
   const bool masked = keys.mask.defined();
-  // Another sequence length, or more rows than the buffers hold: new buffers, set up by an eager forward here.
-  // The old cache (and the Steps and graphs holding it) goes first, so that the two are never in memory together.
-  const bool fits = !cache_.k.empty() && cache_.k[0].size(2) == T && cache_.k[0].size(0) >= B;
-  if (!fits) dropCache();
-  if (fits && masked && !keys_.mask.defined())
-    keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, T}, keys.mask.options())};
-  if (fits && masked) keys_.mask.narrow(0, 0, B).copy_(keys.mask);
-  rows_ = B, masked_ = masked;
-  const Shape shape{Kind::Refresh, B, T, masked};
-  if (auto it = steps_.find(shape); it != steps_.end()) {
-    useRows(B);
-    return counted(runStep(*it->second, ids, positions, 0));
+  if (cache_.k.empty() || cache_.k[0].size(0) < B || cache_.k[0].size(2) < T) {
+    // More rows or columns than the buffers hold: buffers that hold both this batch and what the old ones held,
+    // unless that is more than twice this batch's own cache (a long prompt alone after many short ones), then
+    // this batch's. The old cache (and the Steps and graphs on it) goes first, so the two are never in memory
+    // together.
+    int64_t rows = B, length = T;
+    if (!cache_.k.empty() && std::max(B, cache_.k[0].size(0)) * std::max(T, cache_.k[0].size(2)) <= 2 * B * T)
+      rows = std::max(B, cache_.k[0].size(0)), length = std::max(T, cache_.k[0].size(2));
+    dropCache();
+    const LLaDAConfig& c = model_->config();
+    const auto options = at::TensorOptions().dtype(model_->dtype()).device(model_->device());
+    for (int64_t l = 0; l < c.n_layers; l++) {
+      cache_.k.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
+      cache_.v.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
+    }
   }
-  KVCache rows = fits ? cacheRows(B) : KVCache{};
+  if (masked && !keys_.mask.defined())
+    keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, cache_.k[0].size(2)}, keys.mask.options())};
+  rows_ = B, length_ = T, masked_ = masked;
+  if (masked) keyRows().mask.copy_(keys.mask);
+  const Shape shape{Kind::Refresh, B, T, masked, T};
+  useShape(B, T);
+  if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
+  KVCache rows = cacheRows();
   at::Tensor h;
   try {
-    h = counted(model_->hidden(ids, fits ? keyRows(B) : keys, positions, &rows));
+    h = counted(model_->hidden(ids, keyRows(), positions, &rows));
   } catch (...) {
-    // Say, out of memory in the first layer of a new shape: the cache may hold some layers or none. Drop it, and
-    // the Steps set up on it, so that the next refresh starts from nothing (the worker retries in halves).
+    // Say, out of memory in the first layer of a new shape: the cache may hold this batch's keys for some layers
+    // or none. Drop it, and the Steps set up on it, so that the next refresh starts from nothing (the worker
+    // retries in halves).
     dropCache();
     throw;
   }
-  if (!fits) {
-    cache_ = rows;
-    if (masked) keys_ = {keys.mask.clone()};
-  }
-  useRows(B);
-  addStep(shape, ids, rows, keyRows(B), positions, 0);
+  addStep(shape, ids, rows, keyRows(), positions, 0);
   return h;
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  const int64_t B = ids.size(0);
   // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
-  TORCH_CHECK(!cache_.k.empty() && B == rows_ && start >= 0 && start + ids.size(1) <= cache_.k[0].size(2),
+  TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
               "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
-  const Shape shape{Kind::Window, B, ids.size(1), masked_};
+  const Shape shape{Kind::Window, rows_, ids.size(1), masked_, length_};
   if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
   // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
   // cannot happen inside a capture.
-  KVCache rows = cacheRows(B);
-  const KeyMask keys = keyRows(B);
+  KVCache rows = cacheRows();
   at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-  at::Tensor h = counted(model_->hiddenWindow(ids, keys, positions, columns, rows));
-  addStep(shape, ids, rows, keys, positions, start);
+  at::Tensor h = counted(model_->hiddenWindow(ids, keyRows(), positions, columns, rows));
+  addStep(shape, ids, rows, keyRows(), positions, start);
   return h;
 }
 
@@ -117,34 +122,36 @@ at::Tensor StepForwards::counted(at::Tensor h) {
   return h;
 }
 
-KVCache StepForwards::cacheRows(int64_t rows) const {
+KVCache StepForwards::cacheRows() const {
   KVCache views;
-  for (const at::Tensor& k : cache_.k) views.k.push_back(k.narrow(0, 0, rows));
-  for (const at::Tensor& v : cache_.v) views.v.push_back(v.narrow(0, 0, rows));
+  for (const at::Tensor& k : cache_.k) views.k.push_back(k.narrow(0, 0, rows_).narrow(2, 0, length_));
+  for (const at::Tensor& v : cache_.v) views.v.push_back(v.narrow(0, 0, rows_).narrow(2, 0, length_));
   return views;
 }
 
-KeyMask StepForwards::keyRows(int64_t rows) const {
-  return masked_ ? KeyMask{keys_.mask.narrow(0, 0, rows)} : KeyMask{};
+KeyMask StepForwards::keyRows() const {
+  return masked_ ? KeyMask{keys_.mask.narrow(0, 0, rows_).narrow(3, 0, length_)} : KeyMask{};
 }
 
 void StepForwards::dropCache() {
   std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
-  recent_rows_.clear();
+  recent_.clear();
   cache_ = {};
   keys_ = {};
-  rows_ = 0;
+  rows_ = 0, length_ = 0;
   masked_ = false;
 }
 
-void StepForwards::useRows(int64_t rows) {
-  std::erase(recent_rows_, rows);
-  recent_rows_.push_back(rows);
-  if (recent_rows_.size() <= kMaxRowCounts) return;
-  const int64_t oldest = recent_rows_.front();
-  recent_rows_.erase(recent_rows_.begin());
-  std::erase_if(steps_, [oldest](const auto& entry) {
-    return entry.second->kind != Kind::Plain && std::get<1>(entry.first) == oldest;
+void StepForwards::useShape(int64_t rows, int64_t length) {
+  const std::pair<int64_t, int64_t> shape{rows, length};
+  std::erase(recent_, shape);
+  recent_.push_back(shape);
+  if (recent_.size() <= kMaxCacheShapes) return;
+  const auto [oldRows, oldLength] = recent_.front();
+  recent_.erase(recent_.begin());
+  std::erase_if(steps_, [&](const auto& entry) {
+    const auto& [kind, r, columns, masked, length] = entry.first;
+    return kind != Kind::Plain && r == oldRows && length == oldLength;
   });
 }
 

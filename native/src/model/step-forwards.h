@@ -10,16 +10,17 @@
 // cache computes from the stale one on every device, and the CPU tests see it.
 //
 // The engine keeps one per model, so the cache and the Steps outlive a request: the next batch of the same shape
-// refills the same buffers and replays the same graphs. The cache holds as many rows as the largest batch met at
-// its sequence length, and a batch of fewer rows uses its first ones (views, laid out as a cache of their own), so
-// that batches of every size up to that share one set of buffers and each keeps its Steps: a batch that early stop
-// shrinks, or the varied batch sizes of a server's queue, replay their graphs from the second time on. Only the
-// kMaxRowCounts most recently used row counts keep theirs (each graph holds its output in the pool).
+// refills the same buffers and replays the same graphs. The cache's buffers hold as many rows and columns as the
+// batches they have met, and a batch of fewer rows or a shorter sequence runs on its first ones (views, with the
+// same arithmetic as a cache of their own). So batches of every shape within them share one set of buffers and
+// each shape keeps its Steps: a batch that early stop shrinks, the varied batch sizes of a server's queue, other
+// prompt lengths replay their graphs from the second time on. Only the kMaxCacheShapes most recently used shapes
+// keep theirs (each graph keeps its output in the pool). A batch that does not fit gets buffers that hold it and
+// the old ones' shapes too, unless that is more than twice its own cache; the old buffers and their Steps go.
 //
-// A batch of another sequence length replaces the cache (one length at a time), and on CUDA that costs its first
-// request about as much again as a warm one (eager first steps, the captures: 0.9-1.8 s against 0.68 s for
-// LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a few tokens still share a
-// length, the sampler left-pads prompts up to a multiple of promptBucket().
+// A new shape costs its first request on CUDA about as much again as a warm one (eager first steps, the captures:
+// 0.9-1.8 s against 0.68 s for LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a
+// few tokens share a shape, the sampler left-pads prompts up to a multiple of promptBucket().
 #pragma once
 #include <ATen/ATen.h>
 
@@ -27,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "model/llada.h"
@@ -56,27 +58,27 @@ class StepForwards {
   // How many Steps have been set up in all: one each time a shape is met that has none (with graphs, a capture).
   int64_t stepsSetUp() const { return steps_set_up_; }
 
-  // How many batch sizes (rows) keep the cached decoders' Steps at once, the most recently used.
-  static constexpr size_t kMaxRowCounts = 8;
+  // How many batch shapes (rows, sequence length) keep the cached decoders' Steps at once, the most recently used.
+  static constexpr size_t kMaxCacheShapes = 16;
 
   // Results may be a graph's output buffer: read them before the next call.
 
   // A full forward over ids [B, T] without the cache (keys, positions: [B, T]): model.hidden.
   at::Tensor plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
-  // A full forward over ids [B, T] (keys, positions: [B, T]) that refills the cache (its first B rows):
-  // model.hidden with fill.
+  // A full forward over ids [B, T] (keys, positions: [B, T]) that refills the cache (its first B rows and T
+  // columns): model.hidden with fill.
   at::Tensor refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions);
 
-  // The columns [start, start + W) alone (ids, positions: [B, W], B the last refresh's rows) against the cache of
-  // the last refresh: model.hiddenWindow.
+  // The columns [start, start + W) alone (ids, positions: [B, W], within the last refresh's [B, T]) against the
+  // cache of the last refresh: model.hiddenWindow.
   at::Tensor window(const at::Tensor& ids, const at::Tensor& positions, int64_t start);
 
  private:
   enum class Kind { Plain, Refresh, Window };
   struct Step;
-  // (kind, rows, columns, whether rows are padded): one Step each.
-  using Shape = std::tuple<Kind, int64_t, int64_t, bool>;
+  // (kind, rows, columns, whether rows are padded, the cache's columns it attends to (0: plain)): one Step each.
+  using Shape = std::tuple<Kind, int64_t, int64_t, bool, int64_t>;
 
   // Refills the Step's inputs and runs it: a graph replay, or eagerly on its tensors.
   at::Tensor runStep(Step& step, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
@@ -86,13 +88,14 @@ class StepForwards {
                int64_t start);
   // Counts the forward pass that returned h.
   at::Tensor counted(at::Tensor h);
-  // The cache and key mask buffers' first `rows` rows.
-  KVCache cacheRows(int64_t rows) const;
-  KeyMask keyRows(int64_t rows) const;
+  // The last refresh's rows and columns of the cache and key mask buffers.
+  KVCache cacheRows() const;
+  KeyMask keyRows() const;
   // Drops the cache, its mask and the Steps set up on them.
   void dropCache();
-  // Marks `rows` as the most recently used row count; past kMaxRowCounts, drops the Steps of the least recent.
-  void useRows(int64_t rows);
+  // Marks (rows, length) as the most recently used cache shape; past kMaxCacheShapes, drops the Steps of the least
+  // recent.
+  void useShape(int64_t rows, int64_t length);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -102,19 +105,19 @@ class StepForwards {
   std::atomic<int64_t>& passes_;
   int64_t prompt_bucket_ = 1;
   int64_t steps_set_up_ = 0;
-  // [rows, heads, T, head_dim] per layer: as many rows as the largest batch since the buffers last changed.
+  // [rows, kv heads, columns, head_dim] per layer.
   KVCache cache_;
-  // The key masks of the last refreshes, in a buffer of the cache's rows that stays put while the cache does
-  // (undefined until a refresh with padding meets this cache).
+  // The key masks of the refreshes, in a buffer of the cache's rows and columns that stays put while the cache
+  // does (undefined until a refresh with padding meets this cache).
   KeyMask keys_;
-  // The last refresh: its rows, and whether it had a key mask (what the window steps after it attend with).
-  int64_t rows_ = 0;
+  // The last refresh: its rows and columns, and whether it had a key mask (what the windows after it attend with).
+  int64_t rows_ = 0, length_ = 0;
   bool masked_ = false;
   // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask,
   // and only the last plain shape keeps one.
   std::map<Shape, std::unique_ptr<Step>> steps_;
-  // Row counts that have cached Steps, the most recently used last.
-  std::vector<int64_t> recent_rows_;
+  // The cache shapes (rows, length) that have Steps, the most recently used last.
+  std::vector<std::pair<int64_t, int64_t>> recent_;
 };
 
 }  // namespace dllm
