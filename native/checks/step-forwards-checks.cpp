@@ -4,10 +4,10 @@
 // that shape or another, then computes exactly what a fresh StepForwards computes, and the failed refresh is not
 // counted as a forward pass. And the prompt bucket (StepForwards::promptBucket): prompts left-padded up to a
 // multiple of it decode to the same tokens, and batches whose longest prompts fall in one bucket share one shape
-// (no Step set up anew). And the cache's shapes: batches of fewer rows or columns than the cache holds run on its
-// first ones and compute what a fresh StepForwards computes, as do batches that outgrow it; each batch shape keeps
-// its Steps (the kMaxCacheShapes most recent); a window of other rows than the last refresh's is refused. test/engine/step-forwards-checks.test.ts runs this
-// program, built with the addon.
+// (no Step set up anew). And the shapes: batches of fewer rows or columns than the cache holds run on its first
+// ones and compute what a fresh StepForwards computes, as do batches that outgrow it; each batch shape keeps its
+// Steps (the kMaxShapes most recent; plain forwards' too); a window of other rows than the last refresh's is
+// refused. test/engine/step-forwards-checks.test.ts runs this program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -127,7 +127,7 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
 
   // 17 shapes: the 17th to come drops the Steps of the least recently used, which sets them up anew when it comes
   // back (on the same buffers, which hold every shape here) and so drops those of the next; the others keep theirs.
-  static_assert(StepForwards::kMaxCacheShapes == 16);
+  static_assert(StepForwards::kMaxShapes == 16);
   std::vector<Batch> shapes = {batch(c, 5, 48, 1, 20)};
   for (int64_t rows = 1; rows <= 4; rows++)
     for (const int64_t columns : {24, 32, 40, 48}) shapes.push_back(batch(c, rows, columns, rows % 2 == 0 ? 0 : 3, 20 + shapes.size()));
@@ -142,6 +142,19 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   expect(back == before + 2 && kept == back && g.stepsSetUp() == kept + 2,
          "with 16 shapes kept, the least recently used of 17 sets up its Steps anew; the 16 most recent do not");
   expect(equal, "shapes that set up their Steps anew compute what fresh StepForwards compute");
+
+  // Plain forwards (no cache) of two shapes in turns: each sets up its Step once, and computes a fresh one's.
+  StepForwards p(model, false, passes);
+  const auto plainSame = [&](const Batch& b) {
+    std::atomic<int64_t> unused{0};
+    StepForwards fresh(model, false, unused);
+    return p.plain(b.ids, b.keys, b.positions).equal(fresh.plain(b.ids, b.keys, b.positions));
+  };
+  equal = plainSame(turns[0]) && plainSame(turns[3]);
+  const int64_t plainSetUp = p.stepsSetUp();
+  equal = plainSame(turns[0]) && plainSame(turns[3]) && equal;
+  expect(equal && plainSetUp == 2 && p.stepsSetUp() == plainSetUp,
+         "plain forwards of two shapes in turns compute what fresh StepForwards compute, each Step set up once");
 }
 
 }  // namespace

@@ -49,14 +49,12 @@ StepForwards::~StepForwards() = default;
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
+  useShape(true, ids.size(0), ids.size(1));
   if (auto it = steps_.find(shape); it != steps_.end()) {
     if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
     return counted(runStep(*it->second, ids, positions, 0));
   }
   at::Tensor h = counted(model_->hidden(ids, keys, positions));
-  // One plain shape at a time, as there is one cache: a server sees ever new prompt lengths, and their Steps (and
-  // graphs) must not pile up.
-  std::erase_if(steps_, [](const auto& entry) { return entry.second->kind == Kind::Plain; });
   addStep(shape, ids, {}, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
   return h;
 }
@@ -85,7 +83,7 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
   rows_ = B, length_ = T, masked_ = masked;
   if (masked) keyRows().mask.copy_(keys.mask);
   const Shape shape{Kind::Refresh, B, T, masked, T};
-  useShape(B, T);
+  useShape(false, B, T);
   if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
   KVCache rows = cacheRows();
   at::Tensor h;
@@ -135,23 +133,23 @@ KeyMask StepForwards::keyRows() const {
 
 void StepForwards::dropCache() {
   std::erase_if(steps_, [](const auto& entry) { return entry.second->kind != Kind::Plain; });
-  recent_.clear();
+  std::erase_if(recent_, [](const auto& shape) { return !std::get<0>(shape); });
   cache_ = {};
   keys_ = {};
   rows_ = 0, length_ = 0;
   masked_ = false;
 }
 
-void StepForwards::useShape(int64_t rows, int64_t length) {
-  const std::pair<int64_t, int64_t> shape{rows, length};
+void StepForwards::useShape(bool plain, int64_t rows, int64_t length) {
+  const std::tuple<bool, int64_t, int64_t> shape{plain, rows, length};
   std::erase(recent_, shape);
   recent_.push_back(shape);
-  if (recent_.size() <= kMaxCacheShapes) return;
-  const auto [oldRows, oldLength] = recent_.front();
+  if (recent_.size() <= kMaxShapes) return;
+  const auto [oldPlain, oldRows, oldLength] = recent_.front();
   recent_.erase(recent_.begin());
   std::erase_if(steps_, [&](const auto& entry) {
     const auto& [kind, r, columns, masked, length] = entry.first;
-    return kind != Kind::Plain && r == oldRows && length == oldLength;
+    return (kind == Kind::Plain) == oldPlain && r == oldRows && (oldPlain ? columns : length) == oldLength;
   });
 }
 

@@ -14,9 +14,10 @@
 // batches they have met, and a batch of fewer rows or a shorter sequence runs on its first ones (views, with the
 // same arithmetic as a cache of their own). So batches of every shape within them share one set of buffers and
 // each shape keeps its Steps: a batch that early stop shrinks, the varied batch sizes of a server's queue, other
-// prompt lengths replay their graphs from the second time on. Only the kMaxCacheShapes most recently used shapes
-// keep theirs (each graph keeps its output in the pool). A batch that does not fit gets buffers that hold it and
-// the old ones' shapes too, unless that is more than twice its own cache; the old buffers and their Steps go.
+// prompt lengths replay their graphs from the second time on. A batch that does not fit gets buffers that hold
+// it and the old ones' shapes too, unless that is more than twice its own cache; the old buffers and their Steps
+// go. The plain forwards' Steps own their buffers. Only the kMaxShapes most recently used shapes keep their
+// Steps (each graph keeps its output in the pool).
 //
 // A new shape costs its first request on CUDA about as much again as a warm one (eager first steps, the captures:
 // 0.9-1.8 s against 0.68 s for LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a
@@ -28,7 +29,6 @@
 #include <map>
 #include <memory>
 #include <tuple>
-#include <utility>
 #include <vector>
 
 #include "model/llada.h"
@@ -58,8 +58,9 @@ class StepForwards {
   // How many Steps have been set up in all: one each time a shape is met that has none (with graphs, a capture).
   int64_t stepsSetUp() const { return steps_set_up_; }
 
-  // How many batch shapes (rows, sequence length) keep the cached decoders' Steps at once, the most recently used.
-  static constexpr size_t kMaxCacheShapes = 16;
+  // How many batch shapes (rows, sequence length; the plain forwards' apart from the cached decoders') keep their
+  // Steps at once, the most recently used.
+  static constexpr size_t kMaxShapes = 16;
 
   // Results may be a graph's output buffer: read them before the next call.
 
@@ -93,9 +94,9 @@ class StepForwards {
   KeyMask keyRows() const;
   // Drops the cache, its mask and the Steps set up on them.
   void dropCache();
-  // Marks (rows, length) as the most recently used cache shape; past kMaxCacheShapes, drops the Steps of the least
-  // recent.
-  void useShape(int64_t rows, int64_t length);
+  // Marks (rows, length), of the plain forwards or the cached decoders, as the most recently used shape; past
+  // kMaxShapes, drops the Steps of the least recent.
+  void useShape(bool plain, int64_t rows, int64_t length);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -113,11 +114,10 @@ class StepForwards {
   // The last refresh: its rows and columns, and whether it had a key mask (what the windows after it attend with).
   int64_t rows_ = 0, length_ = 0;
   bool masked_ = false;
-  // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask,
-  // and only the last plain shape keeps one.
+  // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask.
   std::map<Shape, std::unique_ptr<Step>> steps_;
-  // The cache shapes (rows, length) that have Steps, the most recently used last.
-  std::vector<std::pair<int64_t, int64_t>> recent_;
+  // The shapes (plain, rows, length) that have Steps, the most recently used last.
+  std::vector<std::tuple<bool, int64_t, int64_t>> recent_;
 };
 
 }  // namespace dllm
