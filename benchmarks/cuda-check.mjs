@@ -1,6 +1,6 @@
 // Device check (not a benchmark): the bundled tiny chat model decoded on a device against the same model on the CPU
-// in fp32. For every algorithm (and dual cache at temperature 1) and both dtypes, 64 held-out prompts per task kind
-// in batches of 16: the share of answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give
+// in fp32. For every algorithm (and dual cache at temperature 1, and dual cache and basic in batches of mixed sizes
+// and lengths) and both dtypes, 64 held-out prompts per task kind in batches of 16: the share of answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give
 // the CPU's answers (a trained model's argmax margins dwarf kernel rounding; CUDA pads prompts to its prompt
 // bucket, the CPU does not); bf16 should keep the accuracy. Each dtype runs again with CUDA graphs, whose answers
 // should be the eager ones on the same device.
@@ -30,15 +30,22 @@ const modelPath = defaultModelPath;
 const SAMPLER = { genLength: 32, blockLength: 8, steps: 32, temperature: 0 };
 const prompts = TASK_KINDS.flatMap((k) => heldOutSet(k, 64));
 
+// Batches of 16 at one generation length; a "mixed shapes" variant cycles batch sizes and generation lengths, so
+// that one engine meets shapes of fewer rows and shorter sequences than its cache holds, and comes back to them
+// (their graphs replayed on views of the cache's buffers).
+const MIXED = { sizes: [16, 5, 11, 1, 9, 16, 3], genLengths: [32, 64] };
 async function answers(model, variant) {
   const out = [];
-  for (let i = 0; i < prompts.length; i += 16) {
-    const group = prompts.slice(i, i + 16);
+  for (let i = 0, n = 0; i < prompts.length; n++) {
+    const size = variant.mixed ? MIXED.sizes[n % MIXED.sizes.length] : 16;
+    const genLength = variant.mixed ? MIXED.genLengths[n % MIXED.genLengths.length] : SAMPLER.genLength;
+    const group = prompts.slice(i, i + size);
     const got = await model.generateBatch(
       group.map((e, j) => ({ messages: [{ role: "user", content: e.prompt }], seed: i + j })),
-      { ...SAMPLER, algorithm: variant.algorithm, temperature: variant.temperature },
+      { ...SAMPLER, genLength, algorithm: variant.algorithm, temperature: variant.temperature },
     );
     out.push(...got.map((g) => g.text));
+    i += size;
   }
   return out;
 }
@@ -48,6 +55,8 @@ async function answers(model, variant) {
 const variants = [
   ...ALGORITHMS.filter((a) => a.available).map((a) => ({ name: a.name, algorithm: a.name, temperature: 0 })),
   { name: "dual_cache, temperature 1", algorithm: "dual_cache", temperature: 1 },
+  { name: "dual_cache, mixed shapes", algorithm: "dual_cache", temperature: 0, mixed: true },
+  { name: "basic, mixed shapes", algorithm: "basic", temperature: 0, mixed: true },
 ];
 const cpu = await Model.load({ modelPath, device: "cpu", dtype: "float32" });
 const reference = new Map();
