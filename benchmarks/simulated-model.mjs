@@ -19,6 +19,7 @@ export class SimulatedModel {
   check() {}
 
   forwardPasses = 0;
+  stepsSetUp = 0;
 
   async decode(rows, params, options = {}) {
     const blocks = params.genLength / params.blockLength;

@@ -20,7 +20,6 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -92,8 +91,8 @@ int run(int argc, char** argv) {
   const LLaDAConfig config = readConfig(folder);
   const at::ScalarType dtype = dev.is_cuda() ? at::kBFloat16 : at::kFloat;
   auto model = std::make_shared<const LLaDAModel>(config, randomWeights(config, dev, dtype, 1, /*fuse=*/true), dev, dtype);
-  std::atomic<int64_t> passes{0};
-  StepForwards forwards(model, /*graphs=*/dev.is_cuda(), passes);
+  StepCounts counts;
+  StepForwards forwards(model, /*graphs=*/dev.is_cuda(), counts);
 
   SamplerParams p;
   p.steps = kSteps, p.gen_length = kGen, p.block_length = kBlock, p.cache = CacheMode::Dual;

@@ -11,7 +11,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -48,8 +47,8 @@ Batch batch(const LLaDAConfig& c, int64_t rows, int64_t columns, int64_t pad, ui
 
 // A fresh StepForwards' refresh and window over `b`: what any later one must compute.
 std::pair<at::Tensor, at::Tensor> reference(const std::shared_ptr<const LLaDAModel>& model, const Batch& b, int64_t start, int64_t width) {
-  std::atomic<int64_t> passes{0};
-  StepForwards fresh(model, false, passes);
+  StepCounts counts;
+  StepForwards fresh(model, false, counts);
   at::Tensor h = fresh.refresh(b.ids, b.keys, b.positions).clone();
   at::Tensor w = fresh.window(b.ids.narrow(1, start, width), b.positions.narrow(1, start, width), start).clone();
   return {h, w};
@@ -67,22 +66,23 @@ at::Tensor decode(const LLaDAModel& model, StepForwards& forwards, int64_t lengt
 }
 
 void checkPromptBucket(const std::shared_ptr<const LLaDAModel>& model) {
-  std::atomic<int64_t> passes{0};
-  expect(StepForwards(model, false, passes).promptBucket() == 1 && StepForwards(model, true, passes).promptBucket() == 1,
+  StepCounts counts;
+  expect(StepForwards(model, false, counts).promptBucket() == 1 && StepForwards(model, true, counts).promptBucket() == 1,
          "on the CPU prompts are not padded by default (bucket 1), graphs asked for or not");
-  expect(throws([&] { StepForwards(model, false, passes, -1); }), "a negative prompt bucket is refused");
+  expect(throws([&] { StepForwards(model, false, counts, -1); }), "a negative prompt bucket is refused");
   // In buckets of 20, prompts of 21 and 27 ids pad to 40; one of 185, with 64 new ids in a context of 256, pads
   // to 192 only, where the context ends.
-  StepForwards plain(model, false, passes, 1), bucketed(model, false, passes, 20);
+  StepForwards plain(model, false, counts, 1), bucketed(model, false, counts, 20);
   bool same = true;
   for (const int64_t length : {21, 27, 185}) same = same && decode(*model, plain, length).equal(decode(*model, bucketed, length));
   expect(same, "prompts padded up to a multiple of 20 (or to the context's end) decode to the tokens they decode to unpadded");
   // Prompts of 21 and 27 ids: one shape in buckets of 16 (32 columns), two without.
-  StepForwards a(model, false, passes, 16), b(model, false, passes, 1);
+  StepCounts countsA, countsB;
+  StepForwards a(model, false, countsA, 16), b(model, false, countsB, 1);
   decode(*model, a, 21), decode(*model, b, 21);
-  const int64_t setUpA = a.stepsSetUp(), setUpB = b.stepsSetUp();
+  const int64_t setUpA = countsA.stepsSetUp.load(), setUpB = countsB.stepsSetUp.load();
   decode(*model, a, 27), decode(*model, b, 27);
-  expect(setUpA > 0 && a.stepsSetUp() == setUpA && b.stepsSetUp() > setUpB,
+  expect(setUpA > 0 && countsA.stepsSetUp.load() == setUpA && countsB.stepsSetUp.load() > setUpB,
          "in buckets of 16, prompts of 21 and 27 ids share their Steps; unpadded, the second sets up its own");
 }
 
@@ -94,7 +94,6 @@ std::pair<at::Tensor, at::Tensor> refreshAndWindow(StepForwards& f, const Batch&
 
 void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   const LLaDAConfig& c = model->config();
-  std::atomic<int64_t> passes{0};
   // Fresh StepForwards' results for `b`, and whether f's equal them.
   const auto same = [&](StepForwards& f, const Batch& b) {
     const auto [h, w] = refreshAndWindow(f, b);
@@ -104,17 +103,18 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
 
   // Batches of 3, 2 and 1 rows, of 40, 32 and 24 columns, padded or not, in turns on one cache (3 rows, 40
   // columns, the first batch's).
-  StepForwards f(model, false, passes);
+  StepCounts fCounts;
+  StepForwards f(model, false, fCounts);
   const std::vector<Batch> turns = {batch(c, 3, 40, 5, 1), batch(c, 2, 40, 0, 3), batch(c, 2, 40, 4, 4), batch(c, 3, 32, 2, 5),
                                     batch(c, 1, 24, 0, 6)};
   bool equal = true;
   int64_t setUp = 0;
   for (int round = 0; round < 2; round++) {
     for (const Batch& b : turns) equal = same(f, b) && equal;
-    if (round == 0) setUp = f.stepsSetUp();
+    if (round == 0) setUp = fCounts.stepsSetUp.load();
   }
   expect(equal, "batches of fewer rows and columns than the cache, padded or not, in turns compute what fresh StepForwards compute");
-  expect(setUp == 2 * static_cast<int64_t>(turns.size()) && f.stepsSetUp() == setUp,
+  expect(setUp == 2 * static_cast<int64_t>(turns.size()) && fCounts.stepsSetUp.load() == setUp,
          "each batch shape sets up one refresh and one window Step, once: the second round replays them");
   f.refresh(turns[0].ids, turns[0].keys, turns[0].positions);
   expect(throws([&] { f.window(turns[1].ids.narrow(1, 16, 8), turns[1].positions.narrow(1, 16, 8), 16); }),
@@ -131,29 +131,31 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   std::vector<Batch> shapes = {batch(c, 5, 48, 1, 20)};
   for (int64_t rows = 1; rows <= 4; rows++)
     for (const int64_t columns : {24, 32, 40, 48}) shapes.push_back(batch(c, rows, columns, rows % 2 == 0 ? 0 : 3, 20 + shapes.size()));
-  StepForwards g(model, false, passes);
+  StepCounts gCounts;
+  StepForwards g(model, false, gCounts);
   for (const Batch& b : shapes) refreshAndWindow(g, b);
-  const int64_t before = g.stepsSetUp();
+  const int64_t before = gCounts.stepsSetUp.load();
   equal = same(g, shapes[0]);
-  const int64_t back = g.stepsSetUp();
+  const int64_t back = gCounts.stepsSetUp.load();
   for (size_t i = 2; i < shapes.size(); i++) refreshAndWindow(g, shapes[i]);
-  const int64_t kept = g.stepsSetUp();
+  const int64_t kept = gCounts.stepsSetUp.load();
   equal = same(g, shapes[1]) && equal;
-  expect(back == before + 2 && kept == back && g.stepsSetUp() == kept + 2,
+  expect(back == before + 2 && kept == back && gCounts.stepsSetUp.load() == kept + 2,
          "with 16 shapes kept, the least recently used of 17 sets up its Steps anew; the 16 most recent do not");
   expect(equal, "shapes that set up their Steps anew compute what fresh StepForwards compute");
 
   // Plain forwards (no cache) of two shapes in turns: each sets up its Step once, and computes a fresh one's.
-  StepForwards p(model, false, passes);
+  StepCounts pCounts;
+  StepForwards p(model, false, pCounts);
   const auto plainSame = [&](const Batch& b) {
-    std::atomic<int64_t> unused{0};
+    StepCounts unused;
     StepForwards fresh(model, false, unused);
     return p.plain(b.ids, b.keys, b.positions).equal(fresh.plain(b.ids, b.keys, b.positions));
   };
   equal = plainSame(turns[0]) && plainSame(turns[3]);
-  const int64_t plainSetUp = p.stepsSetUp();
+  const int64_t plainSetUp = pCounts.stepsSetUp.load();
   equal = plainSame(turns[0]) && plainSame(turns[3]) && equal;
-  expect(equal && plainSetUp == 2 && p.stepsSetUp() == plainSetUp,
+  expect(equal && plainSetUp == 2 && pCounts.stepsSetUp.load() == plainSetUp,
          "plain forwards of two shapes in turns compute what fresh StepForwards compute, each Step set up once");
 }
 
@@ -178,8 +180,8 @@ int main() {
     // shape (whose buffers it refills in place).
     const std::pair<const char*, const Batch*> cases[] = {{"nothing", nullptr}, {"another shape", &b}, {"this shape", &a}};
     for (const auto& [before, filled] : cases) {
-      std::atomic<int64_t> passes{0};
-      StepForwards f(model, false, passes);
+      StepCounts counts;
+      StepForwards f(model, false, counts);
       const std::string order = std::string("a shape after ") + before;
       if (filled) f.refresh(filled->ids, filled->keys, filled->positions);
       expect(throws([&] { f.refresh(failing, a.keys, a.positions); }), "a refresh failing at " + order + " throws");
@@ -189,7 +191,7 @@ int main() {
       at::Tensor h2 = f.refresh(b.ids, b.keys, b.positions).clone();
       at::Tensor w2 = f.window(b.ids.narrow(1, 8, 8), b.positions.narrow(1, 8, 8), 8).clone();
       expect(h2.equal(hb) && w2.equal(wb), "after it fails at " + order + ", another shape is a fresh one's too");
-      expect(passes.load() == (filled ? 5 : 4), "after it fails at " + order + ", the passes count every forward but it");
+      expect(counts.passes.load() == (filled ? 5 : 4), "after it fails at " + order + ", the passes count every forward but it");
     }
     checkPromptBucket(model);
     checkCacheShapes(model);

@@ -50,7 +50,10 @@ export type FromWorker =
   | { type: "result"; id: number; generation: Generation }
   | { type: "failed"; id: number; kind: FailureKind; message: string; param?: string; code?: string }
   | { type: "batch"; ids: number[]; paddingSlots: number; slots: number }
-  /** forwards: the forward passes its decoding took, those of parts cancelled or failed (an OOM split's) included. */
-  | { type: "batch-done"; forwards: number }
+  /**
+   * forwards: the forward passes its decoding took, those of parts cancelled or failed (an OOM split's) included;
+   * stepsSetUp: the decoding steps it set up for shapes the engine had not met (Engine.stepsSetUp).
+   */
+  | { type: "batch-done"; forwards: number; stepsSetUp: number }
   | { type: "device-error"; message: string }
   | { type: "closed" };

@@ -74,6 +74,11 @@ interface LoadCounts {
    * per forward).
    */
   forwards: number;
+  /**
+   * Decoding steps the ended batches set up for shapes their engine had not met or had let go (on CUDA with
+   * graphs, each a capture and a slower first step).
+   */
+  stepsSetUp: number;
 }
 
 export interface WorkerStats extends LoadCounts {
@@ -127,6 +132,7 @@ class Slot {
   batches = 0;
   batchedRequests = 0;
   forwards = 0;
+  stepsSetUp = 0;
   paddingSlots = 0;
   slots = 0;
   restarts = 0;
@@ -164,6 +170,7 @@ class Slot {
       batches: this.batches,
       meanBatchSize: this.batches ? this.batchedRequests / this.batches : 0,
       forwards: this.forwards,
+      stepsSetUp: this.stepsSetUp,
       paddingFraction: this.slots ? this.paddingSlots / this.slots : 0,
       restarts: this.restarts,
       dtype: this.info?.dtype,
@@ -278,6 +285,7 @@ export class Router {
       batches,
       meanBatchSize: batches ? this.#slots.reduce((a, s) => a + s.batchedRequests, 0) / batches : 0,
       forwards: sum((w) => w.forwards),
+      stepsSetUp: sum((w) => w.stepsSetUp),
       paddingFraction: slots ? this.#slots.reduce((a, s) => a + s.paddingSlots, 0) / slots : 0,
       workers,
     };
@@ -411,6 +419,7 @@ export class Router {
         clearTimeout(slot.batchTimer);
         slot.running.clear();
         slot.forwards += m.forwards;
+        slot.stepsSetUp += m.stepsSetUp;
         break;
       case "accepted": {
         const p = slot.inFlight.get(m.id);

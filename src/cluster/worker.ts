@@ -16,7 +16,7 @@ export interface WorkerPort {
 }
 
 /** What the worker needs of a model: the native Model, or a stand-in (WorkerConfig.modelModule). */
-export type WorkerModel = Pick<Model, "info" | "promptIds" | "check" | "decode" | "forwardPasses" | "dispose">;
+export type WorkerModel = Pick<Model, "info" | "promptIds" | "check" | "decode" | "forwardPasses" | "stepsSetUp" | "dispose">;
 
 interface Job extends Queued {
   promptIds: number[];
@@ -110,9 +110,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     const next = queue.next(performance.now());
     if ("batch" in next) {
       busy = true;
-      void run(next.batch).then((forwards) => {
+      void run(next.batch).then(({ forwards, stepsSetUp }) => {
         busy = false;
-        post({ type: "batch-done", forwards });
+        post({ type: "batch-done", forwards, stepsSetUp });
         if (closing && queue.size === 0) void shutdown();
         else pump();
       });
@@ -122,11 +122,11 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   }
 
   /**
-   * Decodes a batch and answers each of its requests; returns the forward passes it took, those of parts that
-   * were cancelled or failed included. Never rejects.
+   * Decodes a batch and answers each of its requests; returns the forward passes it took and the steps it set up,
+   * those of parts that were cancelled or failed included. Never rejects.
    */
-  async function run(batch: Job[]): Promise<number> {
-    const passes = model.forwardPasses;
+  async function run(batch: Job[]): Promise<{ forwards: number; stepsSetUp: number }> {
+    const passes = model.forwardPasses, setUp = model.stepsSetUp;
     for (const job of batch) running.set(job.id, job);
     const longest = Math.max(...batch.map((j) => j.length));
     post({
@@ -143,7 +143,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     } finally {
       for (const job of batch) running.delete(job.id);
     }
-    return model.forwardPasses - passes;
+    return { forwards: model.forwardPasses - passes, stepsSetUp: model.stepsSetUp - setUp };
   }
 
   /**

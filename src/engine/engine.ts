@@ -162,6 +162,15 @@ export class Engine {
   }
 
   /**
+   * The decoding steps set up for batch shapes (rows, sequence length, padding) this engine had not met or had let
+   * go (StepForwards in native/src/model/step-forwards.h): on CUDA with graphs each is a capture and a slower
+   * first step, so a count that keeps rising says batches keep meeting new shapes.
+   */
+  get stepsSetUp(): number {
+    return this.#native.stepsSetUp();
+  }
+
+  /**
    * Full logits for rows of any lengths (left-padded together): one Float32Array [length * embeddingSize] per row.
    * With a window, only the logits of columns [start, start + length) of the left-padded layout (T = the longest
    * row), computed as the cached decoders compute them: a K/V cache filled by a full forward over `cacheRows`

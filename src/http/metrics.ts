@@ -34,6 +34,16 @@ export class Metrics {
         for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w.forwards);
       },
     });
+    new Counter({
+      name: "dllm_steps_set_up_total",
+      help: "Decoding steps set up for batch shapes an engine had not met (with CUDA graphs each is a capture and a slower first step; a count that keeps rising means batches keep meeting new shapes)",
+      labelNames: ["worker"],
+      registers,
+      collect(this: Counter<"worker">) {
+        this.reset();
+        for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w.stepsSetUp);
+      },
+    });
     new Gauge({
       name: "dllm_worker_healthy",
       help: "1 when the worker is loaded and in rotation",

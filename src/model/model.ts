@@ -210,6 +210,11 @@ export class Model {
     return this.#engine.forwardPasses;
   }
 
+  /** The decoding steps set up for shapes not met before (Engine.stepsSetUp). */
+  get stepsSetUp(): number {
+    return this.#engine.stepsSetUp;
+  }
+
   /** The prompt token ids for an input (chat template applied to messages). */
   promptIds(input: GenerationInput): number[] {
     let ids: number[];

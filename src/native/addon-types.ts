@@ -110,6 +110,8 @@ export interface NativeEngine {
   info(): ModelInfo | null;
   /** The decoding forward passes this engine has run, cancelled and failed generations' included. */
   forwardPasses(): number;
+  /** The decoding steps this engine has set up for shapes it had not met (with CUDA graphs, each a capture). */
+  stepsSetUp(): number;
   dispose(): Promise<void>;
 }
 

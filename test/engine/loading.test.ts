@@ -63,6 +63,26 @@ describe("loading a checkpoint", () => {
     expect((await loadError(dir, { promptBucket: -1 })).message).toMatch(/promptBucket must be in \[0, 4096\]/);
   });
 
+  it("keeps each batch shape's decoding steps, so a shape met before sets none up anew", async () => {
+    const { dir } = await tinyModel();
+    await using engine = await Engine.load(dir);
+    expect(engine.stepsSetUp).toBe(0);
+    const rows = [9, 14, 6].map((n, r) => ({ prompt: Array.from({ length: n }, (_, i) => (i * 5 + r) % 50), seed: r }));
+    const params = { steps: 8, genLength: 8, blockLength: 4, cache: "dual" as const };
+    // Three rows (padded), then one (a shorter sequence, unpadded), then two: fewer rows and columns than the
+    // first, each on the first one's cache.
+    const shapes = [rows, [rows[0]], rows.slice(1)];
+    const first = [];
+    for (const batch of shapes) first.push((await engine.generate(batch, params)).tokens);
+    // A refresh step and a window step for each shape.
+    expect(engine.stepsSetUp).toBe(shapes.length * 2);
+    for (const [i, batch] of shapes.entries()) expect((await engine.generate(batch, params)).tokens).toEqual(first[i]);
+    expect(engine.stepsSetUp).toBe(shapes.length * 2);
+    // The plain forward (no cache) keeps its shapes too.
+    for (const batch of [...shapes, ...shapes]) await engine.generate(batch, { ...params, cache: "none" });
+    expect(engine.stepsSetUp).toBe(shapes.length * 3);
+  });
+
   it("names a missing folder or config.json", async () => {
     expect((await loadError("/nonexistent/model")).message).toMatch(/config\.json: not found/);
     const { dir } = await tinyModel();

@@ -32,6 +32,9 @@ export async function loadModel(config) {
     get forwardPasses() {
       return model.forwardPasses;
     },
+    get stepsSetUp() {
+      return model.stepsSetUp;
+    },
     dispose: () => model.dispose(),
     async decode(rows, params, options) {
       batches++;

@@ -229,6 +229,12 @@ describe("status routes", () => {
       expect(forwards).toEqual(stats.workers.map((w: { forward_passes: number }) => w.forward_passes));
       expect(forwards[0] + forwards[1]).toBe(stats.forward_passes);
       expect(stats.forward_passes).toBe(3 * 8);
+      // Steps set up: the three requests have one shape, so each worker that served sets up one (the plain
+      // forward's), however many it served.
+      const setUps = [0, 1].map((w) => samples.get(`dllm_steps_set_up_total{worker="${w}"}`)!);
+      expect(setUps).toEqual(stats.workers.map((w: { requests_served: number }) => (w.requests_served > 0 ? 1 : 0)));
+      expect(stats.workers.map((w: { steps_set_up: number }) => w.steps_set_up)).toEqual(setUps);
+      expect(stats.steps_set_up).toBe(setUps[0] + setUps[1]);
     } finally {
       await http.close();
     }

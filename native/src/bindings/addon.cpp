@@ -111,6 +111,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::StopRows>("stopRows"),
                            InstanceMethod<&EngineWrap::Info>("info"),
                            InstanceMethod<&EngineWrap::ForwardPasses>("forwardPasses"),
+                           InstanceMethod<&EngineWrap::StepsSetUp>("stepsSetUp"),
                            InstanceMethod<&EngineWrap::Dispose>("dispose"),
                        });
   }
@@ -189,6 +190,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // forwardPasses() -> number: the decoding forward passes this engine has run (cancelled and failed ones' too)
   Napi::Value ForwardPasses(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(engine_->forwardPasses()));
+  }
+
+  // stepsSetUp() -> number: the decoding steps this engine has set up for shapes it had not met (with CUDA graphs,
+  // each one a capture)
+  Napi::Value StepsSetUp(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(engine_->stepsSetUp()));
   }
 
   // forward(ids: Int32Array [B*T], batch, valid?: Uint8Array [B*T], window?: {start, length, cacheIds?: Int32Array})

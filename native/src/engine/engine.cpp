@@ -40,7 +40,7 @@ void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
   LLaDAWeights weights = spec.path.empty() ? randomWeights(config, device, dtype, spec.seed, /*fuse=*/true)
                                            : loadWeights(spec.path, config, device, dtype, progress, /*fuse=*/true);
   model_ = std::make_shared<LLaDAModel>(config, std::move(weights), device, dtype);
-  forwards_ = std::make_unique<StepForwards>(model_, spec.cuda_graphs, passes_, spec.prompt_bucket);
+  forwards_ = std::make_unique<StepForwards>(model_, spec.cuda_graphs, counts_, spec.prompt_bucket);
 }
 
 }  // namespace dllm

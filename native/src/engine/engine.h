@@ -1,6 +1,5 @@
 // One engine per device: it owns the model and a JobThread that runs every job (load, forward, generate) in order.
 #pragma once
-#include <atomic>
 #include <memory>
 #include <string>
 
@@ -51,13 +50,16 @@ class Engine {
   // Engine-thread only: the decoding steps' forward passes for the loaded model (valid while it is loaded).
   StepForwards& stepForwards() { return *forwards_; }
   // Any thread: the forward passes this engine's models have run, those of cancelled and failed requests too.
-  int64_t forwardPasses() const { return passes_.load(std::memory_order_relaxed); }
+  int64_t forwardPasses() const { return counts_.passes.load(std::memory_order_relaxed); }
+  // Any thread: the decoding steps set up for shapes not met before (on CUDA with graphs, each a capture).
+  int64_t stepsSetUp() const { return counts_.stepsSetUp.load(std::memory_order_relaxed); }
 
  private:
   JobThread thread_;
+  // Before forwards_, which adds to it, so that it outlives it.
+  StepCounts counts_;
   std::shared_ptr<LLaDAModel> model_;
   std::unique_ptr<StepForwards> forwards_;
-  std::atomic<int64_t> passes_{0};
 };
 
 at::ScalarType parseDtype(const std::string& name);

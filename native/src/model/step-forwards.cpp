@@ -34,8 +34,8 @@ struct StepForwards::Step {
   }
 };
 
-StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket)
-    : model_(std::move(model)), graphs_(false), passes_(passes) {
+StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, StepCounts& counts, int64_t promptBucket)
+    : model_(std::move(model)), graphs_(false), counts_(counts) {
 #ifdef DLLM_WITH_CUDA
   graphs_ = graphs && model_->device().is_cuda();
 #else
@@ -116,7 +116,7 @@ at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positio
 }
 
 at::Tensor StepForwards::counted(at::Tensor h) {
-  passes_.fetch_add(1, std::memory_order_relaxed);
+  counts_.passes.fetch_add(1, std::memory_order_relaxed);
   return h;
 }
 
@@ -168,7 +168,7 @@ at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tenso
 
 void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KVCache& cache, const KeyMask& keys,
                            const at::Tensor& positions, int64_t start) {
-  steps_set_up_++;
+  counts_.stepsSetUp.fetch_add(1, std::memory_order_relaxed);
   auto s = std::make_unique<Step>();
   s->kind = std::get<0>(shape);
   s->ids = ids.contiguous().clone();

@@ -35,14 +35,22 @@
 
 namespace dllm {
 
+// What StepForwards counts, read from other threads: kept by whoever outlives it (the engine, across loads).
+struct StepCounts {
+  // Forward passes that ran to their end (plain, refresh or window), also one whose CUDA graph capture then
+  // failed for memory.
+  std::atomic<int64_t> passes{0};
+  // Steps set up: one each time a shape is met that has none (with graphs, a capture).
+  std::atomic<int64_t> stepsSetUp{0};
+};
+
 class StepForwards {
  public:
   // graphs: capture each shape as a CUDA graph (CUDA builds and CUDA models only; ignored elsewhere).
-  // passes: counts every forward that runs to its end here (plain, refresh or window; read from other threads),
-  // also one whose CUDA graph capture then fails for memory.
+  // counts: what this StepForwards adds up (StepCounts).
   // promptBucket: see promptBucket(); 0 picks kCudaPromptBucket on CUDA (with graphs or without, so that both see
   // the same batches) and 1 (no padding) elsewhere.
-  StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, std::atomic<int64_t>& passes, int64_t promptBucket = 0);
+  StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs, StepCounts& counts, int64_t promptBucket = 0);
   ~StepForwards();
 
   // Whether steps replay CUDA graphs.
@@ -54,9 +62,6 @@ class StepForwards {
   // On CUDA: at most 31 more columns per row (8% of the 384 of a 128-token prompt with 256 new tokens), and
   // batches whose longest prompts hold 97 to 128 tokens share one shape.
   static constexpr int64_t kCudaPromptBucket = 32;
-
-  // How many Steps have been set up in all: one each time a shape is met that has none (with graphs, a capture).
-  int64_t stepsSetUp() const { return steps_set_up_; }
 
   // How many batch shapes (rows, sequence length; the plain forwards' apart from the cached decoders') keep their
   // Steps at once, the most recently used.
@@ -103,9 +108,8 @@ class StepForwards {
 
   std::shared_ptr<const LLaDAModel> model_;
   bool graphs_;
-  std::atomic<int64_t>& passes_;
+  StepCounts& counts_;
   int64_t prompt_bucket_ = 1;
-  int64_t steps_set_up_ = 0;
   // [rows, kv heads, columns, head_dim] per layer.
   KVCache cache_;
   // The key masks of the refreshes, in a buffer of the cache's rows and columns that stays put while the cache

@@ -43,6 +43,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
       mean_batch_size: s.meanBatchSize,
       padding_fraction: s.paddingFraction,
       forward_passes: s.forwards,
+      steps_set_up: s.stepsSetUp,
       workers: s.workers.map((w) => ({
         index: w.index,
         url: w.device,
@@ -57,6 +58,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
         mean_batch_size: w.meanBatchSize,
         padding_fraction: w.paddingFraction,
         forward_passes: w.forwards,
+        steps_set_up: w.stepsSetUp,
         restarts: w.restarts,
         dtype: w.dtype ?? null,
         cuda_graphs: w.cudaGraphs ?? null,
