@@ -7,7 +7,8 @@
 // (no Step set up anew). And the shapes: batches of fewer rows or columns than the cache holds run on its first
 // ones and compute what a fresh StepForwards computes, as do batches that outgrow it; each batch shape keeps its
 // Steps (the kMaxShapes most recent; plain forwards' too); a window of other rows than the last refresh's is
-// refused. test/engine/step-forwards-checks.test.ts runs this program, built with the addon.
+// refused; a failed forward drops every Step and the cache. test/engine/step-forwards-checks.test.ts runs this
+// program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -159,6 +160,32 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
          "plain forwards of two shapes in turns compute what fresh StepForwards compute, each Step set up once");
 }
 
+// A failed forward (an id outside the vocabulary here; out of memory on a card) drops every Step and the cache: a
+// window has no cache to run on, and the shapes met before set their Steps up anew and compute what fresh
+// StepForwards compute.
+void checkFailureDropsAll(const std::shared_ptr<const LLaDAModel>& model) {
+  const LLaDAConfig& c = model->config();
+  StepCounts counts;
+  StepForwards f(model, false, counts);
+  const Batch x = batch(c, 2, 32, 3, 30), y = batch(c, 3, 40, 0, 31);
+  f.plain(x.ids, x.keys, x.positions);
+  refreshAndWindow(f, y);
+  const int64_t before = counts.stepsSetUp.load();
+  at::Tensor failing = x.ids.clone();
+  failing[0][0] = c.embedding_size;
+  expect(throws([&] { f.plain(failing, x.keys, x.positions); }) &&
+             throws([&] { f.window(y.ids.narrow(1, 16, 8), y.positions.narrow(1, 16, 8), 16); }),
+         "a plain forward that fails takes the cache with it: a window after it is refused");
+  StepCounts freshCounts;
+  StepForwards fresh(model, false, freshCounts);
+  const bool plainSame = f.plain(x.ids, x.keys, x.positions).equal(fresh.plain(x.ids, x.keys, x.positions));
+  const auto [h, w] = refreshAndWindow(f, y);
+  const auto [rh, rw] = reference(model, y, 16, 8);
+  expect(plainSame && h.equal(rh) && w.equal(rw) && counts.stepsSetUp.load() == before + 3,
+         "after a failed forward, a plain shape, a refresh and a window met before set up their Steps anew and compute "
+         "what fresh StepForwards compute");
+}
+
 }  // namespace
 
 int main() {
@@ -195,5 +222,6 @@ int main() {
     }
     checkPromptBucket(model);
     checkCacheShapes(model);
+    checkFailureDropsAll(model);
   });
 }

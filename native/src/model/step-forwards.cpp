@@ -48,71 +48,80 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs,
 StepForwards::~StepForwards() = default;
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
-  const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
-  useShape(true, ids.size(0), ids.size(1));
-  if (auto it = steps_.find(shape); it != steps_.end()) {
-    if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
-    return counted(runStep(*it->second, ids, positions, 0));
-  }
-  at::Tensor h = counted(model_->hidden(ids, keys, positions));
-  addStep(shape, ids, {}, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
-  return h;
+  return orDropAll([&] {
+    const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
+    useShape(true, ids.size(0), ids.size(1));
+    if (auto it = steps_.find(shape); it != steps_.end()) {
+      if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
+      return counted(runStep(*it->second, ids, positions, 0));
+    }
+    at::Tensor h = counted(model_->hidden(ids, keys, positions));
+    addStep(shape, ids, {}, keys.mask.defined() ? KeyMask{keys.mask.clone()} : KeyMask{}, positions, 0);
+    return h;
+  });
 }
 
 at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
-  const int64_t B = ids.size(0), T = ids.size(1);
-  const bool masked = keys.mask.defined();
-  if (cache_.k.empty() || cache_.k[0].size(0) < B || cache_.k[0].size(2) < T) {
-    // More rows or columns than the buffers hold: buffers that hold both this batch and what the old ones held,
-    // unless that is more than twice this batch's own cache (a long prompt alone after many short ones), then
-    // this batch's. The old cache (and the Steps and graphs on it) goes first, so the two are never in memory
-    // together.
-    int64_t rows = B, length = T;
-    if (!cache_.k.empty() && std::max(B, cache_.k[0].size(0)) * std::max(T, cache_.k[0].size(2)) <= 2 * B * T)
-      rows = std::max(B, cache_.k[0].size(0)), length = std::max(T, cache_.k[0].size(2));
-    dropCache();
-    const LLaDAConfig& c = model_->config();
-    const auto options = at::TensorOptions().dtype(model_->dtype()).device(model_->device());
-    for (int64_t l = 0; l < c.n_layers; l++) {
-      cache_.k.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
-      cache_.v.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
+  return orDropAll([&] {
+    const int64_t B = ids.size(0), T = ids.size(1);
+    const bool masked = keys.mask.defined();
+    if (cache_.k.empty() || cache_.k[0].size(0) < B || cache_.k[0].size(2) < T) {
+      // More rows or columns than the buffers hold: buffers that hold both this batch and what the old ones held,
+      // unless that is more than twice this batch's own cache (a long prompt alone after many short ones), then
+      // this batch's. The old cache (and the Steps and graphs on it) goes first, so the two are never in memory
+      // together.
+      int64_t rows = B, length = T;
+      if (!cache_.k.empty() && std::max(B, cache_.k[0].size(0)) * std::max(T, cache_.k[0].size(2)) <= 2 * B * T)
+        rows = std::max(B, cache_.k[0].size(0)), length = std::max(T, cache_.k[0].size(2));
+      dropCache();
+      const LLaDAConfig& c = model_->config();
+      const auto options = at::TensorOptions().dtype(model_->dtype()).device(model_->device());
+      for (int64_t l = 0; l < c.n_layers; l++) {
+        cache_.k.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
+        cache_.v.push_back(at::empty({rows, c.n_kv_heads, length, c.head_dim}, options));
+      }
     }
-  }
-  if (masked && !keys_.mask.defined())
-    keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, cache_.k[0].size(2)}, keys.mask.options())};
-  rows_ = B, length_ = T, masked_ = masked;
-  if (masked) keyRows().mask.copy_(keys.mask);
-  const Shape shape{Kind::Refresh, B, T, masked, T};
-  useShape(false, B, T);
-  if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
-  KVCache rows = cacheRows();
-  at::Tensor h;
-  try {
-    h = counted(model_->hidden(ids, keyRows(), positions, &rows));
-  } catch (...) {
-    // Say, out of memory in the first layer of a new shape: the cache may hold this batch's keys for some layers
-    // or none. Drop it, and the Steps set up on it, so that the next refresh starts from nothing (the worker
-    // retries in halves).
-    dropCache();
-    throw;
-  }
-  addStep(shape, ids, rows, keyRows(), positions, 0);
-  return h;
+    if (masked && !keys_.mask.defined())
+      keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, cache_.k[0].size(2)}, keys.mask.options())};
+    rows_ = B, length_ = T, masked_ = masked;
+    if (masked) keyRows().mask.copy_(keys.mask);
+    const Shape shape{Kind::Refresh, B, T, masked, T};
+    useShape(false, B, T);
+    if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
+    KVCache rows = cacheRows();
+    at::Tensor h = counted(model_->hidden(ids, keyRows(), positions, &rows));
+    addStep(shape, ids, rows, keyRows(), positions, 0);
+    return h;
+  });
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
-  // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
-  TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
-              "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
-  const Shape shape{Kind::Window, rows_, ids.size(1), masked_, length_};
-  if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
-  // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
-  // cannot happen inside a capture.
-  KVCache rows = cacheRows();
-  at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-  at::Tensor h = counted(model_->hiddenWindow(ids, keyRows(), positions, columns, rows));
-  addStep(shape, ids, rows, keyRows(), positions, start);
-  return h;
+  return orDropAll([&] {
+    // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
+    TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
+                "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
+    const Shape shape{Kind::Window, rows_, ids.size(1), masked_, length_};
+    if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
+    // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
+    // cannot happen inside a capture.
+    KVCache rows = cacheRows();
+    at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
+    at::Tensor h = counted(model_->hiddenWindow(ids, keyRows(), positions, columns, rows));
+    addStep(shape, ids, rows, keyRows(), positions, start);
+    return h;
+  });
+}
+
+template <class Forward>
+at::Tensor StepForwards::orDropAll(Forward&& forward) {
+  try {
+    return forward();
+  } catch (...) {
+    steps_.clear();
+    recent_.clear();
+    dropCache();
+    throw;
+  }
 }
 
 at::Tensor StepForwards::counted(at::Tensor h) {

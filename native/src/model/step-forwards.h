@@ -17,7 +17,7 @@
 // prompt lengths replay their graphs from the second time on. A batch that does not fit gets buffers that hold
 // it and the old ones' shapes too, unless that is more than twice its own cache; the old buffers and their Steps
 // go. The plain forwards' Steps own their buffers. Only the kMaxShapes most recently used shapes keep their
-// Steps (each graph keeps its output in the pool).
+// Steps (each graph keeps its output in the pool), and a forward that fails drops them all and the cache.
 //
 // A new shape costs its first request on CUDA about as much again as a warm one (eager first steps, the captures:
 // 0.9-1.8 s against 0.68 s for LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a
@@ -99,6 +99,11 @@ class StepForwards {
   KeyMask keyRows() const;
   // Drops the cache, its mask and the Steps set up on them.
   void dropCache();
+  // Runs a forward; should it throw (say, out of memory at a new shape: allocating the cache, in a layer, in a
+  // capture), drops every Step and the cache first, so that nothing half-built is kept and the worker's retry in
+  // halves finds their memory free.
+  template <class Forward>
+  at::Tensor orDropAll(Forward&& forward);
   // Marks (rows, length), of the plain forwards or the cached decoders, as the most recently used shape; past
   // kMaxShapes, drops the Steps of the least recent.
   void useShape(bool plain, int64_t rows, int64_t length);
