@@ -84,13 +84,13 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
     if (masked && !keys_.mask.defined())
       keys_ = {at::zeros({cache_.k[0].size(0), 1, 1, cache_.k[0].size(2)}, keys.mask.options())};
     rows_ = B, length_ = T, masked_ = masked;
-    if (masked) keyRows().mask.copy_(keys.mask);
+    if (masked) keyViews().mask.copy_(keys.mask);
     const Shape shape{Kind::Refresh, B, T, masked, T};
     useShape(false, B, T);
     if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
-    KVCache rows = cacheRows();
-    at::Tensor h = counted(model_->hidden(ids, keyRows(), positions, &rows));
-    addStep(shape, ids, rows, keyRows(), positions, 0);
+    KVCache rows = cacheViews();
+    at::Tensor h = counted(model_->hidden(ids, keyViews(), positions, &rows));
+    addStep(shape, ids, rows, keyViews(), positions, 0);
     return h;
   });
 }
@@ -104,10 +104,10 @@ at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positio
     if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
     // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
     // cannot happen inside a capture.
-    KVCache rows = cacheRows();
+    KVCache rows = cacheViews();
     at::Tensor columns = at::arange(start, start + ids.size(1), positions.options());
-    at::Tensor h = counted(model_->hiddenWindow(ids, keyRows(), positions, columns, rows));
-    addStep(shape, ids, rows, keyRows(), positions, start);
+    at::Tensor h = counted(model_->hiddenWindow(ids, keyViews(), positions, columns, rows));
+    addStep(shape, ids, rows, keyViews(), positions, start);
     return h;
   });
 }
@@ -129,14 +129,14 @@ at::Tensor StepForwards::counted(at::Tensor h) {
   return h;
 }
 
-KVCache StepForwards::cacheRows() const {
+KVCache StepForwards::cacheViews() const {
   KVCache views;
   for (const at::Tensor& k : cache_.k) views.k.push_back(k.narrow(0, 0, rows_).narrow(2, 0, length_));
   for (const at::Tensor& v : cache_.v) views.v.push_back(v.narrow(0, 0, rows_).narrow(2, 0, length_));
   return views;
 }
 
-KeyMask StepForwards::keyRows() const {
+KeyMask StepForwards::keyViews() const {
   return masked_ ? KeyMask{keys_.mask.narrow(0, 0, rows_).narrow(3, 0, length_)} : KeyMask{};
 }
 

@@ -95,8 +95,8 @@ class StepForwards {
   // Counts the forward pass that returned h.
   at::Tensor counted(at::Tensor h);
   // The last refresh's rows and columns of the cache and key mask buffers.
-  KVCache cacheRows() const;
-  KeyMask keyRows() const;
+  KVCache cacheViews() const;
+  KeyMask keyViews() const;
   // Drops the cache, its mask and the Steps set up on them.
   void dropCache();
   // Runs a forward; should it throw (say, out of memory at a new shape: allocating the cache, in a layer, in a
