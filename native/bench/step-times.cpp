@@ -2,10 +2,10 @@
 // runs (a refresh over the whole sequence, a window of one block against the cache), each timed alone as the
 // engine runs it (CUDA graphs on CUDA), the LM head on a block's rows, and whole dual-cache requests (fixed count,
 // temperature 0), whose time per step less its forward is the sampler's own work between forwards (selecting the
-// masked rows, the head, confidence, commit; one read back to the host per step), and one request at a batch shape
-// not seen before (its first steps eager and, on CUDA, captured as graphs), then one whose prompts pad to that
-// shape (StepForwards::promptBucket), with more than one row a request of half the rows (0 at batch 1), and the
-// whole batch again after those.
+// masked rows, the head, confidence, commit; under the fixed count, no read back to the host), and one request at
+// a batch shape not seen before (its first steps eager and, on CUDA, captured as graphs), then one whose prompts
+// pad to that shape (StepForwards::promptBucket), with more than one row a request of half the rows (0 at batch
+// 1), and the whole batch again after those.
 //
 //   dllm_step_times <device> <folder holding a config.json> [--batch B] [--profile]
 //

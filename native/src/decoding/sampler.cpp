@@ -1,5 +1,6 @@
 #include "decoding/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -187,6 +188,8 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
     const auto [w0, w1] = window(p, b0, T);
     const int64_t B = w.index.size(0);
     if (B > 0 && p.decoding.decoder == Decoder::Credit) credit.reset(B, BL, stepsPerBlock, dev);
+    // Under the fixed count every row holds the same number of masks: the block's, less k at every step.
+    int64_t masksPerRow = BL;
     for (int64_t i = 0; i < stepsPerBlock && B > 0; i++) {
       // The step that keys the random numbers: fixed by the schedule, so a block that ends early in one batch
       // leaves later blocks drawing what they would draw alone.
@@ -197,8 +200,10 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       if (k == 0 && !parallel) continue;
       at::Tensor block = w.x.narrow(1, b0, BL);
       at::Tensor masked = block.eq(c.mask_token_id);  // [B, BL]
-      // The masked positions of this block, as (row, column-in-block). (The one read back to the host per step.)
-      at::Tensor where = masked.nonzero();  // [N, 2]
+      // The masked positions of this block, as (row, column-in-block), [N, 2]. A parallel decoder's count is read
+      // back to the host (the one wait on the device per step); the fixed count knows it, so its steps never wait
+      // and the host queues the next step's work while the device runs this one's.
+      at::Tensor where = parallel ? masked.nonzero() : at::nonzero_static(masked, B * masksPerRow);
       // A parallel decoder may finish the block early: its remaining steps have nothing to do.
       if (parallel && where.size(0) == 0) break;
       at::Tensor rows = where.select(1, 0), cols = where.select(1, 1);
@@ -278,6 +283,7 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
       at::Tensor x0Block = block.clone();
       x0Block.index_put_({rows, cols}, x0);
       block.copy_(at::where(commitMask(p.decoding, confBlock, masked, k), x0Block, block));
+      masksPerRow -= std::min(k, masksPerRow);
     }
     if (B > 0 && w.x.data_ptr() != out.data_ptr()) out.index_copy_(0, w.index, w.x);
     if (B > 0 && p.early_stop) {
