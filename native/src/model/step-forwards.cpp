@@ -47,6 +47,18 @@ StepForwards::StepForwards(std::shared_ptr<const LLaDAModel> model, bool graphs,
 
 StepForwards::~StepForwards() = default;
 
+template <class Forward>
+at::Tensor StepForwards::orDropAll(Forward&& forward) {
+  try {
+    return forward();
+  } catch (...) {
+    steps_.clear();
+    recent_.clear();
+    dropCache();
+    throw;
+  }
+}
+
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   return orDropAll([&] {
     const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
@@ -110,18 +122,6 @@ at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positio
     addStep(shape, ids, rows, keyViews(), positions, start);
     return h;
   });
-}
-
-template <class Forward>
-at::Tensor StepForwards::orDropAll(Forward&& forward) {
-  try {
-    return forward();
-  } catch (...) {
-    steps_.clear();
-    recent_.clear();
-    dropCache();
-    throw;
-  }
 }
 
 at::Tensor StepForwards::counted(at::Tensor h) {
