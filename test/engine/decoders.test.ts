@@ -139,6 +139,11 @@ describe("early stop at EOS", () => {
       if (cut >= 0 && cut < 16) stoppedEarly++;
     }
     expect(stoppedEarly).toBeGreaterThan(0);
+    // The batch again: its shrunk shapes kept their decoding steps (the engine keeps each shape's), so none is set
+    // up anew, and the tokens are the same.
+    const setUp = engine.stepsSetUp;
+    expect((await engine.generate(rows, params)).tokens).toEqual(batch.tokens);
+    expect(engine.stepsSetUp).toBe(setUp);
   });
 });
 
