@@ -1,8 +1,8 @@
 // The forward passes of decoding steps: a plain full forward (the decoders without a cache) and, for the cached
 // decoders, a refresh (a full forward that refills the K/V cache) at block starts and, between refreshes, the
-// window's columns alone against the cache. Each runs at a fixed shape for a whole request, so on CUDA each shape
-// is captured once as a CUDA graph and replayed: one launch per step instead of a few hundred kernel launches,
-// each waiting on the host (at batch 1 the launches cost more than the math).
+// window's columns alone against the cache. Each runs at a fixed shape for a whole request (until early stop lets
+// rows go), so on CUDA each shape is captured once as a CUDA graph and replayed: one launch per step instead of a
+// few hundred kernel launches, each waiting on the host (at batch 1 the launches cost more than the math).
 //
 // The first forward at a shape runs eagerly; every later one runs on a Step: buffers for its inputs, and the cache
 // and mask tensors as they were when the Step was set up. A graph reads exactly that memory at every replay.
@@ -11,7 +11,7 @@
 //
 // The engine keeps one per model, so the cache and the Steps outlive a request: the next batch of the same shape
 // refills the same buffers and replays the same graphs. The cache's buffers hold as many rows and columns as the
-// batches they have met, and a batch of fewer rows or a shorter sequence runs on its first ones (views, with the
+// batches they have met, and a batch of fewer rows or a shorter sequence runs on their first ones (views, with the
 // same arithmetic as a cache of their own). So batches of every shape within them share one set of buffers and
 // each shape keeps its Steps: a batch that early stop shrinks, the varied batch sizes of a server's queue, other
 // prompt lengths replay their graphs from the second time on. A batch that does not fit gets buffers that hold
