@@ -18,9 +18,15 @@ export class Metrics {
 
   constructor(server: DllmServer) {
     const registers = [this.registry];
+    // Gauges and counters read from the workers' stats at each scrape (a counter is set to the workers' own count).
     const perWorker = (field: "running" | "queueDepth") =>
       function collect(this: Gauge<"worker">) {
         for (const w of server.stats().workers) this.set({ worker: String(w.index) }, w[field]);
+      };
+    const perWorkerTotal = (field: "forwards" | "stepsSetUp") =>
+      function collect(this: Counter<"worker">) {
+        this.reset();
+        for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w[field]);
       };
     new Gauge({ name: "dllm_requests_running", help: "Requests in a running batch", labelNames: ["worker"], registers, collect: perWorker("running") });
     new Gauge({ name: "dllm_requests_waiting", help: "Requests waiting for a batch", labelNames: ["worker"], registers, collect: perWorker("queueDepth") });
@@ -29,20 +35,14 @@ export class Metrics {
       help: "Forward passes of ended batches, cancelled and failed work included (generation tokens over this: tokens per forward)",
       labelNames: ["worker"],
       registers,
-      collect(this: Counter<"worker">) {
-        this.reset();
-        for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w.forwards);
-      },
+      collect: perWorkerTotal("forwards"),
     });
     new Counter({
       name: "dllm_steps_set_up_total",
       help: "Decoding steps set up for batch shapes an engine had not met (with CUDA graphs each is a capture and a slower first step; a count that keeps rising means batches keep meeting new shapes)",
       labelNames: ["worker"],
       registers,
-      collect(this: Counter<"worker">) {
-        this.reset();
-        for (const w of server.stats().workers) this.inc({ worker: String(w.index) }, w.stepsSetUp);
-      },
+      collect: perWorkerTotal("stepsSetUp"),
     });
     new Gauge({
       name: "dllm_worker_healthy",
