@@ -189,6 +189,7 @@ void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KVCa
   if (graphs_ && !capture(*s)) {
     graphs_ = false;
     steps_.clear();  // the graphs captured so far go too: from now on every Step runs eagerly
+    recent_.clear();
   }
   steps_.emplace(shape, std::move(s));
 }
