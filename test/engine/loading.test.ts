@@ -50,16 +50,21 @@ describe("loading a checkpoint", () => {
     expect(progress.length).toBe(2 + 9 * 2 + 1); // wte, 9 per layer, ln_f, head
   });
 
-  it("pads prompts up to the prompt bucket it is given, alone and in a batch, without changing a token", async () => {
+  it("pads prompts up to the prompt bucket it is given, alone and in a batch, without changing a token, so near lengths share a shape", async () => {
     const { dir } = await tinyModel();
     await using plain = await Engine.load(dir);
     await using bucketed = await Engine.load(dir, { promptBucket: 16 });
     expect(bucketed.info.promptBucket).toBe(16);
     const rows = [5, 11, 17].map((n, r) => ({ prompt: Array.from({ length: n }, (_, i) => (i * 7 + r) % 50), seed: r }));
     const params = { steps: 8, genLength: 8, blockLength: 4, cache: "dual" as const };
+    const setUps: number[][] = [];
     for (const batch of [[rows[0]], [rows[1]], rows]) {
       expect((await bucketed.generate(batch, params)).tokens).toEqual((await plain.generate(batch, params)).tokens);
+      setUps.push([bucketed.stepsSetUp, plain.stepsSetUp]);
     }
+    // Prompts of 5 and 11 ids both pad to 16 in buckets of 16: the second sets up no step there, but does unpadded.
+    expect(setUps[1][0]).toBe(setUps[0][0]);
+    expect(setUps[1][1]).toBeGreaterThan(setUps[0][1]);
     expect((await loadError(dir, { promptBucket: -1 })).message).toMatch(/promptBucket must be in \[0, 4096\]/);
   });
 
