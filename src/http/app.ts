@@ -9,6 +9,7 @@ import type { DllmServer } from "../api/server.js";
 import { ApiError, toApiError } from "./errors.js";
 import { requestDefaults, type AppContext } from "./context.js";
 import { Metrics } from "./metrics.js";
+import { MAX_CHOICES } from "./request.js";
 import { openaiRoutes } from "./routes/openai.js";
 import { statusRoutes } from "./routes/status.js";
 
@@ -30,11 +31,15 @@ export interface AppOptions {
 
 /** /health and the model list (and one model of it) need no key; nothing else does. */
 const isPublic = (path: string) => path === "/health" || path === "/v1/models" || path.startsWith("/v1/models/");
-const HARD_BODY_LIMIT = 8 * 1024 * 1024;
+const HARD_BODY_LIMIT = 32 * 1024 * 1024;
 
-/** The largest body a request to this model can need: a full context of text, generously escaped. */
-export function bodyLimitFor(maxSequenceLength: number): number {
-  return 64 * 1024 + maxSequenceLength * 32;
+/**
+ * The largest body a request to this path can need: a full context of text, generously escaped, for each prompt
+ * it may carry (/v1/completions takes up to MAX_CHOICES; a chat is one conversation).
+ */
+export function bodyLimitFor(maxSequenceLength: number, path: string): number {
+  const prompts = path === "/v1/completions" ? MAX_CHOICES : 1;
+  return Math.min(HARD_BODY_LIMIT, 64 * 1024 + prompts * maxSequenceLength * 32);
 }
 
 /** Compares API keys in constant time (hashes first, so lengths leak nothing either). */
@@ -66,7 +71,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     chatTemplate: options.chatTemplate ?? true,
   };
 
-  const bodyLimit = () => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength);
+  const bodyLimit = (url: string) => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength, url.split("?")[0]);
   const tooLarge = (limit: number) =>
     new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
 
@@ -98,14 +103,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
       throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
     }
-    const limit = bodyLimit();
+    const limit = bodyLimit(request.url);
     if (Number(request.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
   });
 
   // A body without a Content-Length (chunked) is counted as it arrives.
   app.addHook("preParsing", async (request, _reply, payload) => {
     if (request.headers["content-length"] !== undefined) return payload;
-    const limit = bodyLimit();
+    const limit = bodyLimit(request.url);
     let received = 0;
     return payload.pipe(
       new Transform({

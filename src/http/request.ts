@@ -32,7 +32,7 @@ const DEFAULT_MAX_TOKENS = 128;
 const DEFAULT_STEPS = 128;
 const MAX_STOP_SEQUENCES = 4;
 /** Most choices one request may ask for, prompts × n (OpenAI's own limit on n). */
-const MAX_CHOICES = 128;
+export const MAX_CHOICES = 128;
 
 function typeName(v: unknown): string {
   if (v === null) return "null";

@@ -62,7 +62,7 @@ describe("CORS", () => {
 });
 
 describe("bounds from the model config", () => {
-  it("refuses a body larger than the model could use, and max_tokens beyond its context", async () => {
+  it("refuses a body larger than the model could use, per prompt a path takes, and max_tokens beyond its context", async () => {
     const http = await startHttp({ modelPath });
     try {
       // The tiny model's context is 256 tokens: 64 KiB + 256 x 32 bytes.
@@ -82,6 +82,17 @@ describe("bounds from the model config", () => {
       const long = await postJson(`${http.url}/v1/chat/completions`, { ...ok, max_tokens: 257 });
       expect(long.status).toBe(400);
       expect(long.body.error.param).toBe("max_tokens");
+      // /v1/completions may carry 128 prompts, each up to a full context: a body past one prompt's limit is legal
+      // there. 100 prompts of 240 token ids each (3 digits and a comma per id) make 96 KB.
+      const prompts = Array.from({ length: 100 }, (_, i) => Array.from({ length: 240 }, (_, j) => 100 + ((i + j) % 150)));
+      const many = await postJson(`${http.url}/v1/completions`, { prompt: prompts, max_tokens: 1, steps: 1 });
+      expect(JSON.stringify({ prompt: prompts }).length).toBeGreaterThan(73728);
+      expect(many.status).toBe(200);
+      expect(many.body.choices).toHaveLength(100);
+      // and its own limit is 128 full contexts: 64 KiB + 128 x 256 x 32 bytes.
+      const huge = await postJson(`${http.url}/v1/completions`, { prompt: "x".repeat(1200 * 1024), max_tokens: 1 });
+      expect(huge.status).toBe(413);
+      expect(huge.body.error.message).toMatch(/limit of 1114112 bytes/);
     } finally {
       await http.close();
     }
