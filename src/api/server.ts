@@ -42,7 +42,10 @@ export interface ServerOptions {
   onProgress?: (worker: number, done: number, total: number) => void;
   /** Workers as threads (default) or child processes (a native crash then takes down only its own worker). */
   isolation?: Isolation;
-  /** A batch running longer than this is taken for a hung device and its worker is recycled. Default 10 min. */
+  /**
+   * A batch running longer than this is taken for a hung device and its worker is recycled; also the longest a
+   * request waits for a worker to come back while none is healthy. Default 10 min.
+   */
   batchTimeoutMs?: number;
   /** Benchmarks only: see WorkerConfig.modelModule. */
   modelModule?: string;

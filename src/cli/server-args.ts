@@ -33,7 +33,8 @@ Options:
   --policy <name>          least-loaded or round-robin (default: least-loaded)
   --isolation <mode>       thread: a worker_thread per device (default, fast start, one process);
                            process: a child process per device (a native crash ends only that worker)
-  --batch-timeout <s>      a batch running longer is taken for a hung device: the worker is recycled (default: 600)
+  --batch-timeout <s>      a batch running longer is taken for a hung device: the worker is recycled; also the
+                           longest a request waits for a worker to come back while none is healthy (default: 600)
   --shutdown-timeout <s>   on SIGTERM/SIGINT, in-flight requests get this long before they are cancelled (default: 30)
   --algorithm <name>       default generation_algorithm (default: basic)
   --no-chat-template       join chat messages into a raw prompt instead of applying the chat template

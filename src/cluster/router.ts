@@ -29,7 +29,11 @@ export interface RouterOptions {
   maxQueue?: number;
   /** Workers as threads (default) or child processes. */
   isolation?: Isolation;
-  /** A batch still running after this long means a hung device: the worker is recycled. Default 10 minutes. */
+  /**
+   * A batch still running after this long means a hung device: the worker is recycled. Also the longest a request
+   * waits for a worker to come back while none is healthy (a reload that hangs, a child that keeps crashing as it
+   * loads): then it fails with a ServiceUnavailableError. Default 10 minutes.
+   */
   batchTimeoutMs?: number;
   /** Benchmarks only: see WorkerConfig.modelModule. */
   modelModule?: string;
@@ -111,6 +115,8 @@ interface Pending {
   blocksDelivered: number;
   submittedAt: number;
   startedAt?: number;
+  /** While it waits in the backlog: fails it once it has waited there batchTimeoutMs. */
+  backlogTimer?: NodeJS.Timeout;
   resolve(g: Served): void;
   reject(err: unknown): void;
   onBlock?: (event: ServedBlock) => void;
@@ -396,7 +402,7 @@ export class Router {
         break;
       }
       case "batch": {
-        const timeout = this.#options.batchTimeoutMs ?? 600_000;
+        const timeout = this.#batchTimeoutMs();
         clearTimeout(slot.batchTimer);
         slot.batchTimer = setTimeout(() => {
           // A batch this late means a hung device: recycle the worker; its requests are retried elsewhere once.
@@ -544,7 +550,7 @@ export class Router {
     const slot = this.#pick();
     if (!slot) {
       const recovering = this.#slots.some((s) => s.state === "loading" || s.state === "restarting");
-      if (recovering && !this.#closing) this.#backlog.push(p);
+      if (recovering && !this.#closing) this.#toBacklog(p);
       else this.#settle(p, () => p.reject(new ServiceUnavailableError("no worker is available")));
       return;
     }
@@ -554,13 +560,31 @@ export class Router {
     slot.send({ type: "generate", request: p.request });
   }
 
+  /** Holds a request until some worker is healthy again, for at most batchTimeoutMs. */
+  #toBacklog(p: Pending): void {
+    this.#backlog.push(p);
+    const timeout = this.#batchTimeoutMs();
+    p.backlogTimer = setTimeout(() => {
+      this.#backlog.splice(this.#backlog.indexOf(p), 1);
+      this.#settle(p, () => p.reject(new ServiceUnavailableError(`no worker came back within ${timeout / 1000} s`)));
+    }, timeout);
+  }
+
   #flushBacklog(): void {
-    for (const p of this.#backlog.splice(0)) this.#dispatch(p);
+    for (const p of this.#backlog.splice(0)) {
+      clearTimeout(p.backlogTimer);
+      this.#dispatch(p);
+    }
+  }
+
+  #batchTimeoutMs(): number {
+    return this.#options.batchTimeoutMs ?? 600_000;
   }
 
   #settle(p: Pending, how: () => void): void {
     if (p.settled) return;
     p.settled = true;
+    clearTimeout(p.backlogTimer);
     how();
     this.#notifyDrain();
   }
