@@ -46,6 +46,8 @@ async function main(): Promise<void> {
   try {
     await server.ready();
   } catch (err) {
+    // A signal while loading: stop() closed the server (which rejects this wait) and exits when it is done.
+    if (stopping) return;
     process.stderr.write(`dllm-serve: ${(err as Error).message}\n`);
     await app.close();
     await server.close();

@@ -1,8 +1,9 @@
 // The in-process API: a server of one worker per device behind the router, with typed chat / complete / stream
 // calls. Benchmarks use it directly; the HTTP layer sits on it.
-import { setMaxListeners } from "node:events";
 import { InvalidRequestError } from "../engine/errors.js";
-import { choiceSeed, randomSeed, type GenerationInput, type GenerationParams } from "../model/model.js";
+import type { GenerationInput, GenerationParams } from "../model/model.js";
+import { choiceSeed, randomSeed } from "../model/seeds.js";
+import { RequestGroup } from "./request-group.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { Router, type ClusterStats, type Policy, type Served, type ServedBlock } from "../cluster/router.js";
 import type { WorkerConfig } from "../cluster/protocol.js";
@@ -143,16 +144,9 @@ export class DllmServer {
   async sample(input: GenerationInput, n: number, options: RequestOptions = {}): Promise<Served[]> {
     if (!Number.isSafeInteger(n) || n < 1) throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
     const seed = options.seed ?? randomSeed();
-    const failed = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
-    setMaxListeners(n + 10, signal); // one listener per choice until it settles
+    const group = new RequestGroup(n, options.signal);
     return Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal }, {}).catch((err) => {
-          failed.abort(err);
-          throw err;
-        }),
-      ),
+      Array.from({ length: n }, (_, i) => group.member(this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal: group.signal }, {}))),
     );
   }
 

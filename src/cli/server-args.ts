@@ -3,11 +3,11 @@ import { parseArgs } from "node:util";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, type ServerOptions } from "../api/server.js";
 import type { Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
-import { findAlgorithm } from "../model/algorithms.js";
+import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
 
-Serves a LLaDA model behind an OpenAI-compatible HTTP API, one worker thread per device.
+Serves a LLaDA model behind an OpenAI-compatible HTTP API, one worker per device.
 
 Options:
   --host <addr>            address to bind (default: 127.0.0.1)
@@ -36,7 +36,7 @@ Options:
   --batch-timeout <s>      a batch running longer is taken for a hung device: the worker is recycled; also the
                            longest a request waits for a worker to come back while none is healthy (default: 600)
   --shutdown-timeout <s>   on SIGTERM/SIGINT, in-flight requests get this long before they are cancelled (default: 30)
-  --algorithm <name>       default generation_algorithm (default: basic)
+  --algorithm <name>       default generation_algorithm (default: ${DEFAULT_ALGORITHM})
   --no-chat-template       join chat messages into a raw prompt instead of applying the chat template
   --api-key <key>          require this key (Authorization: Bearer <key> or X-Api-Key); env DLLM_API_KEY
   --max-queue <n>          refuse requests with 429 once n are waiting (default: unbounded)
@@ -101,7 +101,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       "batch-timeout": { type: "string", default: "600" },
       "shutdown-timeout": { type: "string", default: "30" },
       cors: { type: "string" },
-      algorithm: { type: "string", default: "basic" },
+      algorithm: { type: "string", default: DEFAULT_ALGORITHM },
       "no-chat-template": { type: "boolean", default: false },
       "api-key": { type: "string" },
       "max-queue": { type: "string" },
@@ -127,8 +127,12 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (dtype !== undefined && !["float32", "bfloat16", "float16"].includes(dtype)) throw new Error(`--dtype must be float32, bfloat16 or float16, got '${dtype}'`);
   const policy = values.policy as Policy;
   if (policy !== "least-loaded" && policy !== "round-robin") throw new Error(`--policy must be least-loaded or round-robin, got '${policy}'`);
-  const algorithm = findAlgorithm(values.algorithm!);
-  if (!algorithm?.available) throw new Error(`--algorithm '${values.algorithm}' is not available in this build`);
+  let algorithm;
+  try {
+    algorithm = resolveAlgorithm(values.algorithm!).algorithm;
+  } catch (err) {
+    throw new Error(`--${(err as Error).message}`);
+  }
   if (!LOG_LEVELS.includes(values["log-level"]!)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
   return {
     help: values.help!,
@@ -151,7 +155,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       isolation,
       batchTimeoutMs: seconds("batch-timeout", values["batch-timeout"]!, { positive: true }) * 1000,
     },
-    algorithm: algorithm.name,
+    algorithm,
     chatTemplate: !values["no-chat-template"],
     apiKey: values["api-key"] ?? (env.DLLM_API_KEY || undefined),
     cors: values.cors,

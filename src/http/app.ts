@@ -9,6 +9,7 @@ import type { DllmServer } from "../api/server.js";
 import { ApiError, toApiError } from "./errors.js";
 import { requestDefaults, type AppContext } from "./context.js";
 import { Metrics } from "./metrics.js";
+import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
 import { MAX_CHOICES } from "./request.js";
 import { openaiRoutes } from "./routes/openai.js";
 import { statusRoutes } from "./routes/status.js";
@@ -16,7 +17,7 @@ import { statusRoutes } from "./routes/status.js";
 export interface AppOptions {
   server: DllmServer;
   modelId: string;
-  /** Default generation_algorithm. */
+  /** Default generation_algorithm (a name or alias; an unknown one throws here, not at every request). */
   algorithm?: string;
   /** false: chat messages are joined into a raw prompt (--no-chat-template). */
   chatTemplate?: boolean;
@@ -67,7 +68,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     server: options.server,
     metrics: new Metrics(options.server),
     modelId: options.modelId,
-    algorithm: options.algorithm ?? "basic",
+    algorithm: resolveAlgorithm(options.algorithm ?? DEFAULT_ALGORITHM).algorithm,
     chatTemplate: options.chatTemplate ?? true,
   };
 

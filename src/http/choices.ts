@@ -1,7 +1,8 @@
 // A request's choices: n per prompt in OpenAI's order, each a generation of its own that the workers batch like
 // any other; what they used; and their event streams merged into one.
 import type { Served } from "../cluster/router.js";
-import { choiceSeed, type GenerationInput } from "../model/model.js";
+import type { GenerationInput } from "../model/model.js";
+import { choiceSeed } from "../model/seeds.js";
 import type { ParsedRequest } from "./request.js";
 
 /** One choice of a request: its place among the choices, what it decodes, and its seed. */

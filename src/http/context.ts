@@ -12,7 +12,10 @@ export interface AppContext {
   chatTemplate: boolean;
 }
 
-/** What a request may be checked against before the model has loaded: a generous default. */
+/**
+ * Before the model has loaded only /health and /metrics answer (app.ts); their bodies, if any, are checked against
+ * this.
+ */
 const UNLOADED_MAX_SEQUENCE_LENGTH = 4096;
 
 export function requestDefaults(ctx: AppContext): RequestDefaults {

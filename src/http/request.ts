@@ -2,8 +2,9 @@
 // (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor) and low_threshold. Every
 // error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
-import { DEFAULT_BLOCK_LENGTH, SEEDS, type GenerationInput } from "../model/model.js";
-import { AlgorithmError, resolveAlgorithm } from "../model/algorithms.js";
+import type { GenerationInput } from "../model/model.js";
+import { AlgorithmError, DEFAULT_BLOCK_LENGTH, resolveAlgorithm } from "../model/algorithms.js";
+import { SEEDS } from "../model/seeds.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { invalid } from "./errors.js";
 
@@ -123,11 +124,13 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
   if (steps === undefined) {
     steps = Math.ceil(DEFAULT_STEPS / blocks) * blocks;
   } else if (steps % blocks !== 0) {
+    // The nearest multiples the field's own bounds allow.
     const below = Math.floor(steps / blocks) * blocks;
     const above = below + blocks;
+    const tries = [below, above].filter((s) => s >= 1 && s <= defaults.maxSequenceLength);
     throw invalid(
       `'steps' must be a multiple of the number of blocks (${genLength} tokens in blocks of ${blockLength} = ${blocks}); ` +
-        `try ${below > 0 ? `${below} or ` : ""}${above}`,
+        `try ${tries.join(" or ")}`,
       "steps",
     );
   }
@@ -156,13 +159,13 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     genLength,
     blockLength,
     steps,
-    temperature: optional(body, "temperature", number("temperature", 0, 2)) ?? 0,
+    temperature: optional(body, "temperature", number("temperature", 0, 2)),
     topK,
     topP,
-    cfgScale: optional(body, "cfg_scale", number("cfg_scale", 0, 100)) ?? 0,
-    remasking: (remasking as RequestOptions["remasking"]) ?? "low_confidence",
-    logitsEosInf: optional(body, "logits_eos_inf", boolean("logits_eos_inf")) ?? false,
-    confidenceEosEotInf: optional(body, "confidence_eos_eot_inf", boolean("confidence_eos_eot_inf")) ?? false,
+    cfgScale: optional(body, "cfg_scale", number("cfg_scale", 0, 100)),
+    remasking: remasking as RequestOptions["remasking"],
+    logitsEosInf: optional(body, "logits_eos_inf", boolean("logits_eos_inf")),
+    confidenceEosEotInf: optional(body, "confidence_eos_eot_inf", boolean("confidence_eos_eot_inf")),
     algorithm: algorithmName,
     threshold,
     factor,

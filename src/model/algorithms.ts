@@ -19,6 +19,9 @@ export interface AlgorithmSpec {
   decoder: DecoderKind;
 }
 
+/** Semi-autoregressive block size when none is asked for (at most the generation's length). */
+export const DEFAULT_BLOCK_LENGTH = 32;
+
 /** Parallel decoding when a request asks for it without a value (Fast-dLLM's and dInfer's default). */
 export const DEFAULT_THRESHOLD = 0.9;
 export const DEFAULT_FACTOR = 1.0;
@@ -26,7 +29,13 @@ export const DEFAULT_FACTOR = 1.0;
 export const DEFAULT_LOW_THRESHOLD = 0.4;
 
 /** The request fields every algorithm reads. */
-const SAMPLING = ["steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop"];
+const SAMPLING = [
+  "steps", "block_length", "temperature", "top_k", "top_p", "cfg_scale", "remasking", "early_stop", "logits_eos_inf",
+  "confidence_eos_eot_inf",
+];
+
+/** The algorithm of a request that names none, unless the server is started with another (--algorithm). */
+export const DEFAULT_ALGORITHM = "basic";
 
 export const ALGORITHMS: readonly AlgorithmSpec[] = [
   {

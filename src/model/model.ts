@@ -1,14 +1,13 @@
 // The in-process API over one engine: load a LLaDA folder, generate from chat messages or a raw prompt, dispose.
-import { randomInt } from "node:crypto";
 import type { ModelInfo } from "../native/addon-types.js";
 import { Engine, type CacheMode, type DecoderKind, type LoadOptions, type Remasking } from "../engine/engine.js";
 import { DisposedError, InvalidRequestError } from "../engine/errors.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
-import { AlgorithmError, resolveAlgorithm } from "./algorithms.js";
+import { AlgorithmError, DEFAULT_ALGORITHM, DEFAULT_BLOCK_LENGTH, resolveAlgorithm } from "./algorithms.js";
 import { AnswerText } from "./answer-text.js";
+import { randomSeed } from "./seeds.js";
 
-/** What to answer: chat messages (rendered with the model's chat template) or a raw prompt string. */
 /** Chat messages (the model's chat template applies), or a raw prompt: text, or token ids as they are. */
 export type GenerationInput = { messages: ChatMessage[]; prompt?: never } | { prompt: string | number[]; messages?: never };
 
@@ -125,7 +124,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
   const genLength = p.genLength ?? 128;
   let algorithm;
   try {
-    algorithm = resolveAlgorithm(p.algorithm ?? "basic", { threshold: p.threshold, factor: p.factor, lowThreshold: p.lowThreshold });
+    algorithm = resolveAlgorithm(p.algorithm ?? DEFAULT_ALGORITHM, { threshold: p.threshold, factor: p.factor, lowThreshold: p.lowThreshold });
   } catch (err) {
     if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
     throw err;
@@ -155,23 +154,6 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
     logitsEosInf: p.logitsEosInf ?? false,
     confidenceEosEotInf: p.confidenceEosEotInf ?? false,
   };
-}
-
-/** Seeds are integers in [0, SEEDS): the engine keys its noise with 53 bits of them. */
-export const SEEDS = 2 ** 53;
-
-/** Semi-autoregressive block size when none is asked for (at most the generation's length). */
-export const DEFAULT_BLOCK_LENGTH = 32;
-const SEED_LIMIT = 2 ** 48 - 1; // crypto.randomInt takes at most 2^48 - 1
-
-/** A seed for a request that brought none. */
-export function randomSeed(): number {
-  return randomInt(SEED_LIMIT);
-}
-
-/** The seed of choice i of a request seeded with `seed`: seed + i, wrapping below SEEDS (choice 0 is the request's). */
-export function choiceSeed(seed: number, i: number): number {
-  return i < SEEDS - seed ? seed + i : i - (SEEDS - seed);
 }
 
 export interface LoadModelOptions extends LoadOptions {

@@ -15,4 +15,12 @@ describe("parseServerArgs", () => {
     expect(parseServerArgs(["--prompt-bucket", "64"], {}).server.promptBucket).toBe(64);
     expect(() => parseServerArgs(["--prompt-bucket", "5000"], {})).toThrow(/--prompt-bucket must be at most 4096/);
   });
+
+  it("resolves --algorithm's aliases, and refuses an unknown one listing the available", () => {
+    expect(parseServerArgs([], {}).algorithm).toBe("basic");
+    expect(parseServerArgs(["--algorithm", "dual"], {}).algorithm).toBe("dual_cache");
+    expect(() => parseServerArgs(["--algorithm", "warp_drive"], {})).toThrow(
+      /^--algorithm 'warp_drive' is not a known algorithm; available: basic, prefix_cache, dual_cache, /,
+    );
+  });
 });

@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../dist/http/app.js";
 import { tinyModel } from "../helpers/fixtures.js";
 import { postJson, startHttp, type Running } from "../helpers/http.js";
 
@@ -122,9 +123,19 @@ describe("bad input", () => {
     );
   });
 
+  it("suggests only step counts the field allows", async () => {
+    // 240 tokens in blocks of 8 are 30 blocks: 270 steps would pass the context of 256, so only 240 is offered.
+    const r = await send(json({ max_tokens: 240, block_length: 8, steps: 250 }));
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toMatch(/\(240 tokens in blocks of 8 = 30\); try 240$/);
+    expect((await send(json({ max_tokens: 96, block_length: 32, steps: 100 }))).body.error.message).toMatch(/try 99 or 102$/);
+  });
+
   it("lists the available algorithms when one is unknown", async () => {
     const r = await send(json({ generation_algorithm: "warp_drive" }));
     expect(r.body.error.message).toMatch(/available: basic/);
+    // A server whose default is unknown fails as it is built, not at every request as the client's fault.
+    expect(() => buildApp({ server: http.server, modelId: "tiny", algorithm: "warp_drive" })).toThrow(/'warp_drive' is not a known algorithm/);
   });
 
   it("serves normally after all of that, with nothing left queued", async () => {

@@ -2,8 +2,8 @@
 // block), GET /v1/models. A request's choices (n per prompt; /v1/completions takes a list of prompts) are
 // separate generations that the workers batch like any others.
 import { randomUUID } from "node:crypto";
-import { setMaxListeners } from "node:events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { RequestGroup } from "../../api/request-group.js";
 import type { StreamEvent } from "../../api/server.js";
 import type { Served } from "../../cluster/router.js";
 import { choicesOf, interleave, usage, type Choice, type Finished } from "../choices.js";
@@ -65,10 +65,8 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId, parsed.includeUsage);
   const choices = choicesOf(parsed);
   // One choice failing ends the others: the request is answered with its error.
-  const failed = new AbortController();
-  const signal = AbortSignal.any([disconnectSignal(reply), failed.signal]);
-  // Each choice listens on it until settled: up to 128 listeners is expected, not a leak.
-  setMaxListeners(choices.length + 10, signal);
+  const group = new RequestGroup(choices.length, disconnectSignal(reply));
+  const signal = group.signal;
   let firstBlock = true;
   const onFirstBlock = (worker: number) => {
     if (firstBlock) ctx.metrics.firstBlock(worker, startedAt);
@@ -81,22 +79,17 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
 
   if (!parsed.stream) {
     const finished = await Promise.all(
-      choices.map((choice) =>
-        ctx.server.generate(choice.input, { ...parsed.options, seed: choice.seed, signal }, (e) => onFirstBlock(e.worker)).then(
-          (g) => served(choice, g),
-          (err) => {
-            failed.abort(err);
-            throw err;
-          },
-        ),
-      ),
+      choices.map(async (choice) => {
+        const options = { ...parsed.options, seed: choice.seed, signal };
+        return served(choice, await group.member(ctx.server.generate(choice.input, options, (e) => onFirstBlock(e.worker))));
+      }),
     );
     return shape.complete(finished, usage(finished, parsed.n));
   }
 
   const streams = choices.map((choice) => ({ choice, events: ctx.server.stream(choice.input, { ...parsed.options, seed: choice.seed, signal }) }));
   const close = () => {
-    failed.abort(new DOMException("the request failed", "AbortError"));
+    group.cancel(new DOMException("the request failed", "AbortError"));
     for (const s of streams) s.events.return(undefined).catch(() => {});
   };
   // Wait until a worker has accepted every choice before answering 200: a request the workers refuse still gets a

@@ -1,0 +1,42 @@
+// The registry is the one list of algorithms and the request fields each reads: every field it names is one a
+// request may send, and reaches the parameters the engine gets.
+import { describe, expect, it } from "vitest";
+import { ALGORITHMS } from "../../src/model/algorithms.js";
+import { samplerParams } from "../../src/model/model.js";
+import { parseChatRequest } from "../../src/http/request.js";
+
+const defaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
+const base = { messages: [{ role: "user", content: "Hi" }], max_tokens: 32 };
+
+// A value for each field other than its default, and where it lands in the engine's parameters.
+const FIELDS: Record<string, { value: unknown; param: string; expected: unknown }> = {
+  steps: { value: 16, param: "steps", expected: 16 },
+  block_length: { value: 16, param: "blockLength", expected: 16 },
+  temperature: { value: 0.5, param: "temperature", expected: 0.5 },
+  top_k: { value: 5, param: "topK", expected: 5 },
+  top_p: { value: 0.5, param: "topP", expected: 0.5 },
+  cfg_scale: { value: 1.5, param: "cfgScale", expected: 1.5 },
+  remasking: { value: "random", param: "remasking", expected: "random" },
+  early_stop: { value: false, param: "earlyStop", expected: false },
+  logits_eos_inf: { value: true, param: "logitsEosInf", expected: true },
+  confidence_eos_eot_inf: { value: true, param: "confidenceEosEotInf", expected: true },
+  threshold: { value: 0.7, param: "threshold", expected: 0.7 },
+  factor: { value: 2, param: "factor", expected: 2 },
+  low_threshold: { value: 0.2, param: "lowThreshold", expected: 0.2 },
+};
+
+describe("the algorithm registry", () => {
+  for (const spec of ALGORITHMS) {
+    it(`${spec.name}: every parameter it lists is a request field that reaches the engine`, () => {
+      for (const field of spec.parameters) {
+        const f = FIELDS[field];
+        expect(f, `no request field '${field}'`).toBeDefined();
+        // top_k and top_p truncate only at temperature > 0.
+        const parsed = parseChatRequest({ ...base, temperature: 0.5, generation_algorithm: spec.name, [field]: f.value }, defaults);
+        const params = samplerParams(parsed.options) as unknown as Record<string, unknown>;
+        expect(params[f.param], field).toEqual(f.expected);
+        expect(params.algorithm).toBe(spec.name);
+      }
+    });
+  }
+});
