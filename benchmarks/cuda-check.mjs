@@ -18,6 +18,7 @@ import { ALGORITHMS } from "../dist/model/algorithms.js";
 import { Model } from "../dist/model/model.js";
 import { check } from "../dist/train/checker.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
+import { provenance } from "./provenance.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -98,4 +99,4 @@ console.log("|---|---|---|---|---|---|---|");
 for (const r of results)
   console.log(`| ${r.device} | ${r.dtype} | ${r.cudaGraphs ? "on" : "off"} | ${r.algorithm} | ${pct(r.sameAsCpu)} | ${r.sameAsEager === null ? "—" : pct(r.sameAsEager)} | ${pct(r.accuracy)} |`);
 await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), results }, null, 2) + "\n");
+await writeFile(opts.out, JSON.stringify({ ...provenance(), results }, null, 2) + "\n");

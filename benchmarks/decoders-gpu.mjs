@@ -25,6 +25,7 @@ import { Engine } from "../dist/engine/engine.js";
 import { samplerParams } from "../dist/model/model.js";
 import { makePrompts, ReferenceServer } from "./reference-server.mjs";
 import { median } from "./median.mjs";
+import { provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -139,7 +140,7 @@ try {
   for (const r of results)
     console.log(`| ${r.batch} | ${r.algorithm} | ${r.tokPerSec.toFixed(1)} | ${r.vsReference.toFixed(2)} | ${r.tokensPerForward.toFixed(2)} |`);
   await mkdir(dirname(opts.out), { recursive: true });
-  await writeFile(opts.out, JSON.stringify({ config: opts.config, device: opts.device, card: refInfo.card, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
+  await writeFile(opts.out, JSON.stringify({ ...provenance(), config: opts.config, device: opts.device, card: refInfo.card, torch: refInfo.torch, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
 } finally {
   reference.close();
   for (const engine of engines) await engine.dispose();

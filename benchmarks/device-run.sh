@@ -8,7 +8,8 @@
 # $OUT (at most 8 files come back); the tables are printed as they come.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
-# Device:  run(command="source .device/bootstrap.sh && bash benchmarks/device-run.sh", carry=[".device", "dist"],
+# Device:  run(command="source .device/bootstrap.sh && DLLM_COMMIT=<git rev-parse --short HEAD here> bash benchmarks/device-run.sh",
+#              carry=[".device", "dist"],
 #              timeout_s=540)   (stages timed on 2026-11-28: the build 27-34 s, checks 18 s, cuda-check 15-23 s,
 #              matmul 12 s; b1 with graphs only and one round took 41 s and b32 with dual cache alone 121 s, so the
 #              whole script, with both step splits under ncu, needs most of the 570 s; a machine starts in ~35 s)

@@ -1,0 +1,16 @@
+// What a stored result says about where it came from: when it ran and the engine's commit (from git where the
+// checkout has it; on a device machine, whose copy has no .git, from DLLM_COMMIT as benchmarks/device-run.sh's
+// header shows).
+import { execFileSync } from "node:child_process";
+
+export function provenance() {
+  let commit = process.env.DLLM_COMMIT || null;
+  if (!commit) {
+    try {
+      commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    } catch {
+      commit = null;
+    }
+  }
+  return { date: new Date().toISOString(), commit };
+}
