@@ -1,12 +1,14 @@
 // `node dist/server.js`: the process entry, its flags, its startup lines, its default model and its shutdown.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
+import { parseServerArgs } from "../../src/cli/server-args.js";
 import { check } from "../../src/train/checker.js";
 import { heldOutSet, TASK_KINDS } from "../../src/train/tasks.js";
 import { tinyModel } from "../helpers/fixtures.js";
+import { startServerProcess as start } from "../helpers/server-process.js";
 
 const run = promisify(execFile);
 const entry = path.resolve(import.meta.dirname, "../../dist/server.js");
@@ -38,18 +40,6 @@ describe("node dist/server.js", () => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
   });
 
-  /** Starts the server with `args`, waits until it serves, and returns its URL and the child. */
-  async function start(args: string[]): Promise<{ url: string; child: ChildProcess; stderr: () => string; exited: Promise<number | null> }> {
-    const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr!.on("data", (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    await expect.poll(() => /ready, serving/.test(stderr) || child.exitCode !== null, { timeout: 60_000 }).toBe(true);
-    const url = /dllm-serve: (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
-    if (!url) throw new Error(`the server did not start: ${stderr}`);
-    return { url, child, stderr: () => stderr, exited };
-  }
-
   it("serves the bundled tiny chat model by default, answering held-out prompts through the openai client", async () => {
     const { url, child, exited } = await start(["--port", "0", "--log-level", "warn"]);
     try {
@@ -80,8 +70,10 @@ describe("node dist/server.js", () => {
   it("prints its URL and workers, shows load progress, serves under --served-model-name, and exits 0 on SIGTERM", async () => {
     const { dir } = await tinyModel();
     const id = "GSAI-ML/LLaDA-8B-Instruct";
-    const args = ["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "warn", "--no-cuda-graphs", "--served-model-name", id, "--api-key", "sk-1"];
-    const { url, child, stderr, exited } = await start(args);
+    const key = "sk-live-0123456789abcdefWXYZ";
+    // Request logs on (info), so that the check below covers what the server logs as well as what it prints.
+    const args = ["--model-path", dir, "--port", "0", "--workers", "2", "--log-level", "info", "--no-cuda-graphs", "--served-model-name", id, "--api-key", key];
+    const { url, child, stderr, stdout, exited } = await start(args);
     try {
       expect(stderr()).toMatch(/2 worker\(s\): cpu, cpu/);
       expect(stderr()).toMatch(/loading: worker 0 \d+\/\d+ tensors/);
@@ -90,7 +82,7 @@ describe("node dist/server.js", () => {
       expect(health.status).toBe(200);
       // The id, slash and all: listed, retrieved (the client sends %2F; a raw slash works too, without the key as the
       // list does), and carried by answers.
-      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-1", maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
       expect((await client.models.list()).data.map((m) => m.id)).toEqual([id]);
       expect(await client.models.retrieve(id)).toMatchObject({ id, object: "model" });
       expect(await (await fetch(`${url}/v1/models/${id}`)).json()).toMatchObject({ id });
@@ -98,9 +90,65 @@ describe("node dist/server.js", () => {
       expect((await client.chat.completions.create({ model: id, messages: [{ role: "user", content: "Hi" }], max_tokens: 8 })).model).toBe(id);
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
+      // Only the key's last 4 characters are ever printed.
+      expect(stderr()).toContain("API key ...WXYZ)");
+      expect(stdout()).toMatch(/"url":"\/v1\/chat\/completions"/); // the requests were logged...
+      for (const out of [stderr(), stdout()]) expect(out).not.toContain(key.slice(0, -4)); // ...without the key
     } finally {
       child.kill("SIGKILL");
     }
   });
 
+  describe("the API key from DLLM_API_KEY", () => {
+    const key = "sk-env-abcdefghijklmnop9876";
+
+    it("is required when --api-key is left out, and printed masked", async () => {
+      const { dir } = await tinyModel();
+      const { url, child, stderr, stdout, exited } = await start(["--model-path", dir, "--port", "0", "--log-level", "warn"], {
+        env: { ...process.env, DLLM_API_KEY: key },
+      });
+      try {
+        const body = JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 8 });
+        const headers = { "content-type": "application/json" };
+        expect((await fetch(`${url}/v1/chat/completions`, { method: "POST", headers, body })).status).toBe(401);
+        const wrong = new OpenAI({ baseURL: `${url}/v1`, apiKey: "sk-env-wrong", maxRetries: 0 });
+        await expect(wrong.chat.completions.create({ model: "x", messages: [{ role: "user", content: "Hi" }], max_tokens: 8 })).rejects.toMatchObject({ status: 401 });
+        const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
+        expect((await client.chat.completions.create({ model: "x", messages: [{ role: "user", content: "Hi" }], max_tokens: 8 })).choices).toHaveLength(1);
+        child.kill("SIGTERM");
+        expect(await exited).toBe(0);
+        expect(stderr()).toContain("API key ...9876)");
+        for (const out of [stderr(), stdout()]) expect(out).not.toContain(key.slice(0, -4));
+      } finally {
+        child.kill("SIGKILL");
+      }
+    });
+
+    it("set but empty means no key (an unset variable exported empty), as when it is absent", async () => {
+      const { dir } = await tinyModel();
+      const { url, child, stderr, exited } = await start(["--model-path", dir, "--port", "0", "--log-level", "warn"], {
+        env: { ...process.env, DLLM_API_KEY: "" },
+      });
+      try {
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 8 }),
+        });
+        expect(res.status).toBe(200);
+        expect(stderr()).not.toContain("API key");
+        child.kill("SIGTERM");
+        expect(await exited).toBe(0);
+      } finally {
+        child.kill("SIGKILL");
+      }
+    });
+
+    it("gives way to --api-key", () => {
+      expect(parseServerArgs([], { DLLM_API_KEY: key }).apiKey).toBe(key);
+      expect(parseServerArgs(["--api-key", "sk-flag-0000000000001111"], { DLLM_API_KEY: key }).apiKey).toBe("sk-flag-0000000000001111");
+      expect(parseServerArgs([], { DLLM_API_KEY: "" }).apiKey).toBeUndefined();
+      expect(parseServerArgs([], {}).apiKey).toBeUndefined();
+    });
+  });
 });

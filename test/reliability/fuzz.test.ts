@@ -95,15 +95,12 @@ describe.each(["/v1/chat/completions", "/v1/completions"])("fuzzing %s", (path) 
 });
 
 describe("after fuzzing", () => {
-  it("still serves, with nothing queued and memory back near its baseline", async () => {
+  it("still serves, with nothing queued, running or failed, and its worker never restarted", async () => {
     const ok = await postJson(`${http.url}/v1/chat/completions`, { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 });
     expect(ok.status).toBe(200);
-    expect(http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0, healthyWorkers: 1 });
-    // Another full round must not grow the process: leaks would show as steady growth per request.
-    const before = process.memoryUsage().rss;
-    await fc.assert(fc.asyncProperty(body, async (b) => void (await send("/v1/chat/completions", JSON.stringify(b)))), { numRuns: 200, seed: 9 });
-    const grown = process.memoryUsage().rss - before;
-    expect(grown).toBeLessThan(64 * 1024 * 1024);
-    expect(http.server.stats()).toMatchObject({ inFlight: 0, queueDepth: 0 });
+    // Internal and device errors would be counted here; a crashed or recycled worker would show a restart.
+    const settled = { inFlight: 0, running: 0, queueDepth: 0, errors: 0, healthyWorkers: 1 };
+    expect(http.server.stats()).toMatchObject(settled);
+    expect(http.server.stats().workers[0]).toMatchObject({ restarts: 0 });
   });
 });
