@@ -26,6 +26,8 @@ interface Job extends Queued {
   cancelled: boolean;
   /** Its result or failure has been posted. */
   answered: boolean;
+  /** The block that completed its answer's text has been posted (without early stop its row decodes on). */
+  textDone: boolean;
 }
 
 function kindOf(err: unknown): FailureKind {
@@ -71,6 +73,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         params,
         cancelled: false,
         answered: false,
+        textDone: false,
       });
       post({ type: "accepted", id: request.id });
       pump();
@@ -161,8 +164,11 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
         signal: batchAbort.signal,
         onBlock: (row, event) => {
           const job = live[row];
-          // Not for an answered job (its answer went out with the block that completed it).
-          if (!job.cancelled && !job.answered) post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
+          // Not for an answered job (its answer went out with the block that completed it), nor past the block
+          // that completed its text: later blocks would add nothing to it.
+          if (job.cancelled || job.answered || job.textDone) return;
+          post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
+          if (event.stopped) job.textDone = true;
         },
         released: (row) => live[row].cancelled,
         // A finished answer goes out when its row leaves the batch, not when the longest answer in it is done.

@@ -112,15 +112,25 @@ describe("batching", () => {
 
 describe("faults", () => {
   it("a worker deep in a long batch is busy, not dead: it stays healthy and the router keeps answering", async () => {
-    await using server = await createServer({ modelPath, workers: 2, batchSize: 1, maxWaitMs: 0, policy: "round-robin" });
+    // The router watches every batch against this deadline (a batch past it means a hung device: the worker is
+    // recycled); this batch decodes for under a second here, so a worker making progress must never be taken for dead.
+    // A model of its own (the default seed), whose answer here runs to its 192nd token: a block for each of the 6.
+    const { dir } = await tinyModel();
+    await using server = await createServer({ modelPath: dir, workers: 2, batchSize: 1, maxWaitMs: 0, policy: "round-robin", batchTimeoutMs: 30_000 });
     const first = afterBlocks(1);
-    const long = server.generate({ prompt: "a" }, { genLength: 192, blockLength: 32, steps: 192 }, first.onBlock);
-    await Promise.race([first.reached, long]);
-    const stats = server.stats();
-    expect(stats.healthyWorkers).toBe(2);
-    expect(stats.workers.find((w) => w.inFlight === 1)).toMatchObject({ healthy: true, queueDepth: 0 });
+    // Read as each block reaches the router, while the batch that decodes it is still running.
+    const seen: Array<{ block: number; running: number; state: string; healthyWorkers: number }> = [];
+    const long = server.generate({ prompt: "a" }, { genLength: 192, blockLength: 32, steps: 192, logitsEosInf: true }, (e) => {
+      const stats = server.stats();
+      seen.push({ block: e.block, running: stats.workers[e.worker].running, state: stats.workers[e.worker].state, healthyWorkers: stats.healthyWorkers });
+      first.onBlock();
+    });
+    await first.reached;
+    // The other worker answers in the meantime.
     await expect(server.complete("b", short)).resolves.toBeDefined();
-    await long;
+    const g = await long;
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5].map((block) => ({ block, running: 1, state: "ready", healthyWorkers: 2 })));
+    expect(server.stats().workers[g.worker]).toMatchObject({ healthy: true, restarts: 0, errors: 0, requestsServed: 1 });
   });
 
   it("a worker killed mid-batch: every request is answered, each block delivered once, and the worker comes back", async () => {
@@ -184,7 +194,8 @@ describe("faults", () => {
 describe("cancellation and shutdown", () => {
   it("aborts a queued request and a running one; the others finish", async () => {
     await using server = await createServer({ modelPath, workers: 1, batchSize: 1, maxWaitMs: 0 });
-    const long = { genLength: 128, blockLength: 32, steps: 128 };
+    // No early stop: uncancelled, each would decode all 128 steps, whatever its answer.
+    const long = { genLength: 128, blockLength: 32, steps: 128, earlyStop: false };
     const runningCtl = new AbortController();
     const queuedCtl = new AbortController();
     const first = afterBlocks(1);
@@ -196,8 +207,17 @@ describe("cancellation and shutdown", () => {
     runningCtl.abort();
     await expect(running).rejects.toMatchObject({ name: "AbortError" });
     await expect(queued).rejects.toMatchObject({ name: "AbortError" });
-    await expect(other).resolves.toMatchObject({ finishReason: expect.any(String) });
+    const answered = await other;
+    expect(answered).toMatchObject({ finishReason: expect.any(String) });
     await expect.poll(() => server.stats().inFlight).toBe(0);
+    // A batch's forward passes are counted when it ends, after its answers: once the worker has shut down, every
+    // batch it ran is counted. The running request decoded its first block of 32 steps and stopped well before its
+    // 128; the queued one never ran (two batches: the running one's and the other's).
+    await server.close();
+    const { batches, forwards } = server.stats();
+    expect(batches).toBe(2);
+    expect(forwards - answered.forwards).toBeGreaterThanOrEqual(long.steps / 4);
+    expect(forwards - answered.forwards).toBeLessThan(long.steps);
   });
 
   it("a block callback that throws ends its own request with that error; the server keeps serving", async () => {
@@ -212,14 +232,15 @@ describe("cancellation and shutdown", () => {
     await expect(server.complete("and", short)).resolves.toMatchObject({ tokens: expect.any(Array) });
   });
 
-  it("streams blocks as they are committed up to the answer's end, then the answer; the blocks make up the result", async () => {
+  it.each([true, false])("streams blocks as they are committed up to the answer's end, then the answer (early stop %s)", async (earlyStop) => {
+    // Without early stop the row decodes every block, but the blocks after its answer's end add nothing to it.
     await using server = await createServer({ modelPath, workers: 1 });
     const blocks: number[] = [];
     const types: string[] = [];
     let text = "";
     let stopped = false;
-    let done: unknown;
-    for await (const event of server.stream({ prompt: "Hello there" }, { genLength: 32, blockLength: 8, steps: 16, seed: 3 })) {
+    let done: { text: string; forwards: number } | undefined;
+    for await (const event of server.stream({ prompt: "Hello there" }, { genLength: 32, blockLength: 8, steps: 16, seed: 3, earlyStop })) {
       types.push(event.type);
       if (event.type === "accepted") continue;
       if (event.type === "block") {
@@ -235,6 +256,8 @@ describe("cancellation and shutdown", () => {
     expect(stopped && blocks.length < 4).toBe(true);
     expect(types).toEqual(["accepted", ...blocks.map(() => "block"), "done"]);
     expect(done).toMatchObject({ text });
+    // Early stop ends the decoding with that block; without, all 16 steps ran.
+    expect(done!.forwards).toBe(earlyStop ? blocks.length * 4 : 16);
   });
 
   it("answers a request when its answer ends, while the longer one in its batch decodes on", async () => {

@@ -14,6 +14,21 @@ async function* from<T>(values: T[], failAfter?: number) {
   }
 }
 
+/** An async iterator whose values the test hands out by hand: next() waits for the next give() (or end()). */
+function handed<T>() {
+  const results: IteratorResult<T>[] = [];
+  const waiting: Array<(r: IteratorResult<T>) => void> = [];
+  const put = (r: IteratorResult<T>) => {
+    const wake = waiting.shift();
+    if (wake) wake(r);
+    else results.push(r);
+  };
+  const iterator: AsyncIterator<T> = {
+    next: () => (results.length > 0 ? Promise.resolve(results.shift()!) : new Promise((resolve) => waiting.push(resolve))),
+  };
+  return { iterator, give: (value: T) => put({ value, done: false }), end: () => put({ value: undefined, done: true }) };
+}
+
 describe("choices", () => {
   it("are ordered by prompt then n, choice i of a prompt decoding with seed + i, wrapping below 2^53", () => {
     expect(choicesOf(parsed(2, ["a", "b"], 10)).map((c) => [c.index, (c.input as { prompt: string }).prompt, c.seed])).toEqual([
@@ -37,16 +52,34 @@ describe("choices", () => {
     expect(seen.filter(([k]) => k === 0).map(([, v]) => v)).toEqual(["a1", "a2", "a3"]);
     expect(seen.filter(([k]) => k === 1).map(([, v]) => v)).toEqual(["b1", "b2"]);
 
-    // Whichever stream has a value first is yielded first: a slow stream does not hold back a fast one.
-    const slow = (async function* () {
-      for (const v of ["a1", "a2", "a3"]) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        yield v;
-      }
-    })();
-    const paced = [slow, from(["b1", "b2", "b3"])];
+    // Whichever stream has a value first is yielded first: a slow stream does not hold back a fast one. The test
+    // hands out each value itself, one at a time.
+    const [slow, fast] = [handed<string>(), handed<string>()];
+    slow.give("a1");
+    fast.give("b1");
+    const paced = interleave([slow.iterator, fast.iterator], await Promise.all([slow.iterator.next(), fast.iterator.next()]));
     const order: string[] = [];
-    for await (const { value } of interleave(paced, await Promise.all(paced.map((s) => s.next())))) order.push(value);
+    const take = async () => {
+      const r = await paced.next();
+      if (!r.done) order.push(r.value.value);
+      return r;
+    };
+    await take(); // a1, then b1: the first results, in stream order
+    await take();
+    for (const v of ["b2", "b3"]) {
+      const next = take(); // waiting on both streams
+      fast.give(v);
+      await next;
+    }
+    fast.end();
+    for (const v of ["a2", "a3"]) {
+      const next = take();
+      slow.give(v);
+      await next;
+    }
+    const last = take();
+    slow.end();
+    expect((await last).done).toBe(true);
     expect(order).toEqual(["a1", "b1", "b2", "b3", "a2", "a3"]);
 
     const failing = [from(["a1", "a2", "a3"], 1), from(["b1", "b2", "b3"])];

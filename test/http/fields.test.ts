@@ -15,8 +15,8 @@ beforeAll(async () => {
 });
 afterAll(() => http?.close());
 
-async function chat(fields: Record<string, unknown>) {
-  const r = await postJson(`${http.url}/v1/chat/completions`, { model: "tiny", messages, ...fields });
+async function chat(fields: Record<string, unknown>, on: Running = http) {
+  const r = await postJson(`${on.url}/v1/chat/completions`, { model: "tiny", messages, ...fields });
   expect(r.status).toBe(200);
   return r.body as { choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
 }
@@ -32,8 +32,10 @@ describe("seed fields", () => {
   it("max_tokens and block_length follow the seed's length rule", async () => {
     // block_length = min(block_length, max_tokens); max_tokens rounded up to whole blocks: 20 in blocks of 8 -> 24.
     const r = await chat({ ...base, max_tokens: 20, steps: 24, logits_eos_inf: true, confidence_eos_eot_inf: true });
-    expect(text(r)).toBe(await inProcess({ genLength: 24, blockLength: 8, steps: 24, seed: 1, logitsEosInf: true, confidenceEosEotInf: true }));
-    if (r.choices[0].finish_reason === "length") expect(r.usage.completion_tokens).toBe(24);
+    const expected = await http.server.chat(messages, { genLength: 24, blockLength: 8, steps: 24, seed: 1, logitsEosInf: true, confidenceEosEotInf: true });
+    expect(text(r)).toBe(expected.text);
+    expect(r.choices[0].finish_reason).toBe(expected.finishReason);
+    expect(r.usage.completion_tokens).toBe(expected.usage.completionTokens);
     const small = await chat({ max_tokens: 5, block_length: 32, steps: 5, seed: 1 });
     expect(text(small)).toBe(await inProcess({ genLength: 5, blockLength: 5, steps: 5, seed: 1 }));
   });
@@ -57,18 +59,36 @@ describe("seed fields", () => {
     const requestDefaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
     expect(parseChatRequest({ messages, early_stop: false }, requestDefaults).options.earlyStop).toBe(false);
     expect(parseChatRequest({ messages }, requestDefaults).options.earlyStop).toBeUndefined(); // samplerParams: on
-    // No EOS, 16 blocks of 8: a row ends only at its stop string.
-    const long = { genLength: 128, blockLength: 8, steps: 128, seed: 1, logitsEosInf: true };
-    const full = await http.server.chat(messages, long);
-    const stop = full.text.slice(2, 5);
-    const early = await http.server.chat(messages, { ...long, stop: [stop] });
-    const kept = await http.server.chat(messages, { ...long, stop: [stop], earlyStop: false });
-    expect(early.forwards).toBeLessThan(full.forwards / 2);
-    expect(kept.forwards).toBe(full.forwards);
-    const fields = { max_tokens: 128, block_length: 8, steps: 128, seed: 1, logits_eos_inf: true, stop: [stop] };
-    expect(text(await chat({ ...fields, early_stop: false }))).toBe(kept.text);
-    expect(text(await chat(fields))).toBe(early.text);
-    expect(early.text).toBe(kept.text);
+    // A server of its own: its forward-pass count holds this test's batches alone.
+    const { dir } = await tinyModel({ seed: 9 });
+    const own = await startHttp({ modelPath: dir, workers: 1 });
+    try {
+      // No EOS, 16 blocks of 8: a row ends only at its stop string.
+      const long = { genLength: 128, blockLength: 8, steps: 128, seed: 1, logitsEosInf: true };
+      const full = await own.server.chat(messages, long);
+      const stop = full.text.slice(2, 5);
+      const early = await own.server.chat(messages, { ...long, stop: [stop] });
+      const kept = await own.server.chat(messages, { ...long, stop: [stop], earlyStop: false });
+      expect(early.forwards).toBeLessThan(full.forwards / 2);
+      expect(kept.forwards).toBe(full.forwards);
+      expect(early.text).toBe(kept.text);
+      // Each batch's passes are counted when it ends, after its answer, and the worker ends a batch before it starts
+      // the next: the count reaches each total below only once that request's batch has ended, and never passes it.
+      const forwards = () => own.server.stats().forwards;
+      let total = full.forwards + early.forwards + kept.forwards;
+      await expect.poll(forwards).toBe(total);
+      const fields = { max_tokens: 128, block_length: 8, steps: 128, seed: 1, logits_eos_inf: true, stop: [stop] };
+      // early_stop false: every block is decoded, past the stop string.
+      expect(text(await chat({ ...fields, early_stop: false }, own))).toBe(kept.text);
+      total += kept.forwards;
+      await expect.poll(forwards).toBe(total);
+      // By default the row leaves the batch at the block that holds its stop string.
+      expect(text(await chat(fields, own))).toBe(early.text);
+      total += early.forwards;
+      await expect.poll(forwards).toBe(total);
+    } finally {
+      await own.close();
+    }
   });
 
   it("the same seed gives the same answer at temperature > 0", async () => {
