@@ -36,7 +36,4 @@ function(link_libtorch target)
     INSTALL_RPATH "${LIBTORCH_LIB_DIR}"
     INSTALL_RPATH_USE_LINK_PATH OFF)
   target_link_options(${target} PRIVATE "-Wl,-z,now" "-Wl,--disable-new-dtags" "-Wl,--no-as-needed")
-  if(LIBTORCH_HAS_CUDA)
-    target_compile_definitions(${target} PRIVATE DLLM_WITH_CUDA=1)
-  endif()
 endfunction()

@@ -105,6 +105,12 @@ void checkCpu() {
   inf.select(1, 9).fill_(std::numeric_limits<float>::infinity());
   inf.select(1, 30).fill_(std::numeric_limits<float>::infinity());
   expect(gumbelArgmaxFused(inf, keysFor(2, 1), 1.0, rng::laneHashes(50, at::kCPU)).eq(9).all().item<bool>(), "+inf logits: the first");
+  // NaN logits (a broken model's) on every fourth id: never picked, by either path (as by the CUDA kernel).
+  at::Tensor nan = at::randn({N, 50});
+  nan.slice(1, 0, 50, 4).fill_(std::numeric_limits<float>::quiet_NaN());
+  const at::Tensor nanKeys = keysFor(N, 2), picked = gumbelArgmaxFused(nan, nanKeys, 1.0, rng::laneHashes(50, at::kCPU));
+  expect(picked.remainder(4).ne(0).all().item<bool>() && picked.equal(gumbelArgmaxChunked(nan, nanKeys, 1.0, rng::laneHashes(50, at::kCPU), 5)),
+         "NaN logits: never picked, fused = chunked");
 }
 
 void checkDevice(const at::Device& device) {

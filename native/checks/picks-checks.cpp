@@ -129,7 +129,8 @@ void checkDevice(const at::Device& device) {
   const Picks got = fusedPicks(wide.to(device).narrow(1, 1, 264), 5, -1, 0, {}, {});
   expect(got.x0.defined() && same(got, definition(wide.narrow(1, 1, 264), 5, -1)), "kernel = definition: rows of a wider tensor");
   // No rows: nothing to launch.
-  expect(fusedPicks(at::empty({0, 100}, at::TensorOptions().device(device)), 5, -1, 0, {}, {}).x0.numel() == 0, "no rows: empty picks");
+  const Picks none = fusedPicks(at::empty({0, 100}, at::TensorOptions().device(device)), 5, -1, 0, {}, {});
+  expect(none.x0.defined() && none.x0.numel() == 0, "no rows: empty picks");
 }
 
 }  // namespace

@@ -82,6 +82,23 @@ describe("native trainer", () => {
     }
   });
 
+  it("trains on token ids up to embedding_size, as logits() takes them", async () => {
+    // Ids past the tokenizer's vocabulary but within the embedding (a checkpoint's EOS or padding may be one).
+    const embeddingSize = (config.vocab_size as number) + 8;
+    const wide = sortedKeys({ ...config, embedding_size: embeddingSize });
+    const t = await Trainer.create(wide, { seed: 3 });
+    try {
+      const batch = fixedBatch();
+      const tokens = batch.tokens.slice();
+      tokens[tokens.length - 1] = embeddingSize - 1;
+      expect((await t.trainStep({ ...batch, tokens }, 1e-3)).masked).toBeGreaterThanOrEqual(0);
+      tokens[tokens.length - 1] = embeddingSize;
+      await expect(t.trainStep({ ...batch, tokens }, 1e-3)).rejects.toThrow(/out of range/);
+    } finally {
+      await t.dispose();
+    }
+  });
+
   it("never lets left padding reach the model: any padding token trains exactly alike", async () => {
     const results = [];
     for (const padToken of [special.eos, special.mask, 120]) {

@@ -18,9 +18,9 @@
 #include <torch/version.h>
 
 #include "bindings/job-bridge.h"
+#include "bindings/js-arrays.h"
 #include "bindings/trainer-binding.h"
 #include "engine/engine.h"
-#include "model/weights.h"
 #include "util/allocator.h"
 
 namespace {
@@ -91,13 +91,6 @@ std::string stringField(const Napi::Object& o, const char* key, const std::strin
   return v.As<Napi::String>().Utf8Value();
 }
 
-std::vector<int64_t> tokenArray(const Napi::Value& v, const std::string& what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw std::invalid_argument(what + " must be an Int32Array");
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
-}
-
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -155,7 +148,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     if (spec.path.empty() == spec.config_json.empty())
       throw Napi::TypeError::New(env, "load: give either path (a model folder) or configJson (random weights)");
+    // Requests checked from now on run after this load, on its model or on none (a failed load may free the old
+    // one): until it succeeds, info() and check() describe no model.
+    info_.reset();
     const int64_t id = bridge_->internalId();
+    lastLoad_ = id;
     Pending& p = bridge_->open(env, id);
     if (info[1].IsFunction()) p.callback = Napi::Persistent(info[1].As<Napi::Function>());
     Napi::Promise promise = p.deferred.Promise();
@@ -175,14 +172,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           const dllm::StepForwards& forwards = engine_->stepForwards();
           return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), forwards.graphs(), forwards.promptBucket()};
         },
-        [this](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
-          info_ = loaded;
+        [this, id](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
+          if (id == lastLoad_) info_ = loaded;  // a later load replaces this model
           return configObject(env, loaded);
         });
     return promise;
   }
 
-  // info() -> ModelInfo | null (the last load's; the JS thread keeps its own copy)
+  // info() -> ModelInfo | null (the last load's, if it succeeded and no load has started since; the JS thread keeps
+  // its own copy)
   Napi::Value Info(const Napi::CallbackInfo& info) {
     return info_ ? Napi::Value(configObject(info.Env(), *info_)) : info.Env().Null();
   }
@@ -207,7 +205,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     std::vector<uint8_t> valid;
     int64_t batch = 0, start = -1, length = 0;
     try {
-      ids = tokenArray(info[0], "forward: ids");
+      ids = int32Array(info[0], "forward: ids");
       if (!info[1].IsNumber()) throw std::invalid_argument("forward: batch must be a number");
       batch = info[1].As<Napi::Number>().Int64Value();
       if (batch < 1 || ids.size() % batch != 0 || ids.empty())
@@ -226,7 +224,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         length = intField(w, "length", 0);
         const int64_t T = static_cast<int64_t>(ids.size()) / batch;
         if (start < 0 || length < 1 || start + length > T) throw std::invalid_argument("forward: the window must lie within the rows");
-        cacheIds = w.Has("cacheIds") ? tokenArray(w.Get("cacheIds"), "forward: window.cacheIds") : ids;
+        cacheIds = w.Has("cacheIds") ? int32Array(w.Get("cacheIds"), "forward: window.cacheIds") : ids;
         if (cacheIds.size() != ids.size()) throw std::invalid_argument("forward: window.cacheIds must match ids in length");
       }
     } catch (const std::invalid_argument& e) {
@@ -281,7 +279,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Value seeds = o.Get("seeds");
     if (!prompts.IsArray() || !seeds.IsArray()) throw std::invalid_argument("prompts and seeds must be arrays");
     Napi::Array pa = prompts.As<Napi::Array>(), sa = seeds.As<Napi::Array>();
-    for (uint32_t i = 0; i < pa.Length(); i++) batch.prompts.push_back(tokenArray(pa.Get(i), "prompts[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < pa.Length(); i++) batch.prompts.push_back(int32Array(pa.Get(i), "prompts[" + std::to_string(i) + "]"));
     for (uint32_t i = 0; i < sa.Length(); i++) {
       if (!sa.Get(i).IsNumber()) throw std::invalid_argument("seeds must be numbers");
       double s = sa.Get(i).As<Napi::Number>().DoubleValue();
@@ -518,6 +516,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
   bool hookRan_ = false;
   std::optional<ModelInfo> info_;
+  int64_t lastLoad_ = 0;  // the job id of the last load started
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

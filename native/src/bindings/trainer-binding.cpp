@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "bindings/job-bridge.h"
+#include "bindings/js-arrays.h"
 #include "engine/job-thread.h"
 #include "train/trainer.h"
 
@@ -15,11 +16,13 @@ namespace {
 using dllm::NamedTensors;
 using dllm::Trainer;
 
-std::vector<int64_t> int32Array(const Napi::Value& v, const std::string& what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(v.Env(), what + " must be an Int32Array");
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
+// A TypeError, as for the trainer's other malformed arguments.
+std::vector<int64_t> int32Arg(const Napi::Value& v, const std::string& what) {
+  try {
+    return int32Array(v, what);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::TypeError::New(v.Env(), e.what());
+  }
 }
 
 // {name: {shape: number[], data: Float32Array}}
@@ -156,9 +159,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   //   -> Promise<{loss, gradNorm, masked, step}>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<int64_t> tokens = int32Array(info[0], "trainStep: tokens");
-    std::vector<int64_t> padding = int32Array(info[1], "trainStep: padding");
-    std::vector<int64_t> prompts = int32Array(info[2], "trainStep: promptLengths");
+    std::vector<int64_t> tokens = int32Arg(info[0], "trainStep: tokens");
+    std::vector<int64_t> padding = int32Arg(info[1], "trainStep: padding");
+    std::vector<int64_t> prompts = int32Arg(info[2], "trainStep: promptLengths");
     if (!info[3].IsNumber()) throw Napi::TypeError::New(env, "trainStep: lr must be a number");
     double lr = info[3].As<Napi::Number>().DoubleValue();
     return submit<dllm::StepResult>(
@@ -176,7 +179,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // logits(tokens: Int32Array [B*T], batch) -> Promise<Float32Array [B*T*embeddingSize]>
   Napi::Value Logits(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<int64_t> tokens = int32Array(info[0], "logits: tokens");
+    std::vector<int64_t> tokens = int32Arg(info[0], "logits: tokens");
     if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "logits: batch must be a number");
     int64_t batch = info[1].As<Napi::Number>().Int64Value();
     return submit<at::Tensor>(

@@ -198,9 +198,9 @@ __global__ void pickKernel(const State* parts, int splits, int64_t* x0, float* c
   for (int p = threadIdx.x; p < splits; p += 32) merge<kNoise>(s, parts[int64_t(blockIdx.x) * splits + p]);
   mergeWarp<kNoise>(s);
   if (threadIdx.x == 0) {
-    // No id above -inf (or every score NaN at temperature > 0): id 0, as the argmax over the path's -inf fills.
-    // (The one difference from the paths: a row of only NaN and -inf logits, where the CPU's Gumbel sampler takes
-    // the lowest -inf id; only a broken model makes one.)
+    // No id above -inf (or every score NaN at temperature > 0): id 0, as the argmax over the path's -inf fills
+    // and the chunked Gumbel path, which ranks NaN as -inf. (The one difference from the paths: a row of only NaN
+    // and -inf logits, where the CPU's fused Gumbel sampler takes the lowest -inf id; only a broken model makes one.)
     x0[blockIdx.x] = s.bestId >= 0 ? s.bestId : 0;
     if (conf) {
       const float lse = s.nan ? NAN : s.max + logf(s.sum);

@@ -26,16 +26,19 @@ std::string dtypeName(at::ScalarType dtype) {
 }
 
 void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
-  // A spec that cannot work leaves the loaded model as it is.
+  // A spec that cannot work (its device, dtype or config) leaves the loaded model as it is; weights that fail to
+  // load leave none, as the old model is freed before the new one's weights are read.
   at::Device device(spec.device);  // throws c10::Error for a malformed device string
   if (device.is_cuda() && !at::hasCUDA())
     throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
   const at::ScalarType dtype = parseDtype(spec.dtype);
-  unload();
-  // OpenMP's thread count is per calling thread: this sets it for the engine thread, which runs every job.
-  if (spec.threads > 0) at::set_num_threads(spec.threads);
   const LLaDAConfig config =
       spec.path.empty() ? LLaDAConfig::fromJson(json::parse(spec.config_json), "config") : readConfig(spec.path);
+  unload();
+  // libtorch's thread count is process-wide, not this engine's: it applies to this thread at once and to any
+  // thread's first parallel work after it (another engine's, the trainer's). 0 restores the default, so that the
+  // count of an earlier load does not linger.
+  at::set_num_threads(spec.threads > 0 ? spec.threads : at::intraop_default_num_threads());
   // Inference: stacked projections (weights.h).
   LLaDAWeights weights = spec.path.empty() ? randomWeights(config, device, dtype, spec.seed, /*fuse=*/true)
                                            : loadWeights(spec.path, config, device, dtype, progress, /*fuse=*/true);

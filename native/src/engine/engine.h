@@ -16,7 +16,7 @@ struct ModelSpec {
   uint64_t seed = 0;        // for random initialisation
   std::string device = "cpu";
   std::string dtype = "float32";  // float32 | float16 | bfloat16
-  int threads = 0;                 // CPU threads for this engine's work; 0 keeps libtorch's default
+  int threads = 0;                 // libtorch's CPU threads, a process-wide count (Engine::load); 0: its default
   bool cuda_graphs = true;         // capture every decoding step's forward as CUDA graphs (CUDA only)
   int64_t prompt_bucket = 0;       // pad prompts up to a multiple of this (StepForwards::promptBucket; 0: its default)
 };

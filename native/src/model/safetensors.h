@@ -26,7 +26,6 @@ class SafetensorsFile {
   // Maps `path` and checks its header: throws std::runtime_error naming the file (and tensor) on any defect.
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
 
-  const std::string& path() const { return path_; }
   const TensorEntry* find(const std::string& name) const;
 
   // The tensor on `device` in `dtype`. On the CPU in its stored dtype it is a view of the mapping; otherwise it is

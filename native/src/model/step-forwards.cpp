@@ -188,8 +188,11 @@ void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KVCa
   // The same forward has just run eagerly at this shape, so everything it needs is set up for a capture.
   if (graphs_ && !capture(*s)) {
     graphs_ = false;
-    steps_.clear();  // the graphs captured so far go too: from now on every Step runs eagerly
-    recent_.clear();
+    // The graphs captured so far go too: from now on every Step runs eagerly. This Step's shape stays the one
+    // recent shape, so that useShape evicts it in its turn.
+    steps_.clear();
+    const bool plain = s->kind == Kind::Plain;
+    recent_ = {{plain, std::get<1>(shape), plain ? std::get<2>(shape) : std::get<4>(shape)}};
   }
   steps_.emplace(shape, std::move(s));
 }

@@ -37,40 +37,6 @@ json::Value readJson(const fs::path& p) {
   }
 }
 
-// Every tensor the model needs, with its expected shape, in loading order. Members of a stackable group (a
-// layer's q/k/v, its gate/up) name the group's matrix, its rows in all and their own first row.
-struct Expected {
-  std::string name;
-  std::vector<int64_t> shape;
-  at::Tensor* slot;
-  at::Tensor* group = nullptr;
-  int64_t groupRows = 0, firstRow = 0;
-};
-
-std::vector<Expected> expectedTensors(const LLaDAConfig& c, LLaDAWeights& w) {
-  const std::string p = "model.transformer.";
-  const int64_t d = c.d_model, kv = c.n_kv_heads * c.head_dim, f = c.mlp_hidden_size;
-  std::vector<Expected> out;
-  w.layers.resize(c.n_layers);
-  out.push_back({p + "wte.weight", {c.embedding_size, d}, &w.wte});
-  for (int64_t i = 0; i < c.n_layers; i++) {
-    const std::string b = p + "blocks." + std::to_string(i) + ".";
-    LayerWeights& l = w.layers[i];
-    out.push_back({b + "attn_norm.weight", {d}, &l.attn_norm});
-    out.push_back({b + "q_proj.weight", {d, d}, &l.q_proj, &l.qkv, d + 2 * kv, 0});
-    out.push_back({b + "k_proj.weight", {kv, d}, &l.k_proj, &l.qkv, d + 2 * kv, d});
-    out.push_back({b + "v_proj.weight", {kv, d}, &l.v_proj, &l.qkv, d + 2 * kv, d + kv});
-    out.push_back({b + "attn_out.weight", {d, d}, &l.attn_out});
-    out.push_back({b + "ff_norm.weight", {d}, &l.ff_norm});
-    out.push_back({b + "ff_proj.weight", {f, d}, &l.ff_proj, &l.gate_up, 2 * f, 0});
-    out.push_back({b + "up_proj.weight", {f, d}, &l.up_proj, &l.gate_up, 2 * f, f});
-    out.push_back({b + "ff_out.weight", {d, f}, &l.ff_out});
-  }
-  out.push_back({p + "ln_f.weight", {c.d_model}, &w.ln_f});
-  if (!c.weight_tying) out.push_back({p + "ff_out.weight", {c.embedding_size, c.d_model}, &w.lm_head});
-  return out;
-}
-
 std::string shapeText(const std::vector<int64_t>& s) {
   std::string t = "[";
   for (size_t i = 0; i < s.size(); i++) t += (i ? ", " : "") + std::to_string(s[i]);
@@ -78,7 +44,7 @@ std::string shapeText(const std::vector<int64_t>& s) {
 }
 
 // Which file holds each tensor: the shard index's weight_map, or the single model.safetensors.
-std::map<std::string, std::string> tensorFiles(const fs::path& folder, const std::vector<Expected>& expected) {
+std::map<std::string, std::string> tensorFiles(const fs::path& folder, const std::vector<WeightSlot>& expected) {
   std::map<std::string, std::string> files;
   const fs::path index = folder / "model.safetensors.index.json";
   const fs::path single = folder / "model.safetensors";
@@ -102,7 +68,39 @@ std::map<std::string, std::string> tensorFiles(const fs::path& folder, const std
   return files;
 }
 
+// The rows of e's group matrix that hold e (allocating the matrix for its first member), or an undefined tensor
+// when e is loaded on its own.
+at::Tensor groupRows(const WeightSlot& e, bool stack, const at::TensorOptions& opts) {
+  if (!e.group) return {};
+  if (e.firstRow == 0) *e.group = stack ? at::empty({e.groupRows, e.shape[1]}, opts) : at::Tensor();
+  return e.group->defined() ? e.group->narrow(0, e.firstRow, e.shape[0]) : at::Tensor();
+}
+
 }  // namespace
+
+std::vector<WeightSlot> weightSlots(const LLaDAConfig& c, LLaDAWeights& w) {
+  const std::string p = "model.transformer.";
+  const int64_t d = c.d_model, kv = c.n_kv_heads * c.head_dim, f = c.mlp_hidden_size;
+  std::vector<WeightSlot> out;
+  w.layers.resize(c.n_layers);
+  out.push_back({p + "wte.weight", {c.embedding_size, d}, &w.wte});
+  for (int64_t i = 0; i < c.n_layers; i++) {
+    const std::string b = p + "blocks." + std::to_string(i) + ".";
+    LayerWeights& l = w.layers[i];
+    out.push_back({b + "attn_norm.weight", {d}, &l.attn_norm});
+    out.push_back({b + "q_proj.weight", {d, d}, &l.q_proj, &l.qkv, d + 2 * kv, 0});
+    out.push_back({b + "k_proj.weight", {kv, d}, &l.k_proj, &l.qkv, d + 2 * kv, d});
+    out.push_back({b + "v_proj.weight", {kv, d}, &l.v_proj, &l.qkv, d + 2 * kv, d + kv});
+    out.push_back({b + "attn_out.weight", {d, d}, &l.attn_out});
+    out.push_back({b + "ff_norm.weight", {d}, &l.ff_norm});
+    out.push_back({b + "ff_proj.weight", {f, d}, &l.ff_proj, &l.gate_up, 2 * f, 0});
+    out.push_back({b + "up_proj.weight", {f, d}, &l.up_proj, &l.gate_up, 2 * f, f});
+    out.push_back({b + "ff_out.weight", {d, f}, &l.ff_out});
+  }
+  out.push_back({p + "ln_f.weight", {c.d_model}, &w.ln_f});
+  if (!c.weight_tying) out.push_back({p + "ff_out.weight", {c.embedding_size, c.d_model}, &w.lm_head});
+  return out;
+}
 
 LLaDAConfig readConfig(const std::string& folder) {
   const fs::path path = fs::path(folder) / "config.json";
@@ -110,18 +108,10 @@ LLaDAConfig readConfig(const std::string& folder) {
   return LLaDAConfig::fromJson(readJson(path), path.string());
 }
 
-// The rows of e's group matrix that hold e (allocating the matrix for its first member), or an undefined tensor
-// when e is loaded on its own.
-at::Tensor groupRows(const Expected& e, bool stack, const at::TensorOptions& opts) {
-  if (!e.group) return {};
-  if (e.firstRow == 0) *e.group = stack ? at::empty({e.groupRows, e.shape[1]}, opts) : at::Tensor();
-  return e.group->defined() ? e.group->narrow(0, e.firstRow, e.shape[0]) : at::Tensor();
-}
-
 LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, at::Device device, at::ScalarType dtype,
                          const LoadProgress& progress, bool fuse) {
   LLaDAWeights w;
-  std::vector<Expected> expected = expectedTensors(config, w);
+  std::vector<WeightSlot> expected = weightSlots(config, w);
   std::map<std::string, std::string> files = tensorFiles(folder, expected);
   std::map<std::string, std::shared_ptr<SafetensorsFile>> open;
   int64_t done = 0;
@@ -152,7 +142,7 @@ LLaDAWeights loadWeights(const std::string& folder, const LLaDAConfig& config, a
 
 LLaDAWeights randomWeights(const LLaDAConfig& config, at::Device device, at::ScalarType dtype, uint64_t seed, bool fuse) {
   LLaDAWeights w;
-  std::vector<Expected> expected = expectedTensors(config, w);
+  std::vector<WeightSlot> expected = weightSlots(config, w);
   // A generator of our own (not the device's default one, which other code may share), on the device itself.
   at::Generator gen;
 #ifdef DLLM_WITH_CUDA

@@ -25,6 +25,20 @@ struct LLaDAWeights {
   std::vector<LayerWeights> layers;
 };
 
+// One weight of the model: its name and shape in an HF checkpoint, and where it goes. Members of a stackable group
+// (a layer's q/k/v, its gate/up) also name the group's matrix, its rows in all and their own first row.
+struct WeightSlot {
+  std::string name;
+  std::vector<int64_t> shape;
+  at::Tensor* slot;
+  at::Tensor* group = nullptr;
+  int64_t groupRows = 0, firstRow = 0;
+};
+
+// Every weight of the model in checkpoint order, the LM head only without weight tying, pointing into `w` (whose
+// layers it sizes to the config's): the one list that loading, random initialisation and the trainer walk.
+std::vector<WeightSlot> weightSlots(const LLaDAConfig& config, LLaDAWeights& w);
+
 // Called after each tensor is in place: (tensors done, tensors in all, name of the last one).
 using LoadProgress = std::function<void(int64_t, int64_t, const std::string&)>;
 

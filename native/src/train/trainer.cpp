@@ -20,29 +20,6 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Every weight of the model by HF name, in checkpoint order (the LM head only without weight tying).
-std::vector<std::pair<std::string, at::Tensor*>> named(const LLaDAConfig& c, LLaDAWeights& w) {
-  const std::string p = "model.transformer.";
-  std::vector<std::pair<std::string, at::Tensor*>> out;
-  out.emplace_back(p + "wte.weight", &w.wte);
-  for (int64_t i = 0; i < c.n_layers; i++) {
-    const std::string b = p + "blocks." + std::to_string(i) + ".";
-    LayerWeights& l = w.layers[i];
-    out.emplace_back(b + "attn_norm.weight", &l.attn_norm);
-    out.emplace_back(b + "q_proj.weight", &l.q_proj);
-    out.emplace_back(b + "k_proj.weight", &l.k_proj);
-    out.emplace_back(b + "v_proj.weight", &l.v_proj);
-    out.emplace_back(b + "attn_out.weight", &l.attn_out);
-    out.emplace_back(b + "ff_norm.weight", &l.ff_norm);
-    out.emplace_back(b + "ff_proj.weight", &l.ff_proj);
-    out.emplace_back(b + "up_proj.weight", &l.up_proj);
-    out.emplace_back(b + "ff_out.weight", &l.ff_out);
-  }
-  out.emplace_back(p + "ln_f.weight", &w.ln_f);
-  if (!c.weight_tying) out.emplace_back(p + "ff_out.weight", &w.lm_head);
-  return out;
-}
-
 at::Tensor tokenTensor(const std::vector<int64_t>& tokens, int64_t rows, int64_t vocab, const char* what) {
   if (rows < 1 || tokens.empty() || tokens.size() % rows != 0)
     throw std::invalid_argument(std::string(what) + ": tokens must hold rows of equal length");
@@ -67,10 +44,11 @@ Trainer::Trainer(const TrainerSpec& spec) : spec_(spec), device_(spec.device) {
     config_ = LLaDAConfig::fromJson(json::parse(spec.config_json), "config");
     w = randomWeights(config_, device_, at::kFloat, spec.seed, /*fuse=*/false);
   }
-  for (auto& [name, slot] : named(config_, w)) {
+  for (const WeightSlot& weight : weightSlots(config_, w)) {
+    at::Tensor& slot = *weight.slot;
     // Own, contiguous, writable storage (a CPU load may be a view of a read-only file mapping).
-    *slot = slot->detach().clone(at::MemoryFormat::Contiguous).requires_grad_(true);
-    params_.push_back({name, *slot, at::zeros_like(*slot), at::zeros_like(*slot), slot->dim() >= 2});
+    slot = slot.detach().clone(at::MemoryFormat::Contiguous).requires_grad_(true);
+    params_.push_back({weight.name, slot, at::zeros_like(slot), at::zeros_like(slot), slot.dim() >= 2});
   }
   if (config_.weight_tying) w.lm_head = w.wte;
   model_ = std::make_unique<LLaDAModel>(config_, std::move(w), device_, at::kFloat);
@@ -81,7 +59,7 @@ StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vec
   const int64_t B = static_cast<int64_t>(prompt_lengths.size());
   if (B < 1) throw std::invalid_argument("trainStep: the batch is empty");
   if (static_cast<int64_t>(padding.size()) != B) throw std::invalid_argument("trainStep: padding needs one entry per row");
-  at::Tensor ids = tokenTensor(tokens, B, config_.vocab_size, "trainStep");
+  at::Tensor ids = tokenTensor(tokens, B, config_.embedding_size, "trainStep");
   const int64_t T = ids.size(1);
   if (T > config_.max_sequence_length) throw std::invalid_argument("trainStep: rows are longer than max_sequence_length");
   for (int64_t b = 0; b < B; b++) {

@@ -250,6 +250,7 @@ class Parser {
           unsigned cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00 && consume("\\u")) {
             unsigned low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) fail("bad \\u escape: a high surrogate must be followed by a low one");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
           }
           appendUtf8(out, cp);

@@ -22,12 +22,10 @@ class Value {
   static Value array(std::vector<Value> items);
   static Value object(std::map<std::string, Value> fields);
 
-  Kind kind() const { return kind_; }
   bool isNull() const { return kind_ == Kind::Null; }
   bool isNumber() const { return kind_ == Kind::Number; }
   bool isIntegral() const { return kind_ == Kind::Number && integral_; }
   bool isString() const { return kind_ == Kind::String; }
-  bool isArray() const { return kind_ == Kind::Array; }
   bool isObject() const { return kind_ == Kind::Object; }
   bool isBool() const { return kind_ == Kind::Bool; }
 
