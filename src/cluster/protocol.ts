@@ -1,4 +1,5 @@
-// Messages between the router (main thread) and a device worker (worker_thread). Plain structured-clone data.
+// Messages between the router (main thread) and a device worker (a worker_thread, or a child process under
+// --isolation process). Plain structured-clone data.
 import type { ModelInfo } from "../native/addon-types.js";
 import type { BlockEvent, GenerationInput, GenerationParams, Generation } from "../model/model.js";
 

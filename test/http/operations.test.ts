@@ -66,6 +66,25 @@ describe("loading", () => {
       await http.close();
     }
   });
+
+  it("says unavailable with 503 and Retry-After while no worker is healthy; requests wait for one", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, restartBackoffMs: 60_000, batchTimeoutMs: 60_000 });
+    let waiting: ReturnType<typeof postJson> | undefined;
+    try {
+      await http.server.recycleWorker(0);
+      const health = await fetch(`${http.url}/health`);
+      expect(health.status).toBe(503);
+      expect(health.headers.get("retry-after")).toBe("5");
+      expect(await health.json()).toMatchObject({ status: "unavailable", model_loaded: false, workers: 1, healthy_workers: 0 });
+      // A request meanwhile waits for the worker to come back (test/cluster/backlog.test.ts), here until shutdown.
+      waiting = postJson(`${http.url}/v1/chat/completions`, ok);
+      await expect.poll(() => http.server.stats().queueDepth).toBe(1);
+    } finally {
+      await http.close();
+    }
+    expect((await waiting).status).toBe(503);
+  });
 });
 
 describe("overload", () => {
