@@ -22,6 +22,7 @@ import { batchForwards, Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
+import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,5 +77,5 @@ for (const r of results) {
   console.log(`| ${r.batch} | ${r.blockwiseSeconds.toFixed(2)} | ${r.creditSeconds.toFixed(2)} | ${r.creditOverBlockwise.toFixed(2)}x | ${r.forwards.join(" / ")} |`);
 }
 await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, config: CONFIG, sampler: SAMPLER, results }, null, 2) + "\n");
+await writeFile(opts.out, JSON.stringify({ ...provenance(), ...machine(), config: CONFIG, sampler: SAMPLER, results }, null, 2) + "\n");
 console.log(`wrote ${opts.out}`);

@@ -4,7 +4,10 @@
 //
 // Run (after `npm install`, which builds dist/ and the addon):
 //
-//   node benchmarks/decoders-cpu.mjs [--repeats N] [--only tiny-chat|mid] [--out FILE]
+//   node benchmarks/decoders-cpu.mjs [--repeats N] [--only tiny-chat|mid --out FILE]
+//
+// Results go to benchmarks/results/decoders-cpu.json unless --out names another file; --only runs one model and
+// needs --out, so that a partial run never replaces the stored results of both (benchmarks/only.mjs).
 //
 // Models: tiny-chat, the bundled trained model (bundled/llada-tiny-chat, when it is there) on held-out task
 // prompts, gen_length 32 in blocks of 8 with 32 steps (its answers are short, the rest is EOS: the threshold
@@ -28,6 +31,8 @@ import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
+import { onlyModels } from "./only.mjs";
+import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,7 +40,7 @@ const { values: opts } = parseArgs({
   options: {
     repeats: { type: "string" },
     only: { type: "string" },
-    out: { type: "string", default: join(here, "results", "decoders-cpu.json") },
+    out: { type: "string" },
   },
 });
 
@@ -55,7 +60,7 @@ const VARIANTS = [
   { name: "dinfer_credit", params: { algorithm: "dinfer_credit", earlyStop: true } },
 ];
 
-const MODELS = [
+const MODELS = onlyModels([
   {
     name: "tiny-chat",
     repeats: 5,
@@ -84,7 +89,8 @@ const MODELS = [
       return { model, prompts, cleanup: () => rm(dir, { recursive: true, force: true }) };
     },
   },
-];
+], opts.only, opts.out);
+const out = opts.out ?? join(here, "results", "decoders-cpu.json");
 
 async function run(model, prompts, params) {
   const rows = prompts.map((promptIds, i) => ({ promptIds, seed: i }));
@@ -95,7 +101,6 @@ async function run(model, prompts, params) {
 
 const results = [];
 for (const spec of MODELS) {
-  if (opts.only && opts.only !== spec.name) continue;
   if (!spec.present()) {
     console.error(`${spec.name}: skipped, bundled/llada-tiny-chat is not there (npm run train:tiny makes it)`);
     continue;
@@ -144,6 +149,6 @@ for (const r of results) {
     `| ${r.model} | ${r.batch} | ${r.variant} | ${r.tokPerSec.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.tokensPerForward.toFixed(2)} | ${(100 * r.answerAgreement).toFixed(1)}% |`,
   );
 }
-await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, results }, null, 2) + "\n");
-console.log(`wrote ${opts.out}`);
+await mkdir(dirname(out), { recursive: true });
+await writeFile(out, JSON.stringify({ ...provenance(), ...machine(), results }, null, 2) + "\n");
+console.log(`wrote ${out}`);

@@ -4,7 +4,10 @@
 //
 // Run (after `npm install`, which builds dist/ and the addon):
 //
-//   node benchmarks/dtype-cpu.mjs [--repeats N] [--only mid|wide] [--out FILE]
+//   node benchmarks/dtype-cpu.mjs [--repeats N] [--only mid|wide --out FILE]
+//
+// Results go to benchmarks/results/dtype-cpu.json unless --out names another file; --only runs one model and
+// needs --out, so that a partial run never replaces the stored results of both (benchmarks/only.mjs).
 //
 // Models (random weights): mid, d_model 256 x 6 layers, 4,096-token vocabulary (as sampler-cpu.mjs); wide,
 // d_model 1024 x 4 layers, MLP 2,816, 8,192-token vocabulary, where the matrix products dominate. Prompts of 64,
@@ -23,6 +26,8 @@ import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
+import { onlyModels } from "./only.mjs";
+import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,14 +35,15 @@ const { values: opts } = parseArgs({
   options: {
     repeats: { type: "string" },
     only: { type: "string" },
-    out: { type: "string", default: join(here, "results", "dtype-cpu.json") },
+    out: { type: "string" },
   },
 });
 
-const MODELS = [
+const MODELS = onlyModels([
   { name: "mid", repeats: 3, config: MID },
   { name: "wide", repeats: 2, config: { d_model: 1024, n_layers: 4, n_heads: 8, n_kv_heads: 8, mlp_hidden_size: 2816, embedding_size: 8192 } },
-].filter((m) => !opts.only || m.name === opts.only);
+], opts.only, opts.out);
+const out = opts.out ?? join(here, "results", "dtype-cpu.json");
 const DTYPES = ["float32", "bfloat16"];
 const ALGORITHMS = ["basic", "dual_cache"];
 const SAMPLER = { genLength: 128, blockLength: 32, steps: 64, temperature: 0, earlyStop: false };
@@ -88,6 +94,6 @@ console.log("|---|---|---|---|---|---|---|");
 for (const r of results) {
   console.log(`| ${r.model} | ${r.batch} | ${r.algorithm} | ${r.dtype} | ${r.tokPerSec.toFixed(1)} | ${r.speedup.toFixed(2)} | ${(100 * r.agreement).toFixed(0)}% |`);
 }
-await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, results }, null, 2) + "\n");
-console.log(`wrote ${opts.out}`);
+await mkdir(dirname(out), { recursive: true });
+await writeFile(out, JSON.stringify({ ...provenance(), ...machine(), results }, null, 2) + "\n");
+console.log(`wrote ${out}`);

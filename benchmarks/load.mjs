@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { DllmServer } from "../dist/api/server.js";
 import { buildApp } from "../dist/http/app.js";
+import { machine, provenance } from "./provenance.mjs";
 
 const seconds = Number(process.argv[2] ?? 180);
 const batchMs = 1000;
@@ -69,7 +70,7 @@ sample(Math.round((performance.now() - started) / 1000));
 const pct = (xs, q) => (xs.length ? xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] : NaN);
 const stats = server.stats();
 const result = {
-  date: new Date().toISOString(), seconds, sustainablePerSecond: sustainable, offeredPerSecond: offered, ...counts,
+  ...provenance(), ...machine(), seconds, sustainablePerSecond: sustainable, offeredPerSecond: offered, ...counts,
   answered: counts.ok + counts.refused + counts.other, servedByWorkers: stats.requestsServed,
   okP50Ms: Math.round(pct(okMs, 0.5)), okP99Ms: Math.round(pct(okMs, 0.99)), refusedP99Ms: Math.round(pct(refusedMs, 0.99)),
   memory,

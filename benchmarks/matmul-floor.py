@@ -21,6 +21,7 @@ A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matm
 """
 
 import argparse
+import datetime
 import json
 import os
 import time
@@ -145,4 +146,6 @@ for r in results:
     print(f"| {r['layout']} | {r['blas']} | {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
 if args.out:
     with open(args.out, "w") as f:
-        json.dump({"card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)
+        # The ISO form provenance.mjs gives the other results files.
+        date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        json.dump({"date": date, "card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)

@@ -1,7 +1,8 @@
 // What a stored result says about where it came from: when it ran and the engine's commit (from git where the
 // checkout has it; on a device machine, whose copy has no .git, from DLLM_COMMIT as benchmarks/device-run.sh's
-// header shows).
+// header shows), and for the CPU benchmarks, the CPU they ran on.
 import { execFileSync } from "node:child_process";
+import os from "node:os";
 
 export function provenance() {
   let commit = process.env.DLLM_COMMIT || null;
@@ -13,4 +14,9 @@ export function provenance() {
     }
   }
   return { date: new Date().toISOString(), commit };
+}
+
+/** The CPUs this process may use and their model name (on Linux /proc/cpuinfo's, which lscpu also shows). */
+export function machine() {
+  return { cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model };
 }

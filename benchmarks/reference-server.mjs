@@ -40,8 +40,14 @@ export class ReferenceServer {
     return this.#child.pid;
   }
 
-  constructor(args, env = referenceEnv()) {
-    this.#child = spawn(python, [referenceScript, "--serve", ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+  /** `env`: variables set over referenceEnv()'s, or removed where undefined. */
+  constructor(args, env = {}) {
+    const childEnv = referenceEnv();
+    for (const [name, value] of Object.entries(env)) {
+      if (value === undefined) delete childEnv[name];
+      else childEnv[name] = value;
+    }
+    this.#child = spawn(python, [referenceScript, "--serve", ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
     this.#child.stdout.setEncoding("utf8");
     this.#child.stdout.on("data", (chunk) => {
       this.#buffer += chunk;

@@ -13,20 +13,18 @@ low-confidence remasking, no CFG, no EOS options. It follows the current generat
 temperature 0 leaves the logits untouched and the softmax runs in the logits' dtype; an earlier revision cast the
 logits to float64 for both (noise of exponent 0, and the softmax), which made every step dearer still.
 
-    python3 benchmarks/reference_sampler.py --model DIR --batch 1 --prompt-len 64 --gen-length 128 \
-        --steps 64 --block-length 32 --repeats 3 [--warmup 1] [--dump-tokens] [--positions absolute|per-row]
-    python3 benchmarks/reference_sampler.py --random-config JSON --device cuda --dtype bfloat16 ...
+    python3 benchmarks/reference_sampler.py --serve --model DIR --prompt-len 64 --gen-length 128 --steps 64 \
+        --block-length 32 [--batch 1] [--positions absolute|per-row]
+    python3 benchmarks/reference_sampler.py --serve --random-config JSON --device cuda --dtype bfloat16 ...
 
 --random-config builds the model from a config.json object with N(0, 0.02) weights (RMSNorm weights 1) directly
 on --device in --dtype (default cpu, float32); the forward then runs in that dtype, RMSNorm statistics and RoPE in
 fp32 as LLaDA's code does.
 
-prints one JSON line {"tok_per_s", "seconds", "tokens", ...}: `tokens` is the number generated per run (batch *
-gen_length), `seconds` the median of --repeats timed runs after --warmup (default one) untimed ones (model
-loading is not timed). With --dump-tokens the line also holds the prompts and the generated ids of the last run.
-
---serve keeps the model loaded and runs one generate per line of stdin (benchmarks/sampler-cpu.mjs uses it to
-interleave the reference's runs with dllm-serve's, so that load from elsewhere on the machine hits both alike).
+--serve, its one mode, keeps the model loaded and runs one generate per line of stdin, timing each (model loading
+is not timed); benchmarks/reference-server.mjs is its client. The benchmarks interleave the reference's runs with
+dllm-serve's, so that load from elsewhere on the machine hits both alike, and do the warm-up and take the medians
+themselves (benchmarks/rounds.mjs, benchmarks/median.mjs).
 
 --positions: "absolute" (the default) is what LLaDA's HF code does: RoPE positions 0..T-1 whatever the padding,
 so padding shifts a left-padded prompt. "per-row" starts each row's positions at its first real token, as
@@ -37,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -293,47 +290,15 @@ def main():
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--block-length", type=int, default=32)
     ap.add_argument("--temperature", type=float, default=0.0)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones (default 1)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--positions", choices=("absolute", "per-row"), default="absolute")
-    ap.add_argument("--dump-tokens", action="store_true")
-    ap.add_argument("--serve", action="store_true", help="run one generate per stdin line (see serve())")
+    # The one mode, required so that every command line says what it starts.
+    ap.add_argument("--serve", action="store_true", required=True, help="run one generate per stdin line (see serve())")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
-        model = build_model(args)
-        if args.serve:
-            return serve(model, args)
-        prompts = make_prompts(args.batch, args.prompt_len)
-        run = lambda: generate(model, prompts, args.steps, args.gen_length, args.block_length, args.positions, args.temperature)  # noqa: E731
-        for _ in range(args.warmup):
-            run()
-        times = []
-        for _ in range(max(1, args.repeats)):
-            synchronize(model)
-            t0 = time.perf_counter()
-            tokens, forwards = run()
-            synchronize(model)
-            times.append(time.perf_counter() - t0)
-    seconds = statistics.median(times)
-    generated = args.batch * args.gen_length
-    out = {
-        "tok_per_s": generated / seconds,
-        "seconds": seconds,
-        "tokens": generated,
-        "runs": times,
-        "forwards": forwards,
-        "threads": torch.get_num_threads(),
-        "positions": args.positions,
-        "torch": torch.__version__,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-    }
-    if args.dump_tokens:
-        out["prompts"] = prompts
-        out["generated"] = tokens.tolist()
-    sys.stdout.write(json.dumps(out) + "\n")
+        serve(build_model(args), args)
 
 
 if __name__ == "__main__":

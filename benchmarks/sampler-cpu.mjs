@@ -8,7 +8,8 @@
 // Options:
 //   --repeats N       timed runs per cell, median reported (default 9 on tiny, 3 on mid; of an even N, the slower
 //                     middle run)
-//   --only tiny|mid   one model only
+//   --only tiny|mid   one model only; needs --out, so that a partial run never replaces the stored results of
+//                     both (benchmarks/only.mjs)
 //   --temperature T   sample at T (default 0). Above 0 each side draws its own Gumbel noise (generate.py's
 //                     torch.rand against our counter-based uniforms), so tokens are not compared; the table then
 //                     shows what sampling costs next to generate.py's float64 [N, V] noise
@@ -28,7 +29,6 @@
 // a server (reference_sampler.py --serve) so that its runs and ours take turns: one warm-up each, then --repeats
 // rounds in a rotating order; each side's median is reported. Model loading is not timed. Keep the machine
 // otherwise idle: on 2 cores anything else running (a test suite, a build) moves the numbers by tens of percent.
-import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -41,6 +41,8 @@ import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { makePrompts, python, ReferenceServer } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
+import { onlyModels } from "./only.mjs";
+import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,32 +71,17 @@ if (repeatsOverride !== undefined && !(Number.isInteger(repeatsOverride) && repe
 
 const PARAMS = { promptLen: 64, genLength: 128, steps: 64, blockLength: 32 };
 const BATCHES = [1, 8];
-const MODELS = [
+const MODELS = onlyModels([
   // The default fixture: d_model 64, 2 layers, 4 heads, mlp 128, vocabulary 313. Its runs take 0.1-1 s, so
   // more of them.
   { name: "tiny", config: {}, repeats: 9 },
   // A bigger random model (d_model 512 with 6 layers and a 16384 vocabulary would take ~90 s per reference run).
   { name: "mid", config: MID, repeats: 3 },
-].filter((m) => !opts.only || m.name === opts.only);
+], opts.only, opts.out);
 
-function machineInfo() {
-  let cpuModel = os.cpus()[0]?.model ?? "unknown";
-  try {
-    const line = execFileSync("lscpu", { encoding: "utf8" })
-      .split("\n")
-      .find((l) => l.startsWith("Model name:"));
-    if (line) cpuModel = line.slice("Model name:".length).trim();
-  } catch {
-    // lscpu missing: keep os.cpus()'s name
-  }
-  return { cpuModel, cpus: os.availableParallelism(), node: process.version, torch: "?", date: new Date().toISOString() };
-}
-
-/** reference_sampler.py --serve on one model folder, with this benchmark's parameters. */
+/** reference_sampler.py --serve on one model folder, with this benchmark's parameters and OMP_WAIT_POLICY
+ *  (unset when undefined). */
 function referenceServer(modelDir, ompWaitPolicy) {
-  const env = { ...process.env };
-  if (ompWaitPolicy === undefined) delete env.OMP_WAIT_POLICY;
-  else env.OMP_WAIT_POLICY = ompWaitPolicy;
   return new ReferenceServer(
     [
       "--model", modelDir,
@@ -105,7 +92,7 @@ function referenceServer(modelDir, ompWaitPolicy) {
       "--threads", "2",
       "--temperature", String(temperature),
     ],
-    env,
+    { OMP_WAIT_POLICY: ompWaitPolicy },
   );
 }
 
@@ -145,12 +132,20 @@ function agreement(a, b, rows = a.map((_, r) => r)) {
   return { same, total, fraction: same / total };
 }
 
-/** Fraction of the machine's CPU time that was busy over one second (Linux /proc/stat; NaN elsewhere). */
+/** The whole machine's CPU ticks so far, from /proc/stat's first line (Linux; throws elsewhere): all of them, and
+ *  those spent idle or waiting for I/O. */
+function machineTicks() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = f[3] + (f[4] ?? 0);
+  return { total, idle, busy: total - idle };
+}
+
+/** Fraction of the machine's CPU time that was busy over one second (NaN without /proc/stat). */
 async function machineBusy() {
   const sample = () => {
     try {
-      const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-      return { idle: f[3] + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+      return machineTicks();
     } catch {
       return undefined;
     }
@@ -173,8 +168,7 @@ async function waitForQuiet() {
 /** CPU ticks: the whole machine's busy time, and that of this process plus the given children (Linux only). */
 function cpuTicks(childPids) {
   try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-    const busy = f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0);
+    const { busy } = machineTicks();
     let own = 0;
     for (const pid of ["self", ...childPids]) {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -204,13 +198,13 @@ async function main() {
   // Loading the addon sets OMP_WAIT_POLICY=PASSIVE for this process unless it is set; give the child the same.
   const ompWaitPolicy = process.env.OMP_WAIT_POLICY ?? "PASSIVE";
   process.env.OMP_WAIT_POLICY = ompWaitPolicy;
-  const machine = machineInfo();
-  console.error(`${machine.cpuModel}, ${machine.cpus} CPUs, node ${machine.node}, OMP_WAIT_POLICY=${ompWaitPolicy}`);
+  const host = { ...machine(), node: process.version, torch: "?" };
+  console.error(`${host.cpu}, ${host.cpus} CPUs, node ${host.node}, OMP_WAIT_POLICY=${ompWaitPolicy}`);
 
   const loadBefore = os.loadavg();
-  machine.busyBefore = await machineBusy();
-  if (machine.busyBefore > 0.2)
-    console.error(`warning: the CPUs were ${pct(machine.busyBefore)} busy before the start: timings will be noisy`);
+  host.busyBefore = await machineBusy();
+  if (host.busyBefore > 0.2)
+    console.error(`warning: the CPUs were ${pct(host.busyBefore)} busy before the start: timings will be noisy`);
 
   const tmp = await mkdtemp(join(os.tmpdir(), "dllm-sampler-bench-"));
   const results = [];
@@ -225,7 +219,7 @@ async function main() {
       try {
         const refInfo = await ref.ready;
         if (spin) await spin.ready;
-        machine.torch = refInfo.torch;
+        host.torch = refInfo.torch;
         const repeats = repeatsOverride ?? model.repeats;
         for (const batch of BATCHES) {
           const prompts = makePrompts(batch, PARAMS.promptLen);
@@ -302,10 +296,10 @@ async function main() {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  machine.loadAverage = { before: loadBefore, after: os.loadavg() };
+  host.loadAverage = { before: loadBefore, after: os.loadavg() };
 
   await mkdir(dirname(resultsFile), { recursive: true });
-  await writeFile(resultsFile, JSON.stringify({ machine, ompWaitPolicy, params: PARAMS, results }, null, 2) + "\n");
+  await writeFile(resultsFile, JSON.stringify({ ...provenance(), machine: host, ompWaitPolicy, params: PARAMS, results }, null, 2) + "\n");
 
   const lines = [
     "| model | B | reference tok/s | dllm-serve tok/s | ratio | ratio of best runs | token agreement | other load |",

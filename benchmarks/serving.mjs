@@ -11,6 +11,7 @@ import path from "node:path";
 import { createServer } from "../dist/api/server.js";
 import { writeTinyLLaDA } from "../dist/fixtures/tiny-llada.js";
 import { Model } from "../dist/model/model.js";
+import { machine, provenance } from "./provenance.mjs";
 
 const simulated = (batchMs) => new URL(`./simulated-model.mjs?batchMs=${batchMs}`, import.meta.url).href;
 const params = { genLength: 32, blockLength: 32, steps: 32, temperature: 0 };
@@ -91,4 +92,4 @@ const lines = [
 console.log(lines.join("\n"));
 const results = new URL("./results/", import.meta.url);
 mkdirSync(results, { recursive: true });
-writeFileSync(new URL("serving.json", results), JSON.stringify({ date: new Date().toISOString(), overhead, native, batchMs, batchSize, scaling }, null, 2) + "\n");
+writeFileSync(new URL("serving.json", results), JSON.stringify({ ...provenance(), ...machine(), overhead, native, batchMs, batchSize, scaling }, null, 2) + "\n");

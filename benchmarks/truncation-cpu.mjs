@@ -21,6 +21,7 @@ import { Model, samplerParams } from "../dist/model/model.js";
 import { makePrompts } from "./reference-server.mjs";
 import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
+import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,5 +67,5 @@ console.log("| B=8, dual_cache, temperature 1 | s | × untruncated |");
 console.log("|---|---|---|");
 for (const r of results) console.log(`| ${r.cell} | ${r.seconds.toFixed(2)} | ${r.overUntruncated.toFixed(2)}× |`);
 await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ date: new Date().toISOString(), cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, config: CONFIG, sampler: SAMPLER, results }, null, 2) + "\n");
+await writeFile(opts.out, JSON.stringify({ ...provenance(), ...machine(), config: CONFIG, sampler: SAMPLER, results }, null, 2) + "\n");
 console.log(`wrote ${opts.out}`);

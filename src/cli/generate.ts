@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run generate` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
 import { parseArgs } from "node:util";
-import { Model } from "../model/model.js";
+import { Model, type GenerateOptions } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
+import { wholeNumber } from "./options.js";
 import { loadProgress } from "./progress.js";
 
 const DEFAULT_PROMPT = "Reverse the word model";
@@ -19,7 +20,7 @@ Options:
   --dtype <name>         float32, bfloat16, float16 (default: float32 on cpu, bfloat16 on cuda)
   --raw                  send the prompt as is, without the chat template
   --gen-length <n>       tokens to generate (default: 64)
-  --block-length <n>     semi-autoregressive block size (default: 32)
+  --block-length <n>     semi-autoregressive block size (default: 32, or gen-length when shorter)
   --steps <n>            denoising steps (default: gen-length)
   --temperature <t>      sampling temperature (default: 0)
   --cfg-scale <s>        classifier-free guidance scale (default: 0)
@@ -36,10 +37,9 @@ function num(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
-function int(name: string, value: string | undefined): number | undefined {
-  const n = num(name, value);
-  if (n !== undefined && !Number.isSafeInteger(n)) throw new Error(`--${name} must be an integer, got '${value}'`);
-  return n;
+function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
+  if (value !== undefined && !choices.includes(value as T)) throw new Error(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
+  return value as T | undefined;
 }
 
 async function main(): Promise<void> {
@@ -65,25 +65,27 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  // Every option is read before the model loads, which can take long: a typo is reported at once.
   const prompt = positionals.join(" ") || DEFAULT_PROMPT;
   const device = values.device ?? "cpu";
-  const dtype = (values.dtype ?? (device.startsWith("cuda") ? "bfloat16" : "float32")) as "float32" | "bfloat16" | "float16";
+  const dtype = oneOf("dtype", values.dtype, ["float32", "bfloat16", "float16"]) ?? (device.startsWith("cuda") ? "bfloat16" : "float32");
+  const options: GenerateOptions = {
+    genLength: wholeNumber("gen-length", values["gen-length"]) ?? 64,
+    blockLength: wholeNumber("block-length", values["block-length"]),
+    steps: wholeNumber("steps", values.steps),
+    temperature: num("temperature", values.temperature),
+    cfgScale: num("cfg-scale", values["cfg-scale"]),
+    remasking: oneOf("remasking", values.remasking, ["low_confidence", "random"]),
+    seed: wholeNumber("seed", values.seed),
+    onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
+  };
   const modelPath = values["model-path"] ?? defaultModel();
 
   const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });
   try {
     const input = values.raw ? { prompt } : { messages: [{ role: "user", content: prompt }] };
     const started = performance.now();
-    const result = await model.generate(input, {
-      genLength: int("gen-length", values["gen-length"]) ?? 64,
-      blockLength: int("block-length", values["block-length"]),
-      steps: int("steps", values.steps),
-      temperature: num("temperature", values.temperature),
-      cfgScale: num("cfg-scale", values["cfg-scale"]),
-      remasking: values.remasking as "low_confidence" | "random" | undefined,
-      seed: int("seed", values.seed),
-      onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
-    });
+    const result = await model.generate(input, options);
     const secs = (performance.now() - started) / 1000;
     if (values.json) {
       process.stdout.write(JSON.stringify({ ...result, seconds: secs }, null, 2) + "\n");

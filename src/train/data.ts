@@ -4,7 +4,8 @@
 // of gen_length `answerSlots` would in a served batch.
 import type { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import type { Batch } from "./trainer.js";
-import { example, Rng, type Example } from "./tasks.js";
+import { Rng } from "../fixtures/rng.js";
+import { example, type Example } from "./tasks.js";
 
 export interface BatchSpec {
   rows: number;
@@ -24,6 +25,7 @@ export class BatchMaker {
     this.#seed = seed;
   }
 
+  /** What Model.promptIds makes of the same message, without the loaded engine a Model needs. */
   promptIds(e: Example): number[] {
     const text = this.#tokenizer.applyChatTemplate([{ role: "user", content: e.prompt }]);
     return this.#tokenizer.encode(text);

@@ -1,5 +1,5 @@
-// The tiny chat model's definition: its dimensions, its tokenizer (byte-level, no merges: one token per character,
-// plus LLaDA's special tokens and chat template) and the shape of its training batches.
+// The tiny chat model's definition: its dimensions, its tokenizer (byte-level, no merges: one token per byte, plus
+// LLaDA's special tokens and chat template) and the shape of its training batches.
 import { buildByteLevelTokenizer, lladaConfig, sortedKeys } from "../fixtures/hf-files.js";
 import type { BatchSpec } from "./data.js";
 

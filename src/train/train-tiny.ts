@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../cli/default-model.js";
+import { wholeNumber } from "../cli/options.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -70,12 +71,6 @@ function duration(seconds: number): string {
   return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
 }
 
-function integer(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text)) throw new Error(`--${name} must be a non-negative integer, got '${text}'`);
-  return Number(text);
-}
-
 function summary(r: EvalResult): string {
   return Object.entries(r.perKind)
     .map(([k, v]) => `${k} ${(100 * v.accuracy).toFixed(1)}%`)
@@ -109,15 +104,15 @@ async function main(): Promise<void> {
     out: path.resolve(values.out ?? defaultModelPath),
     work: path.resolve(values.work ?? path.join(projectRoot, "models", "train-tiny")),
     device: values.device ?? "cpu",
-    steps: integer("steps", values.steps, defaults.steps),
-    batch: integer("batch", values.batch, defaults.batch),
+    steps: wholeNumber("steps", values.steps) ?? defaults.steps,
+    batch: wholeNumber("batch", values.batch) ?? defaults.batch,
     lr: values.lr === undefined ? defaults.lr : Number(values.lr),
-    warmup: integer("warmup", values.warmup, defaults.warmup),
-    seed: integer("seed", values.seed, defaults.seed),
-    evalEvery: integer("eval-every", values["eval-every"], defaults.evalEvery),
-    evalCount: integer("eval-count", values["eval-count"], defaults.evalCount),
-    finalEvalCount: integer("final-eval-count", values["final-eval-count"], defaults.finalEvalCount),
-    checkpointEvery: integer("checkpoint-every", values["checkpoint-every"], defaults.checkpointEvery),
+    warmup: wholeNumber("warmup", values.warmup) ?? defaults.warmup,
+    seed: wholeNumber("seed", values.seed) ?? defaults.seed,
+    evalEvery: wholeNumber("eval-every", values["eval-every"]) ?? defaults.evalEvery,
+    evalCount: wholeNumber("eval-count", values["eval-count"]) ?? defaults.evalCount,
+    finalEvalCount: wholeNumber("final-eval-count", values["final-eval-count"]) ?? defaults.finalEvalCount,
+    checkpointEvery: wholeNumber("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
   };
   if (!(o.lr > 0)) throw new Error("--lr must be a positive number");
   if (o.batch < 1 || o.steps < 1) throw new Error("--steps and --batch must be positive");
@@ -133,6 +128,8 @@ async function main(): Promise<void> {
 
   interface LogState {
     elapsedSeconds: number;
+    /** The loss EMA after the checkpoint's last step, in full: a resumed run logs what an uninterrupted one does. */
+    lossEma?: number;
     losses: Array<[number, number]>;
     evals: Array<{ step: number; elapsedSeconds: number; perKind: EvalResult["perKind"] }>;
     options: typeof o;
@@ -154,7 +151,8 @@ async function main(): Promise<void> {
       `${os.availableParallelism()} cpus`,
   );
 
-  const save = () => trainer.save(checkpoint, config, tokenizer, { extra: { log } });
+  let ema = log.lossEma ?? NaN;
+  const save = () => trainer.save(checkpoint, config, tokenizer, { extra: { log: { ...log, lossEma: ema } } });
   const runEval = async (count: number) => {
     const dir = path.join(o.work, "eval");
     await trainer.save(dir, config, tokenizer, { weightsOnly: true });
@@ -165,7 +163,6 @@ async function main(): Promise<void> {
   const startStep = trainer.step;
   let sessionStart = performance.now();
   let sessionSteps = 0;
-  let ema = NaN;
   for (let step = trainer.step; step < o.steps; step++) {
     const batch = maker.batch(step, spec);
     const r = await trainer.trainStep(batch, learningRate(step, o));
@@ -242,6 +239,8 @@ function readme(t: {
     .map(([k, v]) => `| ${k} | ${v.correct} / ${v.total} | ${(100 * v.accuracy).toFixed(1)}% |`)
     .join("\n");
   const c = MODEL_DIMENSIONS;
+  const e = EVAL_SAMPLER;
+  const slots = BATCH_SHAPE.map((a) => a.slots);
   return `# llada-tiny-chat
 
 A small masked-diffusion chat model with LLaDA's architecture and exact Hugging Face layout (config.json with
@@ -252,14 +251,14 @@ tokens), trained by dllm-serve itself. It answers three kinds of instruction abo
 - count the letters of a word of 2-9 letters ("How many letters in qmxe" -> "4")
 - name the first letter of a word of 2-9 letters ("First letter of zqwv" -> "z")
 
-Decode it with short generations, e.g. gen_length 8, block_length 8, steps 8, temperature 0 (it was trained with
-answer regions of 8, 16, 32 and 128 tokens).
+Decode it with short generations, e.g. gen_length ${e.genLength}, block_length ${e.blockLength}, steps ${e.steps}, temperature ${e.temperature} (it was trained with
+answer regions of ${slots.slice(0, -1).join(", ")} and ${slots.at(-1)} tokens).
 
 ## How it was made
 
 \`npm run train:tiny\` (src/train/train-tiny.ts) on the native addon's trainer (native/src/train/trainer.cpp):
 d_model ${c.d_model}, ${c.n_layers} layers, ${c.n_heads} heads, SwiGLU ${c.mlp_hidden_size}, a byte-level tokenizer with
-no merges (one token per character) plus LLaDA's special tokens. LLaDA's SFT objective (per-sequence mask ratio
+no merges (one token per byte) plus LLaDA's special tokens. LLaDA's SFT objective (per-sequence mask ratio
 t ~ U(0.001, 1) on the answer and its EOS padding, rows left-padded so each has the same answer region, prompt
 never masked, cross-entropy weighted by 1/t and normalised by answer length), AdamW (betas 0.9/0.95, weight
 decay 0.1 on matrices), gradient clipping at 1.0,
@@ -268,13 +267,14 @@ ${t.options.batch} sequences, seed ${t.options.seed}, on ${t.options.device} (${
 
 Training took ${duration(t.trainingSeconds)} (${t.stepsPerSecond} steps/s), not counting evaluations.
 
-## Held-out accuracy (exact match, reference sampler, gen_length 8, steps 8, temperature 0)
+## Held-out accuracy (exact match, reference sampler, gen_length ${e.genLength}, steps ${e.steps}, temperature ${e.temperature})
 
 | task | correct | accuracy |
 |---|---|---|
 ${rows}
 
-The held-out prompts use payloads that training never sees (a fixed 1/16 of all payloads by hash).
+No held-out prompt's kind and word were trained together, in any phrasing (a fixed 1/16 of all (kind, word) pairs
+is held out by hash); the same word may have been trained under another kind.
 `;
 }
 

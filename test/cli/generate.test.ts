@@ -34,6 +34,15 @@ describe("node dist/cli/generate.js", () => {
     expect(result.finishReason).toBe("stop");
   });
 
+  it("reads every option before loading the model: a bad value is named, not the missing model", async () => {
+    for (const [flag, value] of [["--steps", "3x"], ["--temperature", "hot"], ["--seed", "-1"], ["--remasking", "lowest"], ["--dtype", "fp8"]]) {
+      await expect(run(process.execPath, [cli, "--model-path", "/nonexistent", `${flag}=${value}`])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining(`error: ${flag} must be`),
+      });
+    }
+  });
+
   it("fails with a clear message and exit code 1 for a bad model path", async () => {
     await expect(run(process.execPath, [cli, "--model-path", "/nonexistent"])).rejects.toMatchObject({
       code: 1,

@@ -38,7 +38,7 @@ describe("task generator", () => {
     expect(Math.max(...examples.map((e) => e.answer.length))).toBe(7);
   });
 
-  it("keeps held-out payloads out of training", () => {
+  it("keeps held-out (kind, payload) pairs out of training", () => {
     for (let i = 0; i < 3000; i++) {
       const e = example(3, i, "train");
       expect(isHeldOut(e.kind, e.payload)).toBe(false);

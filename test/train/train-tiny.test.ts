@@ -1,0 +1,37 @@
+// npm run train:tiny --resume: an interrupted run, resumed, ends where an uninterrupted one does, with the same
+// weights and the same logged losses (trainer.test.ts checks the trainer's own resume; this checks the command's
+// log, whose loss EMA lives outside the trainer). A few steps on small batches: seconds.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const cli = path.resolve(import.meta.dirname, "../../dist/train/train-tiny.js");
+const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-train-tiny-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// Warmup longer than the run: the learning rate of a step then does not depend on --steps, so a 50-step run
+// resumed to 100 steps is the first half of a 100-step run.
+const OPTIONS = ["--batch", "4", "--warmup", "1000", "--eval-every", "0", "--final-eval-count", "1", "--checkpoint-every", "50"];
+
+async function train(name: string, steps: number, resume = false): Promise<void> {
+  const args = [cli, ...OPTIONS, "--steps", String(steps), "--work", path.join(dir, `${name}-work`), "--out", path.join(dir, `${name}-out`)];
+  await run(process.execPath, resume ? [...args, "--resume"] : args);
+}
+
+const outFile = (name: string, file: string) => readFileSync(path.join(dir, `${name}-out`, file));
+
+describe("npm run train:tiny --resume", () => {
+  it("continues an interrupted run bit-exactly, logged losses included", async () => {
+    await train("whole", 100);
+    await train("parts", 50);
+    await train("parts", 100, true);
+    const losses = (name: string) => JSON.parse(outFile(name, "train-log.json").toString("utf8")).losses;
+    expect(losses("whole")).toHaveLength(2);
+    expect(losses("parts")).toEqual(losses("whole"));
+    expect(outFile("parts", "model.safetensors").equals(outFile("whole", "model.safetensors"))).toBe(true);
+  });
+});
