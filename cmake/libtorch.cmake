@@ -1,5 +1,5 @@
 # How dllm-serve finds libtorch. scripts/find-libtorch.mjs resolves LIBTORCH_ROOT (env LIBTORCH, Python's torch,
-# or a project-local copy unpacked from a torch wheel) and passes it with CMAKE_PREFIX_PATH; find_package does the rest.
+# or a project-local copy unpacked from a torch wheel) and passes it; find_package does the rest.
 if(NOT LIBTORCH_ROOT)
   message(FATAL_ERROR "LIBTORCH_ROOT is not set: build with `npm run build:native`, which finds libtorch")
 endif()

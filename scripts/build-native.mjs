@@ -1,6 +1,6 @@
 // Builds native/ into build/Release/dllm_native.node with cmake-js against the libtorch that find-libtorch.mjs picks.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,37 +8,61 @@ import { findLibtorch } from "./find-libtorch.mjs";
 
 const log = (msg) => console.log(`[dllm-serve] ${msg}`);
 
+/** The LIBTORCH_ROOT that build/ was configured with, or undefined when it has no CMake cache. */
+function configuredRoot(cache) {
+  if (!existsSync(cache)) return undefined;
+  return /^LIBTORCH_ROOT:[^=]*=(.*)$/m.exec(readFileSync(cache, "utf8"))?.[1] ?? "";
+}
+
+/** Compile jobs: CMAKE_BUILD_PARALLEL_LEVEL when set, else one per core and per 2 GiB of memory (~1.5 GiB a job). */
+function jobCount() {
+  const set = process.env.CMAKE_BUILD_PARALLEL_LEVEL;
+  if (set) {
+    if (!/^[1-9]\d*$/.test(set)) throw new Error(`CMAKE_BUILD_PARALLEL_LEVEL=${set} is not a job count (a whole number >= 1)`);
+    return Number(set);
+  }
+  return Math.max(1, Math.min(os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 31)));
+}
+
 export function buildNative(projectRoot) {
   const torch = findLibtorch(projectRoot, log);
   log(`libtorch: ${torch.root} (${torch.source})`);
-  // cmake-js configures only when build/ has no CMake cache, and the cache keeps the libtorch it found first:
-  // when another one is picked (say LIBTORCH now names a CUDA build), configure again from nothing.
-  const record = path.join(projectRoot, "build", "libtorch.json");
-  const built = existsSync(record) ? JSON.parse(readFileSync(record, "utf8")).root : undefined;
-  if (built !== undefined && built !== torch.root) {
-    log(`the last build used ${built}: configuring again`);
-    rmSync(path.join(projectRoot, "build", "CMakeCache.txt"), { force: true });
+  const jobs = jobCount();
+  const cmakeJs = (command, ...args) =>
+    execFileSync(process.execPath, [path.join(projectRoot, "node_modules", "cmake-js", "bin", "cmake-js"), command, "--out", "build", ...args], {
+      cwd: projectRoot,
+      stdio: "inherit",
+    });
+
+  // cmake-js configures only when build/ has no CMake cache, and the cache keeps the libtorch it was configured
+  // with: configure here, from nothing, whenever that is not the one picked now (say LIBTORCH now names a CUDA build).
+  const cache = path.join(projectRoot, "build", "CMakeCache.txt");
+  const configured = configuredRoot(cache);
+  if (configured !== torch.root) {
+    if (configured !== undefined) log(`build/ was configured for ${configured || "no libtorch"}: configuring again`);
+    rmSync(cache, { force: true });
+    try {
+      cmakeJs("configure", `--CDLIBTORCH_ROOT=${torch.root}`);
+    } catch {
+      // A failed configure still writes the cache, which the next run would otherwise take as configured.
+      rmSync(cache, { force: true });
+      throw new Error(
+        "configuring the native build failed (output above). Check that cmake >= 3.18 and a C++20 compiler (g++ >= 12) " +
+          "are installed, and that a CUDA libtorch has the CUDA toolkit (nvcc) beside it; to use another libtorch set LIBTORCH.",
+      );
+    }
   }
-  const jobs = Math.max(1, Math.min(os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 31)));
-  const args = [
-    path.join(projectRoot, "node_modules", "cmake-js", "bin", "cmake-js"),
-    "compile",
-    "--out", "build",
-    "--parallel", String(jobs),
-    `--CDLIBTORCH_ROOT=${torch.root}`,
-    `--CDCMAKE_PREFIX_PATH=${torch.cmakePrefix}`,
-  ];
   log(`building the native addon (${jobs} jobs) ...`);
   try {
-    execFileSync(process.execPath, args, { cwd: projectRoot, stdio: "inherit" });
+    // `build`, not `compile`: compile answers a failed build by deleting build/ and building it all again.
+    cmakeJs("build", "--parallel", String(jobs));
   } catch {
     throw new Error(
       "the native build failed (output above). Check that cmake >= 3.18 and a C++20 compiler (g++ >= 12) are installed; " +
-        "if the compiler was killed, free memory or lower the job count; to use another libtorch set LIBTORCH.",
+        `if the compiler was killed, free memory${jobs > 1 ? ` or run fewer than ${jobs} jobs (CMAKE_BUILD_PARALLEL_LEVEL=1)` : ""}; ` +
+        "to use another libtorch set LIBTORCH.",
     );
   }
-  // The libtorch this build used: the next build compares against it.
-  writeFileSync(record, JSON.stringify(torch, null, 2) + "\n");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -4,9 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 // @ts-expect-error plain JavaScript build script
-import { findLibtorch } from "../../scripts/find-libtorch.mjs";
+import { findLibtorch, WHEEL_VERSION } from "../../scripts/find-libtorch.mjs";
 
-const saved = { LIBTORCH: process.env.LIBTORCH, PYTHON: process.env.PYTHON };
+const saved = { LIBTORCH: process.env.LIBTORCH, PYTHON: process.env.PYTHON, PATH: process.env.PATH, CUDA_HOME: process.env.CUDA_HOME };
 afterEach(() => {
   for (const [k, v] of Object.entries(saved)) {
     if (v === undefined) delete process.env[k];
@@ -14,13 +14,31 @@ afterEach(() => {
   }
 });
 
-/** A folder shaped like a libtorch distribution. */
-function fakeLibtorch(): string {
-  const root = mkdtempSync(path.join(os.tmpdir(), "fake-libtorch-"));
-  mkdirSync(path.join(root, "lib"));
+/** A folder shaped like a libtorch distribution (at `root` when given). */
+function fakeLibtorch(root = mkdtempSync(path.join(os.tmpdir(), "fake-libtorch-"))): string {
+  mkdirSync(path.join(root, "lib"), { recursive: true });
   mkdirSync(path.join(root, "share", "cmake", "Torch"), { recursive: true });
   writeFileSync(path.join(root, "share", "cmake", "Torch", "TorchConfig.cmake"), "");
   return root;
+}
+
+/** An executable shell script in a folder of its own. */
+function script(name: string, body: string): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), "fake-bin-")), name);
+  writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+/** A Python whose torch is a CUDA build with its libtorch at a fake root, as torch.utils and torch.version say. */
+function cudaPython(root: string): string {
+  return script("python3", `echo ${path.join(root, "share", "cmake")}; echo 12.8`);
+}
+
+/** A project whose .libtorch already holds the unpacked CPU wheel. */
+function projectWithWheel(): string {
+  const project = mkdtempSync(path.join(os.tmpdir(), "project-"));
+  fakeLibtorch(path.join(project, ".libtorch", `torch-${WHEEL_VERSION}`, "torch"));
+  return project;
 }
 
 describe("findLibtorch", () => {
@@ -32,8 +50,36 @@ describe("findLibtorch", () => {
     expect(findLibtorch(os.tmpdir(), () => {})).toMatchObject({ root, source: "LIBTORCH" });
   });
 
-  it("says what it tried, in order, and what to do when nothing works", () => {
+  it("refuses a LIBTORCH that is set but is no libtorch, rather than building against another", () => {
     process.env.LIBTORCH = "/nonexistent/libtorch";
+    process.env.PYTHON = cudaPython(fakeLibtorch());
+    expect(() => findLibtorch(projectWithWheel(), () => {})).toThrow(/LIBTORCH=\/nonexistent\/libtorch is not a libtorch/);
+  });
+
+  it("takes a CUDA build of Python's torch where nvcc is found", () => {
+    delete process.env.LIBTORCH;
+    const root = fakeLibtorch();
+    process.env.PYTHON = cudaPython(root);
+    process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
+    process.env.CUDA_HOME = mkdtempSync(path.join(os.tmpdir(), "cuda-"));
+    mkdirSync(path.join(process.env.CUDA_HOME, "bin"));
+    writeFileSync(path.join(process.env.CUDA_HOME, "bin", "nvcc"), "", { mode: 0o755 });
+    expect(findLibtorch(projectWithWheel(), () => {})).toMatchObject({ root, source: "python torch" });
+  });
+
+  it("passes over a CUDA build of Python's torch with no nvcc to build it, and says so", () => {
+    delete process.env.LIBTORCH;
+    process.env.PYTHON = cudaPython(fakeLibtorch());
+    process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
+    process.env.CUDA_HOME = process.env.PATH;
+    const logged: string[] = [];
+    const project = projectWithWheel();
+    expect(findLibtorch(project, (msg: string) => logged.push(msg))).toMatchObject({ source: "project-local wheel" });
+    expect(logged.join("\n")).toMatch(/a CUDA 12\.8 build, but no nvcc .*: skipped/);
+  });
+
+  it("says what it tried, in order, and what to do when nothing works", () => {
+    delete process.env.LIBTORCH;
     process.env.PYTHON = "/nonexistent/python3";
     const project = mkdtempSync(path.join(os.tmpdir(), "no-libtorch-"));
     let message = "";
@@ -44,9 +90,11 @@ describe("findLibtorch", () => {
     }
     expect(message).toMatch(/could not find libtorch/);
     const tried = message.split("\n").filter((l) => l.startsWith("  - "));
-    expect(tried[0]).toMatch(/LIBTORCH=\/nonexistent\/libtorch: no share\/cmake\/Torch/);
+    expect(tried[0]).toMatch(/LIBTORCH: not set/);
     expect(tried[1]).toMatch(/\/nonexistent\/python3 torch: not importable/);
     expect(tried[2]).toMatch(/project-local wheel/);
-    expect(message).toMatch(/To fix: set LIBTORCH/);
+    expect(message).toMatch(/set LIBTORCH to an unpacked libtorch/);
+    expect(message).toMatch(/venv .*--index-url https:\/\/download\.pytorch\.org\/whl\/cpu/);
+    expect(message).toMatch(/PYTHON=/);
   });
 });
