@@ -8,10 +8,21 @@ import { findLibtorch } from "./find-libtorch.mjs";
 
 const log = (msg) => console.log(`[dllm-serve] ${msg}`);
 
-/** The LIBTORCH_ROOT that build/ was configured with, or undefined when it has no CMake cache. */
-function configuredRoot(cache) {
+/**
+ * What build/ was configured for: { root } (its LIBTORCH_ROOT) when its CMake cache belongs to this folder and the
+ * build files are there; { stale: why } when a cache is there that cannot be built from (copied along with a
+ * checkout, or left by a configure that stopped part way); undefined when there is none.
+ */
+function configuration(buildDir) {
+  const cache = path.join(buildDir, "CMakeCache.txt");
   if (!existsSync(cache)) return undefined;
-  return /^LIBTORCH_ROOT:[^=]*=(.*)$/m.exec(readFileSync(cache, "utf8"))?.[1] ?? "";
+  const text = readFileSync(cache, "utf8");
+  const written = /^CMAKE_CACHEFILE_DIR:INTERNAL=(.*)$/m.exec(text)?.[1];
+  if (written !== undefined && path.resolve(written) !== path.resolve(buildDir)) return { stale: `has the CMake cache of ${written}` };
+  if (!existsSync(path.join(buildDir, "build.ninja")) && !existsSync(path.join(buildDir, "Makefile"))) {
+    return { stale: "has a configure that did not finish" };
+  }
+  return { root: /^LIBTORCH_ROOT:[^=]*=(.*)$/m.exec(text)?.[1] ?? "" };
 }
 
 /** Compile jobs: CMAKE_BUILD_PARALLEL_LEVEL when set, else one per core and per 2 GiB of memory (~1.5 GiB a job). */
@@ -35,11 +46,13 @@ export function buildNative(projectRoot) {
     });
 
   // cmake-js configures only when build/ has no CMake cache, and the cache keeps the libtorch it was configured
-  // with: configure here, from nothing, whenever that is not the one picked now (say LIBTORCH now names a CUDA build).
-  const cache = path.join(projectRoot, "build", "CMakeCache.txt");
-  const configured = configuredRoot(cache);
-  if (configured !== torch.root) {
-    if (configured !== undefined) log(`build/ was configured for ${configured || "no libtorch"}: configuring again`);
+  // with: configure here, with a new cache, whenever build/ cannot be built from as it is or was configured for
+  // another libtorch than the one picked now (say LIBTORCH now names a CUDA build).
+  const buildDir = path.join(projectRoot, "build");
+  const cache = path.join(buildDir, "CMakeCache.txt");
+  const configured = configuration(buildDir);
+  if (configured?.root !== torch.root) {
+    if (configured) log(`build/ ${configured.stale ?? `was configured for ${configured.root || "no libtorch"}`}: configuring again`);
     rmSync(cache, { force: true });
     try {
       cmakeJs("configure", `--CDLIBTORCH_ROOT=${torch.root}`);

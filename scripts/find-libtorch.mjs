@@ -36,10 +36,20 @@ function python() {
   return process.env.PYTHON ?? "python3";
 }
 
-/** nvcc on PATH, else in CUDA_HOME's bin/ (/usr/local/cuda's when CUDA_HOME is not set), or undefined. */
+/**
+ * nvcc where CMake would look for it: CUDACXX, on PATH, in the bin/ of CUDAToolkit_ROOT, CUDA_HOME or CUDA_PATH
+ * (/usr/local/cuda when none of them is set); undefined when none has it.
+ */
 function findNvcc() {
-  const dirs = [...(process.env.PATH ?? "").split(path.delimiter).filter(Boolean), path.join(process.env.CUDA_HOME ?? "/usr/local/cuda", "bin")];
-  return dirs.map((dir) => path.join(dir, "nvcc")).find((file) => {
+  const env = process.env;
+  const named = [env.CUDAToolkit_ROOT, env.CUDA_HOME, env.CUDA_PATH].filter(Boolean);
+  const roots = named.length > 0 ? named : ["/usr/local/cuda"];
+  const files = [
+    env.CUDACXX,
+    ...(env.PATH ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, "nvcc")),
+    ...roots.map((root) => path.join(root, "bin", "nvcc")),
+  ].filter(Boolean);
+  return files.find((file) => {
     try {
       accessSync(file, constants.X_OK);
       return true;
@@ -68,7 +78,7 @@ function fromPython(tried, log) {
   }
   // A CUDA torch's CMake config enables the CUDA language, so configuring against it fails without nvcc.
   if (cuda && !findNvcc()) {
-    const note = `${python()} torch: a CUDA ${cuda} build, but no nvcc (on PATH, in CUDA_HOME or /usr/local/cuda) to build against it: skipped`;
+    const note = `${python()} torch: a CUDA ${cuda} build, but no nvcc (CUDACXX, PATH, CUDAToolkit_ROOT, CUDA_HOME, CUDA_PATH, /usr/local/cuda) to build against it: skipped`;
     log(`${note}; set LIBTORCH to use it anyway`);
     tried.push(note);
     return null;

@@ -62,7 +62,7 @@ export interface RequestOptions extends GenerationParams {
 
 /**
  * What a stream yields: `accepted` once a worker has checked the request and queued it (a bad request fails
- * before it), then each committed block, then the finished generation.
+ * before it), then each committed block up to the one that completed the answer, then the finished generation.
  */
 export type StreamEvent = { type: "accepted" } | ({ type: "block" } & ServedBlock) | { type: "done"; generation: Served };
 
@@ -150,7 +150,7 @@ export class DllmServer {
     );
   }
 
-  /** `accepted`, each committed block as it is decoded, then the finished generation. Leaving the loop early cancels it. */
+  /** StreamEvents as they come: `accepted`, the blocks up to the answer's end, `done`. Leaving the loop early cancels it. */
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
     const closed = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, closed.signal]) : closed.signal;

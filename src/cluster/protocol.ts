@@ -8,7 +8,10 @@ export interface WorkerConfig {
   modelPath: string;
   device: string;
   dtype: "float32" | "float16" | "bfloat16";
-  /** CPU threads for the engine (CPU workers split the cores between them). */
+  /**
+   * libtorch's CPU threads (CPU workers split the cores between them; with thread isolation the count is the
+   * process's, equal for every CPU worker).
+   */
   threads?: number;
   /** Replay every decoding step's forward from CUDA graphs. */
   cudaGraphs?: boolean;

@@ -31,8 +31,8 @@ export interface RouterOptions {
   isolation?: Isolation;
   /**
    * A batch still running after this long means a hung device: the worker is recycled. Also the longest a request
-   * waits for a worker to come back while none is healthy (a reload that hangs, a child that keeps crashing as it
-   * loads): then it fails with a ServiceUnavailableError. Default 10 minutes.
+   * waits for a worker to come back while none is healthy after the model has loaded (a reload that hangs, a child
+   * that keeps crashing as it loads): then it fails with a ServiceUnavailableError. Default 10 minutes.
    */
   batchTimeoutMs?: number;
   /** Benchmarks only: see WorkerConfig.modelModule. */
@@ -560,9 +560,13 @@ export class Router {
     slot.send({ type: "generate", request: p.request });
   }
 
-  /** Holds a request until some worker is healthy again, for at most batchTimeoutMs. */
+  /**
+   * Holds a request until some worker is healthy, for at most batchTimeoutMs once the model has loaded (before, a
+   * first load as slow as an 8B model's from disk is no fault: the request waits for it, as ready() does).
+   */
   #toBacklog(p: Pending): void {
     this.#backlog.push(p);
+    if (!this.#loaded) return;
     const timeout = this.#batchTimeoutMs();
     p.backlogTimer = setTimeout(() => {
       this.#backlog.splice(this.#backlog.indexOf(p), 1);

@@ -77,7 +77,10 @@ export interface BatchResult {
 export interface LoadOptions {
   device?: string;
   dtype?: "float32" | "float16" | "bfloat16";
-  /** CPU threads for this engine (default: all cores); engines sharing a CPU should split the cores. */
+  /**
+   * libtorch's CPU threads (default: all cores). The count is the process's, not this engine's alone: engines in
+   * one process share it, the last load's applying.
+   */
   threads?: number;
   /** Replay every decoding step's forward from CUDA graphs, one per batch shape (CUDA only; default on). */
   cudaGraphs?: boolean;

@@ -32,7 +32,7 @@ export interface NativeLoadOptions {
   seed?: number;
   device?: string;
   dtype?: string;
-  /** CPU threads for the engine's work (0: libtorch's default, all cores). */
+  /** libtorch's CPU threads, a count for the whole process (0: libtorch's default, all cores). */
   threads?: number;
   /** Capture every decoding step's forward as CUDA graphs (ignored off CUDA). */
   cudaGraphs?: boolean;

@@ -1,7 +1,9 @@
 // While no worker is healthy, requests wait for one to come back: they are served when it does, and fail with a
-// 503-class error once they have waited the batch timeout (a reload that never ends must not hold them forever).
+// 503-class error once they have waited the batch timeout (a reload that never ends must not hold them forever);
+// the first load, however slow, is waited for.
 import { beforeAll, describe, expect, it } from "vitest";
-import { createServer } from "../../dist/api/server.js";
+import { createServer, DllmServer } from "../../dist/api/server.js";
+import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
 
 let modelPath: string;
@@ -31,6 +33,14 @@ describe("the backlog", () => {
     expect(server.stats().queueDepth).toBe(1);
     await expect(waited).rejects.toMatchObject({ name: "ServiceUnavailableError", message: "no worker came back within 0.5 s" });
     expect(server.stats().queueDepth).toBe(0);
+  });
+
+  it("the model's first load is not held to that deadline: a request sent meanwhile waits for it", async () => {
+    await using server = new DllmServer({ modelPath, workers: 1, batchTimeoutMs: 300, modelModule: faultyModelUrl({ loadDelayMs: 1500 }) });
+    const early = server.complete("Hi", params);
+    expect(server.isReady).toBe(false);
+    expect((await early).tokens.length).toBeGreaterThan(0);
+    expect(server.isReady).toBe(true);
   });
 
   it("a request cancelled while it waits leaves the backlog", async () => {

@@ -6,7 +6,9 @@ import { afterEach, describe, expect, it } from "vitest";
 // @ts-expect-error plain JavaScript build script
 import { findLibtorch, WHEEL_VERSION } from "../../scripts/find-libtorch.mjs";
 
-const saved = { LIBTORCH: process.env.LIBTORCH, PYTHON: process.env.PYTHON, PATH: process.env.PATH, CUDA_HOME: process.env.CUDA_HOME };
+const saved = Object.fromEntries(
+  ["LIBTORCH", "PYTHON", "PATH", "CUDA_HOME", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"].map((name) => [name, process.env[name]]),
+);
 afterEach(() => {
   for (const [k, v] of Object.entries(saved)) {
     if (v === undefined) delete process.env[k];
@@ -57,7 +59,7 @@ describe("findLibtorch", () => {
   });
 
   it("takes a CUDA build of Python's torch where nvcc is found", () => {
-    delete process.env.LIBTORCH;
+    for (const name of ["LIBTORCH", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"]) delete process.env[name];
     const root = fakeLibtorch();
     process.env.PYTHON = cudaPython(root);
     process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
@@ -68,7 +70,7 @@ describe("findLibtorch", () => {
   });
 
   it("passes over a CUDA build of Python's torch with no nvcc to build it, and says so", () => {
-    delete process.env.LIBTORCH;
+    for (const name of ["LIBTORCH", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"]) delete process.env[name];
     process.env.PYTHON = cudaPython(fakeLibtorch());
     process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
     process.env.CUDA_HOME = process.env.PATH;
@@ -76,6 +78,9 @@ describe("findLibtorch", () => {
     const project = projectWithWheel();
     expect(findLibtorch(project, (msg: string) => logged.push(msg))).toMatchObject({ source: "project-local wheel" });
     expect(logged.join("\n")).toMatch(/a CUDA 12\.8 build, but no nvcc .*: skipped/);
+    // CUDACXX, as CMake reads it, names one.
+    process.env.CUDACXX = script("nvcc", "exit 0");
+    expect(findLibtorch(project, () => {})).toMatchObject({ source: "python torch" });
   });
 
   it("says what it tried, in order, and what to do when nothing works", () => {

@@ -85,6 +85,7 @@ describe("a signal while the model loads", () => {
     });
     expect(await exited).toBe(0);
     expect(stderr).toContain("SIGTERM, draining");
+    expect(stderr).not.toContain("ready, serving"); // the signal came while it loaded
     expect(stderr).not.toMatch(/closed before it was ready|error/);
   });
 });
