@@ -9,7 +9,7 @@ export class RequestGroup {
 
   constructor(members: number, callerSignal?: AbortSignal) {
     this.signal = callerSignal ? AbortSignal.any([callerSignal, this.#failed.signal]) : this.#failed.signal;
-    // Each member listens until it settles: up to 128 listeners is expected, not a leak.
+    // Each member listens until it settles: one listener per member is expected, not a leak.
     setMaxListeners(members + 10, this.signal);
   }
 

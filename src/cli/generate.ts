@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run generate` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
 import { parseArgs } from "node:util";
-import { Model, type GenerateOptions } from "../model/model.js";
+import { DTYPES } from "../engine/engine.js";
+import { Model, samplerParams, type GenerateOptions } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
-import { wholeNumber } from "./options.js";
+import { integer, oneOf } from "./options.js";
 import { loadProgress } from "./progress.js";
 
 const DEFAULT_PROMPT = "Reverse the word model";
@@ -37,11 +38,6 @@ function num(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
-function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
-  if (value !== undefined && !choices.includes(value as T)) throw new Error(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
-  return value as T | undefined;
-}
-
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -68,17 +64,19 @@ async function main(): Promise<void> {
   // Every option is read before the model loads, which can take long: a typo is reported at once.
   const prompt = positionals.join(" ") || DEFAULT_PROMPT;
   const device = values.device ?? "cpu";
-  const dtype = oneOf("dtype", values.dtype, ["float32", "bfloat16", "float16"]) ?? (device.startsWith("cuda") ? "bfloat16" : "float32");
+  const dtype = oneOf("dtype", values.dtype, DTYPES) ?? (device.startsWith("cuda") ? "bfloat16" : "float32");
   const options: GenerateOptions = {
-    genLength: wholeNumber("gen-length", values["gen-length"]) ?? 64,
-    blockLength: wholeNumber("block-length", values["block-length"]),
-    steps: wholeNumber("steps", values.steps),
+    genLength: integer("gen-length", values["gen-length"], 1) ?? 64,
+    blockLength: integer("block-length", values["block-length"], 1),
+    steps: integer("steps", values.steps, 1),
     temperature: num("temperature", values.temperature),
     cfgScale: num("cfg-scale", values["cfg-scale"]),
     remasking: oneOf("remasking", values.remasking, ["low_confidence", "random"]),
-    seed: wholeNumber("seed", values.seed),
+    seed: integer("seed", values.seed),
     onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
   };
+  // The sampler's own rules (blocks that divide the length, steps that divide into the blocks) too.
+  samplerParams(options);
   const modelPath = values["model-path"] ?? defaultModel();
 
   const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });

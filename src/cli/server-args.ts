@@ -3,7 +3,9 @@ import { parseArgs } from "node:util";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, type ServerOptions } from "../api/server.js";
 import type { Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
+import { DTYPES } from "../engine/engine.js";
 import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
+import { integer, oneOf } from "./options.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
 
@@ -34,7 +36,8 @@ Options:
   --isolation <mode>       thread: a worker_thread per device (default, fast start, one process);
                            process: a child process per device (a native crash ends only that worker)
   --batch-timeout <s>      a batch running longer is taken for a hung device: the worker is recycled; also the
-                           longest a request waits for a worker to come back while none is healthy (default: 600)
+                           longest a request waits for a worker to come back while none is healthy, once
+                           the model has first loaded (default: 600)
   --shutdown-timeout <s>   on SIGTERM/SIGINT, in-flight requests get this long before they are cancelled (default: 30)
   --algorithm <name>       default generation_algorithm (default: ${DEFAULT_ALGORITHM})
   --no-chat-template       join chat messages into a raw prompt instead of applying the chat template
@@ -70,13 +73,6 @@ function seconds(flag: string, value: string, { positive = false } = {}): number
   return n;
 }
 
-function integer(flag: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  // Number("") is 0: an empty value (an unset shell variable) must not become one.
-  const n = value.trim() === "" ? NaN : Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}, got '${value}'`);
-  return n;
-}
 
 export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerArgs {
   const { values } = parseArgs({
@@ -114,26 +110,22 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (promptBucket !== undefined && promptBucket > 4096) throw new Error(`--prompt-bucket must be at most 4096, got '${promptBucket}'`);
   if (port > 65535) throw new Error(`--port must be at most 65535, got ${port}`);
   const maxWait = seconds("max-wait-time", values["max-wait-time"]!);
-  const isolation = values.isolation as Isolation;
-  if (isolation !== "thread" && isolation !== "process") throw new Error(`--isolation must be thread or process, got '${isolation}'`);
+  const isolation = oneOf<Isolation>("isolation", values.isolation, ["thread", "process"])!;
   const gpuIds = values["gpu-ids"]?.split(",").map((id) => integer("gpu-ids", id.trim(), 0)!);
   if (gpuIds && new Set(gpuIds).size !== gpuIds.length) throw new Error(`--gpu-ids names a device twice: '${values["gpu-ids"]}'`);
   // An empty key would switch authentication off: most likely an unset variable in --api-key "$KEY".
   if (values["api-key"] === "") throw new Error("--api-key is empty; leave the flag out to serve without a key");
   if (values["served-model-name"]?.trim() === "") throw new Error("--served-model-name is empty; leave the flag out to use the folder's name");
-  const device = values.device;
-  if (device !== undefined && device !== "cpu" && device !== "cuda") throw new Error(`--device must be cpu or cuda, got '${device}'`);
-  const dtype = values.dtype;
-  if (dtype !== undefined && !["float32", "bfloat16", "float16"].includes(dtype)) throw new Error(`--dtype must be float32, bfloat16 or float16, got '${dtype}'`);
-  const policy = values.policy as Policy;
-  if (policy !== "least-loaded" && policy !== "round-robin") throw new Error(`--policy must be least-loaded or round-robin, got '${policy}'`);
+  const device = oneOf("device", values.device, ["cpu", "cuda"]);
+  const dtype = oneOf("dtype", values.dtype, DTYPES);
+  const policy = oneOf<Policy>("policy", values.policy, ["least-loaded", "round-robin"])!;
   let algorithm;
   try {
     algorithm = resolveAlgorithm(values.algorithm!).algorithm;
   } catch (err) {
     throw new Error(`--${(err as Error).message}`);
   }
-  if (!LOG_LEVELS.includes(values["log-level"]!)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
+  const logLevel = oneOf("log-level", values["log-level"], LOG_LEVELS)!;
   return {
     help: values.help!,
     host: values.host!,
@@ -145,7 +137,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       gpus: integer("gpus", values.gpus, 1),
       gpuIds,
       workers: integer("workers", values.workers, 1),
-      dtype: dtype as ServerOptions["dtype"],
+      dtype,
       cudaGraphs: values["no-cuda-graphs"] ? false : undefined,
       promptBucket,
       batchSize: integer("batch-size", values["batch-size"], 1),
@@ -160,6 +152,6 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     apiKey: values["api-key"] ?? (env.DLLM_API_KEY || undefined),
     cors: values.cors,
     shutdownTimeoutMs: seconds("shutdown-timeout", values["shutdown-timeout"]!) * 1000,
-    logLevel: values["log-level"]!,
+    logLevel,
   };
 }

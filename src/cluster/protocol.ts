@@ -1,5 +1,6 @@
 // Messages between the router (main thread) and a device worker (a worker_thread, or a child process under
 // --isolation process). Plain structured-clone data.
+import type { Dtype } from "../engine/engine.js";
 import type { ModelInfo } from "../native/addon-types.js";
 import type { BlockEvent, GenerationInput, GenerationParams, Generation } from "../model/model.js";
 
@@ -7,7 +8,7 @@ export interface WorkerConfig {
   index: number;
   modelPath: string;
   device: string;
-  dtype: "float32" | "float16" | "bfloat16";
+  dtype: Dtype;
   /**
    * libtorch's CPU threads (CPU workers split the cores between them; with thread isolation the count is the
    * process's, equal for every CPU worker).
@@ -50,7 +51,7 @@ export type FromWorker =
   | { type: "load-failed"; message: string }
   /** The request passed its checks and waits for a batch. */
   | { type: "accepted"; id: number }
-  | { type: "block"; id: number; event: Omit<BlockEvent, "tokens"> & { tokens: number[] } }
+  | { type: "block"; id: number; event: BlockEvent }
   | { type: "result"; id: number; generation: Generation }
   | { type: "failed"; id: number; kind: FailureKind; message: string; param?: string; code?: string }
   | { type: "batch"; ids: number[]; paddingSlots: number; slots: number }

@@ -249,8 +249,7 @@ export class Router {
       const onAbort = () => {
         this.#settle(p, () => reject(signal!.reason));
         p.slot?.send({ type: "cancel", id });
-        const waiting = this.#backlog.indexOf(p);
-        if (waiting >= 0) this.#backlog.splice(waiting, 1);
+        this.#leaveBacklog(p);
       };
       const p: Pending = {
         request: { id, input, params, seed, stop },
@@ -439,7 +438,7 @@ export class Router {
         const p = slot.inFlight.get(m.id);
         if (!p || p.settled || m.event.block < p.blocksDelivered) break;
         p.blocksDelivered = m.event.block + 1;
-        this.#callBack(slot, p, () => p.onBlock?.({ ...m.event, tokens: Int32Array.from(m.event.tokens), worker: slot.index }));
+        this.#callBack(slot, p, () => p.onBlock?.({ ...m.event, worker: slot.index }));
         break;
       }
       case "result": {
@@ -569,9 +568,14 @@ export class Router {
     if (!this.#loaded) return;
     const timeout = this.#batchTimeoutMs();
     p.backlogTimer = setTimeout(() => {
-      this.#backlog.splice(this.#backlog.indexOf(p), 1);
+      this.#leaveBacklog(p);
       this.#settle(p, () => p.reject(new ServiceUnavailableError(`no worker came back within ${timeout / 1000} s`)));
     }, timeout);
+  }
+
+  #leaveBacklog(p: Pending): void {
+    const waiting = this.#backlog.indexOf(p);
+    if (waiting >= 0) this.#backlog.splice(waiting, 1);
   }
 
   #flushBacklog(): void {

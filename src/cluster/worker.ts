@@ -167,7 +167,8 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
           // Not for an answered job (its answer went out with the block that completed it), nor past the block
           // that completed its text: later blocks would add nothing to it.
           if (job.cancelled || job.answered || job.textDone) return;
-          post({ type: "block", id: job.id, event: { ...event, tokens: Array.from(event.tokens) } });
+          // The row's own copy: a view into the batch's tokens would carry all of them across.
+          post({ type: "block", id: job.id, event: { ...event, tokens: event.tokens.slice() } });
           if (event.stopped) job.textDone = true;
         },
         released: (row) => live[row].cancelled,

@@ -4,6 +4,9 @@ import { loadAddon } from "../native/load-addon.js";
 import { abortError, DisposedError, fromNative, InvalidRequestError } from "./errors.js";
 
 export type Remasking = "low_confidence" | "random";
+/** The dtypes an engine computes in. */
+export const DTYPES = ["float32", "bfloat16", "float16"] as const;
+export type Dtype = (typeof DTYPES)[number];
 /** Which columns a step between cache refreshes recomputes (native/src/decoding/sampler.h). */
 export type CacheMode = "none" | "prefix" | "dual" | "vicinity";
 /** How many tokens a step commits beyond the fixed count of `steps`. */
@@ -76,7 +79,7 @@ export interface BatchResult {
 
 export interface LoadOptions {
   device?: string;
-  dtype?: "float32" | "float16" | "bfloat16";
+  dtype?: Dtype;
   /**
    * libtorch's CPU threads (default: all cores). The count is the process's, not this engine's alone: engines in
    * one process share it, the last load's applying.

@@ -23,7 +23,10 @@ export interface AppOptions {
   chatTemplate?: boolean;
   /** When set, every route but /health and /v1/models needs it (Authorization: Bearer, or X-Api-Key). */
   apiKey?: string;
-  /** Largest request body in bytes. Default: derived from the model's max_sequence_length (see bodyLimitFor). */
+  /**
+   * Largest request body in bytes, on every path. Default: per path, from the model's max_sequence_length and the
+   * prompts the path may carry, under a 32 MiB cap (see bodyLimitFor).
+   */
   bodyLimit?: number;
   /** Origin browsers may call from ("*" for any); CORS is off when unset. */
   cors?: string;
@@ -72,7 +75,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     chatTemplate: options.chatTemplate ?? true,
   };
 
-  const bodyLimit = (url: string) => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength, url.split("?")[0]);
+  const bodyLimit = (path: string) => options.bodyLimit ?? bodyLimitFor(requestDefaults(ctx).maxSequenceLength, path);
   const tooLarge = (limit: number) =>
     new ApiError(413, `the request body is larger than this model's limit of ${limit} bytes`, "invalid_request_error", null, "body_too_large");
 
@@ -104,14 +107,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (!ctx.server.isReady && path !== "/health" && path !== "/metrics") {
       throw new ApiError(503, "the model is loading", "unavailable_error", null, "model_loading", 5);
     }
-    const limit = bodyLimit(request.url);
+    const limit = bodyLimit(path);
     if (Number(request.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
   });
 
   // A body without a Content-Length (chunked) is counted as it arrives.
   app.addHook("preParsing", async (request, _reply, payload) => {
     if (request.headers["content-length"] !== undefined) return payload;
-    const limit = bodyLimit(request.url);
+    const limit = bodyLimit(request.url.split("?")[0]);
     let received = 0;
     return payload.pipe(
       new Transform({

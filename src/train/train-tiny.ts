@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../cli/default-model.js";
-import { wholeNumber } from "../cli/options.js";
+import { integer } from "../cli/options.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -104,18 +104,17 @@ async function main(): Promise<void> {
     out: path.resolve(values.out ?? defaultModelPath),
     work: path.resolve(values.work ?? path.join(projectRoot, "models", "train-tiny")),
     device: values.device ?? "cpu",
-    steps: wholeNumber("steps", values.steps) ?? defaults.steps,
-    batch: wholeNumber("batch", values.batch) ?? defaults.batch,
+    steps: integer("steps", values.steps, 1) ?? defaults.steps,
+    batch: integer("batch", values.batch, 1) ?? defaults.batch,
     lr: values.lr === undefined ? defaults.lr : Number(values.lr),
-    warmup: wholeNumber("warmup", values.warmup) ?? defaults.warmup,
-    seed: wholeNumber("seed", values.seed) ?? defaults.seed,
-    evalEvery: wholeNumber("eval-every", values["eval-every"]) ?? defaults.evalEvery,
-    evalCount: wholeNumber("eval-count", values["eval-count"]) ?? defaults.evalCount,
-    finalEvalCount: wholeNumber("final-eval-count", values["final-eval-count"]) ?? defaults.finalEvalCount,
-    checkpointEvery: wholeNumber("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
+    warmup: integer("warmup", values.warmup) ?? defaults.warmup,
+    seed: integer("seed", values.seed) ?? defaults.seed,
+    evalEvery: integer("eval-every", values["eval-every"]) ?? defaults.evalEvery,
+    evalCount: integer("eval-count", values["eval-count"]) ?? defaults.evalCount,
+    finalEvalCount: integer("final-eval-count", values["final-eval-count"]) ?? defaults.finalEvalCount,
+    checkpointEvery: integer("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
   };
   if (!(o.lr > 0)) throw new Error("--lr must be a positive number");
-  if (o.batch < 1 || o.steps < 1) throw new Error("--steps and --batch must be positive");
 
   const { tokenizer, config } = tinyChatFiles();
   const checkpoint = path.join(o.work, "checkpoint");
@@ -151,8 +150,7 @@ async function main(): Promise<void> {
       `${os.availableParallelism()} cpus`,
   );
 
-  let ema = log.lossEma ?? NaN;
-  const save = () => trainer.save(checkpoint, config, tokenizer, { extra: { log: { ...log, lossEma: ema } } });
+  const save = () => trainer.save(checkpoint, config, tokenizer, { extra: { log } });
   const runEval = async (count: number) => {
     const dir = path.join(o.work, "eval");
     await trainer.save(dir, config, tokenizer, { weightsOnly: true });
@@ -166,7 +164,7 @@ async function main(): Promise<void> {
   for (let step = trainer.step; step < o.steps; step++) {
     const batch = maker.batch(step, spec);
     const r = await trainer.trainStep(batch, learningRate(step, o));
-    ema = Number.isNaN(ema) ? r.loss : 0.98 * ema + 0.02 * r.loss;
+    const ema = (log.lossEma = log.lossEma === undefined ? r.loss : 0.98 * log.lossEma + 0.02 * r.loss);
     sessionSteps++;
     const now = performance.now();
     const seconds = (now - sessionStart) / 1000;

@@ -1,5 +1,5 @@
 // POST /v1/chat/completions, POST /v1/completions (streamed as server-sent events, one chunk per committed
-// block), GET /v1/models. A request's choices (n per prompt; /v1/completions takes a list of prompts) are
+// block up to the one that completes the answer), GET /v1/models. A request's choices (n per prompt; /v1/completions takes a list of prompts) are
 // separate generations that the workers batch like any others.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
