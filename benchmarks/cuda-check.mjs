@@ -3,7 +3,11 @@
 // and lengths) and both dtypes, 64 held-out prompts per task kind in batches of 16: the share of answers identical to the CPU's and the held-out accuracy. fp32 on CUDA should give
 // the CPU's answers (a trained model's argmax margins dwarf kernel rounding; CUDA pads prompts to its prompt
 // bucket, the CPU does not); bf16 should keep the accuracy. Each dtype runs again with CUDA graphs, whose answers
-// should be the eager ones on the same device.
+// should be the eager ones on the same device. Each row records the steps its engine set up for shapes it had not
+// met (model.stepsSetUp, with graphs each one a capture); the mixed-shape variants then run a second time on the
+// same engine, which on CUDA should set up nothing (its prompt bucket of 32 keeps the mixed batches within the 16
+// shapes whose Steps are kept: native/src/model/step-forwards.h; on the CPU, without a bucket, they are more, and
+// a dry run sets them up again).
 //
 //   node benchmarks/cuda-check.mjs [--device cuda:0] [--out FILE]
 //
@@ -76,7 +80,16 @@ for (const dtype of ["float32", "bfloat16"]) {
       continue;
     }
     for (const variant of variants) {
+      const before = model.stepsSetUp;
       const got = await answers(model, variant);
+      const stepsSetUp = model.stepsSetUp - before;
+      // A second pass through the same shapes: what it sets up, and whether its answers are the first pass's.
+      let stepsSetUpAgain = null, sameAgain = null;
+      if (variant.mixed) {
+        const again = model.stepsSetUp;
+        sameAgain = share(await answers(model, variant), got);
+        stepsSetUpAgain = model.stepsSetUp - again;
+      }
       if (!cudaGraphs) eager.set(variant.name, got);
       results.push({
         device: opts.device,
@@ -87,6 +100,9 @@ for (const dtype of ["float32", "bfloat16"]) {
         // Graph answers against the same engine's eager ones (the eager rows have nothing to compare with).
         sameAsEager: cudaGraphs ? share(got, eager.get(variant.name)) : null,
         accuracy: got.filter((t, i) => check(prompts[i].prompt, t)).length / got.length,
+        stepsSetUp,
+        stepsSetUpAgain,
+        sameAgain,
       });
     }
     await model.dispose();
@@ -94,9 +110,9 @@ for (const dtype of ["float32", "bfloat16"]) {
 }
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
-console.log(`| device | dtype | graphs | algorithm | answers = cpu fp32 | = eager | held-out accuracy (${prompts.length} prompts) |`);
-console.log("|---|---|---|---|---|---|---|");
+console.log(`| device | dtype | graphs | algorithm | answers = cpu fp32 | = eager | held-out accuracy (${prompts.length} prompts) | steps set up | again (answers = first pass) |`);
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const r of results)
-  console.log(`| ${r.device} | ${r.dtype} | ${r.cudaGraphs ? "on" : "off"} | ${r.algorithm} | ${pct(r.sameAsCpu)} | ${r.sameAsEager === null ? "—" : pct(r.sameAsEager)} | ${pct(r.accuracy)} |`);
+  console.log(`| ${r.device} | ${r.dtype} | ${r.cudaGraphs ? "on" : "off"} | ${r.algorithm} | ${pct(r.sameAsCpu)} | ${r.sameAsEager === null ? "—" : pct(r.sameAsEager)} | ${pct(r.accuracy)} | ${r.stepsSetUp} | ${r.stepsSetUpAgain === null ? "—" : `${r.stepsSetUpAgain} (${pct(r.sameAgain)})`} |`);
 await mkdir(dirname(opts.out), { recursive: true });
 await writeFile(opts.out, JSON.stringify({ ...provenance(), results }, null, 2) + "\n");

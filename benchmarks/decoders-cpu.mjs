@@ -95,8 +95,8 @@ const out = opts.out ?? join(here, "results", "decoders-cpu.json");
 async function run(model, prompts, params) {
   const rows = prompts.map((promptIds, i) => ({ promptIds, seed: i }));
   const started = performance.now();
-  const out = await model.decode(rows, params);
-  return { seconds: (performance.now() - started) / 1000, forwards: batchForwards(out), tokens: out.map((g) => g.tokens) };
+  const decoded = await model.decode(rows, params);
+  return { seconds: (performance.now() - started) / 1000, forwards: batchForwards(decoded), tokens: decoded.map((g) => g.tokens) };
 }
 
 const results = [];

@@ -8,11 +8,16 @@
 # $OUT (at most 8 files come back); the tables are printed as they come.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
-# Device:  run(command="source .device/bootstrap.sh && DLLM_COMMIT=<git rev-parse --short HEAD here> bash benchmarks/device-run.sh",
+# Device:  run(command="source .device/bootstrap.sh && DLLM_COMMIT=<git describe --always --dirty, run here> bash benchmarks/device-run.sh",
 #              carry=[".device", "dist"],
-#              timeout_s=540)   (stages timed on 2026-11-28: the build 27-34 s, checks 18 s, cuda-check 15-23 s,
-#              matmul 12 s; b1 with graphs only and one round took 41 s and b32 with dual cache alone 121 s, so the
-#              whole script, with both step splits under ncu, needs most of the 570 s; a machine starts in ~35 s)
+#              timeout_s=600)   (the most the device allows a command: the stages share 570 s of it, counted from
+#              this script's start, and the bootstrap (unpacking Node and node_modules) the rest. Stages timed on 2026-11-28:
+#              the build 27-34 s, checks 18 s, cuda-check 15-23 s (before its two mixed-shape variants and
+#              their second passes), matmul 12 s; b1 with graphs only and one round took 41 s and b32
+#              with dual cache alone 121 s, so the whole script, with both step splits under ncu, needs most of the
+#              570 s; a machine starts in ~35 s)
+# DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
+# null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last
 # on a machine still warm (the build then takes seconds).
@@ -20,6 +25,7 @@ set -uo pipefail
 out=${OUT:-/tmp/device-run}
 mkdir -p "$out"
 started=$SECONDS
+[[ -n "${DLLM_COMMIT:-}" ]] || echo "warning: DLLM_COMMIT is not set: the results will record no commit (see this script's header)" >&2
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
 STAGES=" ${STAGES:-checks cuda-check steps b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
@@ -31,7 +37,8 @@ if ! node scripts/build-native.mjs > /tmp/build.log 2>&1; then
 fi
 node -e 'import("./dist/native/load-addon.js").then(({ loadAddon }) => console.log("cuda available:", loadAddon().cudaAvailable()))'
 
-# Each stage gets at most what is left of a 570-second command (the device allows 600).
+# Each stage gets at most what is left of 570 s from the script's start (the header's timeout_s=600, the most the
+# device allows, less the bootstrap's time).
 budget() { local left=$((570 - SECONDS)); echo $((left < 1 ? 1 : ($1 < left ? $1 : left))); }
 
 if want checks; then
@@ -58,6 +65,9 @@ if want steps; then
   # sampler's share between forwards; then each kernel of one refresh step and one window step, timed by ncu. With
   # cuBLASLt behind the matrix products, as the server runs (src/native/load-addon.ts sets it for the addon).
   export TORCH_BLAS_PREFER_CUBLASLT=1
+  # The first line: where the lines after it come from (benchmarks/provenance.mjs: the date and DLLM_COMMIT).
+  node -e 'import("./benchmarks/provenance.mjs").then(({ provenance }) => console.log(JSON.stringify(provenance())))' \
+    > "$out/step-times.jsonl"
   for batch in 1 32; do
     step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
     timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"

@@ -148,4 +148,7 @@ if args.out:
     with open(args.out, "w") as f:
         # The ISO form provenance.mjs gives the other results files.
         date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        json.dump({"date": date, "card": name, "dtype": str(dtype), "torch": torch.__version__, "results": results}, f, indent=1)
+        # The engine's commit as the other results files record it (DLLM_COMMIT: benchmarks/device-run.sh's header).
+        commit = os.environ.get("DLLM_COMMIT") or None
+        json.dump({"date": date, "commit": commit, "card": name, "dtype": str(dtype), "torch": torch.__version__,
+                   "results": results}, f, indent=1)

@@ -1,14 +1,21 @@
 // What a stored result says about where it came from: when it ran and the engine's commit (from git where the
-// checkout has it; on a device machine, whose copy has no .git, from DLLM_COMMIT as benchmarks/device-run.sh's
-// header shows), and for the CPU benchmarks, the CPU they ran on.
+// checkout has it, `git describe --always --dirty` in this repository whatever the caller's cwd, so that uncommitted
+// changes show as "-dirty"; on a device machine, whose copy has no .git, from DLLM_COMMIT as
+// benchmarks/device-run.sh's header shows), and for the CPU benchmarks, the CPU they ran on.
 import { execFileSync } from "node:child_process";
 import os from "node:os";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
 export function provenance() {
   let commit = process.env.DLLM_COMMIT || null;
   if (!commit) {
     try {
-      commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+      commit = execFileSync("git", ["describe", "--always", "--dirty"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+        .toString()
+        .trim();
     } catch {
       commit = null;
     }

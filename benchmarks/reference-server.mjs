@@ -1,5 +1,5 @@
-// The client side of benchmarks/reference_sampler.py --serve (LLaDA's generate.py in plain PyTorch), shared by the
-// benchmarks that time it side by side with dllm-serve.
+// The client side of benchmarks/reference_sampler.py (LLaDA's generate.py in plain PyTorch, one generate per stdin
+// line), shared by the benchmarks that time it side by side with dllm-serve.
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,7 +27,7 @@ export function makePrompts(batch, promptLen) {
   );
 }
 
-/** reference_sampler.py --serve with these arguments: one generate per request, answered in order. */
+/** reference_sampler.py with these arguments: one generate per request, answered in order. */
 export class ReferenceServer {
   #child;
   #pending = [];
@@ -47,7 +47,7 @@ export class ReferenceServer {
       if (value === undefined) delete childEnv[name];
       else childEnv[name] = value;
     }
-    this.#child = spawn(python, [referenceScript, "--serve", ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
+    this.#child = spawn(python, [referenceScript, ...args], { env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
     this.#child.stdout.setEncoding("utf8");
     this.#child.stdout.on("data", (chunk) => {
       this.#buffer += chunk;

@@ -13,16 +13,16 @@ low-confidence remasking, no CFG, no EOS options. It follows the current generat
 temperature 0 leaves the logits untouched and the softmax runs in the logits' dtype; an earlier revision cast the
 logits to float64 for both (noise of exponent 0, and the softmax), which made every step dearer still.
 
-    python3 benchmarks/reference_sampler.py --serve --model DIR --prompt-len 64 --gen-length 128 --steps 64 \
+    python3 benchmarks/reference_sampler.py --model DIR --prompt-len 64 --gen-length 128 --steps 64 \
         --block-length 32 [--batch 1] [--positions absolute|per-row]
-    python3 benchmarks/reference_sampler.py --serve --random-config JSON --device cuda --dtype bfloat16 ...
+    python3 benchmarks/reference_sampler.py --random-config JSON --device cuda --dtype bfloat16 ...
 
 --random-config builds the model from a config.json object with N(0, 0.02) weights (RMSNorm weights 1) directly
 on --device in --dtype (default cpu, float32); the forward then runs in that dtype, RMSNorm statistics and RoPE in
 fp32 as LLaDA's code does.
 
---serve, its one mode, keeps the model loaded and runs one generate per line of stdin, timing each (model loading
-is not timed); benchmarks/reference-server.mjs is its client. The benchmarks interleave the reference's runs with
+Its one mode (no flag needed): it keeps the model loaded and runs one generate per line of stdin, timing each (model
+loading is not timed); benchmarks/reference-server.mjs is its client. The benchmarks interleave the reference's runs with
 dllm-serve's, so that load from elsewhere on the machine hits both alike, and do the warm-up and take the medians
 themselves (benchmarks/rounds.mjs, benchmarks/median.mjs).
 
@@ -250,7 +250,7 @@ def build_model(args):
 
 
 def serve(model, args):
-    """--serve: one generate per stdin line, so that a driver can interleave these runs with its own.
+    """One generate per stdin line, so that a driver can interleave these runs with its own.
 
     Each line is a JSON object {"batch": B, "positions": "absolute" | "per-row"} (both optional); each answer is a
     JSON line {"seconds", "tokens", "forwards", "prompts", "generated"}. Ends at end of input."""
@@ -292,8 +292,6 @@ def main():
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--positions", choices=("absolute", "per-row"), default="absolute")
-    # The one mode, required so that every command line says what it starts.
-    ap.add_argument("--serve", action="store_true", required=True, help="run one generate per stdin line (see serve())")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@
 // Both sides: fp32 weights and compute, 2 threads, OMP_WAIT_POLICY=PASSIVE (the addon sets it for its own
 // process unless it is set; the Python child gets the same value), temperature 0 unless --temperature, low-confidence remasking,
 // prompt ~64 tokens (row r has 64 - 3r), gen_length 128, steps 64, block_length 32. The Python reference runs as
-// a server (reference_sampler.py --serve) so that its runs and ours take turns: one warm-up each, then --repeats
+// a server (reference_sampler.py, one generate per stdin line) so that its runs and ours take turns: one warm-up each, then --repeats
 // rounds in a rotating order; each side's median is reported. Model loading is not timed. Keep the machine
 // otherwise idle: on 2 cores anything else running (a test suite, a build) moves the numbers by tens of percent.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -79,7 +79,7 @@ const MODELS = onlyModels([
   { name: "mid", config: MID, repeats: 3 },
 ], opts.only, opts.out);
 
-/** reference_sampler.py --serve on one model folder, with this benchmark's parameters and OMP_WAIT_POLICY
+/** reference_sampler.py serving one model folder, with this benchmark's parameters and OMP_WAIT_POLICY
  *  (unset when undefined). */
 function referenceServer(modelDir, ompWaitPolicy) {
   return new ReferenceServer(
@@ -198,6 +198,8 @@ async function main() {
   // Loading the addon sets OMP_WAIT_POLICY=PASSIVE for this process unless it is set; give the child the same.
   const ompWaitPolicy = process.env.OMP_WAIT_POLICY ?? "PASSIVE";
   process.env.OMP_WAIT_POLICY = ompWaitPolicy;
+  // Written top-level, as the other benchmarks write machine() (the stored runs of 2026-11-27 nest theirs under
+  // "machine", with cpuModel for cpu).
   const host = { ...machine(), node: process.version, torch: "?" };
   console.error(`${host.cpu}, ${host.cpus} CPUs, node ${host.node}, OMP_WAIT_POLICY=${ompWaitPolicy}`);
 
@@ -299,7 +301,7 @@ async function main() {
   host.loadAverage = { before: loadBefore, after: os.loadavg() };
 
   await mkdir(dirname(resultsFile), { recursive: true });
-  await writeFile(resultsFile, JSON.stringify({ ...provenance(), machine: host, ompWaitPolicy, params: PARAMS, results }, null, 2) + "\n");
+  await writeFile(resultsFile, JSON.stringify({ ...provenance(), ...host, ompWaitPolicy, params: PARAMS, results }, null, 2) + "\n");
 
   const lines = [
     "| model | B | reference tok/s | dllm-serve tok/s | ratio | ratio of best runs | token agreement | other load |",

@@ -1,12 +1,21 @@
 // Builds native/ into build/Release/dllm_native.node with cmake-js against the libtorch that find-libtorch.mjs picks.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { findLibtorch } from "./find-libtorch.mjs";
 
 const log = (msg) => console.log(`[dllm-serve] ${msg}`);
+
+/** The path with symlinks resolved (a checkout reached through a link), or only made absolute where it does not exist. */
+function realPath(p) {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
 
 /**
  * What build/ was configured for: { root } (its LIBTORCH_ROOT) when its CMake cache belongs to this folder and the
@@ -18,7 +27,7 @@ function configuration(buildDir) {
   if (!existsSync(cache)) return undefined;
   const text = readFileSync(cache, "utf8");
   const written = /^CMAKE_CACHEFILE_DIR:INTERNAL=(.*)$/m.exec(text)?.[1];
-  if (written !== undefined && path.resolve(written) !== path.resolve(buildDir)) return { stale: `has the CMake cache of ${written}` };
+  if (written !== undefined && realPath(written) !== realPath(buildDir)) return { stale: `has the CMake cache of ${written}` };
   if (!existsSync(path.join(buildDir, "build.ninja")) && !existsSync(path.join(buildDir, "Makefile"))) {
     return { stale: "has a configure that did not finish" };
   }
