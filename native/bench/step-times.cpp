@@ -155,12 +155,15 @@ int run(int argc, char** argv) {
   const double newShape = shorterBy(1), padded = shorterBy(2);
   // With more than one row, a request of the first half of the rows (its own Steps, on the first rows of the same
   // cache, as after early stop or when the queue forms a smaller batch). Then the whole batch again, after those
-  // other shapes: it replays the graphs it set up first (the cache keeps each shape's Steps).
-  double fewerRows = 0;
+  // other shapes: it replays the graphs it set up first (the cache keeps each shape's Steps). At batch 1 there
+  // is no such request: JSON null.
+  std::string fewerRows = "null";
   if (B > 1) {
     BatchRequest half = batch;
     half.prompts.resize(B / 2), half.seeds.resize(B / 2);
-    fewerRows = timed(half);
+    char ms[32];
+    std::snprintf(ms, sizeof ms, "%.2f", timed(half));
+    fewerRows = ms;
   }
   const double returning = timed(batch);
   const int64_t blocks = kGen / kBlock, windows = kSteps - blocks;
@@ -180,10 +183,10 @@ int run(int argc, char** argv) {
       "{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"blas\": \"%s\", \"refresh_ms\": %.3f, "
       "\"window_ms\": %.3f, \"head_%lld_rows_ms\": %.3f, \"request_ms\": %.2f, \"tokens_per_s\": %.1f, "
       "\"sampler_ms_per_step\": %.3f, \"new_shape_request_ms\": %.2f, \"prompt_bucket\": %lld, \"padded_request_ms\": %.2f, "
-      "\"fewer_rows_request_ms\": %.2f, \"returning_request_ms\": %.2f}\n",
+      "\"fewer_rows_request_ms\": %s, \"returning_request_ms\": %.2f}\n",
       quoted.c_str(), dev.str().c_str(), static_cast<long long>(B), blas.c_str(), refresh,
       window, static_cast<long long>(B * kBlock), head, request, B * kGen / request * 1000, between, newShape,
-      static_cast<long long>(forwards.promptBucket()), padded, fewerRows, returning);
+      static_cast<long long>(forwards.promptBucket()), padded, fewerRows.c_str(), returning);
   return 0;
 }
 

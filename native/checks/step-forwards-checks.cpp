@@ -1,13 +1,15 @@
 // Checks of StepForwards (model/step-forwards.h) that drive it directly, which the addon does not allow: a
 // refresh that fails part way (out of memory on a card; here an id outside the vocabulary, which fails in the
-// same place, before the first layer stores its keys) must leave no half-built cache behind. The next refresh, at
+// same place, before the first layer stores its keys) must drop the cache (a window right after it is refused),
+// leaving nothing half-built behind. The next refresh, at
 // that shape or another, then computes exactly what a fresh StepForwards computes, and the failed refresh is not
 // counted as a forward pass. And the prompt bucket (StepForwards::promptBucket): prompts left-padded up to a
 // multiple of it decode to the same tokens, and batches whose longest prompts fall in one bucket share one shape
 // (no Step set up anew). And the shapes: batches of fewer rows or columns than the cache holds run on its first
-// ones and compute what a fresh StepForwards computes, as do batches that outgrow it; each batch shape keeps its
-// Steps (the kMaxShapes most recent; plain forwards' too); a window of other rows than the last refresh's is
-// refused; a failed forward drops every Step and the cache. test/engine/step-forwards-checks.test.ts runs this
+// ones and compute what a fresh StepForwards computes, as do batches that outgrow it (buffers that hold the old
+// shapes too, unless that is over twice the batch's own); each batch shape keeps its Steps (the kMaxShapes most
+// recent; plain forwards' too); a window of other rows than the last refresh's is refused and drops nothing; a
+// failed forward drops every Step and the cache. test/engine/step-forwards-checks.test.ts runs this
 // program, built with the addon.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -117,13 +119,34 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   expect(equal, "batches of fewer rows and columns than the cache, padded or not, in turns compute what fresh StepForwards compute");
   expect(setUp == 2 * static_cast<int64_t>(turns.size()) && fCounts.stepsSetUp.load() == setUp,
          "each batch shape sets up one refresh and one window Step, once: the second round replays them");
+  // One row, which the window Step of 3 rows would take (its copy_ broadcasts a row into all of them): refused,
+  // and the refusal drops nothing (the window of the refresh's rows replays its Step).
   f.refresh(turns[0].ids, turns[0].keys, turns[0].positions);
-  expect(throws([&] { f.window(turns[1].ids.narrow(1, 16, 8), turns[1].positions.narrow(1, 16, 8), 16); }),
-         "a window of 2 rows after a refresh of 3 is refused");
-  // More rows and columns than the cache holds (new buffers, the Steps on the old ones gone), then a long batch of
-  // one row (buffers of its own), then the earlier shapes again.
-  const Batch wider = batch(c, 4, 48, 3, 7), longer = batch(c, 1, 200, 0, 8);
-  equal = same(f, wider) && same(f, longer) && same(f, turns[0]) && same(f, wider) && same(f, turns[4]);
+  const int64_t beforeRefused = fCounts.stepsSetUp.load();
+  const bool refused = throws([&] { f.window(turns[0].ids.narrow(0, 0, 1).narrow(1, 16, 8), turns[0].positions.narrow(0, 0, 1).narrow(1, 16, 8), 16); });
+  const bool replayed = !throws([&] { f.window(turns[0].ids.narrow(1, 16, 8), turns[0].positions.narrow(1, 16, 8), 16); });
+  expect(refused && replayed && fCounts.stepsSetUp.load() == beforeRefused,
+         "a window of 1 row after a refresh of 3 is refused, and drops no Step: the window of 3 rows replays its own");
+  // More rows than the cache holds, fewer columns (4 x 32 against 3 x 40): buffers of 4 x 40 that hold the old
+  // shape too (the Steps on the old ones gone), on which the old shape sets its Steps up once more and then both
+  // replay theirs. Then a long batch of one row, for which 4 rows would be over twice its own cache: buffers of its
+  // own, so that the wider batch after it needs buffers again and so does the long one after that. Then a smaller
+  // batch on those.
+  const Batch wider = batch(c, 4, 32, 3, 7), longer = batch(c, 1, 200, 0, 8);
+  const auto setUpBy = [&](const Batch& b) {
+    const int64_t before = fCounts.stepsSetUp.load();
+    equal = same(f, b) && equal;
+    return fCounts.stepsSetUp.load() - before;
+  };
+  equal = true;
+  const int64_t grown = setUpBy(wider), old = setUpBy(turns[0]), again = setUpBy(wider) + setUpBy(turns[0]);
+  expect(grown == 2 && old == 2 && again == 0,
+         "buffers grown for more rows hold the old shape's columns too: it sets up its Steps once, then both replay");
+  const int64_t own = setUpBy(longer), wider2 = setUpBy(wider), own2 = setUpBy(longer);
+  setUpBy(turns[4]);
+  expect(own == 2 && wider2 == 2 && own2 == 2,
+         "a batch that would take over twice its own cache with the old rows gets buffers of its own: the wider batch "
+         "after it, and it after that, set up their Steps anew");
   expect(equal, "batches that outgrow the cache, and the smaller ones after them, compute what fresh StepForwards compute");
 
   // 17 shapes: the 17th to come drops the Steps of the least recently used, which sets them up anew when it comes
@@ -204,14 +227,17 @@ int main() {
     failing[0][0] = config.embedding_size;  // outside the vocabulary: the embedding lookup throws
 
     // A refresh of shape a fails with no cache yet, next to the cache of another shape, and at the cache's own
-    // shape (whose buffers it refills in place).
+    // shape (whose buffers it refills in place): it drops the cache (a window right after it is refused, where the
+    // buffers it allocated, or refilled in part, would otherwise take it).
     const std::pair<const char*, const Batch*> cases[] = {{"nothing", nullptr}, {"another shape", &b}, {"this shape", &a}};
     for (const auto& [before, filled] : cases) {
       StepCounts counts;
       StepForwards f(model, false, counts);
       const std::string order = std::string("a shape after ") + before;
       if (filled) f.refresh(filled->ids, filled->keys, filled->positions);
-      expect(throws([&] { f.refresh(failing, a.keys, a.positions); }), "a refresh failing at " + order + " throws");
+      const bool failed = throws([&] { f.refresh(failing, a.keys, a.positions); });
+      expect(failed && throws([&] { f.window(a.ids.narrow(1, 16, 8), a.positions.narrow(1, 16, 8), 16); }),
+             "a refresh failing at " + order + " throws and drops the cache: a window after it is refused");
       at::Tensor h = f.refresh(a.ids, a.keys, a.positions).clone();
       at::Tensor w = f.window(a.ids.narrow(1, 16, 8), a.positions.narrow(1, 16, 8), 16).clone();
       expect(h.equal(ha) && w.equal(wa), "after it fails at " + order + ", the next refresh and window are a fresh one's");

@@ -109,8 +109,10 @@ at::Tensor gumbelArgmaxChunked(const at::Tensor& logits, const at::Tensor& keys,
     // u -> log(-log u) = -g(u) -> logit + t g(u), in place on the chunk's one float64 [n, V] tensor.
     at::Tensor score = rng::uniforms(keys.narrow(0, r, n), lanes);
     score.log_().neg_().log_().mul_(-temperature).add_(logits.narrow(0, r, n));
-    // A NaN logit never wins, as in the fused sampler and the kernel (argmax would rank it above everything).
-    score.masked_fill_(score.isnan(), -std::numeric_limits<double>::infinity());
+    // A NaN logit never wins, as in the fused sampler and the kernel (argmax would rank it above everything). In
+    // place, with no [n, V] mask; infinities stay as they are (nan_to_num_ would make them the largest finite values).
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    score.nan_to_num_(-inf, inf, -inf);
     x0.narrow(0, r, n).copy_(score.argmax(1));
   }
   return x0;

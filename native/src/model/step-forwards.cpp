@@ -61,8 +61,8 @@ at::Tensor StepForwards::orDropAll(Forward&& forward) {
 
 at::Tensor StepForwards::plain(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions) {
   return orDropAll([&] {
-    const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), 0};
-    useShape(true, ids.size(0), ids.size(1));
+    const Shape shape{Kind::Plain, ids.size(0), ids.size(1), keys.mask.defined(), ids.size(1)};
+    useShape(batchShape(shape));
     if (auto it = steps_.find(shape); it != steps_.end()) {
       if (keys.mask.defined()) it->second->keys.mask.copy_(keys.mask);
       return counted(runStep(*it->second, ids, positions, 0));
@@ -98,7 +98,7 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
     rows_ = B, length_ = T, masked_ = masked;
     if (masked) keyViews().mask.copy_(keys.mask);
     const Shape shape{Kind::Refresh, B, T, masked, T};
-    useShape(false, B, T);
+    useShape(batchShape(shape));
     if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, 0));
     KVCache rows = cacheViews();
     at::Tensor h = counted(model_->hidden(ids, keyViews(), positions, &rows));
@@ -108,10 +108,12 @@ at::Tensor StepForwards::refresh(const at::Tensor& ids, const KeyMask& keys, con
 }
 
 at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
+  // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context. A
+  // Step's copy_ would broadcast a single row into all of them. Checked before orDropAll: a caller's mistake
+  // leaves the cache and the Steps as they were.
+  TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
+              "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
   return orDropAll([&] {
-    // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context.
-    TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
-                "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
     const Shape shape{Kind::Window, rows_, ids.size(1), masked_, length_};
     if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
     // Eager: this step's result, and on CUDA the set-up of cuBLAS and the attention kernels for this shape, which
@@ -149,17 +151,13 @@ void StepForwards::dropCache() {
   masked_ = false;
 }
 
-void StepForwards::useShape(bool plain, int64_t rows, int64_t length) {
-  const std::tuple<bool, int64_t, int64_t> shape{plain, rows, length};
+void StepForwards::useShape(const BatchShape& shape) {
   std::erase(recent_, shape);
   recent_.push_back(shape);
   if (recent_.size() <= kMaxShapes) return;
-  const auto [oldPlain, oldRows, oldLength] = recent_.front();
+  const BatchShape oldest = recent_.front();
   recent_.erase(recent_.begin());
-  std::erase_if(steps_, [&](const auto& entry) {
-    const auto& [kind, r, columns, masked, length] = entry.first;
-    return (kind == Kind::Plain) == oldPlain && r == oldRows && (oldPlain ? columns : length) == oldLength;
-  });
+  std::erase_if(steps_, [&](const auto& entry) { return batchShape(entry.first) == oldest; });
 }
 
 at::Tensor StepForwards::runStep(Step& s, const at::Tensor& ids, const at::Tensor& positions, int64_t start) {
@@ -191,8 +189,7 @@ void StepForwards::addStep(const Shape& shape, const at::Tensor& ids, const KVCa
     // The graphs captured so far go too: from now on every Step runs eagerly. This Step's shape stays the one
     // recent shape, so that useShape evicts it in its turn.
     steps_.clear();
-    const bool plain = s->kind == Kind::Plain;
-    recent_ = {{plain, std::get<1>(shape), plain ? std::get<2>(shape) : std::get<4>(shape)}};
+    recent_ = {batchShape(shape)};
   }
   steps_.emplace(shape, std::move(s));
 }
@@ -202,8 +199,9 @@ bool StepForwards::capture(Step& s) {
   const c10::DeviceIndex device = model_->device().index() < 0 ? 0 : model_->device().index();
   c10::cuda::getCurrentCUDAStream(device).synchronize();
   // Captured work is recorded, not run, and only on a stream other than the default one. Thread-local capture
-  // mode leaves engines on other devices in this process free to allocate meanwhile. The graphs of one cache
-  // share a memory pool: they replay one at a time and each output is read before the next replay.
+  // mode leaves engines on other devices in this process free to allocate meanwhile. All the Steps' graphs (the
+  // plain forwards' and the cached decoders') share one memory pool: they replay one at a time and each output is
+  // read before the next replay.
   c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool(false, device));
   c10::cuda::MempoolId_t pool{0, 0};
   for (const auto& [shape, other] : steps_)

@@ -83,8 +83,15 @@ class StepForwards {
  private:
   enum class Kind { Plain, Refresh, Window };
   struct Step;
-  // (kind, rows, columns, whether rows are padded, the cache's columns it attends to (0: plain)): one Step each.
+  // (kind, rows, columns, whether rows are padded, the sequence length: a plain forward's or a refresh's columns,
+  // the cache's columns a window attends to): one Step each.
   using Shape = std::tuple<Kind, int64_t, int64_t, bool, int64_t>;
+  // (plain, rows, sequence length): the batch shape whose Steps are kept or dropped together (a refresh's and
+  // the windows' after it).
+  using BatchShape = std::tuple<bool, int64_t, int64_t>;
+  static BatchShape batchShape(const Shape& shape) {
+    return {std::get<0>(shape) == Kind::Plain, std::get<1>(shape), std::get<4>(shape)};
+  }
 
   // Refills the Step's inputs and runs it: a graph replay, or eagerly on its tensors.
   at::Tensor runStep(Step& step, const at::Tensor& ids, const at::Tensor& positions, int64_t start);
@@ -104,9 +111,9 @@ class StepForwards {
   // halves finds their memory free.
   template <class Forward>
   at::Tensor orDropAll(Forward&& forward);
-  // Marks (rows, length), of the plain forwards or the cached decoders, as the most recently used shape; past
-  // kMaxShapes, drops the Steps of the least recent.
-  void useShape(bool plain, int64_t rows, int64_t length);
+  // Marks the batch shape of a plain forward or a refresh as the most recently used; past kMaxShapes, drops the
+  // Steps of the least recent.
+  void useShape(const BatchShape& shape);
   // CUDA builds: records the Step's forward as its graph; false (graphs then off for good) when it cannot be
   // captured, and c10::OutOfMemoryError, as from any step, when the graph's memory does not fit.
   bool capture(Step& step);
@@ -125,8 +132,8 @@ class StepForwards {
   bool masked_ = false;
   // The cached decoders' Steps are valid while the cache and mask buffers stay put; plain Steps own their mask.
   std::map<Shape, std::unique_ptr<Step>> steps_;
-  // The shapes (plain, rows, length) that have Steps, the most recently used last.
-  std::vector<std::tuple<bool, int64_t, int64_t>> recent_;
+  // The batch shapes that have Steps, the most recently used last.
+  std::vector<BatchShape> recent_;
 };
 
 }  // namespace dllm
