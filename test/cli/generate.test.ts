@@ -41,6 +41,11 @@ describe("node dist/cli/generate.js", () => {
         stderr: expect.stringContaining(`error: ${flag} must be`),
       });
     }
+    // And the sampler's own rules: 40 tokens do not divide into the default blocks of 32.
+    await expect(run(process.execPath, [cli, "--model-path", "/nonexistent", "--gen-length", "40"])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining("error: genLength 40 is not a multiple of the default blockLength 32"),
+    });
   });
 
   it("fails with a clear message and exit code 1 for a bad model path", async () => {

@@ -19,6 +19,12 @@ describe("engine thread", () => {
     await using engine = await Engine.random(config, 1);
     let settled = false;
     const run = engine.generate([row], long).finally(() => (settled = true));
+    // The passes count is read live from native code: spun synchronously, with no turn of the loop, it still rises,
+    // so the steps run on a thread of their own (an engine that yielded to the loop between steps on this one could
+    // not take a step during the spin). The cap only bounds a failing spin.
+    let spins = 0;
+    while (engine.forwardPasses === 0 && spins < 1e8) spins++;
+    expect(engine.forwardPasses).toBeGreaterThan(0);
     // Turns of the loop (an immediate, then a timer) while the generation is pending: a generate() that held this
     // thread would have settled before the first of them could run.
     const pendingAtTurn: boolean[] = [];

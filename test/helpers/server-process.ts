@@ -1,5 +1,5 @@
 // `node dist/server.js` in a child process, for the CLI and shutdown suites: started with the given flags and
-// returned once it prints that it serves.
+// returned once it prints that it serves (or another line the caller waits for).
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import path from "node:path";
@@ -10,26 +10,35 @@ export interface ServerProcess {
   /** http://127.0.0.1:<port>, as the server printed it. */
   url: string;
   child: ChildProcess;
-  /** The exit code (null when a signal ended it). */
+  /** The exit code (null when a signal ended it), once its output has been read to the end. */
   exited: Promise<number | null>;
   /** Everything the process has written so far. */
   stderr(): string;
   stdout(): string;
 }
 
-/** Starts the server with `args` (and `env`, default this process's) and waits until it says it serves. */
-export async function startServerProcess(args: string[], { env = process.env }: { env?: NodeJS.ProcessEnv } = {}): Promise<ServerProcess> {
+export interface StartOptions {
+  /** Default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** What stderr must show before the server is returned; default the line that says it serves. Its address line
+   *  (/dllm-serve: http:\/\/\S+ /) comes earlier, as soon as it listens, while its workers may still be loading. */
+  waitFor?: RegExp;
+}
+
+/** Starts the server with `args` and waits until its stderr shows `waitFor` (by default, that it serves). */
+export async function startServerProcess(args: string[], { env = process.env, waitFor = /ready, serving/ }: StartOptions = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   let stderr = "";
   let stdout = "";
   child.stdout!.on("data", (d) => (stdout += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  // "close" rather than "exit": by then stdout and stderr have been read to the end.
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
   const serving = new Promise<void>((resolve, reject) => {
     child.stderr!.on("data", (d) => {
       stderr += d;
-      if (/ready, serving/.test(stderr)) resolve();
+      if (waitFor.test(stderr)) resolve();
     });
-    void exited.then((code) => reject(new Error(`the server exited (${code}) before it served: ${stderr}`)));
+    void exited.then((code) => reject(new Error(`the server exited (${code}) before its stderr showed ${waitFor}: ${stderr}`)));
   });
   try {
     await serving;

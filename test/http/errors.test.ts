@@ -128,6 +128,7 @@ describe("bad input", () => {
     const r = await send(json({ max_tokens: 240, block_length: 8, steps: 250 }));
     expect(r.status).toBe(400);
     expect(r.body.error.message).toMatch(/\(240 tokens in blocks of 8 = 30\); try 240$/);
+    // 96 tokens in blocks of 32 are 3 blocks: the step counts allowed nearest 100 are the multiples of 3 around it.
     expect((await send(json({ max_tokens: 96, block_length: 32, steps: 100 }))).body.error.message).toMatch(/try 99 or 102$/);
   });
 

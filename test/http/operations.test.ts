@@ -196,6 +196,7 @@ describe("client disconnects", () => {
       const { batches, forwards } = http.server.stats();
       // The first choice stopped short of the passes it alone would take, and the others never started.
       expect(batches).toBe(1);
+      // Margin, not exactness: the abort's round trip (client, server, worker) beats the block's 192 steps.
       expect(forwards).toBeLessThan(oneBlock.steps);
     } finally {
       await http.close();

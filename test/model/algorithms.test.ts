@@ -39,4 +39,20 @@ describe("the algorithm registry", () => {
       }
     });
   }
+
+  // The reverse: a decoder field an algorithm does not list is refused, naming that field. Every algorithm lacks
+  // at least one (basic low_threshold, dinfer_blockwise factor and low_threshold, dinfer_hierarchy factor).
+  const DECODER_FIELDS = ["threshold", "factor", "low_threshold"];
+  for (const spec of ALGORITHMS) {
+    const unlisted = DECODER_FIELDS.filter((field) => !spec.parameters.includes(field));
+    it(`${spec.name}: refuses the decoder fields it does not list (${unlisted.join(", ")})`, () => {
+      expect(unlisted.length).toBeGreaterThan(0);
+      for (const field of unlisted) {
+        const request = { ...base, generation_algorithm: spec.name, [field]: FIELDS[field].value };
+        expect(() => parseChatRequest(request, defaults), field).toThrow(
+          expect.objectContaining({ status: 400, param: field, message: expect.stringContaining(`'${field}' is not a parameter of ${spec.name}`) }),
+        );
+      }
+    });
+  }
 });

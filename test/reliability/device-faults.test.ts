@@ -72,19 +72,20 @@ describe("cancelling after an out-of-memory split", () => {
     const answers = await Promise.all(rest);
     expect(server.stats().workers[0]).toMatchObject({ requestsServed: 2, batches: 1, meanBatchSize: 4 });
     // The router rejects a leaving request itself: the engine's forward passes show whether it stopped. They are
-    // counted when the batch ends.
-    await expect.poll(() => server.stats().forwards).toBeGreaterThan(0);
+    // counted when the batch ends: once the worker has shut down, its batch is counted.
+    await server.close();
     const forwards = server.stats().forwards;
 
     // The other half as a plain server decodes it: the same two requests in a batch of their own.
     await using plain = await createServer({ modelPath, workers: 1, batchSize: 2, maxWaitMs: 60_000 });
     const alone = await Promise.all(batch.slice(2).map((p, i) => plain.complete(p, { ...long, seed: 2 + i })));
     for (const [i, g] of answers.entries()) expect(g.tokens).toEqual(alone[i].tokens);
-    await expect.poll(() => plain.stats().forwards).toBeGreaterThan(0);
+    await plain.close();
     const whole = plain.stats().forwards;
     expect(plain.stats().meanBatchSize).toBe(2);
     // The leaving half took some passes (its first block was decoded: that is when its requests left), and fewer
-    // than a whole decode: the engine stopped for it.
+    // than a whole decode: the engine stopped for it (a margin: the aborts' round trip to the worker beats the 29
+    // blocks of 8 steps left after the first).
     expect(forwards - whole).toBeGreaterThan(0);
     expect(forwards - whole).toBeLessThan(whole);
   });

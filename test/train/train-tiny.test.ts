@@ -30,7 +30,8 @@ describe("npm run train:tiny --resume", () => {
     await train("parts", 50);
     await train("parts", 100, true);
     const losses = (name: string) => JSON.parse(outFile(name, "train-log.json").toString("utf8")).losses;
-    expect(losses("whole")).toHaveLength(2);
+    // The command logs its loss every 50 steps (train-tiny.ts; the interval is not exported): at steps 50 and 100.
+    expect(losses("whole").map(([step]: [number, number]) => step)).toEqual([50, 100]);
     expect(losses("parts")).toEqual(losses("whole"));
     expect(outFile("parts", "model.safetensors").equals(outFile("whole", "model.safetensors"))).toBe(true);
   });
