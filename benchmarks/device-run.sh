@@ -19,15 +19,16 @@
 # DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
 # null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
-# STAGES: which of checks, cuda-check, steps, b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last
-# on a machine still warm (the build then takes seconds).
+# STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
+# b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
+# takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both).
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
 mkdir -p "$out"
 started=$SECONDS
 [[ -n "${DLLM_COMMIT:-}" ]] || echo "warning: DLLM_COMMIT is not set: the results will record no commit (see this script's header)" >&2
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
-STAGES=" ${STAGES:-checks cuda-check steps b1 matmul b32} "
+STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
 
 step "build the addon against $LIBTORCH"
@@ -71,6 +72,7 @@ if want steps; then
   for batch in 1 32; do
     step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
     timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
+    want kernels || continue
     timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
       --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
     python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
@@ -83,7 +85,7 @@ fi
 
 if want b1; then
   step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
-  PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" \
+  PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" --graphs "${GRAPHS:-both}" \
     --out "$out/decoders-gpu-b1.json" 2>&1
 fi
 
