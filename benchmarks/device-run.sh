@@ -19,7 +19,7 @@
 # DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
 # null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
-# STAGES: which of checks, products, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
+# STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
 # b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
 # takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both).
 set -uo pipefail
@@ -28,7 +28,7 @@ mkdir -p "$out"
 started=$SECONDS
 [[ -n "${DLLM_COMMIT:-}" ]] || echo "warning: DLLM_COMMIT is not set: the results will record no commit (see this script's header)" >&2
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
-STAGES=" ${STAGES:-checks products cuda-check steps kernels b1 matmul b32} "
+STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
 
 step "build the addon against $LIBTORCH"
@@ -54,26 +54,6 @@ if want checks; then
   timeout "$(budget 90)" ./build/dllm_picks_checks cuda:0 > /tmp/picks-checks.log 2>&1
   grep FAIL /tmp/picks-checks.log; tail -1 /tmp/picks-checks.log
   cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log > "$out/checks.log"
-fi
-
-if want products; then
-  # The matrix products at a batch-1 step's 32 rows (model/products.h): the skinny kernel with every tile and split
-  # against a float64 product, then each of LLaDA-8B's products by cuBLASLt (as the engine runs) and by every plan
-  # of ours, from CUDA graphs; then whole dual-cache requests at B=1 with the kernel (DLLM_SKINNY_PRODUCTS=1, the
-  # plans skinnyPlanFor names) and without, one after the other.
-  step "matrix products: the skinny kernel, every tile and split, against a float64 product"
-  DLLM_SKINNY_PRODUCTS=1 timeout "$(budget 120)" ./build/dllm_products_checks cuda:0 > /tmp/products-checks.log 2>&1
-  grep FAIL /tmp/products-checks.log; tail -1 /tmp/products-checks.log
-  cp /tmp/products-checks.log "$out/products-checks.txt"
-  step "LLaDA-8B's products at 32 rows: cuBLASLt and each plan of ours"
-  DLLM_SKINNY_PRODUCTS=1 TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 120)" ./build/dllm_product_times cuda:0 benchmarks/llada-8b --rows 32 \
-    | tee "$out/product-times.jsonl"
-  for skinny in 1 0 1; do
-    step "a dual-cache request at LLaDA-8B shapes, B=1, DLLM_SKINNY_PRODUCTS=$skinny"
-    echo "{\"DLLM_SKINNY_PRODUCTS\": $skinny}" >> "$out/product-times.jsonl"
-    DLLM_SKINNY_PRODUCTS=$skinny TORCH_BLAS_PREFER_CUBLASLT=1 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b \
-      --batch 1 2>&1 | tee -a "$out/product-times.jsonl"
-  done
 fi
 
 if want cuda-check; then

@@ -22,18 +22,18 @@ function cudaSources(dir: string): string[] {
     .filter((f) => readFileSync(f, "utf8").includes("DLLM_WITH_CUDA"));
 }
 
-// The CUDA-only C++ (native/src, the checks and benchmark programs) and the kernels.
-const sources = ["src", "checks", "bench"].flatMap((dir) => cudaSources(path.join(root, "native", dir)));
+// The CUDA-only C++ (native/src and the checks program) and the kernels.
+const sources = ["src", "checks"].flatMap((dir) => cudaSources(path.join(root, "native", dir)));
 const kernels = readdirSync(path.join(root, "native", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu"));
 
 describe("the CUDA-only sources", () => {
   // Checked everywhere, so that a renamed file cannot leave the compile checks below with nothing to do.
-  it("include the CUDA graph path, the kernels' launchers, the kernel checks and the product benchmark", () => {
-    expect(sources.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["step-forwards.cpp", "picks.cpp", "products.cpp", "gumbel-checks.cpp", "product-times.cpp"]));
+  it("include the CUDA graph path, the picks' launcher and the kernel checks", () => {
+    expect(sources.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["step-forwards.cpp", "picks.cpp", "gumbel-checks.cpp"]));
   });
 
-  it("include the sampling, layer and product kernels", () => {
-    expect(kernels.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["picks.cu", "layers.cu", "products.cu"]));
+  it("include the sampling and layer kernels", () => {
+    expect(kernels.map((f) => path.basename(f))).toEqual(expect.arrayContaining(["picks.cu", "layers.cu"]));
   });
 });
 

@@ -5,7 +5,6 @@
 #include <tuple>
 
 #include "model/layers.h"
-#include "model/products.h"
 
 namespace dllm {
 
@@ -42,10 +41,10 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
   const int64_t B = n.size(0), T = n.size(1), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.head_dim;
   at::Tensor q, k, v;
   if (l.qkv.defined()) {
-    std::vector<at::Tensor> qkv = project(n, l.qkv).split({H * D, KV * D, KV * D}, -1);
+    std::vector<at::Tensor> qkv = at::linear(n, l.qkv).split({H * D, KV * D, KV * D}, -1);
     q = qkv[0], k = qkv[1], v = qkv[2];
   } else {
-    q = project(n, l.q_proj), k = project(n, l.k_proj), v = project(n, l.v_proj);
+    q = at::linear(n, l.q_proj), k = at::linear(n, l.k_proj), v = at::linear(n, l.v_proj);
   }
   q = q.view({B, T, H, D}), k = k.view({B, T, KV, D}), v = v.view({B, T, KV, D});
   if (use == CacheUse::Window) {
@@ -71,7 +70,7 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
     v = v.unsqueeze(2).expand({B, KV, H / KV, Tk, D}).reshape({B, H, Tk, D});
   }
   at::Tensor a = at::scaled_dot_product_attention(q, k, v, bias, 0.0, /*is_causal=*/false);
-  return project(a.transpose(1, 2).reshape({B, T, H * D}), l.attn_out);
+  return at::linear(a.transpose(1, 2).reshape({B, T, H * D}), l.attn_out);
 }
 
 at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache,
@@ -98,13 +97,13 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
     std::tie(x, n) = addRmsNorm(x, attention(i, n, rotary, bias, cache, use, columns), l.ff_norm, eps);
     at::Tensor gate, up;
     if (l.gate_up.defined()) {
-      std::vector<at::Tensor> both = project(n, l.gate_up).chunk(2, -1);
+      std::vector<at::Tensor> both = at::linear(n, l.gate_up).chunk(2, -1);
       gate = both[0], up = both[1];
     } else {
-      gate = project(n, l.ff_proj), up = project(n, l.up_proj);
+      gate = at::linear(n, l.ff_proj), up = at::linear(n, l.up_proj);
     }
     const at::Tensor& nextNorm = i + 1 < layers.size() ? layers[i + 1].attn_norm : w_.ln_f;
-    std::tie(x, n) = addRmsNorm(x, project(swiglu(gate, up), l.ff_out), nextNorm, eps);
+    std::tie(x, n) = addRmsNorm(x, at::linear(swiglu(gate, up), l.ff_out), nextNorm, eps);
   }
   return n;
 }
@@ -120,7 +119,7 @@ at::Tensor LLaDAModel::hiddenWindow(const at::Tensor& ids, const KeyMask& keys, 
   return run(ids, keys, positions, &cache, CacheUse::Window, columns);
 }
 
-at::Tensor LLaDAModel::head(const at::Tensor& hidden_rows) const { return project(hidden_rows, w_.lm_head); }
+at::Tensor LLaDAModel::head(const at::Tensor& hidden_rows) const { return at::linear(hidden_rows, w_.lm_head); }
 
 at::Tensor LLaDAModel::logits(const at::Tensor& hidden_rows) const { return head(hidden_rows).to(at::kFloat); }
 
