@@ -19,8 +19,8 @@
 // go. The plain forwards' Steps own their buffers. Only the kMaxShapes most recently used shapes keep their
 // Steps (each graph keeps its output in the pool), and a forward that fails drops them all and the cache.
 //
-// A new shape costs its first request on CUDA about as much again as a warm one (eager first steps, the captures:
-// 0.9-1.6 s against 0.68 s for LLaDA-8B at batch 1 on an H200). So that batches whose longest prompts differ by a
+// A new shape costs its first request on CUDA a quarter more than a warm one (eager first steps, the captures:
+// 0.82 s against 0.66 s for LLaDA-8B at batch 1 on an H200, once the process's CUDA libraries are loaded). So that batches whose longest prompts differ by a
 // few tokens share a shape, the sampler left-pads prompts up to a multiple of promptBucket().
 #pragma once
 #include <ATen/ATen.h>
