@@ -21,7 +21,8 @@
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
 # b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
-# takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both).
+# takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
+# steps (and kernels) stage splits (default "1 32").
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
 mkdir -p "$out"
@@ -69,7 +70,7 @@ if want steps; then
   # The first line: where the lines after it come from (benchmarks/provenance.mjs: the date and DLLM_COMMIT).
   node -e 'import("./benchmarks/provenance.mjs").then(({ provenance }) => console.log(JSON.stringify(provenance())))' \
     > "$out/step-times.jsonl"
-  for batch in 1 32; do
+  for batch in ${STEP_BATCHES:-1 32}; do
     step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
     timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
     want kernels || continue
