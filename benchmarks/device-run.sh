@@ -20,7 +20,7 @@
 # null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
-# b1, matmul, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
+# b1, matmul, attention, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
 # takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
 # steps (and kernels) stage splits (default "1 32").
 set -uo pipefail
@@ -29,7 +29,7 @@ mkdir -p "$out"
 started=$SECONDS
 [[ -n "${DLLM_COMMIT:-}" ]] || echo "warning: DLLM_COMMIT is not set: the results will record no commit (see this script's header)" >&2
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
-STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
+STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul attention b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
 
 step "build the addon against $LIBTORCH"
@@ -96,6 +96,13 @@ if want matmul; then
   # cuBLASLt) and transposed (whether another layout gets cuBLAS kernels nearer the weights' read time at 32 rows).
   step "LLaDA-8B's matrix products alone, from CUDA graphs"
   timeout "$(budget 90)" python3 -W ignore benchmarks/matmul-floor.py --rows 32,1024 --out "$out/matmul-floor.json" 2>&1
+fi
+
+if want attention; then
+  # What each of PyTorch's attention backends costs at a window's and a refresh's shapes (the engine's attention
+  # is libtorch's choice among them).
+  step "attention at LLaDA-8B's step shapes: each SDPA backend, from CUDA graphs"
+  timeout "$(budget 60)" python3 benchmarks/attention-backends.py --out "$out/attention-backends.json" 2>&1
 fi
 
 if want b32; then
