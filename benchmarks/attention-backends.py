@@ -8,8 +8,9 @@ Shapes as llada.cpp makes them: queries [B, H, T, D] as a transposed view of [B,
 first columns of a larger cache ([rows, H, columns, D] narrowed to the sequence), or the refresh's own; with or
 without the additive key mask a padded batch brings ([B, 1, 1, S], -inf on each row's first columns). Each
 backend (`torch.nn.attention.sdpa_kernel`: flash, efficient, cudnn, math, and libtorch's own choice) is captured
-as a CUDA graph of one call per layer and replayed; microseconds per call, and the keys' and values' bytes over
-that time. A backend that refuses a shape says why.
+as a CUDA graph of one call per layer (each layer its own keys and values) and replayed; microseconds per call,
+and the keys' and values' bytes over that time. A backend that refuses a shape says why (on its first, eager
+call, before any capture).
 
     python3 benchmarks/attention-backends.py [--device cuda] [--iters 50] [--out FILE]
 
@@ -58,16 +59,19 @@ def sync():
         torch.cuda.synchronize(dev)
 
 
-def tensors(B, T, S, cached, masked):
-    g = torch.Generator(device=dev).manual_seed(0)
-    q = torch.randn(B, T, heads, head_dim, generator=g, device=dev, dtype=dtype).transpose(1, 2)
+def kv(B, S, cached, g):
     if cached:
         # The cache's buffers hold more rows and columns than this batch (as after a larger one).
-        k = torch.randn(B + 1, heads, S + 64, head_dim, generator=g, device=dev, dtype=dtype)[:B, :, :S]
-        v = torch.randn(B + 1, heads, S + 64, head_dim, generator=g, device=dev, dtype=dtype)[:B, :, :S]
-    else:
-        k = torch.randn(B, S, heads, head_dim, generator=g, device=dev, dtype=dtype).transpose(1, 2)
-        v = torch.randn(B, S, heads, head_dim, generator=g, device=dev, dtype=dtype).transpose(1, 2)
+        return torch.randn(B + 1, heads, S + 64, head_dim, generator=g, device=dev, dtype=dtype)[:B, :, :S]
+    return torch.randn(B, S, heads, head_dim, generator=g, device=dev, dtype=dtype).transpose(1, 2)
+
+
+def tensors(B, T, S, cached, masked):
+    """q, and keys and values per layer (each layer reads its own, as in the engine: one set would stay in L2)."""
+    g = torch.Generator(device=dev).manual_seed(0)
+    q = torch.randn(B, T, heads, head_dim, generator=g, device=dev, dtype=dtype).transpose(1, 2)
+    k = [kv(B, S, cached, g) for _ in range(layers)]
+    v = [kv(B, S, cached, g) for _ in range(layers)]
     bias = None
     if masked:
         bias = torch.zeros(B, 1, 1, S, device=dev, dtype=dtype)
@@ -76,24 +80,25 @@ def tensors(B, T, S, cached, masked):
 
 
 def micros(call):
-    """Microseconds per call: `layers` calls in one CUDA graph (on the CPU, a loop), the best of 3 rounds."""
-    call()
+    """Microseconds per call: call(layer) for every layer in one CUDA graph (on the CPU, a loop), the best of 3
+    rounds. A graph's replay times the kernels and the gaps between them (ncu times each kernel alone)."""
+    call(0)
     sync()
     if cuda:
         stream = torch.cuda.Stream(dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(stream):
-            call()
+            call(0)
         torch.cuda.current_stream(dev).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            for _ in range(layers):
-                call()
+            for layer in range(layers):
+                call(layer)
         run = graph.replay
     else:
         def run():
-            for _ in range(layers):
-                call()
+            for layer in range(layers):
+                call(layer)
     best = float("inf")
     for _ in range(3):
         sync()
@@ -109,15 +114,15 @@ results = []
 for name, B, T, S, cached in cases:
     for masked in (False, True):
         q, k, v, bias = tensors(B, T, S, cached, masked)
-        kv_bytes = 2 * k.element_size() * B * heads * S * head_dim
+        kv_bytes = 2 * q.element_size() * B * heads * S * head_dim
         reference = None
         for backend, kind in backends:
             row = {"step": name, "B": B, "queries": T, "keys": S, "masked": masked, "backend": backend}
             try:
-                def call():
-                    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+                def call(layer):
+                    return F.scaled_dot_product_attention(q, k[layer], v[layer], attn_mask=bias)
                 with sdpa_kernel([kind]) if kind else contextlib.nullcontext():
-                    out = call()
+                    out = call(0)
                     if reference is None:
                         reference = out.float()
                     row["max_abs_diff_vs_first"] = float((out.float() - reference).abs().max())

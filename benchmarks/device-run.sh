@@ -15,13 +15,15 @@
 #              the build 27-34 s, checks 18 s, cuda-check 15-23 s (before its two mixed-shape variants and
 #              their second passes), matmul 12 s; b1 with graphs only and one round took 41 s and b32
 #              with dual cache alone 121 s, so the whole script, with both step splits under ncu, needs most of the
-#              570 s; a machine starts in ~35 s)
+#              570 s; a machine starts in ~35 s. On 2026-11-28, 77f27d4's run with STAGES="checks cuda-check steps b1 b32"
+#              GRAPHS=on took 313 s: the build 34, checks 14, cuda-check 21, steps without ncu 55, b1 38, b32 151)
 # DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
 # null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
-# b1, matmul, attention, b32 to run (default all), e.g. STAGES=b32 to rerun the last on a machine still warm (the build then
-# takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
+# b1, matmul, b32 to run (default all; the default run fills the 8 files that come back), and attention (each SDPA
+# backend at the steps' shapes: benchmarks/attention-backends.py) when named; e.g. STAGES=b32 to rerun the last on
+# a machine still warm (the build then takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
 # steps (and kernels) stage splits (default "1 32").
 set -uo pipefail
 out=${OUT:-/tmp/device-run}
@@ -29,7 +31,7 @@ mkdir -p "$out"
 started=$SECONDS
 [[ -n "${DLLM_COMMIT:-}" ]] || echo "warning: DLLM_COMMIT is not set: the results will record no commit (see this script's header)" >&2
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
-STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul attention b32} "
+STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
 
 step "build the addon against $LIBTORCH"
