@@ -17,9 +17,8 @@ export function loadAddon(): NativeAddon {
   }
   // OpenMP threads that spin while waiting starve every other engine, test runner or server thread on the same
   // cores (measured on 2 cores: two CPU engines at once ran 4-5x slower with spinning than without). libgomp
-  // reads this once, when libtorch loads with the addon. A policy the user set wins, and so does a spin count
-  // (GOMP_SPINCOUNT, which libgomp heeds only without a policy): README, Threads, says when a short spin pays.
-  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.OMP_WAIT_POLICY = "PASSIVE";
+  // reads this once, when libtorch loads with the addon; a value the user set wins.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
   // cuBLASLt behind CUDA's matrix products: at a batch-1 step's 32 rows it read LLaDA-8B's attention output and
   // down projections at 4.4 and 3.7 TB/s where cuBLAS managed 3.4 and 3.3 (H200, CUDA graphs), 4% off the step's
   // products, and it tied cuBLAS at 1,024 rows. libtorch reads this when it sets up; a value the user set wins.
