@@ -27,8 +27,8 @@ Options:
                            from a CUDA graph, one per batch shape (same tokens; dual_cache at batch 1 on an H200: 1.29x)
   --prompt-bucket <n>      left-pad each batch's prompts up to a multiple of n tokens, so that batches of near
                            lengths share a shape and its CUDA graphs (same tokens; default: 32 on CUDA, 1 on
-                           the CPU: no padding); a new shape's first batch-1 request took 0.9-1.6 s on an H200,
-                           against 0.68 s once its graphs are kept
+                           the CPU: no padding); a new shape's first batch-1 request took 0.82 s on an H200,
+                           against 0.66 s once its graphs are kept
   --batch-size <n>         most requests in one batch (default: ${DEFAULT_BATCH_SIZE}); on a GPU, 32 made 3.5x the tokens/s
                            of batch 1 for LLaDA-8B (dual cache, H200), memory allowing
   --max-wait-time <s>      longest a request waits for its batch to fill, in seconds (default: ${DEFAULT_MAX_WAIT_MS / 1000})
