@@ -19,7 +19,6 @@ A dry run on the CPU (math and libtorch's choice, small heads): python3 benchmar
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import time
@@ -27,6 +26,8 @@ import time
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from provenance import provenance
 
 p = argparse.ArgumentParser()
 p.add_argument("--device", default="cuda")
@@ -135,6 +136,5 @@ for name, B, T, S, cached in cases:
 
 if args.out:
     with open(args.out, "w") as f:
-        json.dump({"card": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__,
-                   "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "commit": os.environ.get("DLLM_COMMIT"),
+        json.dump({**provenance(), "card": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__,
                    "dtype": str(dtype), "results": results}, f, indent=1)

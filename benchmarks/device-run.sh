@@ -5,7 +5,9 @@
 # the CPU, then split a dual-cache step's time at LLaDA-8B shapes (build/dllm_step_times, and ncu's time per
 # kernel: benchmarks/kernel-times.py), time every algorithm next to the PyTorch reference
 # (benchmarks/decoders-gpu.mjs) and LLaDA-8B's matrix products alone (benchmarks/matmul-floor.py). Results land in
-# $OUT (at most 8 files come back); the tables are printed as they come.
+# $OUT (at most 8 files come back; the default stages write 8), named as benchmarks/results/ keeps them: copy them
+# there (decoders-gpu-b1.json holds GRAPHS=both, -graphs.json on, -eager.json off); the tables are printed as they
+# come.
 #
 # Here:    npx tsc -p tsconfig.json && ../shared/device/pack.sh
 # Device:  run(command="source .device/bootstrap.sh && DLLM_COMMIT=<git describe --always --dirty, run here> bash benchmarks/device-run.sh",
@@ -18,11 +20,12 @@
 #              570 s; a machine starts in ~35 s. On 2026-11-28, 77f27d4's run with STAGES="checks cuda-check steps b1 b32"
 #              GRAPHS=on took 313 s: the build 34, checks 14, cuda-check 21, steps without ncu 55, b1 38, b32 151)
 # DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
-# null, and the script warns); step-times.jsonl's first line is that record, {"date", "commit"}.
+# null, and the script warns); the first line of step-times.jsonl, checks-cuda.txt and kernel-times-b*.txt is that record, {"date",
+# "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
 # b1, matmul, b32 to run (default all; the default run fills the 8 files that come back), and attention (each SDPA
-# backend at the steps' shapes: benchmarks/attention-backends.py) when named; e.g. STAGES=b32 to rerun the last on
+# backend at the steps' shapes: benchmarks/attention-backends.py) when named (a ninth file: name it alone); e.g. STAGES=b32 to rerun the last on
 # a machine still warm (the build then takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
 # steps (and kernels) stage splits (default "1 32").
 set -uo pipefail
@@ -33,8 +36,10 @@ started=$SECONDS
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
 STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
+# The first line of a text result: when it ran and the engine's commit (benchmarks/provenance.mjs).
+provenance() { node -e 'import("./benchmarks/provenance.mjs").then(({ provenance }) => console.log(JSON.stringify(provenance())))'; }
 
-step "build the addon against $LIBTORCH"
+step "build the addon against ${LIBTORCH:-the libtorch scripts/find-libtorch.mjs finds}"
 if ! node scripts/build-native.mjs > /tmp/build.log 2>&1; then
   tail -40 /tmp/build.log
   exit 1
@@ -56,7 +61,7 @@ if want checks; then
   step "fused picks: the CUDA kernel against their definition (argmax or the CPU sampler, float64 softmax)"
   timeout "$(budget 90)" ./build/dllm_picks_checks cuda:0 > /tmp/picks-checks.log 2>&1
   grep FAIL /tmp/picks-checks.log; tail -1 /tmp/picks-checks.log
-  cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log > "$out/checks.log"
+  { provenance; cat /tmp/layers-checks.log /tmp/gumbel-checks.log /tmp/picks-checks.log; } > "$out/checks-cuda.txt"
 fi
 
 if want cuda-check; then
@@ -70,15 +75,14 @@ if want steps; then
   # cuBLASLt behind the matrix products, as the server runs (src/native/load-addon.ts sets it for the addon).
   export TORCH_BLAS_PREFER_CUBLASLT=1
   # The first line: where the lines after it come from (benchmarks/provenance.mjs: the date and DLLM_COMMIT).
-  node -e 'import("./benchmarks/provenance.mjs").then(({ provenance }) => console.log(JSON.stringify(provenance())))' \
-    > "$out/step-times.jsonl"
+  provenance > "$out/step-times.jsonl"
   for batch in ${STEP_BATCHES:-1 32}; do
     step "a dual-cache step at LLaDA-8B shapes, B=$batch, split"
     timeout "$(budget 90)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch 2>&1 | tee -a "$out/step-times.jsonl"
     want kernels || continue
     timeout "$(budget 90)" ncu --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum \
-      --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > "$out/kernels-b$batch.csv" 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
-    python3 benchmarks/kernel-times.py "$out/kernels-b$batch.csv"
+      --csv ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch $batch --profile > /tmp/kernels-b$batch.csv 2> /tmp/ncu.err || tail -5 /tmp/ncu.err
+    { provenance; python3 benchmarks/kernel-times.py /tmp/kernels-b$batch.csv; } | tee "$out/kernel-times-b$batch.txt"
   done
   # The same split at B=1 with cuBLAS, libtorch's default (choosing the library from C++, setBlasPreferredBackend,
   # crashed the program: the environment variable is the way).
@@ -89,7 +93,7 @@ fi
 if want b1; then
   step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
   PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" --graphs "${GRAPHS:-both}" \
-    --out "$out/decoders-gpu-b1.json" 2>&1
+    --out "$out/decoders-gpu-b1$(case "${GRAPHS:-both}" in on) echo -graphs ;; off) echo -eager ;; esac).json" 2>&1
 fi
 
 if want matmul; then
@@ -113,7 +117,7 @@ if want b32; then
   step "dual cache and dInfer at LLaDA-8B shapes, B=32, against PyTorch"
   PYTHON=python3 timeout "$(budget 260)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 32 --repeats 1 --graphs on \
     --only "dual_cache,dual_cache + temperature 1,dinfer_blockwise" \
-    --out "$out/decoders-gpu-b32.json" 2>&1
+    --out "$out/decoders-gpu-b32-graphs.json" 2>&1
 fi
 
 step "done"

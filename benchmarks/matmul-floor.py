@@ -21,13 +21,14 @@ A dry run of the same code on the CPU at a reduced size: python3 benchmarks/matm
 """
 
 import argparse
-import datetime
 import json
 import os
 import time
 
 import torch
 import torch.nn.functional as F
+
+from provenance import provenance
 
 p = argparse.ArgumentParser()
 p.add_argument("--device", default="cuda")
@@ -146,9 +147,5 @@ for r in results:
     print(f"| {r['layout']} | {r['blas']} | {r['rows']} | {r['product']} | {r['us']:.1f} | {r['weight_GBps']:.0f} | {r['TFLOPs']:.1f} |")
 if args.out:
     with open(args.out, "w") as f:
-        # The ISO form provenance.mjs gives the other results files.
-        date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        # The engine's commit as the other results files record it (DLLM_COMMIT: benchmarks/device-run.sh's header).
-        commit = os.environ.get("DLLM_COMMIT") or None
-        json.dump({"date": date, "commit": commit, "card": name, "dtype": str(dtype), "torch": torch.__version__,
+        json.dump({**provenance(), "card": name, "dtype": str(dtype), "torch": torch.__version__,
                    "results": results}, f, indent=1)
