@@ -8,15 +8,21 @@
 //   node benchmarks/spin-cpu.mjs [--spin 1000] [--rounds 2] [--out FILE]
 //
 // Model: the bundled tiny chat model (bundled/llada-tiny-chat) on 2 threads, 40-token prompts, 32 new tokens in
-// blocks of 8 with 32 steps, `basic`, temperature 0; each process times 7 requests after one warm-up and reports
-// their median. Rounds alternate the settings, so that a slow spell of the machine falls on both.
-import { execFile } from "node:child_process";
+// blocks of 8 with 32 steps, `basic`, temperature 0; each process loads and warms up, then times 7 requests (two
+// processes start timing together, once both are warm), and its median is reported. Each round runs every cell
+// once, starting one cell later than the round before (rounds.mjs), so that a slow spell of the machine falls on
+// every setting.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
 
+import { median } from "./median.mjs";
 import { machine, provenance } from "./provenance.mjs";
+import { timeRounds } from "./rounds.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -30,21 +36,23 @@ const { values: opts } = parseArgs({
 });
 
 if (opts.child !== undefined) {
-  // One process: load, warm up, time 7 requests of `batch` rows, print the median in ms.
+  // One process: load and warm up, say "ready", wait for a line on stdin, time 7 requests of `batch` rows and print
+  // their times in ms (a JSON array).
   const { Engine } = await import("../dist/engine/engine.js");
   const batch = Number(opts.child);
   const engine = await Engine.load(join(root, "bundled", "llada-tiny-chat"), { threads: 2 });
   const rows = Array.from({ length: batch }, (_, i) => ({ prompt: Array.from({ length: 40 }, (_, j) => (j * 7 + i) % 250), seed: i }));
   const params = { genLength: 32, steps: 32, blockLength: 8, temperature: 0, algorithm: "basic" };
   await engine.generate(rows, params);
+  console.log("ready");
+  await once(createInterface({ input: process.stdin }), "line");
   const times = [];
   for (let r = 0; r < 7; r++) {
     const started = performance.now();
     await engine.generate(rows, params);
     times.push(performance.now() - started);
   }
-  times.sort((a, b) => a - b);
-  console.log(times[3].toFixed(1));
+  console.log(JSON.stringify(times));
   await engine.dispose();
   process.exit(0);
 }
@@ -53,37 +61,35 @@ const settings = [
   { name: "PASSIVE", env: { OMP_WAIT_POLICY: "PASSIVE" } },
   { name: `PASSIVE, GOMP_SPINCOUNT=${opts.spin}`, env: { OMP_WAIT_POLICY: "PASSIVE", GOMP_SPINCOUNT: opts.spin } },
 ];
-const cells = [
-  { batch: 1, processes: 1 },
-  { batch: 8, processes: 1 },
-  { batch: 1, processes: 2 },
-];
+const cells = [1, 2].flatMap((processes) => (processes === 1 ? [1, 8] : [1]).flatMap((batch) => settings.map((setting) => ({ setting, batch, processes }))));
 
+// A process of the cell's setting, ready to time once it is sent a line.
 async function child(setting, batch) {
   const env = { ...process.env, ...setting.env };
   if (!("GOMP_SPINCOUNT" in setting.env)) delete env.GOMP_SPINCOUNT;
-  const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(import.meta.url), "--child", String(batch)], { env });
-  return Number(stdout.trim().split("\n").at(-1));
+  const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), "--child", String(batch)], { env, stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: proc.stdout });
+  const next = () => once(lines, "line").then(([line]) => line);
+  if ((await next()) !== "ready") throw new Error("a timing process did not get ready");
+  return { proc, next };
 }
 
-const results = [];
-for (let round = 0; round < Number(opts.rounds); round++) {
-  for (const cell of cells) {
-    for (const setting of settings) {
-      const ms = await Promise.all(Array.from({ length: cell.processes }, () => child(setting, cell.batch)));
-      const row = { round, setting: setting.name, batch: cell.batch, processes: cell.processes, medianMs: ms };
-      console.log(JSON.stringify(row));
-      results.push(row);
-    }
-  }
+// Every process's 7 request times (ms), the processes started together.
+async function run(cell) {
+  const procs = await Promise.all(Array.from({ length: cell.processes }, () => child(cell.setting, cell.batch)));
+  const timed = procs.map(({ next }) => next());
+  for (const { proc } of procs) proc.stdin.end("go\n");
+  const times = (await Promise.all(timed)).map((line) => JSON.parse(line));
+  await Promise.all(procs.map(({ proc }) => (proc.exitCode === null ? once(proc, "exit") : undefined)));
+  console.log(JSON.stringify({ setting: cell.setting.name, batch: cell.batch, processes: cell.processes, medianMs: times.map(median) }));
+  return times;
 }
+
+const runs = await timeRounds(cells, Number(opts.rounds), run, { warmUp: false });
+const results = cells.map((c, k) => ({ setting: c.setting.name, batch: c.batch, processes: c.processes, runsMs: runs[k] }));
 
 console.log("\n| setting | B | processes at once | median request ms (each round, each process) |\n|---|---|---|---|");
-for (const cell of cells)
-  for (const setting of settings) {
-    const ms = results.filter((r) => r.setting === setting.name && r.batch === cell.batch && r.processes === cell.processes).flatMap((r) => r.medianMs);
-    console.log(`| ${setting.name} | ${cell.batch} | ${cell.processes} | ${ms.map((m) => m.toFixed(1)).join(", ")} |`);
-  }
+for (const r of results) console.log(`| ${r.setting} | ${r.batch} | ${r.processes} | ${r.runsMs.flatMap((round) => round.map((t) => median(t).toFixed(1))).join(", ")} |`);
 await mkdir(dirname(opts.out), { recursive: true });
 await writeFile(opts.out, JSON.stringify({ ...provenance(), ...machine(), results }, null, 2) + "\n");
 console.log(`wrote ${opts.out}`);
