@@ -1,7 +1,7 @@
 // The server's command line: the seed system's flags plus ours, parsed and checked.
 import { parseArgs } from "node:util";
 import { DEFAULT_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, type ServerOptions } from "../api/server.js";
-import type { Policy } from "../cluster/router.js";
+import { MAX_TIMER_MS, type Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
 import { DTYPES } from "../engine/engine.js";
 import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
@@ -65,10 +65,13 @@ export interface ServerArgs {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
+// The most seconds a flag may give: Node's longest timer (MAX_TIMER_MS), about 24.8 days.
+const MAX_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
 function seconds(flag: string, value: string, { positive = false } = {}): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0)) {
-    throw new Error(`--${flag} must be a number of seconds ${positive ? "> 0" : ">= 0"}, got '${value}'`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0) || n > MAX_SECONDS) {
+    throw new Error(`--${flag} must be a number of seconds ${positive ? "> 0" : ">= 0"} and at most ${MAX_SECONDS} (about 24.8 days), got '${value}'`);
   }
   return n;
 }

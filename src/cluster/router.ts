@@ -39,6 +39,12 @@ export interface RouterOptions {
   modelModule?: string;
 }
 
+/**
+ * The longest delay a timer keeps (2^31 - 1 ms, about 24.8 days): Node fires a longer one after 1 ms, which would
+ * take every batch for hung at once, or cancel everything the moment a server is closed.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A request that could not be served: its worker failed on both attempts, or the router is closing. */
 export class ServiceUnavailableError extends Error {
   override name = "ServiceUnavailableError";
@@ -204,6 +210,9 @@ export class Router {
 
   constructor(options: RouterOptions) {
     if (options.devices.length === 0) throw new Error("the router needs at least one device");
+    for (const [name, ms] of [["batchTimeoutMs", options.batchTimeoutMs ?? 1], ["maxWaitMs", options.maxWaitMs]] as const) {
+      if (!(ms >= 0 && ms <= MAX_TIMER_MS)) throw new RangeError(`${name} must be in [0, ${MAX_TIMER_MS}] (Node's longest timer), got ${ms}`);
+    }
     this.#options = options;
     this.#slots = options.devices.map((device, i) => new Slot(i, device, options.restartBackoffMs ?? 500));
     const cpuWorkers = options.devices.filter((d) => d === "cpu").length;
@@ -305,7 +314,8 @@ export class Router {
 
   /**
    * Stops taking requests, lets every accepted one finish (those still running after `deadlineMs` are cancelled
-   * with a ServiceUnavailableError), then shuts the workers down and frees the devices.
+   * with a ServiceUnavailableError; a deadline past MAX_TIMER_MS is none), then shuts the workers down and frees
+   * the devices.
    */
   async close(deadlineMs = Infinity): Promise<void> {
     if (!this.#closing) {
@@ -314,7 +324,7 @@ export class Router {
     }
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<"late">((resolve) => {
-      if (Number.isFinite(deadlineMs)) timer = setTimeout(() => resolve("late"), deadlineMs);
+      if (deadlineMs <= MAX_TIMER_MS) timer = setTimeout(() => resolve("late"), deadlineMs);
     });
     if ((await Promise.race([this.#drained(), late])) === "late") this.#cancelAll();
     clearTimeout(timer);

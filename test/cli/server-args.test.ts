@@ -1,6 +1,7 @@
 // The server's flags as parsed, where a flag's effect cannot be seen from a CPU-only run of the server.
 import { describe, expect, it } from "vitest";
 import { parseServerArgs } from "../../src/cli/server-args.js";
+import { Router } from "../../src/cluster/router.js";
 
 describe("parseServerArgs", () => {
   it("leaves CUDA graphs to the engine's default (on, CUDA only) unless --no-cuda-graphs turns them off", () => {
@@ -14,6 +15,16 @@ describe("parseServerArgs", () => {
     expect(parseServerArgs([], {}).server.promptBucket).toBeUndefined();
     expect(parseServerArgs(["--prompt-bucket", "64"], {}).server.promptBucket).toBe(64);
     expect(() => parseServerArgs(["--prompt-bucket", "5000"], {})).toThrow(/--prompt-bucket must be at most 4096/);
+  });
+
+  it("refuses timeouts past Node's longest timer (which would fire after 1 ms), as does the in-process router", () => {
+    expect(parseServerArgs(["--batch-timeout", "2147483"], {}).server.batchTimeoutMs).toBe(2_147_483_000);
+    for (const flag of ["--batch-timeout", "--shutdown-timeout", "--max-wait-time"]) {
+      expect(() => parseServerArgs([flag, "2200000"], {})).toThrow(new RegExp(`^${flag} must be a number of seconds .* at most 2147483 `));
+    }
+    expect(() => new Router({ modelPath: "/unused", devices: ["cpu"], batchSize: 1, maxWaitMs: 0, policy: "round-robin", batchTimeoutMs: 2 ** 31 })).toThrow(
+      /batchTimeoutMs must be in \[0, 2147483647\]/,
+    );
   });
 
   it("resolves --algorithm's aliases, and refuses an unknown one listing the available", () => {
