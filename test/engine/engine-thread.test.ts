@@ -124,6 +124,22 @@ describe("waiting for the caller's verdict on each block", () => {
     return native;
   }
 
+  it("a load that fails leaves no model: what info() says and what the engine thread runs agree", async () => {
+    const native = await nativeEngine();
+    try {
+      const ids = Int32Array.from(row.prompt);
+      expect(native.info()).not.toBeNull();
+      expect((await native.forward(ids, 1)).length).toBe(ids.length * config.vocab_size);
+      // A dtype the engine refuses, checked before any weight is read.
+      await expect(native.load({ configJson: JSON.stringify(config), seed: 1, dtype: "int8" as never })).rejects.toThrow(/unknown dtype 'int8'/);
+      expect(native.info()).toBeNull();
+      // forward() asks the engine thread itself (generate() is refused on the JS thread by info()'s absence).
+      await expect(native.forward(ids, 1)).rejects.toThrow(/no model is loaded/);
+    } finally {
+      await native.dispose();
+    }
+  });
+
   it("lets a row go at the end of the block it was let go after, and carries on after a second without a verdict", async () => {
     const native = await nativeEngine();
     try {

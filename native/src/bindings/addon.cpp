@@ -148,8 +148,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     if (spec.path.empty() == spec.config_json.empty())
       throw Napi::TypeError::New(env, "load: give either path (a model folder) or configJson (random weights)");
-    // Requests checked from now on run after this load, on its model or on none (a failed load may free the old
-    // one): until it succeeds, info() and check() describe no model.
+    // Requests checked from now on run after this load, on its model or on none (a failed load leaves none, as
+    // Engine::load frees the old one first): until it succeeds, info() and check() describe no model.
     info_.reset();
     const int64_t id = bridge_->internalId();
     lastLoad_ = id;

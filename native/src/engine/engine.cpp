@@ -26,15 +26,17 @@ std::string dtypeName(at::ScalarType dtype) {
 }
 
 void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
-  // A spec that cannot work (its device, dtype or config) leaves the loaded model as it is; weights that fail to
-  // load leave none, as the old model is freed before the new one's weights are read.
+  // The old model goes first, whatever becomes of this load: a load that fails leaves no model, so the engine and
+  // the addon, which describes no model from a load's start until it succeeds, agree on what is loaded. (Keeping
+  // the old one for some failures, a bad dtype, not a bad device index, made them disagree; nothing reloads an
+  // engine that serves requests.)
+  unload();
   at::Device device(spec.device);  // throws c10::Error for a malformed device string
   if (device.is_cuda() && !at::hasCUDA())
     throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
   const at::ScalarType dtype = parseDtype(spec.dtype);
   const LLaDAConfig config =
       spec.path.empty() ? LLaDAConfig::fromJson(json::parse(spec.config_json), "config") : readConfig(spec.path);
-  unload();
   // libtorch's thread count is process-wide, not this engine's: it applies to this thread at once and to any
   // thread's first parallel work after it (another engine's, the trainer's). 0 restores the default, so that the
   // count of an earlier load does not linger.

@@ -38,7 +38,7 @@ class Engine {
     unload();
   }
 
-  // Engine-thread only: builds the model from a spec, after freeing the one loaded before.
+  // Engine-thread only: frees the model loaded before, then builds one from a spec (a load that throws leaves none).
   void load(const ModelSpec& spec, const LoadProgress& progress);
   // Frees the model, its K/V cache and its CUDA graphs.
   void unload() {
