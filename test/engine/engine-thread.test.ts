@@ -25,15 +25,11 @@ describe("engine thread", () => {
     let spins = 0;
     while (engine.forwardPasses === 0 && spins < 1e8) spins++;
     expect(engine.forwardPasses).toBeGreaterThan(0);
-    // Turns of the loop (an immediate, then a timer) while the generation is pending: a generate() that held this
-    // thread would have settled before the first of them could run.
-    const pendingAtTurn: boolean[] = [];
-    for (let turn = 0; turn < 5; turn++) {
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      pendingAtTurn.push(!settled);
-    }
-    expect(pendingAtTurn).toEqual([true, true, true, true, true]);
+    // A turn of the loop (an immediate, then a timer) while the generation is pending: a generate() that held this
+    // thread would have settled before it could run. (Later turns would only measure how long the run takes.)
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(settled).toBe(false);
     expect((await run).forwards).toBe(64);
   });
 

@@ -25,6 +25,9 @@ const FIELDS: Record<string, { value: unknown; param: string; expected: unknown 
   low_threshold: { value: 0.2, param: "lowThreshold", expected: 0.2 },
 };
 
+// The decoders' own fields; every other field is a sampling field every algorithm takes.
+const DECODER_FIELDS = ["threshold", "factor", "low_threshold"];
+
 describe("the algorithm registry", () => {
   for (const spec of ALGORITHMS) {
     it(`${spec.name}: every parameter it lists is a request field that reaches the engine`, () => {
@@ -38,11 +41,17 @@ describe("the algorithm registry", () => {
         expect(params.algorithm).toBe(spec.name);
       }
     });
+
+    // Every sampling field every algorithm takes, listed (so /generation/algorithms shows it): each field above but
+    // the decoders' own.
+    it(`${spec.name}: lists every sampling field`, () => {
+      const sampling = Object.keys(FIELDS).filter((field) => !DECODER_FIELDS.includes(field));
+      expect(spec.parameters).toEqual(expect.arrayContaining(sampling));
+    });
   }
 
   // The reverse: a decoder field an algorithm does not list is refused, naming that field. Every algorithm lacks
   // at least one (basic low_threshold, dinfer_blockwise factor and low_threshold, dinfer_hierarchy factor).
-  const DECODER_FIELDS = ["threshold", "factor", "low_threshold"];
   for (const spec of ALGORITHMS) {
     const unlisted = DECODER_FIELDS.filter((field) => !spec.parameters.includes(field));
     it(`${spec.name}: refuses the decoder fields it does not list (${unlisted.join(", ")})`, () => {
