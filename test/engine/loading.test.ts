@@ -163,6 +163,22 @@ describe("loading a checkpoint", () => {
     expect((await loadError(dir)).message).toMatch(/model-00001-of-00002\.safetensors: not found \(needed for tensor/);
   });
 
+  it("reads \\u escapes in config.json as JSON has them: surrogates only in high-low pairs", async () => {
+    const { dir } = await tinyModel();
+    const file = path.join(dir, "config.json");
+    const text = readFileSync(file, "utf8");
+    // A key the engine ignores, holding an escaped string (JSON.stringify would write the characters themselves).
+    const withName = (escaped: string) => writeFileSync(file, text.replace(/^\{/, `{"name_or_path": "${escaped}",`));
+    withName("\\ud83d\\ude00 and \\u00e9");
+    await (await Engine.load(dir)).dispose();
+    withName("\\ud83d x");
+    expect((await loadError(dir)).message).toMatch(/a high surrogate must be followed by a low one/);
+    withName("\\ud83d\\u0041");
+    expect((await loadError(dir)).message).toMatch(/a high surrogate must be followed by a low one/);
+    withName("\\ude00");
+    expect((await loadError(dir)).message).toMatch(/a low surrogate without a high one/);
+  });
+
   it("rejects an unknown device or dtype", async () => {
     const { dir } = await tinyModel();
     expect((await loadError(dir, { dtype: "float8" })).message).toMatch(/unknown dtype 'float8'/);

@@ -248,7 +248,10 @@ class Parser {
         case 't': out += '\t'; break;
         case 'u': {
           unsigned cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && consume("\\u")) {
+          // A surrogate stands only in a pair, high then low: alone it is no character (and no valid UTF-8).
+          if (cp >= 0xDC00 && cp <= 0xDFFF) fail("bad \\u escape: a low surrogate without a high one before it");
+          if (cp >= 0xD800 && cp < 0xDC00) {
+            if (!consume("\\u")) fail("bad \\u escape: a high surrogate must be followed by a low one");
             unsigned low = hex4();
             if (low < 0xDC00 || low > 0xDFFF) fail("bad \\u escape: a high surrogate must be followed by a low one");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
