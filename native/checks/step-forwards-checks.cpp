@@ -119,14 +119,16 @@ void checkCacheShapes(const std::shared_ptr<const LLaDAModel>& model) {
   expect(equal, "batches of fewer rows and columns than the cache, padded or not, in turns compute what fresh StepForwards compute");
   expect(setUp == 2 * static_cast<int64_t>(turns.size()) && fCounts.stepsSetUp.load() == setUp,
          "each batch shape sets up one refresh and one window Step, once: the second round replays them");
-  // One row, which the window Step of 3 rows would take (its copy_ broadcasts a row into all of them): refused,
-  // and the refusal drops nothing (the window of the refresh's rows replays its Step).
+  // One row of ids, or of positions beside 3 rows of ids, which the window Step of 3 rows would take (its copy_
+  // broadcasts a row into all of them): refused, and the refusal drops nothing (the window of the refresh's rows
+  // replays its Step).
   f.refresh(turns[0].ids, turns[0].keys, turns[0].positions);
   const int64_t beforeRefused = fCounts.stepsSetUp.load();
-  const bool refused = throws([&] { f.window(turns[0].ids.narrow(0, 0, 1).narrow(1, 16, 8), turns[0].positions.narrow(0, 0, 1).narrow(1, 16, 8), 16); });
+  const bool refused = throws([&] { f.window(turns[0].ids.narrow(0, 0, 1).narrow(1, 16, 8), turns[0].positions.narrow(0, 0, 1).narrow(1, 16, 8), 16); }) &&
+                       throws([&] { f.window(turns[0].ids.narrow(1, 16, 8), turns[0].positions.narrow(0, 0, 1).narrow(1, 16, 8), 16); });
   const bool replayed = !throws([&] { f.window(turns[0].ids.narrow(1, 16, 8), turns[0].positions.narrow(1, 16, 8), 16); });
   expect(refused && replayed && fCounts.stepsSetUp.load() == beforeRefused,
-         "a window of 1 row after a refresh of 3 is refused, and drops no Step: the window of 3 rows replays its own");
+         "a window of 1 row (or 1 row of positions) after a refresh of 3 is refused, and drops no Step: the window of 3 rows replays its own");
   // More rows than the cache holds, fewer columns (4 x 32 against 3 x 40): buffers of 4 x 40 that hold the old
   // shape too (the Steps on the old ones gone), on which the old shape sets its Steps up once more and then both
   // replay theirs. Then a long batch of one row, for which 4 rows would be over twice its own cache: buffers of its

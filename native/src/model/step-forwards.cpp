@@ -111,8 +111,9 @@ at::Tensor StepForwards::window(const at::Tensor& ids, const at::Tensor& positio
   // Host integers: on CUDA an index_copy_ out of range would be a device-side assert that ends the context. A
   // Step's copy_ would broadcast a single row into all of them. Checked before orDropAll: a caller's mistake
   // leaves the cache and the Steps as they were.
-  TORCH_CHECK(!cache_.k.empty() && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
+  TORCH_CHECK(!cache_.k.empty() && ids.dim() == 2 && ids.size(0) == rows_ && start >= 0 && start + ids.size(1) <= length_,
               "StepForwards::window: the rows and columns must lie within the cache of the last refresh");
+  TORCH_CHECK(positions.sizes() == ids.sizes(), "StepForwards::window: one position per id");
   return orDropAll([&] {
     const Shape shape{Kind::Window, rows_, ids.size(1), masked_, length_};
     if (auto it = steps_.find(shape); it != steps_.end()) return counted(runStep(*it->second, ids, positions, start));
