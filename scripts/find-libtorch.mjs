@@ -15,7 +15,8 @@ function asLibtorchRoot(root) {
 }
 
 function fromEnv(tried) {
-  const dir = process.env.LIBTORCH;
+  // Absolute: cmake-js runs in the project root, and the path ends up in the addon's RUNPATH.
+  const dir = process.env.LIBTORCH ? path.resolve(process.env.LIBTORCH) : "";
   if (!dir) {
     tried.push("LIBTORCH: not set");
     return null;

@@ -50,6 +50,9 @@ describe("findLibtorch", () => {
     expect(findLibtorch(os.tmpdir(), () => {})).toMatchObject({ root, source: "LIBTORCH" });
     process.env.LIBTORCH = path.join(root, "share", "cmake");
     expect(findLibtorch(os.tmpdir(), () => {})).toMatchObject({ root, source: "LIBTORCH" });
+    // A relative one, from the caller's folder, comes back absolute (cmake-js runs elsewhere; RUNPATH needs it).
+    process.env.LIBTORCH = path.relative(process.cwd(), root);
+    expect(findLibtorch(os.tmpdir(), () => {})).toMatchObject({ root, source: "LIBTORCH" });
   });
 
   it("refuses a LIBTORCH that is set but is no libtorch, rather than building against another", () => {
