@@ -51,7 +51,7 @@ Options:
   --eval-every N         held-out evaluation every N steps (default ${defaults.evalEvery}; 0: only at the end)
   --eval-count N         held-out prompts per task kind in periodic evaluations (default ${defaults.evalCount})
   --final-eval-count N   held-out prompts per task kind in the final evaluation (default ${defaults.finalEvalCount})
-  --checkpoint-every N   checkpoint every N steps (default ${defaults.checkpointEvery})
+  --checkpoint-every N   checkpoint every N steps (default ${defaults.checkpointEvery}; 0: only at evaluations and the end)
   -h, --help             show this help
 `;
 
@@ -110,8 +110,8 @@ async function main(): Promise<void> {
     warmup: integer("warmup", values.warmup) ?? defaults.warmup,
     seed: integer("seed", values.seed) ?? defaults.seed,
     evalEvery: integer("eval-every", values["eval-every"]) ?? defaults.evalEvery,
-    evalCount: integer("eval-count", values["eval-count"]) ?? defaults.evalCount,
-    finalEvalCount: integer("final-eval-count", values["final-eval-count"]) ?? defaults.finalEvalCount,
+    evalCount: integer("eval-count", values["eval-count"], 1) ?? defaults.evalCount,
+    finalEvalCount: integer("final-eval-count", values["final-eval-count"], 1) ?? defaults.finalEvalCount,
     checkpointEvery: integer("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
   };
   if (!(o.lr > 0)) throw new Error("--lr must be a positive number");
