@@ -1,6 +1,16 @@
 // Command-line option values shared by the project's CLIs (the server, generate, train:tiny, the fixture writer):
 // each refuses a bad value naming its flag, before anything slow (a model load) starts.
 
+/** A bad command-line value: what a CLI prints as its message alone, without a stack. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Whether `err` is about the command line (a bad value, or one node:util's parseArgs refused). */
+export function isUsageError(err: unknown): boolean {
+  return err instanceof UsageError || String((err as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS");
+}
+
 /**
  * An integer >= min given as `--name` (digits only: no sign, exponent, hex or empty value, which Number() would
  * take), or undefined when it is absent.
@@ -8,12 +18,12 @@
 export function integer(name: string, text: string | undefined, min = 0): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${text}'`);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${text}'`);
   return n;
 }
 
 /** One of `choices` given as `--name`, or undefined when it is absent. */
 export function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
-  if (value !== undefined && !choices.includes(value as T)) throw new Error(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
+  if (value !== undefined && !choices.includes(value as T)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
   return value as T | undefined;
 }

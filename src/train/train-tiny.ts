@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../cli/default-model.js";
-import { integer } from "../cli/options.js";
+import { integer, isUsageError, UsageError } from "../cli/options.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     finalEvalCount: integer("final-eval-count", values["final-eval-count"], 1) ?? defaults.finalEvalCount,
     checkpointEvery: integer("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
   };
-  if (!(o.lr > 0)) throw new Error("--lr must be a positive number");
+  if (!(o.lr > 0)) throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
 
   const { tokenizer, config } = tinyChatFiles();
   const checkpoint = path.join(o.work, "checkpoint");
@@ -277,6 +277,8 @@ is held out by hash); the same word may have been trained under another kind.
 }
 
 main().catch((error: unknown) => {
-  console.error(`\nerror: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  // A bad flag is told in a line; anything else that ends training keeps its stack.
+  const told = isUsageError(error) ? (error as Error).message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  console.error(`\nerror: ${told}`);
   process.exitCode = 1;
 });

@@ -36,3 +36,19 @@ describe("npm run train:tiny --resume", () => {
     expect(outFile("parts", "model.safetensors").equals(outFile("whole", "model.safetensors"))).toBe(true);
   });
 });
+
+describe("npm run train:tiny's flags", () => {
+  it("refuses a bad value in one line naming the flag, without a stack, before anything trains", async () => {
+    for (const [flag, value, message] of [
+      ["--eval-count", "0", "--eval-count must be an integer >= 1, got '0'"],
+      ["--lr", "x", "--lr must be a positive number, got 'x'"],
+    ]) {
+      const failed = await run(process.execPath, [cli, flag, value, "--work", path.join(dir, "refused")]).then(
+        () => undefined,
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr.trim()).toBe(`error: ${message}`);
+    }
+  });
+});
