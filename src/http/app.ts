@@ -83,7 +83,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.removeContentTypeParser("text/plain");
 
   app.addHook("onRequest", async (request, reply) => {
-    const path = request.url.split("?")[0];
+    const path = pathOf(request.url);
     if (options.cors) {
       reply.header("access-control-allow-origin", options.cors);
       reply.header("vary", "origin");
@@ -114,7 +114,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // A body without a Content-Length (chunked) is counted as it arrives.
   app.addHook("preParsing", async (request, _reply, payload) => {
     if (request.headers["content-length"] !== undefined) return payload;
-    const limit = bodyLimit(request.url.split("?")[0]);
+    const limit = bodyLimit(pathOf(request.url));
     let received = 0;
     return payload.pipe(
       new Transform({
@@ -137,7 +137,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(new ApiError(404, `no route for ${request.method} ${request.url.split("?")[0]}`, "not_found_error").body());
+    reply.code(404).send(new ApiError(404, `no route for ${request.method} ${pathOf(request.url)}`, "not_found_error").body());
   });
 
   openaiRoutes(app, ctx);
@@ -184,4 +184,9 @@ export async function closeApp(app: FastifyInstance, drained: Promise<unknown>):
     const grace = setTimeout(dropIdle, 1000);
     await closed.finally(() => clearTimeout(grace));
   }
+}
+
+/** A request URL's path, without its query. */
+function pathOf(url: string): string {
+  return url.split("?")[0];
 }
