@@ -2,9 +2,10 @@
 // `npm run generate` / `node dist/cli/generate.js`: one generation from the command line, streamed block by block.
 import { parseArgs } from "node:util";
 import { DTYPES } from "../engine/engine.js";
+import { InvalidRequestError } from "../engine/errors.js";
 import { Model, samplerParams, type GenerateOptions } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
-import { integer, oneOf } from "./options.js";
+import { integer, oneOf, UsageError } from "./options.js";
 import { loadProgress } from "./progress.js";
 
 const DEFAULT_PROMPT = "Reverse the word model";
@@ -75,8 +76,14 @@ async function main(): Promise<void> {
     seed: integer("seed", values.seed),
     onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
   };
-  // The sampler's own rules (blocks that divide the length, steps that divide into the blocks) too.
-  samplerParams(options);
+  // The sampler's own rules (blocks that divide the length, steps that divide into the blocks) too, told in the
+  // flags' names rather than the API's.
+  try {
+    samplerParams(options);
+  } catch (err) {
+    if (!(err instanceof InvalidRequestError)) throw err;
+    throw new UsageError(err.message.replace(/\b(genLength|blockLength)\b/g, (name) => (name === "genLength" ? "--gen-length" : "--block-length")));
+  }
   const modelPath = values["model-path"] ?? defaultModel();
 
   const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });

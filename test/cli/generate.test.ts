@@ -44,7 +44,7 @@ describe("node dist/cli/generate.js", () => {
     // And the sampler's own rules: 40 tokens do not divide into the default blocks of 32.
     await expect(run(process.execPath, [cli, "--model-path", "/nonexistent", "--gen-length", "40"])).rejects.toMatchObject({
       code: 1,
-      stderr: expect.stringContaining("error: genLength 40 is not a multiple of the default blockLength 32"),
+      stderr: expect.stringContaining("error: --gen-length 40 is not a multiple of the default --block-length 32: give a --block-length that divides it"),
     });
   });
 
