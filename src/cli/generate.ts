@@ -5,7 +5,7 @@ import { DTYPES } from "../engine/engine.js";
 import { InvalidRequestError } from "../engine/errors.js";
 import { Model, samplerParams, type GenerateOptions } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
-import { integer, oneOf, UsageError } from "./options.js";
+import { integer, number, oneOf, UsageError } from "./options.js";
 import { loadProgress } from "./progress.js";
 
 const DEFAULT_PROMPT = "Reverse the word model";
@@ -31,13 +31,6 @@ Options:
   --json                 print the whole result as JSON instead of streaming text
   -h, --help             show this help
 `;
-
-function num(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = value.trim() === "" ? NaN : Number(value);
-  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -70,8 +63,8 @@ async function main(): Promise<void> {
     genLength: integer("gen-length", values["gen-length"], 1) ?? 64,
     blockLength: integer("block-length", values["block-length"], 1),
     steps: integer("steps", values.steps, 1),
-    temperature: num("temperature", values.temperature),
-    cfgScale: num("cfg-scale", values["cfg-scale"]),
+    temperature: number("temperature", values.temperature),
+    cfgScale: number("cfg-scale", values["cfg-scale"]),
     remasking: oneOf("remasking", values.remasking, ["low_confidence", "random"]),
     seed: integer("seed", values.seed),
     onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),

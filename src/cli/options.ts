@@ -22,6 +22,16 @@ export function integer(name: string, text: string | undefined, min = 0): number
   return n;
 }
 
+/** A finite number given as `--name` (above `above` when given), or undefined when it is absent. */
+export function number(name: string, text: string | undefined, { above }: { above?: number } = {}): number | undefined {
+  if (text === undefined) return undefined;
+  const n = text.trim() === "" ? NaN : Number(text);
+  if (!Number.isFinite(n) || (above !== undefined && !(n > above))) {
+    throw new UsageError(`--${name} must be a ${above === 0 ? "positive number" : above === undefined ? "number" : `number > ${above}`}, got '${text}'`);
+  }
+  return n;
+}
+
 /** One of `choices` given as `--name`, or undefined when it is absent. */
 export function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
   if (value !== undefined && !choices.includes(value as T)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);

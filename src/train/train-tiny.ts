@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../cli/default-model.js";
-import { integer, isUsageError, UsageError } from "../cli/options.js";
+import { integer, isUsageError, number } from "../cli/options.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     device: values.device ?? "cpu",
     steps: integer("steps", values.steps, 1) ?? defaults.steps,
     batch: integer("batch", values.batch, 1) ?? defaults.batch,
-    lr: values.lr === undefined ? defaults.lr : Number(values.lr),
+    lr: number("lr", values.lr, { above: 0 }) ?? defaults.lr,
     warmup: integer("warmup", values.warmup) ?? defaults.warmup,
     seed: integer("seed", values.seed) ?? defaults.seed,
     evalEvery: integer("eval-every", values["eval-every"]) ?? defaults.evalEvery,
@@ -114,7 +114,6 @@ async function main(): Promise<void> {
     finalEvalCount: integer("final-eval-count", values["final-eval-count"], 1) ?? defaults.finalEvalCount,
     checkpointEvery: integer("checkpoint-every", values["checkpoint-every"]) ?? defaults.checkpointEvery,
   };
-  if (!(o.lr > 0)) throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
 
   const { tokenizer, config } = tinyChatFiles();
   const checkpoint = path.join(o.work, "checkpoint");
