@@ -90,23 +90,6 @@ if want steps; then
   unset TORCH_BLAS_PREFER_CUBLASLT
 fi
 
-if want prefetch; then
-  # A window step's reads ahead into L2 (DLLM_L2_PREFETCH, native/src/model/llada.cpp: the shares of the keys and
-  # values, attention output, gate/up, down and next q/k/v each layer asks for), each setting in its own
-  # dllm_step_times process at B=1; "0,0,0,0,0" (none) first and last, to bound the card's drift.
-  export TORCH_BLAS_PREFER_CUBLASLT=1
-  provenance > "$out/l2-prefetch.jsonl"
-  for shares in ${PREFETCH_SHARES:-0,0,0,0,0 0,1,0,0,0 1,1,0,0,0 1,1,0.1,0.1,0.1 1,1,-0.1,-0.1,-0.1 1,1,0.2,0.2,0.2 1,1,-0.2,-0.2,-0.2 0,0,0,0,0}; do
-    # "shares/lines": one prefetch per line; "shares/ws=KiB": cuBLASLt's workspace.
-    step "reads ahead: $shares"
-    extra=()
-    case "$shares" in */lines) extra=(DLLM_L2_PREFETCH_LINES=1) ;; */ws=*) extra=(CUBLASLT_WORKSPACE_SIZE=${shares#*/ws=}) ;; esac
-    line=$(env "${extra[@]}" DLLM_L2_PREFETCH=${shares%%/*} timeout "$(budget 40)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tail -1)
-    echo "{\"shares\": \"$shares\", \"times\": $line}" | tee -a "$out/l2-prefetch.jsonl"
-  done
-  unset TORCH_BLAS_PREFER_CUBLASLT
-fi
-
 if want b1; then
   step "every algorithm at LLaDA-8B shapes, B=1, against PyTorch"
   PYTHON=python3 timeout "$(budget 180)" node benchmarks/decoders-gpu.mjs --device cuda:0 --batches 1 --repeats "${REPEATS:-2}" --graphs "${GRAPHS:-both}" \

@@ -1,11 +1,6 @@
 #include "model/layers.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <cstdint>
 #include <initializer_list>
-#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,36 +77,6 @@ std::optional<std::string> unsupported(std::initializer_list<at::Tensor> ts, int
   return std::nullopt;
 }
 
-// The kernels' form of `reads` (layers.h): parts that are not rows on the kernel's device, or not aligned for the
-// bulk prefetch, are left out.
-L2Prefetch l2Prefetch(const L2Reads& reads, at::Device device) {
-  TORCH_CHECK(reads.size() <= std::size(L2Prefetch{}.ranges), "at most ", std::size(L2Prefetch{}.ranges), " parts to prefetch");
-  L2Prefetch prefetch{};
-  prefetch.lines = std::getenv("DLLM_L2_PREFETCH_LINES") != nullptr;
-  for (size_t i = 0; i < reads.size(); i++) {
-    const L2Part& part = reads[i];
-    if (!part.t.defined() || part.t.device() != device || part.fraction == 0 || part.rowDims < 1 || part.rowDims >= part.t.dim()) continue;
-    const std::optional<int64_t> stride = rowStride(part.t, part.rowDims);
-    int64_t rows = 1;
-    for (int64_t d = 0; d < part.rowDims; d++) rows *= part.t.size(d);
-    if (!stride || rows == 0) continue;
-    const int64_t item = part.t.element_size(), rowBytes = part.t.numel() / rows * item, strideBytes = *stride * item;
-    if (reinterpret_cast<uintptr_t>(part.t.data_ptr()) % 16 != 0 || (rows > 1 && strideBytes % 16 != 0)) continue;
-    L2Range range{part.t.data_ptr(), rows, strideBytes, rowBytes / 16 * 16};
-    if (part.fraction > 0 && part.fraction < 1) {
-      range.bytes = std::min<int64_t>(range.bytes, static_cast<int64_t>(part.fraction * rowBytes) / 16 * 16);
-    } else {
-      if (part.fraction < 0) range.rows = std::min<int64_t>(rows, static_cast<int64_t>(std::ceil(-part.fraction * rows)));
-      // Whole rows back to back: one range in pieces the copy engine takes in one go.
-      const int64_t piece = prefetch.lines ? 512 : 32768;
-      if (strideBytes == rowBytes && range.rows * rowBytes >= piece)
-        range = L2Range{part.t.data_ptr(), range.rows * rowBytes / piece, piece, piece};
-    }
-    if (range.bytes >= 16 && range.rows > 0) prefetch.ranges[i] = range;
-  }
-  return prefetch;
-}
-
 // Why our rope kernel cannot take q, k (and v when defined: [B, W, KV, D] like k), or nullopt; the rows' strides.
 struct RopeInputs {
   std::optional<std::string> why;
@@ -137,19 +102,19 @@ RopeInputs ropeInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor
 
 // Launches the rope kernel on inputs ropeInputs() took: q to qOut, k to kOut, v (when defined) to vOut.
 const char* launchRopeOn(const RopeInputs& in, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
-                         const at::Tensor& qOut, HeadsOut kOut, HeadsOut vOut, const L2Reads& reads) {
+                         const at::Tensor& qOut, HeadsOut kOut, HeadsOut vOut) {
   const c10::cuda::CUDAGuard guard(q.device());
   return launchRope(*kernelDtype(q.scalar_type()), q.data_ptr(), in.qStride, q.size(2), k.data_ptr(), in.kStride, k.size(2),
                     v.defined() ? v.data_ptr() : nullptr, in.vStride, q.size(0) * q.size(1), q.size(1), q.size(3),
                     rotary.cos.data_ptr<float>(), rotary.sin.data_ptr<float>(), qOut.data_ptr(), kOut, vOut,
-                    l2Prefetch(reads, q.device()), c10::cuda::getCurrentCUDAStream().stream());
+                    c10::cuda::getCurrentCUDAStream().stream());
 }
 #endif
 
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tensor& delta, const at::Tensor& weight, double eps,
-                                             Kernels kernels, const L2Reads& reads) {
+                                             Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
     std::optional<std::string> why = unsupported({x, delta, weight}, 0);
@@ -160,7 +125,7 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
       const c10::cuda::CUDAGuard guard(x.device());
       at::Tensor sum = at::empty(x.sizes(), x.options()), normed = at::empty(x.sizes(), x.options());
       const char* error = launchAddRmsNorm(*kernelDtype(x.scalar_type()), x.data_ptr(), delta.data_ptr(), weight.data_ptr(), rows, width,
-                                           static_cast<float>(eps), sum.data_ptr(), normed.data_ptr(), l2Prefetch(reads, x.device()),
+                                           static_cast<float>(eps), sum.data_ptr(), normed.data_ptr(),
                                            c10::cuda::getCurrentCUDAStream().stream());
       if (error == nullptr) return {sum, normed};
       why = error;
@@ -183,7 +148,7 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
       at::Tensor qOut = at::empty(q.sizes(), q.options()), kOut = at::empty(k.sizes(), k.options());
       const int64_t W = k.size(1), KV = k.size(2), D = k.size(3);
       const char* error = launchRopeOn(in, q, k, at::Tensor(), rotary, qOut, HeadsOut{kOut.data_ptr(), W * KV * D, KV * D, D, nullptr},
-                                       HeadsOut{}, {});
+                                       HeadsOut{});
       if (error == nullptr) return {qOut, kOut};
       why = error;  // e.g. no kernel image for this card: ATen's operations still run
     }
@@ -196,8 +161,7 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
 }
 
 at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
-                            const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns, Kernels kernels,
-                            const L2Reads& reads) {
+                            const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns, Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
     const RopeInputs in = ropeInputs(q, k, v, rotary);
@@ -216,7 +180,7 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
       const int64_t batch = kCache.stride(0), head = kCache.stride(1), token = kCache.stride(2);
       const auto* cols = columns.data_ptr<int64_t>();
       const char* error = launchRopeOn(in, q, k, v, rotary, qOut, HeadsOut{kCache.data_ptr(), batch, token, head, cols},
-                                       HeadsOut{vCache.data_ptr(), batch, token, head, cols}, reads);
+                                       HeadsOut{vCache.data_ptr(), batch, token, head, cols});
       if (error == nullptr) return qOut;
       why = error;
     }
@@ -231,7 +195,7 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
   return qr;
 }
 
-at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels, const L2Reads& reads) {
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels) {
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
     std::optional<std::string> why = unsupported({gate, up}, 0);
@@ -244,7 +208,7 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels,
       const c10::cuda::CUDAGuard guard(gate.device());
       at::Tensor out = at::empty(gate.sizes(), gate.options());
       const char* error = launchSwiglu(*kernelDtype(gate.scalar_type()), gate.data_ptr(), *gs, up.data_ptr(), *us, rows, F,
-                                       out.data_ptr(), l2Prefetch(reads, gate.device()), c10::cuda::getCurrentCUDAStream().stream());
+                                       out.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
       if (error == nullptr) return out;
       why = error;
     }

@@ -14,26 +14,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Issues `prefetch` from every thread of the grid, one row of a range per thread in turn: on Hopper one bulk
-// prefetch per row (the copy engine walks it), before that one prefetch per 128-byte line.
-__device__ void issue(const L2Prefetch& prefetch) {
-  const int64_t threads = int64_t(gridDim.x) * gridDim.y * blockDim.x;
-  const int64_t id = (int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;
-  for (const L2Range& range : prefetch.ranges) {
-    if (!range.data) continue;
-    for (int64_t r = id; r < range.rows; r += threads) {
-      const char* row = static_cast<const char*>(range.data) + r * range.stride;
-#if __CUDA_ARCH__ >= 900
-      if (!prefetch.lines) {
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(row), "r"(static_cast<unsigned>(range.bytes)) : "memory");
-        continue;
-      }
-#endif
-      for (int64_t b = 0; b < range.bytes; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(row + b));
-    }
-  }
-}
-
 // Head h of token t (of rows of `width`) in out.
 template <typename T>
 __device__ T* headAt(const HeadsOut& out, int t, int width, int h) {
@@ -47,8 +27,7 @@ __device__ T* headAt(const HeadsOut& out, int t, int width, int h) {
 template <typename T>
 __global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, int64_t kStride, int kHeads, const T* v,
                            int64_t vStride, int tokens, int width, int headDim, const float* cos, const float* sin, T* qOut,
-                           HeadsOut kOut, HeadsOut vOut, L2Prefetch prefetch) {
-  issue(prefetch);
+                           HeadsOut kOut, HeadsOut vOut) {
   const int heads = qHeads + kHeads + (v ? kHeads : 0);
   const int j = blockIdx.y * blockDim.x + threadIdx.x;
   if (j >= heads * headDim) return;
@@ -72,8 +51,7 @@ __global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, 
 
 template <typename T>
 __global__ void swigluKernel(const T* gate, int64_t gateStride, const T* up, int64_t upStride, int64_t rows, int64_t width,
-                             T* out, L2Prefetch prefetch) {
-  issue(prefetch);
+                             T* out) {
   const int64_t total = rows * width;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / width, j = i - r * width;
@@ -93,8 +71,7 @@ constexpr int kNormMaxPer = 16;  // rows up to 8,192 wide; wider rows take ATen'
 
 template <typename T, int kPer>
 __global__ void __launch_bounds__(kNormThreads)
-    addRmsNormKernel(const T* x, const T* delta, const T* weight, int64_t width, float eps, T* xOut, T* out, L2Prefetch prefetch) {
-  issue(prefetch);
+    addRmsNormKernel(const T* x, const T* delta, const T* weight, int64_t width, float eps, T* xOut, T* out) {
   const int64_t base = int64_t(blockIdx.x) * width;
   float xs[kPer], ds[kPer], ws[kPer];
 #pragma unroll
@@ -145,52 +122,51 @@ const char* launched() {
 template <typename T>
 const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, const void* v,
                  int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin, void* qOut,
-                 HeadsOut kOut, HeadsOut vOut, const L2Prefetch& prefetch, cudaStream_t stream) {
+                 HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
   const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tokens, int64_t(1) << 16)), static_cast<unsigned>((perToken + kThreads - 1) / kThreads));
   ropeKernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k), kStride,
                                                int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width), int(headDim),
-                                               cos, sin, static_cast<T*>(qOut), kOut, vOut, prefetch);
+                                               cos, sin, static_cast<T*>(qOut), kOut, vOut);
   return launched();
 }
 
 template <typename T>
 const char* swiglu(const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows, int64_t width, void* out,
-                   const L2Prefetch& prefetch, cudaStream_t stream) {
+                   cudaStream_t stream) {
   swigluKernel<T><<<blocksFor(rows * width), kThreads, 0, stream>>>(static_cast<const T*>(gate), gateStride,
                                                                     static_cast<const T*>(up), upStride, rows, width,
-                                                                    static_cast<T*>(out), prefetch);
+                                                                    static_cast<T*>(out));
   return launched();
 }
 
 template <typename T, int kPer>
 const char* addRmsNormWith(const void* x, const void* delta, const void* weight, int64_t rows, int64_t width, float eps,
-                           void* xOut, void* out, const L2Prefetch& prefetch, cudaStream_t stream) {
+                           void* xOut, void* out, cudaStream_t stream) {
   addRmsNormKernel<T, kPer><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
       static_cast<const T*>(x), static_cast<const T*>(delta), static_cast<const T*>(weight), width, eps,
-      static_cast<T*>(xOut), static_cast<T*>(out), prefetch);
+      static_cast<T*>(xOut), static_cast<T*>(out));
   return launched();
 }
 
 // The fewest elements per thread (a power of two) that cover the row.
 template <typename T>
 const char* addRmsNorm(const void* x, const void* delta, const void* weight, int64_t rows, int64_t width, float eps, void* xOut,
-                       void* out, const L2Prefetch& prefetch, cudaStream_t stream) {
+                       void* out, cudaStream_t stream) {
   const int64_t per = (width + kNormThreads - 1) / kNormThreads;
-  if (per <= 1) return addRmsNormWith<T, 1>(x, delta, weight, rows, width, eps, xOut, out, prefetch, stream);
-  if (per <= 2) return addRmsNormWith<T, 2>(x, delta, weight, rows, width, eps, xOut, out, prefetch, stream);
-  if (per <= 4) return addRmsNormWith<T, 4>(x, delta, weight, rows, width, eps, xOut, out, prefetch, stream);
-  if (per <= 8) return addRmsNormWith<T, 8>(x, delta, weight, rows, width, eps, xOut, out, prefetch, stream);
+  if (per <= 1) return addRmsNormWith<T, 1>(x, delta, weight, rows, width, eps, xOut, out, stream);
+  if (per <= 2) return addRmsNormWith<T, 2>(x, delta, weight, rows, width, eps, xOut, out, stream);
+  if (per <= 4) return addRmsNormWith<T, 4>(x, delta, weight, rows, width, eps, xOut, out, stream);
+  if (per <= 8) return addRmsNormWith<T, 8>(x, delta, weight, rows, width, eps, xOut, out, stream);
   static_assert(kNormMaxPer == 16);
-  return addRmsNormWith<T, 16>(x, delta, weight, rows, width, eps, xOut, out, prefetch, stream);
+  return addRmsNormWith<T, 16>(x, delta, weight, rows, width, eps, xOut, out, stream);
 }
 
 }  // namespace
 
 const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride,
                        int64_t kHeads, const void* v, int64_t vStride, int64_t tokens, int64_t width, int64_t headDim,
-                       const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, L2Prefetch prefetch,
-                       void* stream) {
+                       const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, void* stream) {
   if (tokens == 0) return nullptr;
   if (width < 1 || tokens % width != 0) return "launchRope: tokens must be whole rows of width";
   // The kernel counts tokens and a token's elements in 32 bits, and a token's elements in one grid dimension.
@@ -199,38 +175,38 @@ const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case KernelDtype::Float32:
-      return rope<float>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, prefetch, s);
+      return rope<float>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, s);
     case KernelDtype::BFloat16:
       return rope<__nv_bfloat16>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut,
-                                 vOut, prefetch, s);
+                                 vOut, s);
     case KernelDtype::Float16:
-      return rope<__half>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, prefetch, s);
+      return rope<__half>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, s);
   }
   return "launchRope: unknown dtype";
 }
 
 const char* launchSwiglu(KernelDtype dtype, const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows,
-                         int64_t width, void* out, L2Prefetch prefetch, void* stream) {
+                         int64_t width, void* out, void* stream) {
   if (rows * width == 0) return nullptr;
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case KernelDtype::Float32: return swiglu<float>(gate, gateStride, up, upStride, rows, width, out, prefetch, s);
-    case KernelDtype::BFloat16: return swiglu<__nv_bfloat16>(gate, gateStride, up, upStride, rows, width, out, prefetch, s);
-    case KernelDtype::Float16: return swiglu<__half>(gate, gateStride, up, upStride, rows, width, out, prefetch, s);
+    case KernelDtype::Float32: return swiglu<float>(gate, gateStride, up, upStride, rows, width, out, s);
+    case KernelDtype::BFloat16: return swiglu<__nv_bfloat16>(gate, gateStride, up, upStride, rows, width, out, s);
+    case KernelDtype::Float16: return swiglu<__half>(gate, gateStride, up, upStride, rows, width, out, s);
   }
   return "launchSwiglu: unknown dtype";
 }
 
 const char* launchAddRmsNorm(KernelDtype dtype, const void* x, const void* delta, const void* weight, int64_t rows, int64_t width,
-                             float eps, void* xOut, void* out, L2Prefetch prefetch, void* stream) {
+                             float eps, void* xOut, void* out, void* stream) {
   if (rows * width == 0) return nullptr;
   if (rows >= (int64_t(1) << 31)) return "launchAddRmsNorm: too many rows for one launch";
   if (width > int64_t(kNormThreads) * kNormMaxPer) return "launchAddRmsNorm: rows wider than 8,192";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case KernelDtype::Float32: return addRmsNorm<float>(x, delta, weight, rows, width, eps, xOut, out, prefetch, s);
-    case KernelDtype::BFloat16: return addRmsNorm<__nv_bfloat16>(x, delta, weight, rows, width, eps, xOut, out, prefetch, s);
-    case KernelDtype::Float16: return addRmsNorm<__half>(x, delta, weight, rows, width, eps, xOut, out, prefetch, s);
+    case KernelDtype::Float32: return addRmsNorm<float>(x, delta, weight, rows, width, eps, xOut, out, s);
+    case KernelDtype::BFloat16: return addRmsNorm<__nv_bfloat16>(x, delta, weight, rows, width, eps, xOut, out, s);
+    case KernelDtype::Float16: return addRmsNorm<__half>(x, delta, weight, rows, width, eps, xOut, out, s);
   }
   return "launchAddRmsNorm: unknown dtype";
 }

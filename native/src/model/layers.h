@@ -7,7 +7,6 @@
 #include <ATen/ATen.h>
 
 #include <utility>
-#include <vector>
 
 namespace dllm {
 
@@ -24,26 +23,13 @@ Rotary rotaryTables(const at::Tensor& positions, const at::Tensor& invFreq);
 // stride), else ATen. Cuda: our kernel or an error (the checks use it). Aten: the ATen operations.
 enum class Kernels { Best, Cuda, Aten };
 
-// Memory for the L2 cache to start reading while a layer's CUDA kernel runs (a hint: no result depends on it;
-// ignored by ATen's operations). At few rows a decoding step's matrix products take as long as reading their
-// weights, while the element-wise layers and attention between them leave the memory idle: what the layer before
-// a product asks for, the product then reads from L2. A part is a tensor whose first `rowDims` dimensions are rows
-// of contiguous elements, and how much of it: fraction > 0, that share of every row from its start; < 0, that
-// share of its rows, whole.
-struct L2Part {
-  at::Tensor t;
-  int64_t rowDims;
-  double fraction;
-};
-using L2Reads = std::vector<L2Part>;  // at most 3 parts
-
 // LLaDA's RMSLayerNorm: fp32 statistics, cast back to the input dtype *before* the weight (ATen only: the first
 // layer's norm, once per forward).
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 // The residual sum x + delta, and rmsNorm of it: {sum, normed}.
 std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tensor& delta, const at::Tensor& weight, double eps,
-                                             Kernels kernels = Kernels::Best, const L2Reads& reads = {});
+                                             Kernels kernels = Kernels::Best);
 
 // q [B, W, H, D] and k [B, W, KV, D] (views into one projection's output are fine), rotated in fp32 and cast
 // back to their dtype: tensors of the same shapes (contiguous from the kernel, and from ATen for those layouts).
@@ -56,10 +42,10 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
 // CUDA (caches alike whose heads' D elements are contiguous: views of larger buffers too). Returns the rotated q.
 at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
                             const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns,
-                            Kernels kernels = Kernels::Best, const L2Reads& reads = {});
+                            Kernels kernels = Kernels::Best);
 
 // silu(gate) * up, for gate and up of one shape (views into one projection's output are fine), each operation
 // rounding to the dtype: a tensor of that shape (contiguous, as above, for the model's layouts).
-at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels = Kernels::Best, const L2Reads& reads = {});
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up, Kernels kernels = Kernels::Best);
 
 }  // namespace dllm

@@ -1,8 +1,6 @@
 #include "model/llada.h"
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <tuple>
 
@@ -29,32 +27,6 @@ KeyMask LLaDAModel::keyMask(const at::Tensor& valid) {
   return {valid.view({valid.size(0), 1, 1, valid.size(1)})};
 }
 
-namespace {
-
-// How much of what a window step's next reads each layer asks the L2 cache for (L2Part's fractions): the layer's
-// keys and values and its attention output's weights (from the RoPE kernel), gate/up's (the norm after attention),
-// down's (SwiGLU), the next layer's q/k/v (the norm after the MLP). DLLM_L2_PREFETCH="kv,out,gate_up,down,qkv".
-struct Lookahead {
-  double kv = 0, attnOut = 0, gateUp = 0, down = 0, qkv = 0;
-};
-
-const Lookahead& lookahead() {
-  static const Lookahead shares = [] {
-    Lookahead l;
-    if (const char* env = std::getenv("DLLM_L2_PREFETCH"))
-      std::sscanf(env, "%lf,%lf,%lf,%lf,%lf", &l.kv, &l.attnOut, &l.gateUp, &l.down, &l.qkv);
-    return l;
-  }();
-  return shares;
-}
-
-// Rows at or below which a window step reads ahead: where the products are bound by reading their weights.
-constexpr int64_t kLookaheadRows = 128;
-
-const at::Tensor& firstProduct(const LayerWeights& l) { return l.qkv.defined() ? l.qkv : l.q_proj; }
-
-}  // namespace
-
 // Stores a refresh's keys or values: in place when the slot already has this shape.
 static void store(at::Tensor& slot, const at::Tensor& value) {
   if (slot.defined() && slot.sizes() == value.sizes() && slot.scalar_type() == value.scalar_type() && slot.device() == value.device())
@@ -64,7 +36,7 @@ static void store(at::Tensor& slot, const at::Tensor& value) {
 }
 
 at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
-                                 KVCache* cache, CacheUse use, const at::Tensor& columns, bool ahead) const {
+                                 KVCache* cache, CacheUse use, const at::Tensor& columns) const {
   const LayerWeights& l = w_.layers[layer];
   const int64_t B = n.size(0), T = n.size(1), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.head_dim;
   at::Tensor q, k, v;
@@ -77,10 +49,7 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
   q = q.view({B, T, H, D}), k = k.view({B, T, KV, D}), v = v.view({B, T, KV, D});
   if (use == CacheUse::Window) {
     // The window's keys and values go straight into the cache's columns; attention reads the whole cache.
-    const Lookahead& share = lookahead();
-    const L2Reads reads = ahead ? L2Reads{{cache->k[layer], 2, share.kv}, {cache->v[layer], 2, share.kv}, {l.attn_out, 1, share.attnOut}}
-                                : L2Reads{};
-    q = applyRopeToCache(q, k, v, rotary, cache->k[layer], cache->v[layer], columns, Kernels::Best, reads).transpose(1, 2);
+    q = applyRopeToCache(q, k, v, rotary, cache->k[layer], cache->v[layer], columns).transpose(1, 2);
     k = cache->k[layer];
     v = cache->v[layer];
   } else {
@@ -123,14 +92,9 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
   // Each residual sum comes with the norm after it (the next sublayer's, ln_f after the last): x is the residual
   // stream, n its normed copy.
   at::Tensor n = rmsNorm(x, layers.empty() ? w_.ln_f : layers[0].attn_norm, eps);
-  const bool ahead = use == CacheUse::Window && ids.size(0) * ids.size(1) <= kLookaheadRows;
-  const Lookahead& share = lookahead();
-  // What a layer asks the L2 cache for ahead of a product: nothing when not reading ahead.
-  const auto next = [&](const at::Tensor& weight, double fraction) { return ahead ? L2Reads{{weight, 1, fraction}} : L2Reads{}; };
   for (size_t i = 0; i < layers.size(); i++) {
     const LayerWeights& l = layers[i];
-    std::tie(x, n) = addRmsNorm(x, attention(i, n, rotary, bias, cache, use, columns, ahead), l.ff_norm, eps, Kernels::Best,
-                                next(l.gate_up.defined() ? l.gate_up : l.ff_proj, share.gateUp));
+    std::tie(x, n) = addRmsNorm(x, attention(i, n, rotary, bias, cache, use, columns), l.ff_norm, eps);
     at::Tensor gate, up;
     if (l.gate_up.defined()) {
       std::vector<at::Tensor> both = at::linear(n, l.gate_up).chunk(2, -1);
@@ -139,8 +103,7 @@ at::Tensor LLaDAModel::run(const at::Tensor& ids, const KeyMask& keys, const at:
       gate = at::linear(n, l.ff_proj), up = at::linear(n, l.up_proj);
     }
     const at::Tensor& nextNorm = i + 1 < layers.size() ? layers[i + 1].attn_norm : w_.ln_f;
-    std::tie(x, n) = addRmsNorm(x, at::linear(swiglu(gate, up, Kernels::Best, next(l.ff_out, share.down)), l.ff_out), nextNorm, eps,
-                                Kernels::Best, i + 1 < layers.size() ? next(firstProduct(layers[i + 1]), share.qkv) : L2Reads{});
+    std::tie(x, n) = addRmsNorm(x, at::linear(swiglu(gate, up), l.ff_out), nextNorm, eps);
   }
   return n;
 }

@@ -61,10 +61,9 @@ class LLaDAModel {
   enum class CacheUse { None, Fill, Window };
   at::Tensor run(const at::Tensor& ids, const KeyMask& keys, const at::Tensor& positions, KVCache* cache, CacheUse use,
                  const at::Tensor& columns) const;
-  // bias: the key mask as SDPA's additive mask (none without padding). lookahead: whether the layers ask the L2
-  // cache to read ahead (L2Reads in layers.h).
+  // bias: the key mask as SDPA's additive mask (none without padding).
   at::Tensor attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
-                       KVCache* cache, CacheUse use, const at::Tensor& columns, bool lookahead) const;
+                       KVCache* cache, CacheUse use, const at::Tensor& columns) const;
 
   LLaDAConfig config_;
   LLaDAWeights w_;
