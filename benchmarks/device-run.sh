@@ -24,7 +24,8 @@
 # "commit"}.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
-# b1, matmul, b32 to run (default all; the default run fills the 8 files that come back), and attention (each SDPA
+# b1, matmul, b32 to run (default all; the default run fills the 8 files that come back), ab (the B=1 split under
+# each of AB_SETTINGS, see the stage) and attention (each SDPA
 # backend at the steps' shapes: benchmarks/attention-backends.py) when named (a ninth file: name it alone); e.g. STAGES=b32 to rerun the last on
 # a machine still warm (the build then takes seconds). GRAPHS: decoders-gpu.mjs's --graphs at B=1 (default both). STEP_BATCHES: the batch sizes the
 # steps (and kernels) stage splits (default "1 32").
@@ -87,6 +88,23 @@ if want steps; then
   # The same split at B=1 with cuBLAS, libtorch's default (choosing the library from C++, setBlasPreferredBackend,
   # crashed the program: the environment variable is the way).
   TORCH_BLAS_PREFER_CUBLASLT=0 timeout "$(budget 60)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tee -a "$out/step-times.jsonl"
+  unset TORCH_BLAS_PREFER_CUBLASLT
+fi
+
+if want ab; then
+  # The same B=1 split under settings of the environment, each in its own process, in turn: AB_SETTINGS is a list
+  # of "NAME=value,NAME=value" (or "-" for none), AB_ROUNDS how many times the list runs (default 2).
+  export TORCH_BLAS_PREFER_CUBLASLT=1
+  provenance > "$out/step-times-ab.jsonl"
+  for round in $(seq "${AB_ROUNDS:-2}"); do
+    for setting in ${AB_SETTINGS:--}; do
+      step "B=1 split, round $round, with $setting"
+      vars=()
+      [[ "$setting" == - ]] || IFS=, read -ra vars <<< "$setting"
+      line=$(env "${vars[@]}" timeout "$(budget 40)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tail -1)
+      echo "{\"setting\": \"$setting\", \"times\": $line}" | tee -a "$out/step-times-ab.jsonl"
+    done
+  done
   unset TORCH_BLAS_PREFER_CUBLASLT
 fi
 
