@@ -20,7 +20,6 @@
 #include "decoding/gumbel-bounds.h"
 #include "decoding/picks-cuda.h"
 #include "decoding/random-scalar.h"
-#include "util/early-launch.cuh"
 #include "util/kernel-dtype.cuh"
 
 namespace dllm {
@@ -162,7 +161,6 @@ template <typename T, int kPack, bool kNoise>
 __global__ void __launch_bounds__(kThreads)
     partsKernel(const T* logits, int vocab, int maskId, int bannedId, double temperature, const int64_t* keys, const int64_t* even,
                 const int64_t* odd, State* parts) {
-  waitForPrevious();
   const auto* row = reinterpret_cast<const Pack<T, kPack>*>(logits + int64_t(blockIdx.x) * vocab);
   const int packs = vocab / kPack, stride = gridDim.y * kThreads;
   Noise n{temperature, kNoise ? static_cast<uint32_t>(keys[blockIdx.x]) : 0u, even, odd,
@@ -196,7 +194,6 @@ __global__ void __launch_bounds__(kThreads)
 // One warp per row merges its `splits` parts.
 template <bool kNoise>
 __global__ void pickKernel(const State* parts, int splits, int64_t* x0, float* conf) {
-  waitForPrevious();
   State s;
   for (int p = threadIdx.x; p < splits; p += 32) merge<kNoise>(s, parts[int64_t(blockIdx.x) * splits + p]);
   mergeWarp<kNoise>(s);
@@ -221,12 +218,13 @@ const char* launchWith(const void* logits, int64_t rows, int64_t vocab, int64_t 
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   auto* p = static_cast<State*>(parts);
   const auto* l = static_cast<const T*>(logits);
-  cudaError_t err = launchEarly(packed ? partsKernel<T, kPack, kNoise> : partsKernel<T, 1, kNoise>, grid, kThreads, stream, l, int(vocab),
-                                int(maskId), int(bannedId), temperature, keys, even, odd, p);
-  if (err == cudaSuccess) err = launchEarly(pickKernel<kNoise>, static_cast<unsigned>(rows), 32, stream, p, int(splits), x0, conf);
-  if (err == cudaSuccess) return nullptr;
-  cudaGetLastError();  // cleared, so that no later launch reports it as its own
-  return cudaGetErrorString(err);
+  if (packed)
+    partsKernel<T, kPack, kNoise><<<grid, kThreads, 0, stream>>>(l, int(vocab), int(maskId), int(bannedId), temperature, keys, even, odd, p);
+  else
+    partsKernel<T, 1, kNoise><<<grid, kThreads, 0, stream>>>(l, int(vocab), int(maskId), int(bannedId), temperature, keys, even, odd, p);
+  pickKernel<kNoise><<<static_cast<unsigned>(rows), 32, 0, stream>>>(p, int(splits), x0, conf);
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }
 
 template <typename T>

@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "model/layers-cuda.h"
-#include "util/early-launch.cuh"
 #include "util/kernel-dtype.cuh"
 
 namespace dllm {
@@ -29,7 +28,6 @@ template <typename T>
 __global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, int64_t kStride, int kHeads, const T* v,
                            int64_t vStride, int tokens, int width, int headDim, const float* cos, const float* sin, T* qOut,
                            HeadsOut kOut, HeadsOut vOut) {
-  waitForPrevious();
   const int heads = qHeads + kHeads + (v ? kHeads : 0);
   const int j = blockIdx.y * blockDim.x + threadIdx.x;
   if (j >= heads * headDim) return;
@@ -54,7 +52,6 @@ __global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, 
 template <typename T>
 __global__ void swigluKernel(const T* gate, int64_t gateStride, const T* up, int64_t upStride, int64_t rows, int64_t width,
                              T* out) {
-  waitForPrevious();
   const int64_t total = rows * width;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / width, j = i - r * width;
@@ -75,7 +72,6 @@ constexpr int kNormMaxPer = 16;  // rows up to 8,192 wide; wider rows take ATen'
 template <typename T, int kPer>
 __global__ void __launch_bounds__(kNormThreads)
     addRmsNormKernel(const T* x, const T* delta, const T* weight, int64_t width, float eps, T* xOut, T* out) {
-  waitForPrevious();
   const int64_t base = int64_t(blockIdx.x) * width;
   float xs[kPer], ds[kPer], ws[kPer];
 #pragma unroll
@@ -118,11 +114,9 @@ unsigned blocksFor(int64_t total) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 16)));
 }
 
-// A launch's error message (cleared, so that no later launch reports it as its own), or nullptr.
-const char* launched(cudaError_t err) {
-  if (err == cudaSuccess) return nullptr;
-  cudaGetLastError();
-  return cudaGetErrorString(err);
+const char* launched() {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }
 
 template <typename T>
@@ -131,24 +125,28 @@ const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, 
                  HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
   const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tokens, int64_t(1) << 16)), static_cast<unsigned>((perToken + kThreads - 1) / kThreads));
-  return launched(launchEarly(ropeKernel<T>, grid, kThreads, stream, static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k),
-                              kStride, int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width), int(headDim), cos, sin,
-                              static_cast<T*>(qOut), kOut, vOut));
+  ropeKernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k), kStride,
+                                               int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width), int(headDim),
+                                               cos, sin, static_cast<T*>(qOut), kOut, vOut);
+  return launched();
 }
 
 template <typename T>
 const char* swiglu(const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows, int64_t width, void* out,
                    cudaStream_t stream) {
-  return launched(launchEarly(swigluKernel<T>, blocksFor(rows * width), kThreads, stream, static_cast<const T*>(gate), gateStride,
-                              static_cast<const T*>(up), upStride, rows, width, static_cast<T*>(out)));
+  swigluKernel<T><<<blocksFor(rows * width), kThreads, 0, stream>>>(static_cast<const T*>(gate), gateStride,
+                                                                    static_cast<const T*>(up), upStride, rows, width,
+                                                                    static_cast<T*>(out));
+  return launched();
 }
 
 template <typename T, int kPer>
 const char* addRmsNormWith(const void* x, const void* delta, const void* weight, int64_t rows, int64_t width, float eps,
                            void* xOut, void* out, cudaStream_t stream) {
-  return launched(launchEarly(addRmsNormKernel<T, kPer>, static_cast<unsigned>(rows), kNormThreads, stream, static_cast<const T*>(x),
-                              static_cast<const T*>(delta), static_cast<const T*>(weight), width, eps, static_cast<T*>(xOut),
-                              static_cast<T*>(out)));
+  addRmsNormKernel<T, kPer><<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(
+      static_cast<const T*>(x), static_cast<const T*>(delta), static_cast<const T*>(weight), width, eps,
+      static_cast<T*>(xOut), static_cast<T*>(out));
+  return launched();
 }
 
 // The fewest elements per thread (a power of two) that cover the row.
