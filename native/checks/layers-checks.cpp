@@ -69,18 +69,21 @@ at::Tensor swigluFormula(const at::Tensor& gate, const at::Tensor& up) {
   return g / (1 + (-g).exp()) * up.cpu().to(at::kDouble);
 }
 
-// q and k as the model hands them: views into one fused projection, separate projections, or (not a layout of the
-// model's) every other element of a wider tensor, which our kernel does not take.
+// q and k as the model hands them: views into one fused projection, separate projections; a projection whose rows
+// are one element longer (our kernel takes it an element at a time, not 16 bytes at a time); or (not a layout of
+// the model's) every other element of a wider tensor, which our kernel does not take.
 struct RopeCase {
   std::string layout;
   at::Tensor q, k;
 };
 
 std::vector<RopeCase> ropeCases(const Shape& s, at::TensorOptions o) {
-  at::Tensor qkv = at::randn({s.B, s.W, (s.H + 2 * s.KV) * s.D}, o);
+  at::Tensor qkv = at::randn({s.B, s.W, (s.H + 2 * s.KV) * s.D}, o), longer = at::randn({s.B, s.W, (s.H + 2 * s.KV) * s.D + 1}, o);
   return {
       {"fused projection", qkv.narrow(2, 0, s.H * s.D).view({s.B, s.W, s.H, s.D}),
        qkv.narrow(2, s.H * s.D, s.KV * s.D).view({s.B, s.W, s.KV, s.D})},
+      {"rows an element longer", longer.narrow(2, 0, s.H * s.D).view({s.B, s.W, s.H, s.D}),
+       longer.narrow(2, s.H * s.D, s.KV * s.D).view({s.B, s.W, s.KV, s.D})},
       {"separate projections", at::randn({s.B, s.W, s.H, s.D}, o), at::randn({s.B, s.W, s.KV, s.D}, o)},
       {"every other element", at::randn({s.B, s.W, s.H, 2 * s.D}, o).slice(-1, 0, 2 * s.D, 2),
        at::randn({s.B, s.W, s.KV, 2 * s.D}, o).slice(-1, 0, 2 * s.D, 2)},
@@ -98,6 +101,8 @@ std::vector<GateCase> gateCases(const Shape& s, at::TensorOptions o) {
   return {
       {"fused projection", both[0], both[1]},
       {"separate projections", at::randn({s.B, s.W, F}, o) * 2, at::randn({s.B, s.W, F}, o)},
+      // Rows our kernel takes an element at a time, not 16 bytes at a time.
+      {"rows of an odd width", at::randn({s.B, s.W, F + 1}, o) * 2, at::randn({s.B, s.W, F + 1}, o)},
       {"every other element", (at::randn({s.B, s.W, 2 * F}, o) * 2).slice(-1, 0, 2 * F, 2), at::randn({s.B, s.W, 2 * F}, o).slice(-1, 0, 2 * F, 2)},
   };
 }
@@ -236,7 +241,27 @@ void checkRopeToCache(const Shape& s, at::Device dev, at::ScalarType dtype, bool
   expect(close(qA, ropeFormula(q, pos), tol) && close(window(kA), ropeFormula(k, pos), tol) && window(vA).equal(v) &&
              kept(kA, kBefore) && kept(vA, vBefore),
          "applyRopeToCache (ATen): q and k rotated, k and v stored at the window's columns alone: " + where);
+  // A refresh: no columns, the caches are the window's (as StepForwards' buffers, views of larger ones).
+  const auto refresh = [&](Kernels which) {
+    const at::Tensor kBig = at::randn({s.B + 1, s.KV, s.W + 3, s.D}, o), vBig = at::randn({s.B + 1, s.KV, s.W + 3, s.D}, o);
+    at::Tensor kBuf = kBig.clone(), vBuf = vBig.clone();
+    at::Tensor kF = kBuf.narrow(0, 0, s.B).narrow(2, 0, s.W), vF = vBuf.narrow(0, 0, s.B).narrow(2, 0, s.W);
+    const at::Tensor qF = applyRopeToCache(q, k, v, rotary, kF, vF, at::Tensor(), which);
+    auto [qR, kR] = applyRope(q, k, rotary, which);
+    const auto outside = [&](const at::Tensor& buf, const at::Tensor& big) {
+      return buf.narrow(0, s.B, 1).equal(big.narrow(0, s.B, 1)) && buf.narrow(2, s.W, 3).equal(big.narrow(2, s.W, 3));
+    };
+    return qF.equal(qR) && kF.equal(kR.transpose(1, 2)) && vF.equal(v.transpose(1, 2)) && outside(kBuf, kBig) && outside(vBuf, vBig);
+  };
+  const auto refused = [&] {
+    at::Tensor kx = kBefore.clone(), vx = vBefore.clone();
+    return checks::throws<c10::Error>([&] { applyRopeToCache(q, k, v, rotary, kx, vx, at::Tensor(), Kernels::Aten); });
+  };
+  expect(refresh(Kernels::Aten) && refused(),
+         "applyRopeToCache without columns (ATen): applyRope's q, k and v in every column, the rest of the buffers "
+         "untouched; caches of more columns than the window refused: " + where);
   if (!kernels) return;
+  expect(refresh(Kernels::Cuda), "applyRopeToCache kernel without columns: the rope kernel's q, k and v in every column: " + where);
 
   auto [qR, kR] = applyRope(q, k, rotary, Kernels::Cuda);
   at::Tensor kC = kBefore.clone(), vC = vBefore.clone(), kB = kBefore.clone(), vB = vBefore.clone();

@@ -150,12 +150,6 @@ __device__ void mergeWarp(State& s) {
   }
 }
 
-// kPack logits of type T, read in one load when kPack * sizeof(T) is 16.
-template <typename T, int kPack>
-struct alignas(sizeof(T) * kPack) Pack {
-  T v[kPack];
-};
-
 // Block (row, part) reads the packs part * kThreads + threadIdx.x + k * splits * kThreads of its row.
 template <typename T, int kPack, bool kNoise>
 __global__ void __launch_bounds__(kThreads)

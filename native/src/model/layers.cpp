@@ -162,6 +162,9 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
 
 at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
                             const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns, Kernels kernels) {
+  // Without columns the caches are the window: copy_ would broadcast a window of one column into all of them.
+  TORCH_CHECK(columns.defined() || (kCache.dim() == 4 && kCache.size(2) == k.size(1)),
+              "applyRopeToCache: without columns the caches must have one column per token");
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
     const RopeInputs in = ropeInputs(q, k, v, rotary);
@@ -172,13 +175,14 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
     if (!why && (kCache.stride(3) != 1 || kCache.strides() != vCache.strides() || kCache.sizes() != vCache.sizes() ||
                  kCache.size(0) != k.size(0) || kCache.size(1) != k.size(2) || kCache.size(3) != k.size(3)))
       why = "the caches are not [B, KV, Tk, D] with contiguous heads, alike, for these keys";
-    if (!why && (columns.scalar_type() != at::kLong || columns.device() != k.device() || columns.dim() != 1 ||
-                 columns.size(0) != k.size(1) || !columns.is_contiguous()))
+    if (!why && columns.defined() &&
+        (columns.scalar_type() != at::kLong || columns.device() != k.device() || columns.dim() != 1 || columns.size(0) != k.size(1) ||
+         !columns.is_contiguous()))
       why = "columns is not one contiguous int64 index per window column on the caches' device";
     if (!why) {
       at::Tensor qOut = at::empty(q.sizes(), q.options());
       const int64_t batch = kCache.stride(0), head = kCache.stride(1), token = kCache.stride(2);
-      const auto* cols = columns.data_ptr<int64_t>();
+      const int64_t* cols = columns.defined() ? columns.data_ptr<int64_t>() : nullptr;  // null: column t is token t
       const char* error = launchRopeOn(in, q, k, v, rotary, qOut, HeadsOut{kCache.data_ptr(), batch, token, head, cols},
                                        HeadsOut{vCache.data_ptr(), batch, token, head, cols});
       if (error == nullptr) return qOut;
@@ -190,8 +194,13 @@ at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::
   fallBack("applyRopeToCache", kernels, "this build has no CUDA kernels");
 #endif
   auto [qr, kr] = applyRope(q, k, rotary, kernels);
-  kCache.index_copy_(2, columns, kr.transpose(1, 2));
-  vCache.index_copy_(2, columns, v.transpose(1, 2));
+  if (columns.defined()) {
+    kCache.index_copy_(2, columns, kr.transpose(1, 2));
+    vCache.index_copy_(2, columns, v.transpose(1, 2));
+  } else {
+    kCache.copy_(kr.transpose(1, 2));
+    vCache.copy_(v.transpose(1, 2));
+  }
   return qr;
 }
 

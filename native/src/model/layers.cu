@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 
 #include "model/layers-cuda.h"
 #include "util/kernel-dtype.cuh"
@@ -21,44 +23,64 @@ __device__ T* headAt(const HeadsOut& out, int t, int width, int h) {
   return static_cast<T*>(out.data) + b * out.batch + column * out.token + h * out.head;
 }
 
-// One thread per element of a token's heads (q's, k's, then v's when there: blockIdx.y picks the thread's
-// element), for the tokens blockIdx.x, blockIdx.x + gridDim.x, ... The element's head and position are worked out
-// once per thread, not per token: integer division is slow on a GPU. The launcher keeps every index in 32 bits.
-template <typename T>
+// kVec consecutive elements of a head per thread (one 16-byte access each where the launcher found everything
+// aligned so, else 1): q's heads, k's, then v's when there, blockIdx.y picking the thread's elements; for the
+// tokens blockIdx.x, blockIdx.x + gridDim.x, ... The elements' head and position are worked out once per thread,
+// not per token: integer division is slow on a GPU. The launcher keeps every index in 32 bits. (One element per
+// thread made a B=1 refresh's RoPE take 11 us a layer: each thread's two loads were too few to cover the memory's
+// latency.)
+template <typename T, int kVec>
 __global__ void ropeKernel(const T* q, int64_t qStride, int qHeads, const T* k, int64_t kStride, int kHeads, const T* v,
                            int64_t vStride, int tokens, int width, int headDim, const float* cos, const float* sin, T* qOut,
                            HeadsOut kOut, HeadsOut vOut) {
+  using P = Pack<T, kVec>;
   const int heads = qHeads + kHeads + (v ? kHeads : 0);
-  const int j = blockIdx.y * blockDim.x + threadIdx.x;
+  const int j = (blockIdx.y * blockDim.x + threadIdx.x) * kVec;
   if (j >= heads * headDim) return;
   const int h = j / headDim, d = j - h * headDim, half = headDim / 2;
   // roll(x, headDim / 2)[d] = x[d - headDim / 2 mod headDim]; the sine's first half carries rotate_half's sign.
+  // kVec divides half, so the partners of d..d + kVec - 1 are consecutive too.
   const int partner = d < half ? d + half : d - half;
   for (int t = blockIdx.x; t < tokens; t += gridDim.x) {
     if (h < qHeads + kHeads) {
       const bool isQ = h < qHeads;
       const T* row = isQ ? q + t * qStride + h * headDim : k + t * kStride + (h - qHeads) * headDim;
-      const float x = toFloat(row[d]), other = toFloat(row[partner]);
+      const P x = *reinterpret_cast<const P*>(row + d), other = *reinterpret_cast<const P*>(row + partner);
       const int64_t at = int64_t(t) * headDim + d;
-      const T out = fromFloat<T>(__fadd_rn(__fmul_rn(x, cos[at]), __fmul_rn(other, sin[at])));
-      if (isQ) qOut[(int64_t(t) * qHeads + h) * headDim + d] = out;
-      else headAt<T>(kOut, t, width, h - qHeads)[d] = out;
+      const Pack<float, kVec> c = *reinterpret_cast<const Pack<float, kVec>*>(cos + at);
+      const Pack<float, kVec> s = *reinterpret_cast<const Pack<float, kVec>*>(sin + at);
+      P out;
+#pragma unroll
+      for (int e = 0; e < kVec; e++)
+        out.v[e] = fromFloat<T>(__fadd_rn(__fmul_rn(toFloat(x.v[e]), c.v[e]), __fmul_rn(toFloat(other.v[e]), s.v[e])));
+      T* to = isQ ? qOut + (int64_t(t) * qHeads + h) * headDim : headAt<T>(kOut, t, width, h - qHeads);
+      *reinterpret_cast<P*>(to + d) = out;
     } else {
-      headAt<T>(vOut, t, width, h - qHeads - kHeads)[d] = v[t * vStride + (h - qHeads - kHeads) * headDim + d];
+      *reinterpret_cast<P*>(headAt<T>(vOut, t, width, h - qHeads - kHeads) + d) =
+          *reinterpret_cast<const P*>(v + t * vStride + (h - qHeads - kHeads) * headDim + d);
     }
   }
 }
 
-template <typename T>
-__global__ void swigluKernel(const T* gate, int64_t gateStride, const T* up, int64_t upStride, int64_t rows, int64_t width,
-                             T* out) {
-  const int64_t total = rows * width;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / width, j = i - r * width;
-    const float g = toFloat(gate[r * gateStride + j]);
-    // at::silu's x / (1 + exp(-x)) in fp32, rounded to the dtype as its result is; then the product, rounded again.
-    const T silu = fromFloat<T>(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))));
-    out[i] = fromFloat<T>(__fmul_rn(toFloat(silu), toFloat(up[r * upStride + j])));
+// kVec consecutive elements of a row per thread (16-byte accesses where the launcher found the rows aligned so,
+// else 1), the rows blockIdx.y, blockIdx.y + gridDim.y, ... (No division per element: with one, over a flat
+// index in 64 bits, a B=1 refresh's SwiGLU took 11 us a layer.)
+template <typename T, int kVec>
+__global__ void swigluKernel(const T* gate, int64_t gateStride, const T* up, int64_t upStride, int rows, int width, T* out) {
+  using P = Pack<T, kVec>;
+  const int j = (blockIdx.x * blockDim.x + threadIdx.x) * kVec;
+  if (j >= width) return;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+    const P g = *reinterpret_cast<const P*>(gate + r * gateStride + j), u = *reinterpret_cast<const P*>(up + r * upStride + j);
+    P o;
+#pragma unroll
+    for (int e = 0; e < kVec; e++) {
+      const float x = toFloat(g.v[e]);
+      // at::silu's x / (1 + exp(-x)) in fp32, rounded to the dtype as its result is; then the product, rounded again.
+      const T silu = fromFloat<T>(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))));
+      o.v[e] = fromFloat<T>(__fmul_rn(toFloat(silu), toFloat(u.v[e])));
+    }
+    *reinterpret_cast<P*>(out + int64_t(r) * width + j) = o;
   }
 }
 
@@ -110,33 +132,63 @@ __global__ void __launch_bounds__(kNormThreads)
   }
 }
 
-unsigned blocksFor(int64_t total) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 16)));
-}
-
 const char* launched() {
   const cudaError_t err = cudaGetLastError();
   return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+// Whether every pointer is a multiple of `bytes` (null ones are) and every stride, in elements, of `elements`.
+bool aligned(std::initializer_list<const void*> pointers, int bytes, std::initializer_list<int64_t> strides, int elements) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
+  for (int64_t s : strides)
+    if (s % elements != 0) return false;
+  return true;
+}
+
+template <typename T, int kVec>
+void ropeWith(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, const void* v,
+              int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin, void* qOut,
+              HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
+  const int64_t threads = (qHeads + kHeads + (v ? kHeads : 0)) * headDim / kVec;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tokens, int64_t(1) << 16)), static_cast<unsigned>((threads + kThreads - 1) / kThreads));
+  ropeKernel<T, kVec><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k), kStride,
+                                                     int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width),
+                                                     int(headDim), cos, sin, static_cast<T*>(qOut), kOut, vOut);
 }
 
 template <typename T>
 const char* rope(const void* q, int64_t qStride, int64_t qHeads, const void* k, int64_t kStride, int64_t kHeads, const void* v,
                  int64_t vStride, int64_t tokens, int64_t width, int64_t headDim, const float* cos, const float* sin, void* qOut,
                  HeadsOut kOut, HeadsOut vOut, cudaStream_t stream) {
-  const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(tokens, int64_t(1) << 16)), static_cast<unsigned>((perToken + kThreads - 1) / kThreads));
-  ropeKernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(q), qStride, int(qHeads), static_cast<const T*>(k), kStride,
-                                               int(kHeads), static_cast<const T*>(v), vStride, int(tokens), int(width), int(headDim),
-                                               cos, sin, static_cast<T*>(qOut), kOut, vOut);
+  constexpr int kVec = 16 / sizeof(T);
+  // 16 bytes of every tensor at a time (cos and sin: kVec floats) where all of them allow it.
+  if (headDim % (2 * kVec) == 0 &&
+      aligned({q, k, v, qOut, kOut.data, vOut.data}, 16,
+              {qStride, kStride, vStride, kOut.batch, kOut.token, kOut.head, vOut.batch, vOut.token, vOut.head}, kVec) &&
+      aligned({cos, sin}, kVec * sizeof(float), {}, 1))
+    ropeWith<T, kVec>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, stream);
+  else
+    ropeWith<T, 1>(q, qStride, qHeads, k, kStride, kHeads, v, vStride, tokens, width, headDim, cos, sin, qOut, kOut, vOut, stream);
   return launched();
+}
+
+template <typename T, int kVec>
+void swigluWith(const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows, int64_t width, void* out,
+                cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((width / kVec + kThreads - 1) / kThreads), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+  swigluKernel<T, kVec><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(gate), gateStride, static_cast<const T*>(up), upStride,
+                                                       int(rows), int(width), static_cast<T*>(out));
 }
 
 template <typename T>
 const char* swiglu(const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows, int64_t width, void* out,
                    cudaStream_t stream) {
-  swigluKernel<T><<<blocksFor(rows * width), kThreads, 0, stream>>>(static_cast<const T*>(gate), gateStride,
-                                                                    static_cast<const T*>(up), upStride, rows, width,
-                                                                    static_cast<T*>(out));
+  constexpr int kVec = 16 / sizeof(T);
+  if (aligned({gate, up, out}, 16, {gateStride, upStride, width}, kVec))
+    swigluWith<T, kVec>(gate, gateStride, up, upStride, rows, width, out, stream);
+  else
+    swigluWith<T, 1>(gate, gateStride, up, upStride, rows, width, out, stream);
   return launched();
 }
 
@@ -188,6 +240,8 @@ const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_
 const char* launchSwiglu(KernelDtype dtype, const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows,
                          int64_t width, void* out, void* stream) {
   if (rows * width == 0) return nullptr;
+  // The kernel counts rows and a row's elements in 32 bits.
+  if (rows >= (int64_t(1) << 31) || width >= (int64_t(1) << 31)) return "launchSwiglu: too many rows or too wide for one launch";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case KernelDtype::Float32: return swiglu<float>(gate, gateStride, up, upStride, rows, width, out, s);

@@ -36,9 +36,10 @@ std::pair<at::Tensor, at::Tensor> addRmsNorm(const at::Tensor& x, const at::Tens
 std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tensor& k, const Rotary& rotary,
                                             Kernels kernels = Kernels::Best);
 
-// A window step's attention inputs: q and k rotated as applyRope rotates them, and the rotated k and v
+// A cached step's attention inputs: q and k rotated as applyRope rotates them, and the rotated k and v
 // ([B, W, KV, D], a view is fine) stored into kCache and vCache ([B, KV, Tk, D]) at columns ([W] int64 on their
-// device, each in [0, Tk)): what applyRope and then index_copy_ along the caches' columns compute, in one kernel on
+// device, each in [0, Tk); a window step), or, with columns undefined, as the caches' every column (Tk = W; a
+// refresh): what applyRope and then index_copy_ (or copy_) along the caches' columns compute, in one kernel on
 // CUDA (caches alike whose heads' D elements are contiguous: views of larger buffers too). Returns the rotated q.
 at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
                             const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns,

@@ -27,12 +27,10 @@ KeyMask LLaDAModel::keyMask(const at::Tensor& valid) {
   return {valid.view({valid.size(0), 1, 1, valid.size(1)})};
 }
 
-// Stores a refresh's keys or values: in place when the slot already has this shape.
-static void store(at::Tensor& slot, const at::Tensor& value) {
-  if (slot.defined() && slot.sizes() == value.sizes() && slot.scalar_type() == value.scalar_type() && slot.device() == value.device())
-    slot.copy_(value);
-  else
-    slot = value.contiguous();
+// Whether a cache slot can take a refresh's keys or values (heads [B, T, KV, D]) in place.
+static bool holds(const at::Tensor& slot, const at::Tensor& heads) {
+  return slot.defined() && slot.sizes() == heads.transpose(1, 2).sizes() && slot.scalar_type() == heads.scalar_type() &&
+         slot.device() == heads.device();
 }
 
 at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary& rotary, const std::optional<at::Tensor>& bias,
@@ -47,9 +45,11 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
     q = at::linear(n, l.q_proj), k = at::linear(n, l.k_proj), v = at::linear(n, l.v_proj);
   }
   q = q.view({B, T, H, D}), k = k.view({B, T, KV, D}), v = v.view({B, T, KV, D});
-  if (use == CacheUse::Window) {
-    // The window's keys and values go straight into the cache's columns; attention reads the whole cache.
-    q = applyRopeToCache(q, k, v, rotary, cache->k[layer], cache->v[layer], columns).transpose(1, 2);
+  if (use == CacheUse::Window || (use == CacheUse::Fill && holds(cache->k[layer], k) && holds(cache->v[layer], v))) {
+    // The keys and values go straight into the cache: a window's into its columns, a refresh's (into buffers it
+    // refills, StepForwards') into all of them. Attention reads the whole cache.
+    q = applyRopeToCache(q, k, v, rotary, cache->k[layer], cache->v[layer], use == CacheUse::Window ? columns : at::Tensor())
+            .transpose(1, 2);
     k = cache->k[layer];
     v = cache->v[layer];
   } else {
@@ -58,8 +58,9 @@ at::Tensor LLaDAModel::attention(size_t layer, const at::Tensor& n, const Rotary
     k = kr.transpose(1, 2);
     v = v.transpose(1, 2);
     if (use == CacheUse::Fill) {
-      store(cache->k[layer], k);
-      store(cache->v[layer], v);
+      // A cache of its own: new tensors.
+      cache->k[layer] = k.contiguous();
+      cache->v[layer] = v.contiguous();
     }
   }
   if (KV != H) {
