@@ -238,7 +238,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           const int64_t T = static_cast<int64_t>(ids.size()) / batch;
           for (const auto* list : {&ids, &cacheIds})
             for (int64_t v : *list)
-              if (v < 0 || v >= m->config().embedding_size) throw std::invalid_argument("forward: token id out of range");
+              if (!m->config().readsToken(v)) throw std::invalid_argument("forward: token id out of range");
           at::Tensor x = at::tensor(ids, at::kLong).view({batch, T}).to(dev);
           at::Tensor mask = valid.empty() ? at::ones({batch, T}, at::kBool)
                                           : at::tensor(std::vector<int64_t>(valid.begin(), valid.end()), at::kLong).ne(0).view({batch, T});

@@ -95,7 +95,7 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
             "prompt " + std::to_string(r) + " (" + std::to_string(prompt.size()) + " tokens) plus gen_length " +
                 std::to_string(p.gen_length) + " exceeds max_sequence_length " + std::to_string(c.max_sequence_length));
     for (int64_t id : prompt) {
-      require(id >= 0 && id < c.embedding_size, "prompt " + std::to_string(r) + " holds token id " + std::to_string(id) +
+      require(c.readsToken(id), "prompt " + std::to_string(r) + " holds token id " + std::to_string(id) +
                                                      ", outside the vocabulary of " + std::to_string(c.embedding_size));
       require(id != c.mask_token_id, "prompt " + std::to_string(r) + " holds the mask token");
     }

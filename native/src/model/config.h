@@ -24,6 +24,9 @@ struct LLaDAConfig {
   int64_t eos_token_id = -1;
   int64_t pad_token_id = -1;
 
+  // Whether `id` is a row of the embedding: a token id this model can read.
+  bool readsToken(int64_t id) const { return id >= 0 && id < embedding_size; }
+
   // Validates every key this engine relies on; throws std::runtime_error naming `source` and the key.
   static LLaDAConfig fromJson(const json::Value& root, const std::string& source);
 };

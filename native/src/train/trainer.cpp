@@ -20,11 +20,11 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-at::Tensor tokenTensor(const std::vector<int64_t>& tokens, int64_t rows, int64_t vocab, const char* what) {
+at::Tensor tokenTensor(const std::vector<int64_t>& tokens, int64_t rows, const LLaDAConfig& config, const char* what) {
   if (rows < 1 || tokens.empty() || tokens.size() % rows != 0)
     throw std::invalid_argument(std::string(what) + ": tokens must hold rows of equal length");
   for (int64_t v : tokens)
-    if (v < 0 || v >= vocab) throw std::invalid_argument(std::string(what) + ": token id " + std::to_string(v) + " is out of range");
+    if (!config.readsToken(v)) throw std::invalid_argument(std::string(what) + ": token id " + std::to_string(v) + " is out of range");
   return at::tensor(tokens, at::kLong).view({rows, static_cast<int64_t>(tokens.size()) / rows});
 }
 
@@ -59,7 +59,7 @@ StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vec
   const int64_t B = static_cast<int64_t>(prompt_lengths.size());
   if (B < 1) throw std::invalid_argument("trainStep: the batch is empty");
   if (static_cast<int64_t>(padding.size()) != B) throw std::invalid_argument("trainStep: padding needs one entry per row");
-  at::Tensor ids = tokenTensor(tokens, B, config_.embedding_size, "trainStep");
+  at::Tensor ids = tokenTensor(tokens, B, config_, "trainStep");
   const int64_t T = ids.size(1);
   if (T > config_.max_sequence_length) throw std::invalid_argument("trainStep: rows are longer than max_sequence_length");
   for (int64_t b = 0; b < B; b++) {
@@ -140,7 +140,7 @@ StepResult Trainer::trainStep(const std::vector<int64_t>& tokens, const std::vec
 
 at::Tensor Trainer::logits(const std::vector<int64_t>& tokens, int64_t batch) const {
   at::NoGradGuard noGrad;
-  at::Tensor ids = tokenTensor(tokens, batch, config_.embedding_size, "logits");
+  at::Tensor ids = tokenTensor(tokens, batch, config_, "logits");
   const int64_t T = ids.size(1);
   at::Tensor positions = at::arange(T, at::kLong).view({1, T}).expand({batch, T}).contiguous();
   at::Tensor h = model_->hidden(ids.to(device_), KeyMask{}, positions.to(device_));
