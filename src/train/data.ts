@@ -4,7 +4,7 @@
 // of gen_length `answerSlots` would in a served batch.
 import type { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import type { Batch } from "./trainer.js";
-import { Rng } from "../fixtures/rng.js";
+import { Rng } from "../util/rng.js";
 import { example, type Example } from "./tasks.js";
 
 export interface BatchSpec {

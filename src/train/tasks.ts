@@ -7,7 +7,7 @@
 // payload) pairs, by a hash of both, is held out of training and only ever used for evaluation: no held-out
 // prompt's kind and word are ever trained together (in any phrasing), but the same word may be trained under
 // another kind. The bundled model was trained and measured with this rule, so it stays.
-import { Rng } from "../fixtures/rng.js";
+import { Rng } from "../util/rng.js";
 
 export type TaskKind = "reverse" | "count" | "first";
 export const TASK_KINDS: readonly TaskKind[] = ["reverse", "count", "first"];
