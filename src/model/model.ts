@@ -202,7 +202,7 @@ export class Model {
     let ids: number[];
     if (input.messages !== undefined) {
       validateMessages(input.messages);
-      ids = this.tokenizer.encode(this.tokenizer.applyChatTemplate(input.messages));
+      ids = this.tokenizer.chatIds(input.messages);
     } else if (typeof input.prompt === "string") {
       ids = this.tokenizer.encode(input.prompt);
     } else if (Array.isArray(input.prompt)) {

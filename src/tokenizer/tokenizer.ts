@@ -101,4 +101,9 @@ export class LLaDATokenizer {
       throw new InvalidRequestError(`the model's chat template refused these messages: ${(err as Error).message}`);
     }
   }
+
+  /** The token ids of the chat-formatted prompt for `messages` (applyChatTemplate, encoded). */
+  chatIds(messages: ChatMessage[]): number[] {
+    return this.encode(this.applyChatTemplate(messages));
+  }
 }

@@ -27,8 +27,7 @@ export class BatchMaker {
 
   /** What Model.promptIds makes of the same message, without the loaded engine a Model needs. */
   promptIds(e: Example): number[] {
-    const text = this.#tokenizer.applyChatTemplate([{ role: "user", content: e.prompt }]);
-    return this.#tokenizer.encode(text);
+    return this.#tokenizer.chatIds([{ role: "user", content: e.prompt }]);
   }
 
   answerIds(e: Example): number[] {

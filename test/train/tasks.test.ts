@@ -86,7 +86,7 @@ describe("tiny chat tokenizer", () => {
     expect(config.mask_token_id).toBe(s.mask);
 
     const e = example(1, 0, "train");
-    const ids = tok.encode(tok.applyChatTemplate([{ role: "user", content: e.prompt }]));
+    const ids = tok.chatIds([{ role: "user", content: e.prompt }]);
     expect(ids[0]).toBe(s.bos);
     expect(ids.slice(-3)).toEqual([s.endHeader, ...tok.encode("\n\n")]);
     expect(ids).toContain(s.eot);
