@@ -59,6 +59,9 @@ export function buildNative(projectRoot) {
   // another libtorch than the one picked now (say LIBTORCH now names a CUDA build).
   const buildDir = path.join(projectRoot, "build");
   const cache = path.join(buildDir, "CMakeCache.txt");
+  // What the build needs, as package.json's buildTools says (.ci/run checks the same).
+  const needs = JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")).buildTools;
+  const tools = `cmake >= ${needs.cmake} and a C++20 compiler (g++ >= ${needs["g++"]})`;
   const configured = configuration(buildDir);
   if (configured?.root !== torch.root) {
     if (configured) log(`build/ ${configured.stale ?? `was configured for ${configured.root || "no libtorch"}`}: configuring again`);
@@ -69,8 +72,8 @@ export function buildNative(projectRoot) {
       // A failed configure still writes the cache, which the next run would otherwise take as configured.
       rmSync(cache, { force: true });
       throw new Error(
-        "configuring the native build failed (output above). Check that cmake >= 3.18 and a C++20 compiler (g++ >= 12) " +
-          "are installed, and that a CUDA libtorch has the CUDA toolkit (nvcc) beside it; to use another libtorch set LIBTORCH.",
+        `configuring the native build failed (output above). Check that ${tools} are installed, and that a CUDA ` +
+          "libtorch has the CUDA toolkit (nvcc) beside it; to use another libtorch set LIBTORCH.",
       );
     }
   }
@@ -80,7 +83,7 @@ export function buildNative(projectRoot) {
     cmakeJs("build", "--parallel", String(jobs));
   } catch {
     throw new Error(
-      "the native build failed (output above). Check that cmake >= 3.18 and a C++20 compiler (g++ >= 12) are installed; " +
+      `the native build failed (output above). Check that ${tools} are installed; ` +
         `if the compiler was killed, free memory${jobs > 1 ? ` or run fewer than ${jobs} jobs (CMAKE_BUILD_PARALLEL_LEVEL=1)` : ""}; ` +
         "to use another libtorch set LIBTORCH.",
     );
