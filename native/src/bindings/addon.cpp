@@ -18,7 +18,7 @@
 #include <torch/version.h>
 
 #include "bindings/job-bridge.h"
-#include "bindings/js-arrays.h"
+#include "bindings/js-args.h"
 #include "bindings/trainer-binding.h"
 #include "engine/engine.h"
 #include "util/allocator.h"
@@ -59,36 +59,6 @@ Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
   o.Set("cudaGraphs", m.cuda_graphs);
   o.Set("promptBucket", m.prompt_bucket);
   return o;
-}
-
-int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  // Casting a double beyond int64's range is undefined: check the range first.
-  if (!(std::fabs(d) <= 9007199254740992.0) || d != std::trunc(d))
-    throw std::invalid_argument(std::string(key) + " must be an integer of magnitude at most 2^53");
-  return static_cast<int64_t>(d);
-}
-
-double numberField(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-bool boolField(const Napi::Object& o, const char* key, bool fallback = false) {
-  Napi::Value v = o.Get(key);
-  return v.IsUndefined() ? fallback : v.ToBoolean().Value();
-}
-
-std::string stringField(const Napi::Object& o, const char* key, const std::string& fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsString()) throw std::invalid_argument(std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
 }
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {

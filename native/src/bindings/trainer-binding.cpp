@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "bindings/job-bridge.h"
-#include "bindings/js-arrays.h"
+#include "bindings/js-args.h"
 #include "engine/job-thread.h"
 #include "train/trainer.h"
 
@@ -116,31 +116,21 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "create(options): options must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
     dllm::TrainerSpec spec;
-    auto str = [&](const char* key, std::string& out) {
-      Napi::Value v = o.Get(key);
-      if (v.IsUndefined()) return;
-      if (!v.IsString()) throw Napi::TypeError::New(env, std::string("create: ") + key + " must be a string");
-      out = v.As<Napi::String>().Utf8Value();
-    };
-    auto num = [&](const char* key, double& out) {
-      Napi::Value v = o.Get(key);
-      if (v.IsUndefined()) return;
-      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("create: ") + key + " must be a number");
-      out = v.As<Napi::Number>().DoubleValue();
-    };
-    str("configJson", spec.config_json);
-    str("path", spec.path);
-    str("device", spec.device);
-    double seed = 0;
-    num("seed", seed);
-    if (!(seed >= 0 && seed < 9007199254740992.0) || seed != static_cast<double>(static_cast<int64_t>(seed)))
-      throw Napi::TypeError::New(env, "create: seed must be an integer in [0, 2^53)");
-    spec.seed = static_cast<uint64_t>(seed);
-    num("beta1", spec.beta1);
-    num("beta2", spec.beta2);
-    num("weightDecay", spec.weight_decay);
-    num("clipNorm", spec.clip_norm);
-    num("maskEps", spec.mask_eps);
+    try {
+      spec.config_json = stringField(o, "configJson", spec.config_json);
+      spec.path = stringField(o, "path", spec.path);
+      spec.device = stringField(o, "device", spec.device);
+      const int64_t seed = intField(o, "seed", 0);
+      if (seed < 0 || seed >= (int64_t(1) << 53)) throw std::invalid_argument("seed must be an integer in [0, 2^53)");
+      spec.seed = static_cast<uint64_t>(seed);
+      spec.beta1 = numberField(o, "beta1", spec.beta1);
+      spec.beta2 = numberField(o, "beta2", spec.beta2);
+      spec.weight_decay = numberField(o, "weightDecay", spec.weight_decay);
+      spec.clip_norm = numberField(o, "clipNorm", spec.clip_norm);
+      spec.mask_eps = numberField(o, "maskEps", spec.mask_eps);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, std::string("create: ") + e.what());
+    }
     return submit<int64_t>(
         env,
         [this, spec]() {
@@ -216,8 +206,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "importState(state): state must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
-    if (!o.Get("step").IsNumber()) throw Napi::TypeError::New(env, "importState: step must be a number");
-    int64_t step = o.Get("step").As<Napi::Number>().Int64Value();
+    int64_t step = 0;
+    try {
+      step = intField(o, "step", -1);
+      if (step < 0) throw std::invalid_argument("step must be an integer >= 0");
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, std::string("importState: ") + e.what());
+    }
     NamedTensors tensors = tensorsFrom(o.Get("tensors"));
     return submit<int64_t>(
         env,
