@@ -1,13 +1,13 @@
 // The native trainer: the loss falls on a tiny model, a checkpoint reloads through the engine with the very same
 // logits, and a resumed run continues exactly where the interrupted one stopped.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { buildByteLevelTokenizer, lladaConfig, sortedKeys } from "../../src/fixtures/hf-files.js";
 import { Model } from "../../src/model/model.js";
-import { Trainer, type Batch } from "../../src/train/trainer.js";
+import { STATE_FILE, Trainer, type Batch } from "../../src/train/trainer.js";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -80,6 +80,15 @@ describe("native trainer", () => {
     } finally {
       await t.dispose();
     }
+  });
+
+  it("refuses malformed options by name: a seed that is not an integer in [0, 2^53), a field of the wrong type", async () => {
+    await expect(Trainer.create(config, { seed: 2.5 })).rejects.toThrow(/^create: seed must be an integer/);
+    await expect(Trainer.create(config, { seed: -1 })).rejects.toThrow(/^create: seed must be an integer in \[0, 2\^53\)/);
+    await expect(Trainer.create(config, { seed: 1, weightDecay: "0.1" as unknown as number })).rejects.toThrow(
+      /^create: weightDecay must be a number/,
+    );
+    await expect(Trainer.create(config, { seed: 1, device: 0 as unknown as string })).rejects.toThrow(/^create: device must be a string/);
   });
 
   it("trains on token ids up to embedding_size, as logits() takes them", async () => {
@@ -171,6 +180,13 @@ describe("native trainer", () => {
     for (let i = 0; i < 3; i++) resumedLosses.push((await first.trainStep(batches[i], lr(i))).loss);
     await first.save(dir, config, tokenizer);
     await first.dispose();
+
+    // A state whose step is not a whole count is refused by name, not truncated.
+    const stateFile = path.join(dir, STATE_FILE);
+    const state = readFileSync(stateFile, "utf8");
+    writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), step: 2.5 }));
+    await expect(Trainer.resume(dir, { seed: 9 })).rejects.toThrow(/^importState: step must be an integer/);
+    writeFileSync(stateFile, state);
 
     const second = await Trainer.resume(dir, { seed: 9 });
     try {
