@@ -1,8 +1,8 @@
 // The libtorch search of `npm install`: its order, and a failure message that says what was tried and what to do.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 // @ts-expect-error plain JavaScript build script
 import { findLibtorch, WHEEL_VERSION } from "../../scripts/find-libtorch.mjs";
 
@@ -16,8 +16,17 @@ afterEach(() => {
   }
 });
 
+// Every folder the tests make, removed at the end.
+const temporary: string[] = [];
+afterAll(() => temporary.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  temporary.push(d);
+  return d;
+}
+
 /** A folder shaped like a libtorch distribution (at `root` when given). */
-function fakeLibtorch(root = mkdtempSync(path.join(os.tmpdir(), "fake-libtorch-"))): string {
+function fakeLibtorch(root = tempDir("fake-libtorch-")): string {
   mkdirSync(path.join(root, "lib"), { recursive: true });
   mkdirSync(path.join(root, "share", "cmake", "Torch"), { recursive: true });
   writeFileSync(path.join(root, "share", "cmake", "Torch", "TorchConfig.cmake"), "");
@@ -26,7 +35,7 @@ function fakeLibtorch(root = mkdtempSync(path.join(os.tmpdir(), "fake-libtorch-"
 
 /** An executable shell script in a folder of its own. */
 function script(name: string, body: string): string {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), "fake-bin-")), name);
+  const file = path.join(tempDir("fake-bin-"), name);
   writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   return file;
 }
@@ -38,7 +47,7 @@ function cudaPython(root: string): string {
 
 /** A project whose .libtorch already holds the unpacked CPU wheel. */
 function projectWithWheel(): string {
-  const project = mkdtempSync(path.join(os.tmpdir(), "project-"));
+  const project = tempDir("project-");
   fakeLibtorch(path.join(project, ".libtorch", `torch-${WHEEL_VERSION}`, "torch"));
   return project;
 }
@@ -65,8 +74,8 @@ describe("findLibtorch", () => {
     for (const name of ["LIBTORCH", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"]) delete process.env[name];
     const root = fakeLibtorch();
     process.env.PYTHON = cudaPython(root);
-    process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
-    process.env.CUDA_HOME = mkdtempSync(path.join(os.tmpdir(), "cuda-"));
+    process.env.PATH = tempDir("no-nvcc-");
+    process.env.CUDA_HOME = tempDir("cuda-");
     mkdirSync(path.join(process.env.CUDA_HOME, "bin"));
     writeFileSync(path.join(process.env.CUDA_HOME, "bin", "nvcc"), "", { mode: 0o755 });
     expect(findLibtorch(projectWithWheel(), () => {})).toMatchObject({ root, source: "python torch" });
@@ -75,7 +84,7 @@ describe("findLibtorch", () => {
   it("passes over a CUDA build of Python's torch with no nvcc to build it, and says so", () => {
     for (const name of ["LIBTORCH", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"]) delete process.env[name];
     process.env.PYTHON = cudaPython(fakeLibtorch());
-    process.env.PATH = mkdtempSync(path.join(os.tmpdir(), "no-nvcc-"));
+    process.env.PATH = tempDir("no-nvcc-");
     process.env.CUDA_HOME = process.env.PATH;
     const logged: string[] = [];
     const project = projectWithWheel();
@@ -89,7 +98,7 @@ describe("findLibtorch", () => {
   it("says what it tried, in order, and what to do when nothing works", () => {
     delete process.env.LIBTORCH;
     process.env.PYTHON = "/nonexistent/python3";
-    const project = mkdtempSync(path.join(os.tmpdir(), "no-libtorch-"));
+    const project = tempDir("no-libtorch-");
     let message = "";
     try {
       findLibtorch(project, () => {});
