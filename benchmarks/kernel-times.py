@@ -52,6 +52,9 @@ for a, b in zip(bounds, bounds[1:]):
     if not norms:
         sys.exit("expected our addRmsNorm kernel to end each forward (were the CUDA kernels off?)")
     ends.append(norms[-1] + 1)
+print("# One request of `dllm_step_times --profile`, every row of its batch: a refresh step over 160 tokens (the prompt's")
+print("# 128 and one block of 32), then a window step over the block's 32. ncu runs kernels one at a time, so each time")
+print("# is the kernel's alone (a graph replay overlaps launches: a step's own time is step-times.jsonl's).")
 parts = {"refresh forward": (starts[0], ends[0]), "refresh sampler": (ends[0], starts[1]),
          "window forward": (starts[1], ends[1]), "window sampler": (ends[1], len(kernels))}
 for part, (a, b) in parts.items():

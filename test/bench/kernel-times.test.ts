@@ -48,7 +48,8 @@ describe("kernel-times.py", () => {
     const file = path.join(dir, "kernels.csv");
     writeFileSync(file, csv([[K.copy, 1000], ...step(4), ...step(1)]));
     const { stdout } = await promisify(execFile)(python, [path.join(root, "benchmarks", "kernel-times.py"), file]);
-    const parts = stdout.split("\n").filter((l) => !l.startsWith(" "));
+    const parts = stdout.split("\n").filter((l) => !l.startsWith(" ") && !l.startsWith("#"));
+    expect(stdout).toMatch(/^# One request of `dllm_step_times --profile`/);
     expect(parts).toEqual([
       "refresh forward: 226 us in 8 kernels",
       "refresh sampler: 275 us in 3 kernels",
