@@ -22,7 +22,8 @@ import { ALGORITHMS } from "../dist/model/algorithms.js";
 import { Model } from "../dist/model/model.js";
 import { check } from "../dist/train/checker.js";
 import { heldOutSet, TASK_KINDS } from "../dist/train/tasks.js";
-import { provenance } from "./provenance.mjs";
+import { loadAddon } from "../dist/native/load-addon.js";
+import { card, provenance } from "./provenance.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -115,4 +116,4 @@ console.log("|---|---|---|---|---|---|---|---|---|");
 for (const r of results)
   console.log(`| ${r.device} | ${r.dtype} | ${r.cudaGraphs ? "on" : "off"} | ${r.algorithm} | ${pct(r.sameAsCpu)} | ${r.sameAsEager === null ? "—" : pct(r.sameAsEager)} | ${pct(r.accuracy)} | ${r.stepsSetUp} | ${r.stepsSetUpAgain === null ? "—" : `${r.stepsSetUpAgain} (${pct(r.sameAgain)})`} |`);
 await mkdir(dirname(opts.out), { recursive: true });
-await writeFile(opts.out, JSON.stringify({ ...provenance(), results }, null, 2) + "\n");
+await writeFile(opts.out, JSON.stringify({ ...provenance(), card: card(), libtorch: loadAddon().libtorchVersion, results }, null, 2) + "\n");

@@ -21,7 +21,7 @@
 #              GRAPHS=on took 313 s: the build 34, checks 14, cuda-check 21, steps without ncu 55, b1 38, b32 151)
 # DLLM_COMMIT: the engine's commit, which the results record (the device's copy has no .git: without it they say
 # null, and the script warns); the first line of step-times.jsonl, checks-cuda.txt and kernel-times-b*.txt is that record, {"date",
-# "commit"}.
+# "commit", "card", "libtorch"}, as cuda-check.json's first keys are.
 # REPEATS: timed runs per cell at B=1 (default 2; B=32 runs once).
 # STAGES: which of checks, cuda-check, steps, kernels (ncu's time per kernel of the steps' split: with steps only),
 # b1, matmul, b32 to run (default all; the default run fills the 8 files that come back), ab (the B=1 split under
@@ -37,8 +37,12 @@ started=$SECONDS
 step() { echo "== $1 ($((SECONDS - started)) s)"; }
 STAGES=" ${STAGES:-checks cuda-check steps kernels b1 matmul b32} "
 want() { [[ "$STAGES" == *" $1 "* ]]; }
-# The first line of a text result: when it ran and the engine's commit (benchmarks/provenance.mjs).
-provenance() { node -e 'import("./benchmarks/provenance.mjs").then(({ provenance }) => console.log(JSON.stringify(provenance())))'; }
+# The first line of a text result: when it ran, the engine's commit and the card (benchmarks/provenance.mjs), and
+# the libtorch the addon was built against.
+provenance() {
+  node -e 'Promise.all([import("./benchmarks/provenance.mjs"), import("./dist/native/load-addon.js")]).then(([p, a]) =>
+    console.log(JSON.stringify({ ...p.provenance(), card: p.card(), libtorch: a.loadAddon().libtorchVersion })))'
+}
 
 step "build the addon against ${LIBTORCH:-the libtorch scripts/find-libtorch.mjs finds}"
 if ! node scripts/build-native.mjs > /tmp/build.log 2>&1; then

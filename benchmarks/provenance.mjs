@@ -1,7 +1,8 @@
 // What a stored result says about where it came from: when it ran and the engine's commit (from git where the
 // checkout has it, `git describe --always --dirty` in this repository whatever the caller's cwd, so that uncommitted
 // changes show as "-dirty"; on a device machine, whose copy has no .git, from DLLM_COMMIT as
-// benchmarks/device-run.sh's header shows), and for the CPU benchmarks, the CPU they ran on.
+// benchmarks/device-run.sh's header shows); for the CPU benchmarks, the CPU they ran on, and for the GPU runs, the
+// card.
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { dirname } from "node:path";
@@ -21,6 +22,18 @@ export function provenance() {
     }
   }
   return { date: new Date().toISOString(), commit };
+}
+
+/** The first GPU's name as nvidia-smi gives it, or null on a machine without one (or without nvidia-smi). */
+export function card() {
+  try {
+    const name = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader", "-i", "0"], { stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+    return name || null;
+  } catch {
+    return null;
+  }
 }
 
 /** The CPUs this process may use and their model name (on Linux /proc/cpuinfo's, which lscpu also shows). */
