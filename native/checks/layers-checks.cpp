@@ -253,13 +253,13 @@ void checkRopeToCache(const Shape& s, at::Device dev, at::ScalarType dtype, bool
     };
     return qF.equal(qR) && kF.equal(kR.transpose(1, 2)) && vF.equal(v.transpose(1, 2)) && outside(kBuf, kBig) && outside(vBuf, vBig);
   };
-  const auto refused = [&] {
-    at::Tensor kx = kBefore.clone(), vx = vBefore.clone();
+  const auto refused = [&](at::Tensor kx, at::Tensor vx) {
     return checks::throws<c10::Error>([&] { applyRopeToCache(q, k, v, rotary, kx, vx, at::Tensor(), Kernels::Aten); });
   };
-  expect(refresh(Kernels::Aten) && refused(),
+  const at::Tensor fits = at::zeros({s.B, s.KV, s.W, s.D}, o);
+  expect(refresh(Kernels::Aten) && refused(kBefore.clone(), vBefore.clone()) && refused(fits.clone(), vBefore.clone()),
          "applyRopeToCache without columns (ATen): applyRope's q, k and v in every column, the rest of the buffers "
-         "untouched; caches of more columns than the window refused: " + where);
+         "untouched; caches (either) of more columns than the window refused: " + where);
   if (!kernels) return;
   expect(refresh(Kernels::Cuda), "applyRopeToCache kernel without columns: the rope kernel's q, k and v in every column: " + where);
 

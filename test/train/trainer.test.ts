@@ -83,7 +83,7 @@ describe("native trainer", () => {
   });
 
   it("refuses malformed options by name: a seed that is not an integer in [0, 2^53), a field of the wrong type", async () => {
-    await expect(Trainer.create(config, { seed: 2.5 })).rejects.toThrow(/^create: seed must be an integer/);
+    await expect(Trainer.create(config, { seed: 2.5 })).rejects.toThrow(/^create: seed must be an integer in \[0, 2\^53\)/);
     await expect(Trainer.create(config, { seed: -1 })).rejects.toThrow(/^create: seed must be an integer in \[0, 2\^53\)/);
     await expect(Trainer.create(config, { seed: 1, weightDecay: "0.1" as unknown as number })).rejects.toThrow(
       /^create: weightDecay must be a number/,

@@ -162,9 +162,11 @@ std::pair<at::Tensor, at::Tensor> applyRope(const at::Tensor& q, const at::Tenso
 
 at::Tensor applyRopeToCache(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Rotary& rotary,
                             const at::Tensor& kCache, const at::Tensor& vCache, const at::Tensor& columns, Kernels kernels) {
-  // Without columns the caches are the window: copy_ would broadcast a window of one column into all of them.
-  TORCH_CHECK(columns.defined() || (kCache.dim() == 4 && kCache.size(2) == k.size(1)),
-              "applyRopeToCache: without columns the caches must have one column per token");
+  // Without columns the caches are the window, [B, KV, W, D] each: copy_ would broadcast a window of one column (or
+  // one row, one head) into all of them.
+  TORCH_CHECK(columns.defined() || (k.dim() == 4 && kCache.sizes() == at::IntArrayRef{k.size(0), k.size(2), k.size(1), k.size(3)} &&
+                                    vCache.sizes() == kCache.sizes()),
+              "applyRopeToCache: without columns the caches must be [B, KV, W, D], one column per token");
 #ifdef DLLM_WITH_CUDA
   if (kernels != Kernels::Aten) {
     const RopeInputs in = ropeInputs(q, k, v, rotary);

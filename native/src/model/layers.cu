@@ -221,9 +221,11 @@ const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_
                        const float* cos, const float* sin, void* qOut, HeadsOut kOut, HeadsOut vOut, void* stream) {
   if (tokens == 0) return nullptr;
   if (width < 1 || tokens % width != 0) return "launchRope: tokens must be whole rows of width";
-  // The kernel counts tokens and a token's elements in 32 bits, and a token's elements in one grid dimension.
+  // The kernel counts tokens (in steps of up to 65,536 blocks, which must not wrap past the last) and a token's
+  // elements in 32 bits, and a token's elements in one grid dimension.
   const int64_t perToken = (qHeads + kHeads + (v ? kHeads : 0)) * headDim;
-  if (tokens >= (int64_t(1) << 31) || perToken > int64_t(65535) * kThreads) return "launchRope: too many tokens or heads for one launch";
+  if (tokens >= (int64_t(1) << 31) - 65536 || perToken > int64_t(65535) * kThreads)
+    return "launchRope: too many tokens or heads for one launch";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case KernelDtype::Float32:
@@ -240,8 +242,9 @@ const char* launchRope(KernelDtype dtype, const void* q, int64_t qStride, int64_
 const char* launchSwiglu(KernelDtype dtype, const void* gate, int64_t gateStride, const void* up, int64_t upStride, int64_t rows,
                          int64_t width, void* out, void* stream) {
   if (rows * width == 0) return nullptr;
-  // The kernel counts rows and a row's elements in 32 bits.
-  if (rows >= (int64_t(1) << 31) || width >= (int64_t(1) << 31)) return "launchSwiglu: too many rows or too wide for one launch";
+  // The kernel counts rows and a row's elements in 32 bits (rows in steps of up to 65,535 blocks, which must not
+  // wrap past the last).
+  if (rows >= (int64_t(1) << 31) - 65536 || width >= (int64_t(1) << 31)) return "launchSwiglu: too many rows or too wide for one launch";
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case KernelDtype::Float32: return swiglu<float>(gate, gateStride, up, upStride, rows, width, out, s);
