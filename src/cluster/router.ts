@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import { InvalidRequestError } from "../engine/errors.js";
 import type { BlockEvent, Generation, GenerationInput, GenerationParams } from "../model/model.js";
 import type { ModelInfo } from "../native/addon-types.js";
+import { cpuThreads, parameterCount } from "./cpu-threads.js";
 import type { FromWorker, ToWorker, WorkerConfig, WorkRequest } from "./protocol.js";
 import { spawnWorker, type Isolation, type WorkerHandle } from "./worker-handle.js";
 
@@ -101,6 +102,8 @@ export interface WorkerStats extends LoadCounts {
   dtype?: ModelInfo["dtype"];
   cudaGraphs?: boolean;
   promptBucket?: number;
+  /** libtorch's CPU threads (cpu-threads.ts). */
+  threads?: number;
 }
 
 export interface ClusterStats extends LoadCounts {
@@ -188,6 +191,7 @@ class Slot {
       dtype: this.info?.dtype,
       cudaGraphs: this.info?.cudaGraphs,
       promptBucket: this.info?.promptBucket,
+      threads: this.info?.threads,
     };
   }
 }
@@ -200,7 +204,7 @@ export class Router {
   #turn = 0;
   #totalRequests = 0;
   #closing = false;
-  /** CPU workers share the cores: each engine gets its part, so their thread pools don't fight. */
+  /** CPU workers share the cores: each engine gets its part, so their thread pools don't fight (cpu-threads.ts). */
   readonly #cpuThreads: number;
   #readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   #loaded = false;
@@ -216,7 +220,7 @@ export class Router {
     this.#options = options;
     this.#slots = options.devices.map((device, i) => new Slot(i, device, options.restartBackoffMs ?? 500));
     const cpuWorkers = options.devices.filter((d) => d === "cpu").length;
-    this.#cpuThreads = Math.max(1, Math.floor(availableParallelism() / Math.max(1, cpuWorkers)));
+    this.#cpuThreads = cpuThreads(availableParallelism(), cpuWorkers, cpuWorkers > 0 ? parameterCount(options.modelPath) : undefined);
     for (const slot of this.#slots) this.#start(slot);
   }
 

@@ -22,6 +22,8 @@ export interface ModelInfo {
   cudaGraphs: boolean;
   /** Prompts are left-padded up to a multiple of this many tokens (1: not padded). */
   promptBucket: number;
+  /** libtorch's CPU threads after the load (a count for the whole process). */
+  threads: number;
 }
 
 export interface NativeLoadOptions {

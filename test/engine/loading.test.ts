@@ -43,6 +43,10 @@ describe("loading a checkpoint", () => {
     await using engine = await Engine.load(dir, { device: "cpu", dtype: "bfloat16", cudaGraphs: true });
     // The CPU pads no prompt by default.
     expect(engine.info).toMatchObject({ device: "cpu", dtype: "bfloat16", nLayers: 2, cudaGraphs: false, promptBucket: 1 });
+    // The in-process API's thread count is taken as given, whatever the model's size (the server's rule for small
+    // models is the router's: src/cluster/cpu-threads.ts).
+    await using threaded = await Engine.load(dir, { threads: 2 });
+    expect(threaded.info.threads).toBe(2);
     const progress: number[] = [];
     const single = await tinyModel({ shards: 1 });
     await using other = await Engine.load(single.dir, { onProgress: (done, total) => progress.push(done / total) });

@@ -219,6 +219,8 @@ describe("status routes", () => {
       const stats = await get("/stats");
       expect(stats).toMatchObject({ total_workers: 2, healthy_workers: 2, total_requests: 3 });
       expect(stats.workers[0]).toMatchObject({ index: 0, url: "cpu", healthy: true, requests_served: expect.any(Number), errors: 0, dtype: "float32", cuda_graphs: false, prompt_bucket: 1 });
+      // A model this small runs on one thread per worker, whatever the cores (src/cluster/cpu-threads.ts).
+      expect(stats.workers.map((w: { threads: number }) => w.threads)).toEqual([1, 1]);
       expect(await get("/batch/stats")).toEqual({ max_batch_size: 4, max_wait_time: 0.01, pending_requests: 0, currently_processing: 0 });
       const algorithms = await get("/generation/algorithms");
       expect(algorithms.algorithms[0]).toMatchObject({ name: "basic", description: expect.any(String), engine: "LLaDA", available: true });

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include "bindings/job-bridge.h"
@@ -35,6 +36,7 @@ struct ModelInfo {
   std::string dtype;
   bool cuda_graphs = false;
   int64_t prompt_bucket = 1;
+  int threads = 1;  // libtorch's CPU threads after the load (process-wide)
 };
 
 Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
@@ -58,6 +60,7 @@ Napi::Object configObject(Napi::Env env, const ModelInfo& m) {
   o.Set("dtype", m.dtype);
   o.Set("cudaGraphs", m.cuda_graphs);
   o.Set("promptBucket", m.prompt_bucket);
+  o.Set("threads", m.threads);
   return o;
 }
 
@@ -140,7 +143,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           engine_->load(spec, progress);
           const auto& m = *engine_->model();
           const dllm::StepForwards& forwards = engine_->stepForwards();
-          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), forwards.graphs(), forwards.promptBucket()};
+          return ModelInfo{m.config(), m.device().str(), dllm::dtypeName(m.dtype()), forwards.graphs(), forwards.promptBucket(),
+                           at::get_num_threads()};
         },
         [this, id](Napi::Env env, ModelInfo& loaded) -> Napi::Value {
           if (id == lastLoad_) info_ = loaded;  // a later load replaces this model

@@ -63,6 +63,7 @@ export function statusRoutes(app: FastifyInstance, ctx: AppContext): void {
         dtype: w.dtype ?? null,
         cuda_graphs: w.cudaGraphs ?? null,
         prompt_bucket: w.promptBucket ?? null,
+        threads: w.threads ?? null,
       })),
     };
   });

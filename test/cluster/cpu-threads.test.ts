@@ -1,0 +1,51 @@
+// The server's CPU thread counts (src/cluster/cpu-threads.ts): workers split the cores, and a model of at most 2M
+// parameters gets one thread each, as its config.json tells.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { defaultModelPath } from "../../src/cli/default-model.js";
+import { cpuThreads, ONE_THREAD_PARAMETERS, parameterCount } from "../../src/cluster/cpu-threads.js";
+import { writeTinyLLaDA } from "../../src/fixtures/tiny-llada.js";
+import { readSafetensors } from "../../src/model/safetensors.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tempDir(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), "dllm-threads-"));
+  dirs.push(d);
+  return d;
+}
+
+/** The parameters a checkpoint's safetensors hold. */
+function stored(dir: string): number {
+  let n = 0;
+  for (const t of readSafetensors(path.join(dir, "model.safetensors")).values()) n += t.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+describe("CPU threads per worker", () => {
+  it("counts the parameters a config.json describes: those its checkpoint holds", async () => {
+    expect(parameterCount(defaultModelPath)).toBe(920_960);
+    expect(stored(defaultModelPath)).toBe(920_960);
+    // A wider random model, with grouped keys and values and a tied head.
+    const dir = tempDir();
+    const config = { d_model: 256, n_layers: 3, n_heads: 8, n_kv_heads: 2, mlp_hidden_size: 512, weight_tying: true };
+    await writeTinyLLaDA(dir, { seed: 1, dtype: "F32", shards: 1, config });
+    expect(parameterCount(dir)).toBe(stored(dir));
+    expect(parameterCount(dir)).toBeGreaterThan(ONE_THREAD_PARAMETERS / 2);
+  });
+
+  it("gives a small model one thread and a larger one its share of the cores", () => {
+    expect(cpuThreads(8, 2, 920_960)).toBe(1);
+    expect(cpuThreads(8, 2, ONE_THREAD_PARAMETERS + 1)).toBe(4);
+    expect(cpuThreads(2, 1, 7_212_288)).toBe(2);
+    expect(cpuThreads(2, 4, 7_212_288)).toBe(1);
+    // Unknown size (no config.json, or one without sizes): the share.
+    const empty = tempDir();
+    expect(parameterCount(empty)).toBeUndefined();
+    writeFileSync(path.join(empty, "config.json"), JSON.stringify({ d_model: "big" }));
+    expect(parameterCount(empty)).toBeUndefined();
+    expect(cpuThreads(8, 1, undefined)).toBe(8);
+  });
+});
