@@ -12,6 +12,8 @@
 //
 //   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32] [--graphs both]
 //       [--only dual_cache,dinfer_blockwise]   (algorithms to run next to the reference; default all)
+//       [--out FILE]   (default: results/decoders-gpu-b<batches>[-graphs|-eager].json, the names the stored runs
+//                       have; with --only it must be given, so that a partial run replaces no stored one)
 //
 // A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
 import { readFileSync } from "node:fs";
@@ -37,9 +39,13 @@ const { values: opts } = parseArgs({
     batches: { type: "string", default: "1,32" },
     graphs: { type: "string", default: "both" },
     only: { type: "string" },
-    out: { type: "string", default: join(here, "results", "decoders-gpu.json") },
+    out: { type: "string" },
   },
 });
+if (opts.only !== undefined && opts.out === undefined) throw new Error("--only needs --out FILE: a partial run must not replace a stored one");
+const outFile =
+  opts.out ??
+  join(here, "results", `decoders-gpu-b${opts.batches.split(",").join("-")}${{ on: "-graphs", off: "-eager" }[opts.graphs] ?? ""}.json`);
 
 const CONFIGS = {
   // GSAI-ML/LLaDA-8B-Instruct's config.json, the keys the engine reads (the step-time benchmark reads it too).
@@ -139,8 +145,8 @@ try {
   console.log("|---|---|---|---|---|");
   for (const r of results)
     console.log(`| ${r.batch} | ${r.algorithm} | ${r.tokPerSec.toFixed(1)} | ${r.vsReference.toFixed(2)} | ${r.tokensPerForward.toFixed(2)} |`);
-  await mkdir(dirname(opts.out), { recursive: true });
-  await writeFile(opts.out, JSON.stringify({ ...provenance(), config: opts.config, device: opts.device, card: refInfo.card, torch: refInfo.torch, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
+  await mkdir(dirname(outFile), { recursive: true });
+  await writeFile(outFile, JSON.stringify({ ...provenance(), config: opts.config, device: opts.device, card: refInfo.card, torch: refInfo.torch, dtype, host: os.hostname(), params: PARAMS, results }, null, 2) + "\n");
 } finally {
   reference.close();
   for (const engine of engines) await engine.dispose();
