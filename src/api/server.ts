@@ -152,8 +152,9 @@ export class DllmServer {
 
   /** StreamEvents as they come: `accepted`, the blocks up to the answer's end, `done`. Leaving the loop early cancels it. */
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
-    const closed = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, closed.signal]) : closed.signal;
+    // A group of one: cancelled by the caller's signal, or by the reader leaving the loop.
+    const group = new RequestGroup(1, options.signal);
+    const signal = group.signal;
     const events: StreamEvent[] = [];
     let failure: { error: unknown } | undefined;
     let wake: (() => void) | undefined;
@@ -185,7 +186,7 @@ export class DllmServer {
         }
       }
     } finally {
-      closed.abort(new DOMException("the stream was closed by its reader", "AbortError"));
+      group.cancel(new DOMException("the stream was closed by its reader", "AbortError"));
     }
   }
 
