@@ -22,12 +22,34 @@ export function integer(name: string, text: string | undefined, min = 0): number
   return n;
 }
 
+/** `text` as a number: NaN for an empty value (Number("") is 0). */
+function toNumber(text: string): number {
+  return text.trim() === "" ? NaN : Number(text);
+}
+
 /** A finite number given as `--name` (above `above` when given), or undefined when it is absent. */
 export function number(name: string, text: string | undefined, { above }: { above?: number } = {}): number | undefined {
   if (text === undefined) return undefined;
-  const n = text.trim() === "" ? NaN : Number(text);
+  const n = toNumber(text);
   if (!Number.isFinite(n) || (above !== undefined && !(n > above))) {
     throw new UsageError(`--${name} must be a ${above === 0 ? "positive number" : above === undefined ? "number" : `number > ${above}`}, got '${text}'`);
+  }
+  return n;
+}
+
+/**
+ * A duration in seconds given as `--name` (> 0 when `positive`, else >= 0), or undefined when it is absent; at most
+ * `most` (say, the longest a Node.js timer waits: a longer one fires at once), which `mostNote` glosses.
+ */
+export function seconds(
+  name: string,
+  text: string | undefined,
+  { positive = false, most, mostNote = "" }: { positive?: boolean; most: number; mostNote?: string },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = toNumber(text);
+  if (!Number.isFinite(n) || n < 0 || (positive && n === 0) || n > most) {
+    throw new UsageError(`--${name} must be a number of seconds ${positive ? "> 0" : ">= 0"} and at most ${most}${mostNote}, got '${text}'`);
   }
   return n;
 }

@@ -5,7 +5,7 @@ import { MAX_TIMER_MS, type Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
 import { DTYPES } from "../engine/engine.js";
 import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
-import { integer, oneOf } from "./options.js";
+import { integer, oneOf, seconds, UsageError } from "./options.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
 
@@ -66,15 +66,8 @@ export interface ServerArgs {
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 // The most seconds a flag may give: Node's longest timer (MAX_TIMER_MS), about 24.8 days.
-const MAX_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
-
-function seconds(flag: string, value: string, { positive = false } = {}): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0) || n > MAX_SECONDS) {
-    throw new Error(`--${flag} must be a number of seconds ${positive ? "> 0" : ">= 0"} and at most ${MAX_SECONDS} (about 24.8 days), got '${value}'`);
-  }
-  return n;
-}
+const timeout = (name: string, value: string | undefined, positive = false) =>
+  seconds(name, value, { positive, most: Math.floor(MAX_TIMER_MS / 1000), mostNote: " (about 24.8 days)" })!;
 
 
 export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerArgs {
@@ -110,15 +103,15 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   });
   const port = integer("port", values.port, 0)!;
   const promptBucket = integer("prompt-bucket", values["prompt-bucket"], 1);
-  if (promptBucket !== undefined && promptBucket > 4096) throw new Error(`--prompt-bucket must be at most 4096, got '${promptBucket}'`);
-  if (port > 65535) throw new Error(`--port must be at most 65535, got ${port}`);
-  const maxWait = seconds("max-wait-time", values["max-wait-time"]!);
+  if (promptBucket !== undefined && promptBucket > 4096) throw new UsageError(`--prompt-bucket must be at most 4096, got '${promptBucket}'`);
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const maxWait = timeout("max-wait-time", values["max-wait-time"]);
   const isolation = oneOf<Isolation>("isolation", values.isolation, ["thread", "process"])!;
   const gpuIds = values["gpu-ids"]?.split(",").map((id) => integer("gpu-ids", id.trim(), 0)!);
-  if (gpuIds && new Set(gpuIds).size !== gpuIds.length) throw new Error(`--gpu-ids names a device twice: '${values["gpu-ids"]}'`);
+  if (gpuIds && new Set(gpuIds).size !== gpuIds.length) throw new UsageError(`--gpu-ids names a device twice: '${values["gpu-ids"]}'`);
   // An empty key would switch authentication off: most likely an unset variable in --api-key "$KEY".
-  if (values["api-key"] === "") throw new Error("--api-key is empty; leave the flag out to serve without a key");
-  if (values["served-model-name"]?.trim() === "") throw new Error("--served-model-name is empty; leave the flag out to use the folder's name");
+  if (values["api-key"] === "") throw new UsageError("--api-key is empty; leave the flag out to serve without a key");
+  if (values["served-model-name"]?.trim() === "") throw new UsageError("--served-model-name is empty; leave the flag out to use the folder's name");
   const device = oneOf("device", values.device, ["cpu", "cuda"]);
   const dtype = oneOf("dtype", values.dtype, DTYPES);
   const policy = oneOf<Policy>("policy", values.policy, ["least-loaded", "round-robin"])!;
@@ -126,7 +119,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   try {
     algorithm = resolveAlgorithm(values.algorithm!).algorithm;
   } catch (err) {
-    throw new Error(`--${(err as Error).message}`);
+    throw new UsageError(`--${(err as Error).message}`);
   }
   const logLevel = oneOf("log-level", values["log-level"], LOG_LEVELS)!;
   return {
@@ -148,13 +141,13 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       policy,
       maxQueue: integer("max-queue", values["max-queue"], 1),
       isolation,
-      batchTimeoutMs: seconds("batch-timeout", values["batch-timeout"]!, { positive: true }) * 1000,
+      batchTimeoutMs: timeout("batch-timeout", values["batch-timeout"], true) * 1000,
     },
     algorithm,
     chatTemplate: !values["no-chat-template"],
     apiKey: values["api-key"] ?? (env.DLLM_API_KEY || undefined),
     cors: values.cors,
-    shutdownTimeoutMs: seconds("shutdown-timeout", values["shutdown-timeout"]!) * 1000,
+    shutdownTimeoutMs: timeout("shutdown-timeout", values["shutdown-timeout"]) * 1000,
     logLevel,
   };
 }

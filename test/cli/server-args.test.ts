@@ -1,5 +1,6 @@
 // The server's flags as parsed, where a flag's effect cannot be seen from a CPU-only run of the server.
 import { describe, expect, it } from "vitest";
+import { UsageError } from "../../src/cli/options.js";
 import { parseServerArgs } from "../../src/cli/server-args.js";
 import { Router } from "../../src/cluster/router.js";
 
@@ -22,6 +23,8 @@ describe("parseServerArgs", () => {
     for (const flag of ["--batch-timeout", "--shutdown-timeout", "--max-wait-time"]) {
       expect(() => parseServerArgs([flag, "2200000"], {})).toThrow(new RegExp(`^${flag} must be a number of seconds .* at most 2147483 `));
     }
+    // A bad value is the command line's fault: the shared UsageError, as every CLI's.
+    expect(() => parseServerArgs(["--shutdown-timeout", ""], {})).toThrow(UsageError);
     expect(() => new Router({ modelPath: "/unused", devices: ["cpu"], batchSize: 1, maxWaitMs: 0, policy: "round-robin", batchTimeoutMs: 2 ** 31 })).toThrow(
       /batchTimeoutMs must be in \[0, 2147483647\]/,
     );
