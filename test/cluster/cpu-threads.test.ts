@@ -1,7 +1,7 @@
 // The server's CPU thread counts (src/cluster/cpu-threads.ts): workers split the cores, and a model of at most 2M
 // parameters gets one thread each, as its config.json tells.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import os, { availableParallelism } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultModelPath } from "../../src/cli/default-model.js";
@@ -47,5 +47,24 @@ describe("CPU threads per worker", () => {
     writeFileSync(path.join(empty, "config.json"), JSON.stringify({ d_model: "big" }));
     expect(parameterCount(empty)).toBeUndefined();
     expect(cpuThreads(8, 1, undefined)).toBe(8);
+  });
+});
+
+describe("CPU threads in a server", () => {
+  it("gives the worker of a small model one thread and that of a larger model its share of the cores", async () => {
+    const { createServer } = await import("../../dist/api/server.js");
+    const wider = tempDir();
+    await writeTinyLLaDA(wider, { seed: 2, dtype: "F32", shards: 1, config: { d_model: 256, n_layers: 4, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 512 } });
+    expect(parameterCount(wider)).toBeGreaterThan(ONE_THREAD_PARAMETERS);
+    for (const [modelPath, threads] of [
+      [defaultModelPath, 1],
+      [wider, cpuThreads(availableParallelism(), 1, parameterCount(wider))],
+    ] as const) {
+      await using server = await createServer({ modelPath, workers: 1 });
+      await server.ready();
+      expect(server.stats().workers.map((w) => w.threads)).toEqual([threads]);
+    }
+    // On a machine of more than one core the larger model's worker has them all.
+    expect(cpuThreads(availableParallelism(), 1, parameterCount(wider))).toBe(availableParallelism());
   });
 });
