@@ -1,7 +1,8 @@
 // CPU benchmark of libtorch's thread count per engine (README, Threads): one thread against all the cores, for
-// the bundled model (0.9M parameters) and the random "mid" model (7.2M), batches of 1 and 8. It backs the server's
-// rule that a CPU worker of a model of at most 2M parameters gets one thread (src/cluster/cpu-threads.ts): the
-// engine here is given its count explicitly, as the in-process API allows, so both counts run whatever the rule.
+// the bundled model (0.9M parameters; batches of 1, 8 and 32) and the random "mid" model (7.2M; 1 and 8). It backs
+// the server's rule that a CPU worker of a model of at most 2M parameters, in batches of at most 8, gets one
+// thread (src/cluster/cpu-threads.ts): the engine here is given its count explicitly, as the in-process API
+// allows, so both counts run whatever the rule.
 // libgomp sizes its pool once per process, so every cell runs in a process of its own (with the addon's default,
 // OMP_WAIT_POLICY=PASSIVE).
 //
@@ -38,8 +39,8 @@ const { values: opts } = parseArgs({
 });
 
 const MODELS = {
-  bundled: { requests: 7, promptLength: 40, params: { genLength: 32, steps: 32, blockLength: 8 } },
-  mid: { requests: 3, promptLength: 64, params: { genLength: 128, steps: 64, blockLength: 32 } },
+  bundled: { requests: 7, promptLength: 40, batches: [1, 8, 32], params: { genLength: 32, steps: 32, blockLength: 8 } },
+  mid: { requests: 3, promptLength: 64, batches: [1, 8], params: { genLength: 128, steps: 64, blockLength: 32 } },
 };
 
 if (opts.child !== undefined) {
@@ -68,14 +69,17 @@ const midDir = await mkdtemp(join(os.tmpdir(), "dllm-threads-"));
 await writeTinyLLaDA(midDir, { seed: 11, dtype: "F32", config: MID });
 const paths = { bundled: join(root, "bundled", "llada-tiny-chat"), mid: midDir };
 const cores = os.availableParallelism();
-const cells = Object.keys(MODELS).flatMap((model) => [1, 8].flatMap((batch) => [1, cores].map((threads) => ({ model, batch, threads }))));
+const cells = Object.entries(MODELS).flatMap(([model, spec]) => spec.batches.flatMap((batch) => [1, cores].map((threads) => ({ model, batch, threads }))));
 
 async function run(cell) {
   const arg = JSON.stringify([cell.model, paths[cell.model], cell.batch, cell.threads]);
   const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), "--child", arg], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = once(proc, "exit");
   const lines = createInterface({ input: proc.stdout });
-  const [line] = await once(lines, "line");
-  if (proc.exitCode === null) await once(proc, "exit");
+  // A child that fails (its error went to stderr) exits without its line: that ends the run, not a silent hang.
+  const line = await Promise.race([once(lines, "line").then(([l]) => l), exited.then(([code]) => Promise.reject(new Error(`a timing process exited with ${code}`)))]);
+  const [code] = await exited;
+  if (code !== 0) throw new Error(`a timing process exited with ${code}`);
   const times = JSON.parse(line);
   console.log(JSON.stringify({ ...cell, medianMs: median(times) }));
   return times;

@@ -1,12 +1,15 @@
 // How many libtorch threads a CPU worker's engine gets. CPU workers split the machine's cores between their engines
-// (their thread pools would fight otherwise), and a model small enough gets one thread whatever its share: its
-// operations are too short to split, and a second thread only adds the wait to hand it work and wake it (README,
-// Threads; `node benchmarks/threads-cpu.mjs`).
+// (their thread pools would fight otherwise), and a small model served in small batches gets one thread whatever
+// its share: its operations are too short to split, and a second thread only adds the wait to hand it work and
+// wake it (README, Threads; `node benchmarks/threads-cpu.mjs`). Larger batches make each operation long enough to
+// split again: the bundled model's batches of 32 took 20-25% longer on one thread than on two.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-/** Models of at most this many parameters run on one thread (the bundled model has 0.9M; benchmarks' "mid", 7.2M). */
+/** Models of at most this many parameters run on one thread (the bundled model has 0.9M; benchmarks' "mid", 7.2M)... */
 export const ONE_THREAD_PARAMETERS = 2_000_000;
+/** ...when a worker's batches hold at most this many requests (the server's default batch size). */
+export const ONE_THREAD_BATCH = 8;
 
 /**
  * The parameters a LLaDA config.json describes: embeddings, each block's attention, MLP and norms, the final norm
@@ -32,8 +35,11 @@ export function parameterCount(modelPath: string): number | undefined {
   return layers * block + vocabulary * d * (c.weight_tying === true ? 1 : 2) + d;
 }
 
-/** Threads for each of `cpuWorkers` CPU engines on `cores` cores, serving a model of `parameters` (when known). */
-export function cpuThreads(cores: number, cpuWorkers: number, parameters: number | undefined): number {
-  if (parameters !== undefined && parameters <= ONE_THREAD_PARAMETERS) return 1;
+/**
+ * Threads for each of `cpuWorkers` CPU engines on `cores` cores, serving a model of `parameters` (when known) in
+ * batches of up to `batchSize` requests.
+ */
+export function cpuThreads(cores: number, cpuWorkers: number, parameters: number | undefined, batchSize: number): number {
+  if (parameters !== undefined && parameters <= ONE_THREAD_PARAMETERS && batchSize <= ONE_THREAD_BATCH) return 1;
   return Math.max(1, Math.floor(cores / Math.max(1, cpuWorkers)));
 }

@@ -220,7 +220,12 @@ export class Router {
     this.#options = options;
     this.#slots = options.devices.map((device, i) => new Slot(i, device, options.restartBackoffMs ?? 500));
     const cpuWorkers = options.devices.filter((d) => d === "cpu").length;
-    this.#cpuThreads = cpuThreads(availableParallelism(), cpuWorkers, cpuWorkers > 0 ? parameterCount(options.modelPath) : undefined);
+    this.#cpuThreads = cpuThreads(
+      availableParallelism(),
+      cpuWorkers,
+      cpuWorkers > 0 ? parameterCount(options.modelPath) : undefined,
+      options.batchSize,
+    );
     for (const slot of this.#slots) this.#start(slot);
   }
 

@@ -5,7 +5,7 @@ import os, { availableParallelism } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { defaultModelPath } from "../../src/cli/default-model.js";
-import { cpuThreads, ONE_THREAD_PARAMETERS, parameterCount } from "../../src/cluster/cpu-threads.js";
+import { cpuThreads, ONE_THREAD_BATCH, ONE_THREAD_PARAMETERS, parameterCount } from "../../src/cluster/cpu-threads.js";
 import { writeTinyLLaDA } from "../../src/fixtures/tiny-llada.js";
 import { readSafetensors } from "../../src/model/safetensors.js";
 
@@ -36,35 +36,36 @@ describe("CPU threads per worker", () => {
     expect(parameterCount(dir)).toBeGreaterThan(ONE_THREAD_PARAMETERS / 2);
   });
 
-  it("gives a small model one thread and a larger one its share of the cores", () => {
-    expect(cpuThreads(8, 2, 920_960)).toBe(1);
-    expect(cpuThreads(8, 2, ONE_THREAD_PARAMETERS + 1)).toBe(4);
-    expect(cpuThreads(2, 1, 7_212_288)).toBe(2);
-    expect(cpuThreads(2, 4, 7_212_288)).toBe(1);
+  it("gives a small model in small batches one thread, and a larger one, or larger batches, the share of the cores", () => {
+    expect(cpuThreads(8, 2, 920_960, 8)).toBe(1);
+    expect(cpuThreads(8, 2, 920_960, ONE_THREAD_BATCH + 1)).toBe(4);
+    expect(cpuThreads(8, 2, ONE_THREAD_PARAMETERS + 1, 1)).toBe(4);
+    expect(cpuThreads(2, 1, 7_212_288, 8)).toBe(2);
+    expect(cpuThreads(2, 4, 7_212_288, 8)).toBe(1);
     // Unknown size (no config.json, or one without sizes): the share.
     const empty = tempDir();
     expect(parameterCount(empty)).toBeUndefined();
     writeFileSync(path.join(empty, "config.json"), JSON.stringify({ d_model: "big" }));
     expect(parameterCount(empty)).toBeUndefined();
-    expect(cpuThreads(8, 1, undefined)).toBe(8);
+    expect(cpuThreads(8, 1, undefined, 8)).toBe(8);
   });
 });
 
 describe("CPU threads in a server", () => {
-  it("gives the worker of a small model one thread and that of a larger model its share of the cores", async () => {
+  it("gives the worker of a small model one thread, and that of a larger model or of larger batches the cores", async () => {
     const { createServer } = await import("../../dist/api/server.js");
     const wider = tempDir();
     await writeTinyLLaDA(wider, { seed: 2, dtype: "F32", shards: 1, config: { d_model: 256, n_layers: 4, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 512 } });
     expect(parameterCount(wider)).toBeGreaterThan(ONE_THREAD_PARAMETERS);
-    for (const [modelPath, threads] of [
-      [defaultModelPath, 1],
-      [wider, cpuThreads(availableParallelism(), 1, parameterCount(wider))],
+    const cores = availableParallelism();
+    for (const [modelPath, batchSize, threads] of [
+      [defaultModelPath, 8, 1],
+      [defaultModelPath, 32, cores],
+      [wider, 8, cores],
     ] as const) {
-      await using server = await createServer({ modelPath, workers: 1 });
+      await using server = await createServer({ modelPath, workers: 1, batchSize });
       await server.ready();
       expect(server.stats().workers.map((w) => w.threads)).toEqual([threads]);
     }
-    // On a machine of more than one core the larger model's worker has them all.
-    expect(cpuThreads(availableParallelism(), 1, parameterCount(wider))).toBe(availableParallelism());
   });
 });
