@@ -13,9 +13,11 @@
 //   PYTHON=python3 node benchmarks/decoders-gpu.mjs [--device cuda:0] [--repeats 3] [--batches 1,32] [--graphs both]
 //       [--only dual_cache,dinfer_blockwise]   (algorithms to run next to the reference; default all)
 //       [--out FILE]   (default: results/decoders-gpu-b<batches>[-graphs|-eager].json, the names the stored runs
-//                       have; with --only it must be given, so that a partial run replaces no stored one)
+//                       have; with --only, another --config or a CPU device it must be given, so that a partial or
+//                       dry run replaces no stored one)
 //
 // A dry run of the same code on the CPU at small shapes: node benchmarks/decoders-gpu.mjs --config small --device cpu
+//   --out /tmp/decoders-small.json
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -42,7 +44,9 @@ const { values: opts } = parseArgs({
     out: { type: "string" },
   },
 });
-if (opts.only !== undefined && opts.out === undefined) throw new Error("--only needs --out FILE: a partial run must not replace a stored one");
+// The default names are the stored H200 runs': a partial run, another model's or another device's must name its own.
+if (opts.out === undefined && (opts.only !== undefined || opts.config !== "llada-8b" || !opts.device.startsWith("cuda")))
+  throw new Error("--only, --config other than llada-8b and a CPU device need --out FILE: a partial or dry run must not replace a stored one");
 const outFile =
   opts.out ??
   join(here, "results", `decoders-gpu-b${opts.batches.split(",").join("-")}${{ on: "-graphs", off: "-eager" }[opts.graphs] ?? ""}.json`);

@@ -107,8 +107,9 @@ if want ab; then
       [[ "$setting" == - ]] || IFS=, read -ra vars <<< "$setting"
       line=$(env "${vars[@]}" timeout "$(budget 40)" ./build/dllm_step_times cuda:0 benchmarks/llada-8b --batch 1 2>&1 | tail -1)
       # A run that failed (or timed out) leaves its last line of output: kept as a JSON string.
-      [[ "$line" == "{"* ]] || line="{\"error\": $(node -p 'JSON.stringify(process.argv[1])' "$line")}"
-      echo "{\"setting\": \"$setting\", \"times\": $line}" | tee -a "$out/step-times-ab.jsonl"
+      # (After --, so that a line beginning with a dash is not taken for one of node's options.)
+      [[ "$line" == "{"* ]] || line="{\"error\": $(node -p 'JSON.stringify(process.argv[1])' -- "$line")}"
+      echo "{\"setting\": $(node -p 'JSON.stringify(process.argv[1])' -- "$setting"), \"times\": $line}" | tee -a "$out/step-times-ab.jsonl"
     done
   done
   unset TORCH_BLAS_PREFER_CUBLASLT
