@@ -1,21 +1,14 @@
 // The server's CPU thread counts (src/cluster/cpu-threads.ts): workers split the cores, and a model of at most 2M
 // parameters gets one thread each, as its config.json tells.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os, { availableParallelism } from "node:os";
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { defaultModelPath } from "../../src/cli/default-model.js";
 import { cpuThreads, ONE_THREAD_BATCH, ONE_THREAD_PARAMETERS, parameterCount } from "../../src/cluster/cpu-threads.js";
 import { writeTinyLLaDA } from "../../src/fixtures/tiny-llada.js";
 import { readSafetensors } from "../../src/model/safetensors.js";
-
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempDir(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), "dllm-threads-"));
-  dirs.push(d);
-  return d;
-}
+import { tempDir } from "../helpers/temp-dir.js";
 
 /** The parameters a checkpoint's safetensors hold. */
 function stored(dir: string): number {
@@ -29,7 +22,7 @@ describe("CPU threads per worker", () => {
     expect(parameterCount(defaultModelPath)).toBe(920_960);
     expect(stored(defaultModelPath)).toBe(920_960);
     // A wider random model, with grouped keys and values and a tied head.
-    const dir = tempDir();
+    const dir = tempDir("dllm-threads-");
     const config = { d_model: 256, n_layers: 3, n_heads: 8, n_kv_heads: 2, mlp_hidden_size: 512, weight_tying: true };
     await writeTinyLLaDA(dir, { seed: 1, dtype: "F32", shards: 1, config });
     expect(parameterCount(dir)).toBe(stored(dir));
@@ -43,7 +36,7 @@ describe("CPU threads per worker", () => {
     expect(cpuThreads(2, 1, 7_212_288, 8)).toBe(2);
     expect(cpuThreads(2, 4, 7_212_288, 8)).toBe(1);
     // Unknown size (no config.json, or one without sizes): the share.
-    const empty = tempDir();
+    const empty = tempDir("dllm-threads-");
     expect(parameterCount(empty)).toBeUndefined();
     writeFileSync(path.join(empty, "config.json"), JSON.stringify({ d_model: "big" }));
     expect(parameterCount(empty)).toBeUndefined();
@@ -54,7 +47,7 @@ describe("CPU threads per worker", () => {
 describe("CPU threads in a server", () => {
   it("gives the worker of a small model one thread, and that of a larger model or of larger batches the cores", async () => {
     const { createServer } = await import("../../dist/api/server.js");
-    const wider = tempDir();
+    const wider = tempDir("dllm-threads-");
     await writeTinyLLaDA(wider, { seed: 2, dtype: "F32", shards: 1, config: { d_model: 256, n_layers: 4, n_heads: 4, n_kv_heads: 4, mlp_hidden_size: 512 } });
     expect(parameterCount(wider)).toBeGreaterThan(ONE_THREAD_PARAMETERS);
     const cores = availableParallelism();

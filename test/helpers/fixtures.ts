@@ -1,23 +1,16 @@
 // Tiny LLaDA checkpoints in exact HF layout, written into temporary folders, and their weights for the reference.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, expect } from "vitest";
+import { expect } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { readSafetensors, writeSafetensors } from "../../src/model/safetensors.js";
 import { writeTinyLLaDA, type TinyLLaDAOptions } from "../../src/fixtures/tiny-llada.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
-
-const made: string[] = [];
-afterAll(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+import { tempDir } from "./temp-dir.js";
 
 /** Writes a tiny checkpoint into a fresh temporary folder, removed after the test file. */
 export async function tinyModel(options: TinyLLaDAOptions = {}) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-tiny-"));
-  made.push(dir);
-  return writeTinyLLaDA(dir, options);
+  return writeTinyLLaDA(tempDir("dllm-tiny-"), options);
 }
 
 export function readConfig(dir: string): RefConfig {

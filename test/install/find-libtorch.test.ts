@@ -1,10 +1,11 @@
 // The libtorch search of `npm install`: its order, and a failure message that says what was tried and what to do.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 // @ts-expect-error plain JavaScript build script
 import { findLibtorch, WHEEL_VERSION } from "../../scripts/find-libtorch.mjs";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const saved = Object.fromEntries(
   ["LIBTORCH", "PYTHON", "PATH", "CUDA_HOME", "CUDA_PATH", "CUDAToolkit_ROOT", "CUDACXX"].map((name) => [name, process.env[name]]),
@@ -15,15 +16,6 @@ afterEach(() => {
     else process.env[k] = v;
   }
 });
-
-// Every folder the tests make, removed at the end.
-const temporary: string[] = [];
-afterAll(() => temporary.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-  temporary.push(d);
-  return d;
-}
 
 /** A folder shaped like a libtorch distribution (at `root` when given). */
 function fakeLibtorch(root = tempDir("fake-libtorch-")): string {

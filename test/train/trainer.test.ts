@@ -1,21 +1,14 @@
 // The native trainer: the loss falls on a tiny model, a checkpoint reloads through the engine with the very same
 // logits, and a resumed run continues exactly where the interrupted one stopped.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { buildByteLevelTokenizer, lladaConfig, sortedKeys } from "../../src/fixtures/hf-files.js";
 import { Model } from "../../src/model/model.js";
 import { STATE_FILE, Trainer, type Batch } from "../../src/train/trainer.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempDir(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), "dllm-train-"));
-  dirs.push(d);
-  return d;
-}
 
 const tokenizer = buildByteLevelTokenizer([]);
 const special = tokenizer.specialTokens;
@@ -128,7 +121,7 @@ describe("native trainer", () => {
 
   it("writes a checkpoint that Engine.load and Model.load serve with the trainer's own logits", async () => {
     const t = await Trainer.create(config, { seed: 4 });
-    const dir = tempDir();
+    const dir = tempDir("dllm-train-");
     try {
       for (let i = 0; i < 3; i++) await t.trainStep(fixedBatch(), 5e-3);
       await t.save(dir, config, tokenizer);
@@ -174,7 +167,7 @@ describe("native trainer", () => {
     const finalWeights = await whole.weights();
     await whole.dispose();
 
-    const dir = tempDir();
+    const dir = tempDir("dllm-train-");
     const first = await Trainer.create(config, { seed: 9 });
     const resumedLosses: number[] = [];
     for (let i = 0; i < 3; i++) resumedLosses.push((await first.trainStep(batches[i], lr(i))).loss);
