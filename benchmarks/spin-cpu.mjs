@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { median } from "./median.mjs";
 import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
+import { timeRequests } from "./time-requests.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -46,13 +47,7 @@ if (opts.child !== undefined) {
   await engine.generate(rows, params);
   console.log("ready");
   await once(createInterface({ input: process.stdin }), "line");
-  const times = [];
-  for (let r = 0; r < 7; r++) {
-    const started = performance.now();
-    await engine.generate(rows, params);
-    times.push(performance.now() - started);
-  }
-  console.log(JSON.stringify(times));
+  console.log(JSON.stringify(await timeRequests(engine, rows, params, 7)));
   await engine.dispose();
   process.exit(0);
 }

@@ -27,6 +27,7 @@ import { median } from "./median.mjs";
 import { MID } from "./mid-model.mjs";
 import { machine, provenance } from "./provenance.mjs";
 import { timeRounds } from "./rounds.mjs";
+import { timeRequests } from "./time-requests.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -53,13 +54,7 @@ if (opts.child !== undefined) {
   const rows = Array.from({ length: batch }, (_, i) => ({ prompt: Array.from({ length: spec.promptLength }, (_, j) => (j * 7 + i) % 250), seed: i }));
   const params = { ...spec.params, temperature: 0, algorithm: "basic" };
   await engine.generate(rows, params);
-  const times = [];
-  for (let r = 0; r < spec.requests; r++) {
-    const started = performance.now();
-    await engine.generate(rows, params);
-    times.push(performance.now() - started);
-  }
-  console.log(JSON.stringify(times));
+  console.log(JSON.stringify(await timeRequests(engine, rows, params, spec.requests)));
   await engine.dispose();
   process.exit(0);
 }
