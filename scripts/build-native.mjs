@@ -1,10 +1,12 @@
-// Builds native/ into build/Release/dllm_native.node with cmake-js against the libtorch that find-libtorch.mjs picks.
+// Builds native/ into build/Release/dllm_native.node with cmake-js against the libtorch that find-libtorch.mjs picks,
+// then loads it in a child process (probe-addon.mjs).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { findLibtorch } from "./find-libtorch.mjs";
+import { probeAddon } from "./probe-addon.mjs";
 
 const log = (msg) => console.log(`[dllm-serve] ${msg}`);
 
@@ -88,6 +90,9 @@ export function buildNative(projectRoot) {
         "to use another libtorch set LIBTORCH.",
     );
   }
+  // cmake-js puts the Release build's target in build/Release.
+  const loaded = probeAddon(path.join(buildDir, "Release", "dllm_native.node"));
+  log(`the addon loads (libtorch ${loaded.libtorch}; ${loaded.cuda ? "CUDA devices are visible" : "no CUDA device is visible"})`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
