@@ -24,10 +24,15 @@ export function provenance() {
   return { date: new Date().toISOString(), commit };
 }
 
-/** The first GPU's name as nvidia-smi gives it, or null on a machine without one (or without nvidia-smi). */
+/**
+ * The name of the GPU the benchmarks' cuda:0 is, as nvidia-smi gives it: the first of CUDA_VISIBLE_DEVICES when that
+ * is set (a UUID, or an index: nvidia-smi counts in PCI order, as CUDA does under CUDA_DEVICE_ORDER=PCI_BUS_ID or
+ * on a machine of one kind of card), else GPU 0. Null on a machine without one (or without nvidia-smi).
+ */
 export function card() {
+  const first = process.env.CUDA_VISIBLE_DEVICES?.split(",")[0]?.trim() || "0";
   try {
-    const name = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader", "-i", "0"], { stdio: ["ignore", "pipe", "ignore"] })
+    const name = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader", "-i", first], { stdio: ["ignore", "pipe", "ignore"] })
       .toString()
       .trim();
     return name || null;

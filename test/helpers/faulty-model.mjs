@@ -22,7 +22,9 @@ export async function loadModel(config) {
   const faulty = config.incarnation === 0 && (spec.workers ?? [config.index]).includes(config.index);
   if (faulty && spec.loadDelayMs) await new Promise((r) => setTimeout(r, spec.loadDelayMs));
   if (faulty && spec.failLoad) throw new Error("cannot read the weights (injected)");
-  const model = await Model.load({ modelPath: config.modelPath, device: config.device, dtype: config.dtype });
+  // Loaded as the worker loads the real one (src/cluster/worker.ts), so a faulty worker runs what a healthy one would.
+  const { modelPath, device, dtype, threads, cudaGraphs, promptBucket } = config;
+  const model = await Model.load({ modelPath, device, dtype, threads, cudaGraphs, promptBucket });
   if (!faulty) return model;
   let batches = 0;
   return {
