@@ -2,16 +2,15 @@
 // window step) per part of each step and per kind of kernel: here on a CSV laid out as ncu writes it, with the
 // kernel names our engine's kernels have on a card.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const python = process.env.PYTHON ?? "python3";
-const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-kernel-times-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("dllm-kernel-times-");
 
 const K = {
   lookup: "void at::vectorized_gather_kernel<16, long>(char *, char *, T2 *, int, long, long, long, long, bool)",

@@ -1,11 +1,11 @@
 // Both commands serve the bundled model when no --model-path is given. A checkout without it (deleted, or a
 // partial copy) must say how to get it back instead of failing somewhere inside the loader.
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import os from "node:os";
+import { cpSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "../..");
@@ -13,11 +13,10 @@ let copy: string;
 
 beforeAll(() => {
   // The built commands in a project folder of their own, with the packages but no bundled/ folder.
-  copy = mkdtempSync(path.join(os.tmpdir(), "dllm-no-bundled-"));
+  copy = tempDir("dllm-no-bundled-");
   cpSync(path.join(root, "dist"), path.join(copy, "dist"), { recursive: true });
   symlinkSync(path.join(root, "node_modules"), path.join(copy, "node_modules"));
 });
-afterAll(() => rmSync(copy, { recursive: true, force: true }));
 
 describe("without the bundled model", () => {
   it.each([
@@ -26,7 +25,7 @@ describe("without the bundled model", () => {
   ])("%s exits with an error that names the folder and how to restore it", async (_name, args) => {
     const failure = run(process.execPath, args, { cwd: copy, timeout: 60_000 });
     await expect(failure).rejects.toMatchObject({ code: 1 });
-    const stderr: string = await failure.catch((e: { stderr: string }) => e.stderr);
+    const stderr = await failure.then(() => "", (e: { stderr: string }) => e.stderr);
     expect(stderr).toContain(path.join(copy, "bundled", "llada-tiny-chat"));
     expect(stderr).toMatch(/npm run train:tiny/);
     expect(stderr).toMatch(/--model-path/);

@@ -1,8 +1,7 @@
 // The serving core on the CPU with real worker threads, each with its own native engine: routing policies,
 // batching, parameter isolation, batch invariance, worker faults, cancellation and draining.
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it, vi } from "vitest";
@@ -10,6 +9,7 @@ import { createServer, type DllmServer } from "../../dist/api/server.js";
 import { batchForwards } from "../../dist/model/model.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 let modelPath: string;
 beforeAll(async () => {
@@ -326,7 +326,7 @@ describe("cancellation and shutdown", () => {
       console.log(String(process.env.OMP_WAIT_POLICY), String(process.env.TORCH_BLAS_PREFER_CUBLASLT));
       await server.close();`;
     // A file, not --eval: worker threads inherit the process's exec flags, and --input-type breaks them.
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), "dllm-omp-")), "serve.mjs");
+    const file = path.join(tempDir("dllm-omp-"), "serve.mjs");
     writeFileSync(file, script);
     const serve = async (set: Record<string, string>) => {
       const env: Record<string, string | undefined> = { ...process.env, ...set };

@@ -1,15 +1,14 @@
 // The step-time benchmark program (native/bench/step-times.cpp, built with the addon), which benchmarks/device-run.sh
 // runs at LLaDA-8B shapes on a GPU: here at a small shape on the CPU, so that it builds, runs its dual-cache
 // requests to the end and reports every number. (What the numbers are is the GPU run's business, not a test's.)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runProgram } from "../helpers/checks.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const run = (...args: string[]) => runProgram("step_times", args);
-const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-step-times-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("dllm-step-times-");
 
 // A model folder holding only a config.json, as benchmarks/llada-8b does at LLaDA-8B's shape.
 const small = path.join(dir, "small");

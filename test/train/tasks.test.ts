@@ -1,17 +1,14 @@
 // The synthetic task generator: seeded, held-out split disjoint from training, answers confirmed by the
 // independent checker, and the tiny chat tokenizer loads and round-trips through the project's tokenizer class.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { metadataFiles } from "../../src/fixtures/hf-files.js";
 import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
 import { check, solve } from "../../src/train/checker.js";
 import { example, heldOutSet, isHeldOut, TASK_KINDS, TEMPLATES } from "../../src/train/tasks.js";
 import { tinyChatFiles } from "../../src/train/tiny-chat.js";
-
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+import { tempDir } from "../helpers/temp-dir.js";
 
 describe("task generator", () => {
   it("is a pure function of the seed and index", () => {
@@ -75,8 +72,7 @@ describe("task generator", () => {
 
 describe("tiny chat tokenizer", () => {
   it("loads through LLaDATokenizer, applies LLaDA's chat template and round-trips every task's text", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-tok-"));
-    dirs.push(dir);
+    const dir = tempDir("dllm-tok-");
     const { tokenizer, config } = tinyChatFiles();
     for (const [name, text] of metadataFiles(config, tokenizer)) writeFileSync(path.join(dir, name), text);
     const tok = await LLaDATokenizer.load(dir);

@@ -3,15 +3,15 @@
 // use) loads its tokenizer.json and encodes every task prompt, chat template and special tokens included, to the
 // very ids @huggingface/tokenizers gives, and decodes them back.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { metadataFiles } from "../../src/fixtures/hf-files.js";
 import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
 import { example, heldOutSet, TASK_KINDS } from "../../src/train/tasks.js";
 import { tinyChatFiles } from "../../src/train/tiny-chat.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const site = path.join(root, "models", "python-tokenizers");
@@ -27,8 +27,7 @@ print(json.dumps({"ids": ids, "decoded": [tok.decode(i, skip_special_tokens=True
 `;
 
 describe("the tiny chat tokenizer in Python's tokenizers", () => {
-  const modelDir = mkdtempSync(path.join(os.tmpdir(), "dllm-tok-py-"));
-  afterAll(() => rmSync(modelDir, { recursive: true, force: true }));
+  const modelDir = tempDir("dllm-tok-py-");
 
   beforeAll(() => {
     const { tokenizer, config } = tinyChatFiles();

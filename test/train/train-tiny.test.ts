@@ -2,16 +2,15 @@
 // weights and the same logged losses (trainer.test.ts checks the trainer's own resume; this checks the command's
 // log, whose loss EMA lives outside the trainer). A few steps on small batches: seconds.
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const run = promisify(execFile);
 const cli = path.resolve(import.meta.dirname, "../../dist/train/train-tiny.js");
-const dir = mkdtempSync(path.join(os.tmpdir(), "dllm-train-tiny-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("dllm-train-tiny-");
 
 // Warmup longer than the run: the learning rate of a step then does not depend on --steps, so a 50-step run
 // resumed to 100 steps is the first half of a 100-step run.
