@@ -25,7 +25,7 @@ describe("parseServerArgs", () => {
     }
     // A bad value is the command line's fault: the shared UsageError, as every CLI's.
     expect(() => parseServerArgs(["--shutdown-timeout", ""], {})).toThrow(UsageError);
-    expect(() => new Router({ modelPath: "/unused", devices: ["cpu"], batchSize: 1, maxWaitMs: 0, policy: "round-robin", batchTimeoutMs: 2 ** 31 })).toThrow(
+    expect(() => new Router({ modelPath: "/unused", devices: ["cpu"], dtype: "float32", batchSize: 1, maxWaitMs: 0, policy: "round-robin", batchTimeoutMs: 2 ** 31 })).toThrow(
       /batchTimeoutMs must be in \[0, 2147483647\]/,
     );
   });

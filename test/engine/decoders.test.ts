@@ -180,7 +180,7 @@ describe("settings under which a faster decoder must give the reference sampler'
 
 describe("batch invariance of every cache and decoder", () => {
   const rows = [prompt(4, 2), prompt(13, 3), prompt(7, 4), prompt(1, 5)].map((p, i) => ({ prompt: p, seed: 100 + i }));
-  const combos: Array<{ name: string; params: SamplerParams }> = [];
+  const combos: Array<{ name: string; params: Partial<SamplerParams> }> = [];
   for (const cache of ["none", "prefix", "dual", "vicinity"] as CacheMode[]) {
     combos.push({ name: `${cache}, fixed`, params: { cache, vicinity: 3 } });
     combos.push({ name: `${cache}, threshold 0.03`, params: { cache, vicinity: 3, decoder: "threshold", threshold: 0.03 } });

@@ -49,7 +49,7 @@ describe("loading a checkpoint", () => {
     expect(threaded.info.threads).toBe(2);
     const progress: number[] = [];
     const single = await tinyModel({ shards: 1 });
-    await using other = await Engine.load(single.dir, { onProgress: (done, total) => progress.push(done / total) });
+    await using _ = await Engine.load(single.dir, { onProgress: (done, total) => progress.push(done / total) });
     expect(progress.at(-1)).toBe(1);
     expect(progress.length).toBe(2 + 9 * 2 + 1); // wte, 9 per layer, ln_f, head
   });

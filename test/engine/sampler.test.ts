@@ -126,7 +126,7 @@ describe("work and counts", () => {
     const seen: Array<{ block: number; rows: number[][] }> = [];
     const rows = [{ prompt: prompt(3, 1), seed: 1 }, { prompt: prompt(8, 2), seed: 2 }];
     const r = await engine.generate(rows, { steps: 12, genLength: 24, blockLength: 8 }, {
-      onBlock: (block, blockRows) => seen.push({ block, rows: blockRows.map((t) => Array.from(t)) }),
+      onBlock: (block, blockRows) => void seen.push({ block, rows: blockRows.map((t) => Array.from(t)) }),
     });
     expect(seen.map((s) => s.block)).toEqual([0, 1, 2]);
     for (let row = 0; row < rows.length; row++) {

@@ -26,7 +26,15 @@ export async function startHttp(
   };
 }
 
+/** A JSON body as the suites read it: any shape, field by field, with their assertions checking what is there. */
+export type Json = any;
+
+/** A response's JSON body. */
+export async function readJson(res: Response): Promise<Json> {
+  return res.json();
+}
+
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, headers: res.headers, body: await res.json() };
+  return { status: res.status, headers: res.headers, body: await readJson(res) };
 }

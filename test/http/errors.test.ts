@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../dist/http/app.js";
 import { tinyModel } from "../helpers/fixtures.js";
-import { postJson, startHttp, type Running } from "../helpers/http.js";
+import { postJson, readJson, startHttp, type Running } from "../helpers/http.js";
 
 let http: Running;
 beforeAll(async () => {
@@ -100,7 +100,7 @@ describe("bad input", () => {
     expect(tooMany.body.error).toMatchObject({ param: "n", message: expect.stringContaining("150 choices") });
     const res = await fetch(`${http.url}/v1/nothing`);
     expect(res.status).toBe(404);
-    expect((await res.json()).error.type).toBe("not_found_error");
+    expect((await readJson(res)).error.type).toBe("not_found_error");
   });
 
   it("accepts the values of unsupported fields that ask for nothing, as clients send by default", async () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
-import { postJson, startHttp, type Running } from "../helpers/http.js";
+import { postJson, readJson, startHttp, type Running } from "../helpers/http.js";
 
 const ok = { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 };
 const long = { messages: [{ role: "user", content: "Hi" }], max_tokens: 192, block_length: 32, steps: 192 };
@@ -214,7 +214,7 @@ describe("status routes", () => {
       for (let i = 0; i < 3; i++) expect((await postJson(`${http.url}/v1/chat/completions`, fixed)).status).toBe(200);
       // Answers are posted as they are ready; each batch's end (with its forward passes) follows its answer.
       await expect.poll(() => http.server.stats().forwards).toBe(3 * 8);
-      const get = async (path: string) => (await fetch(`${http.url}${path}`)).json();
+      const get = async (path: string) => readJson(await fetch(`${http.url}${path}`));
       expect(await get("/health")).toMatchObject({ status: "healthy", model_loaded: true, device: "cpu,cpu", engine: "dllm-serve", pending_requests: 0 });
       const stats = await get("/stats");
       expect(stats).toMatchObject({ total_workers: 2, healthy_workers: 2, total_requests: 3 });

@@ -3,7 +3,7 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyModel } from "../helpers/fixtures.js";
-import { postJson, startHttp, type Running } from "../helpers/http.js";
+import { postJson, readJson, startHttp, type Running } from "../helpers/http.js";
 
 let modelPath: string;
 beforeAll(async () => {
@@ -78,7 +78,7 @@ describe("bounds from the model config", () => {
         duplex: "half",
       } as RequestInit);
       expect(chunked.status).toBe(413);
-      expect((await chunked.json()).error).toMatchObject({ type: "invalid_request_error", code: "body_too_large" });
+      expect((await readJson(chunked)).error).toMatchObject({ type: "invalid_request_error", code: "body_too_large" });
       const long = await postJson(`${http.url}/v1/chat/completions`, { ...ok, max_tokens: 257 });
       expect(long.status).toBe(400);
       expect(long.body.error.param).toBe("max_tokens");

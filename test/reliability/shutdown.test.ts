@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { DllmServer } from "../../dist/api/server.js";
 import { buildApp, closeApp } from "../../dist/http/app.js";
 import { tinyModel } from "../helpers/fixtures.js";
+import { readJson } from "../helpers/http.js";
 import { getJsonOnNewConnection, startServerProcess } from "../helpers/server-process.js";
 
 const long = { messages: [{ role: "user", content: "Hi" }], max_tokens: 192, block_length: 32, steps: 192 };
@@ -54,7 +55,7 @@ describe.each(["SIGTERM", "SIGINT"] as const)("%s", (signal) => {
       expect(answeredYet).toBe(false);
       const res = await inFlight;
       expect(res.status).toBe(200);
-      expect((await res.json()).choices[0].message.content).toEqual(expect.any(String));
+      expect((await readJson(res)).choices[0].message.content).toEqual(expect.any(String));
       // The answer's connection stays open (kept alive for the 72 s it announces) after the drain; the server closes
       // it rather than wait. Time is the feature here: held by the connection, the exit would come 72 s after the
       // answer; dropped, it comes about a second later (closeApp's grace). 20 s tells the two apart even on a
@@ -107,7 +108,7 @@ describe("past --shutdown-timeout", () => {
       // A 503 (not the 200 it would have become) proves the request was cancelled at the deadline.
       const res = await inFlight;
       expect(res.status).toBe(503);
-      expect((await res.json()).error.message).toMatch(/shut down before this request finished/);
+      expect((await readJson(res)).error.message).toMatch(/shut down before this request finished/);
       expect(await server.exited).toBe(0);
     } finally {
       server.child.kill("SIGKILL");
