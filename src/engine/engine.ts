@@ -81,8 +81,8 @@ export interface LoadOptions {
   device?: string;
   dtype?: Dtype;
   /**
-   * libtorch's CPU threads (default: all cores). The count is the process's, not this engine's alone: engines in
-   * one process share it, the last load's applying.
+   * libtorch's CPU threads (default: all cores; at most 4 per core). The count is the process's, not this engine's
+   * alone: engines in one process share it, the last load's applying.
    */
   threads?: number;
   /** Replay every decoding step's forward from CUDA graphs, one per batch shape (CUDA only; default on). */
@@ -104,16 +104,22 @@ function splitRows(flat: Int32Array, rows: number): Int32Array[] {
   return Array.from({ length: rows }, (_, r) => flat.subarray(r * width, (r + 1) * width));
 }
 
+/**
+ * Copies a row's token ids into `out` at `offset`. Ids travel as int32, where 2^32 + 5 would be 5 and NaN 0: the
+ * engine could not tell such an id from a valid one, so each is checked as it is copied, once.
+ */
+function copyIds(row: ArrayLike<number>, what: string, out: Int32Array, offset = 0): void {
+  for (let j = 0; j < row.length; j++) {
+    const t = row[j];
+    if (!Number.isInteger(t) || t < 0 || t > 0x7fffffff) throw new InvalidRequestError(`${what} holds a token id that is not an integer in [0, 2^31)`);
+    out[offset + j] = t;
+  }
+}
+
 function nativeOptions(jobId: number, rows: BatchRow[], params: SamplerParams): NativeGenerateOptions {
-  // Ids travel as int32, where 2^32 + 5 would be 5: the engine could not tell such an id from a valid one. Each
-  // prompt is checked as it is copied, once.
   const prompts = rows.map((r, i) => {
     const ids = new Int32Array(r.prompt.length);
-    for (let j = 0; j < ids.length; j++) {
-      const t = r.prompt[j];
-      if (!Number.isInteger(t) || t < 0 || t > 0x7fffffff) throw new InvalidRequestError(`prompt ${i} holds a token id that is not an integer in [0, 2^31)`);
-      ids[j] = t;
-    }
+    copyIds(r.prompt, `prompt ${i}`, ids);
     return ids;
   });
   return { jobId, prompts, seeds: rows.map((r) => r.seed), ...params };
@@ -123,7 +129,8 @@ export class Engine {
   #native: NativeEngine;
   #info: ModelInfo;
   #nextJob = 1;
-  #disposed = false;
+  /** Set by the first dispose(): every call returns it. */
+  #disposal: Promise<void> | undefined;
 
   private constructor(native: NativeEngine, info: ModelInfo) {
     this.#native = native;
@@ -142,8 +149,21 @@ export class Engine {
 
   static async #create(spec: Parameters<NativeEngine["load"]>[0], onProgress?: LoadOptions["onProgress"]): Promise<Engine> {
     const native = new (loadAddon().Engine)();
+    // A load runs to its end once started: a progress callback that throws fails it when it ends.
+    let failure: { error: unknown } | undefined;
+    const progress =
+      onProgress &&
+      ((done: number, total: number, tensor: string) => {
+        if (failure) return;
+        try {
+          onProgress(done, total, tensor);
+        } catch (error) {
+          failure = { error };
+        }
+      });
     try {
-      const info = await native.load(spec, onProgress);
+      const info = await native.load(spec, progress);
+      if (failure) throw failure.error;
       return new Engine(native, info);
     } catch (err) {
       await native.dispose();
@@ -156,7 +176,7 @@ export class Engine {
   }
 
   get disposed(): boolean {
-    return this.#disposed;
+    return this.#disposal !== undefined;
   }
 
   /**
@@ -187,19 +207,23 @@ export class Engine {
     window?: { start: number; length: number; cacheRows?: ArrayLike<number>[] },
   ): Promise<Float32Array[]> {
     this.#checkAlive();
+    if (rows.length === 0) throw new InvalidRequestError("forward needs at least one row");
     const T = Math.max(...rows.map((r) => r.length));
-    const pack = (list: ArrayLike<number>[]) => {
+    const pack = (list: ArrayLike<number>[], what: string) => {
+      if (list.length !== rows.length || list.some((row, r) => row.length !== rows[r].length)) {
+        throw new InvalidRequestError(`${what} must have the rows' lengths`);
+      }
       const ids = new Int32Array(list.length * T).fill(this.#info.padTokenId);
-      list.forEach((row, r) => ids.set(Array.from(row), r * T + T - row.length));
+      list.forEach((row, r) => copyIds(row, `${what} ${r}`, ids, r * T + T - row.length));
       return ids;
     };
-    const ids = pack(rows);
+    const ids = pack(rows, "row");
     const valid = new Uint8Array(rows.length * T);
     rows.forEach((row, r) => valid.fill(1, r * T + T - row.length, (r + 1) * T));
     const E = this.#info.embeddingSize;
     if (window) {
       const { start, length: n } = window;
-      const cacheIds = window.cacheRows && pack(window.cacheRows);
+      const cacheIds = window.cacheRows && pack(window.cacheRows, "cache row");
       const logits = await this.#native
         .forward(ids, rows.length, valid, { start, length: n, ...(cacheIds && { cacheIds }) })
         .catch((err) => Promise.reject(fromNative(err)));
@@ -218,24 +242,29 @@ export class Engine {
     const jobId = this.#nextJob++;
     const onAbort = () => this.#native.cancel(jobId);
     signal?.addEventListener("abort", onAbort, { once: true });
+    // onBlock throwing (or returning rows the batch does not have) stops the job, which then rejects with that
+    // error: the caller missed a block, so nothing it builds from the blocks could be whole.
+    let failure: { error: unknown } | undefined;
     try {
       const result = await this.#native.generate(
         { ...nativeOptions(jobId, rows, params), awaitRows },
         onBlock &&
           ((block, tokens, count, forwards) => {
-            let done: number[] | void = undefined;
+            if (failure) return;
             try {
-              done = onBlock(block, splitRows(tokens, count), forwards);
-            } finally {
-              // A waiting engine hears of every block read, even one whose callback threw.
+              const done = onBlock(block, splitRows(tokens, count), forwards);
               if (awaitRows) this.#native.stopRows(jobId, done ?? [], block);
               else if (done && done.length > 0) this.#native.stopRows(jobId, done);
+            } catch (error) {
+              failure = { error };
+              this.#native.cancel(jobId);
             }
           }),
       );
+      if (failure) throw failure.error;
       return { tokens: splitRows(result.tokens, rows.length), forwards: result.forwards, rowForwards: result.rowForwards };
     } catch (err) {
-      throw fromNative(err, signal);
+      throw failure ? failure.error : fromNative(err, signal);
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
@@ -252,10 +281,9 @@ export class Engine {
   }
 
   /** Cancels pending work, frees the weights on the engine's thread and ends it. */
-  async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    await this.#native.dispose();
+  dispose(): Promise<void> {
+    this.#disposal ??= this.#native.dispose();
+    return this.#disposal;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -263,6 +291,6 @@ export class Engine {
   }
 
   #checkAlive(): void {
-    if (this.#disposed) throw new DisposedError();
+    if (this.#disposal) throw new DisposedError();
   }
 }

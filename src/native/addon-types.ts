@@ -34,7 +34,7 @@ export interface NativeLoadOptions {
   seed?: number;
   device?: string;
   dtype?: string;
-  /** libtorch's CPU threads, a count for the whole process (0: libtorch's default, all cores). */
+  /** libtorch's CPU threads, a count for the whole process: 0 (libtorch's default, all cores) to 4 per core. */
   threads?: number;
   /** Capture every decoding step's forward as CUDA graphs (ignored off CUDA). */
   cudaGraphs?: boolean;

@@ -12,7 +12,12 @@ export interface TrainerOptions {
   seed: number;
   device?: string;
   weightDecay?: number;
+  /** <= 0: no clipping. */
   clipNorm?: number;
+  beta1?: number;
+  beta2?: number;
+  /** Masking ratios are drawn from U(maskEps, 1). */
+  maskEps?: number;
 }
 
 export interface Batch {

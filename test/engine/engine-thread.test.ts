@@ -88,6 +88,17 @@ describe("engine thread", () => {
     // Refused while the options are read, too: the same class as check() gives.
     await expect(engine.generate([{ prompt: [1], seed: -1 }], long)).rejects.toBeInstanceOf(InvalidRequestError);
     await expect(engine.generate([row], { ...long, remasking: "Random" as never })).rejects.toBeInstanceOf(InvalidRequestError);
+    // The mask id cannot end a turn: every still-masked position would read as one.
+    await expect(engine.generate([row], { ...long, eotTokenId: config.mask_token_id })).rejects.toThrow(/eot_token_id must not be the mask id/);
+    // A job id already pending is the caller's mistake.
+    const native = new (loadAddon().Engine)();
+    await native.load({ configJson: JSON.stringify(config), seed: 1 });
+    const options = { jobId: 7, prompts: [Int32Array.from(row.prompt)], seeds: [1], ...long };
+    const first = native.generate(options);
+    expect(() => native.generate(options)).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT", message: "job id 7 is already in use" }));
+    native.cancel(7);
+    await expect(first).rejects.toMatchObject({ code: "ABORT_ERR" });
+    await native.dispose();
     const r = await engine.generate([row], { steps: 8, genLength: 8, blockLength: 8 });
     expect(r.tokens[0]).toHaveLength(8);
   });
@@ -105,6 +116,50 @@ describe("engine thread", () => {
     await Promise.all(settled);
     await expect(engine.generate([row], long)).rejects.toBeInstanceOf(DisposedError);
     await engine.dispose(); // idempotent
+  });
+
+  it("every dispose() call returns the first one's promise, which settles after the jobs it ends", async () => {
+    const engine = await Engine.random(config, 1);
+    const order: string[] = [];
+    const running = engine.generate([row], long).catch(() => order.push("job"));
+    const first = engine.dispose();
+    expect(engine.dispose()).toBe(first);
+    await Promise.all([first.then(() => order.push("dispose")), running]);
+    expect(order).toEqual(["job", "dispose"]);
+
+    const native = new (loadAddon().Engine)();
+    await native.load({ configJson: JSON.stringify(config), seed: 1 });
+    const job = native.generate({ jobId: 1, prompts: [Int32Array.from(row.prompt)], seeds: [1], ...long }).catch((e) => e);
+    const disposal = native.dispose();
+    expect(native.dispose()).toBe(disposal);
+    await disposal;
+    expect(await job).toMatchObject({ code: "ERR_ENGINE_DISPOSED" });
+    // Calls after it carry the same code.
+    expect(() => native.generate({ jobId: 2, prompts: [Int32Array.from(row.prompt)], seeds: [1], ...long })).toThrow(
+      expect.objectContaining({ code: "ERR_ENGINE_DISPOSED" }),
+    );
+  });
+
+  it("a throwing onBlock stops the generation, which rejects with its error; the engine stays usable", async () => {
+    const engine = await Engine.random(config, 1);
+    try {
+      const before = engine.forwardPasses;
+      const failure = new Error("the reader failed");
+      const blocks: number[] = [];
+      const failed = engine.generate([row], long, {
+        onBlock: (block) => {
+          blocks.push(block);
+          throw failure;
+        },
+      });
+      await expect(failed).rejects.toBe(failure);
+      // It heard of the first block only, and the job stopped short of the 64 steps.
+      expect(blocks).toEqual([0]);
+      expect(engine.forwardPasses - before).toBeLessThan(long.steps);
+      expect((await engine.generate([row], { steps: 8, genLength: 16, blockLength: 8 })).forwards).toBe(8);
+    } finally {
+      await engine.dispose();
+    }
   });
 });
 
@@ -156,6 +211,47 @@ describe("waiting for the caller's verdict on each block", () => {
   // the one a wait that cancel or dispose did not end cannot meet. Such a wait begins after `started` (once block 0
   // is decoded) and lasts a full second, so its job settles more than 1000 ms after `started`; one they end settles
   // about 100 ms after it (the timer), leaving nine-tenths of a second to the machine.
+  it("a call naming a row the batch does not have is refused whole: no row is let go, no block marked read", async () => {
+    const native = await nativeEngine();
+    try {
+      const refusals: unknown[] = [];
+      const result = await native.generate(short(1), (block) => {
+        try {
+          native.stopRows(1, [0, 5], block);
+        } catch (err) {
+          refusals.push(err);
+        }
+      });
+      // Block 0's call, and the last block's when it comes before the job has ended.
+      expect(refusals.length).toBeGreaterThan(0);
+      for (const err of refusals) expect(err).toMatchObject({ message: "stopRows: no such row in the batch" });
+      // Row 0 decoded both blocks (the second after the wait's fallback: block 0 was never marked read).
+      expect(result.forwards).toBe(4);
+      for (const bad of [Number.NaN, 0.5, "0"]) {
+        expect(() => native.stopRows(-5, [bad as number]), String(bad)).toThrow(/^stopRows: rows must be (an integer|a number)/);
+      }
+      for (const bad of [Number.NaN, 1.5, 2 ** 64]) {
+        expect(() => native.cancel(bad)).toThrow(/^cancel\(jobId\): jobId must be an integer/);
+        expect(() => native.stopRows(bad, [])).toThrow(/^stopRows: jobId must be an integer/);
+      }
+    } finally {
+      await native.dispose();
+    }
+  });
+
+  // As for the wait's fallback below: a rejection within the second tells that no block waited out its verdict.
+  it("through Engine, rows that are not the batch's fail the generation at once", async () => {
+    const engine = await Engine.random(config, 1);
+    try {
+      const started = performance.now();
+      const params = { steps: 4, genLength: 16, blockLength: 8, earlyStop: true };
+      await expect(engine.generate([row], params, { awaitRows: true, onBlock: () => [0, 5] })).rejects.toThrow(/stopRows: no such row in the batch/);
+      expect(performance.now() - started).toBeLessThan(1000);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it("cancel and dispose end the wait at once", async () => {
     const native = await nativeEngine();
     let started = performance.now();

@@ -1,6 +1,8 @@
 // The engine's forward pass against the independent float64 reference (test/reference/forward.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
+import { InvalidRequestError } from "../../src/engine/errors.js";
+import { loadAddon } from "../../src/native/load-addon.js";
 import { Trainer } from "../../src/train/trainer.js";
 import { referenceLogits } from "../reference/forward.js";
 import { readConfig, readWeights, relativeError, tinyModel } from "../helpers/fixtures.js";
@@ -45,6 +47,39 @@ describe.each([
     rows.forEach((row, r) => {
       expect(relativeError(batch[r], referenceLogits(config, weights, row))).toBeLessThanOrEqual(1e-5);
     });
+  });
+});
+
+describe("refusals", () => {
+  const config = {
+    d_model: 32, n_layers: 1, n_heads: 2, mlp_hidden_size: 64, vocab_size: 100,
+    max_sequence_length: 16, mask_token_id: 99, eos_token_id: 98,
+  };
+
+  it("refuses ids that are not the vocabulary's, no rows, rows past the context, and cache rows of other lengths", async () => {
+    await using engine = await Engine.random(config, 1);
+    // Ids travel as int32: 2^32 + 5 would be read as 5, 6.9 as 6, NaN as 0.
+    for (const id of [2 ** 32 + 5, 6.9, Number.NaN, -1]) {
+      await expect(engine.forward([[1, id]]), String(id)).rejects.toThrow(/^row 0 holds a token id that is not an integer in \[0, 2\^31\)$/);
+    }
+    await expect(engine.forward([[1, 100]])).rejects.toThrow(/token id out of range/);
+    await expect(engine.forward([])).rejects.toThrow(InvalidRequestError);
+    await expect(engine.forward([Array(17).fill(1)])).rejects.toThrow(/^forward: rows are longer than max_sequence_length 16$/);
+    const rows = [[1, 2, 3], [4, 5]];
+    await expect(engine.forward(rows, { start: 0, length: 1, cacheRows: [[1, 2, 3]] })).rejects.toThrow(/^cache row must have the rows' lengths$/);
+    await expect(engine.forward(rows, { start: 0, length: 1, cacheRows: [[1, 2, 3], [4, 2 ** 40]] })).rejects.toThrow(/^cache row 1 holds/);
+    for (const err of await Promise.all([engine.forward([]), engine.forward([Array(17).fill(1)])].map((p) => p.catch((e) => e)))) {
+      expect(err).toBeInstanceOf(InvalidRequestError);
+    }
+    // The addon itself: the batch must be a whole number of rows, and valid a Uint8Array when given.
+    const native = new (loadAddon().Engine)();
+    await native.load({ configJson: JSON.stringify(config), seed: 1 });
+    try {
+      expect(() => native.forward(new Int32Array([1, 2]), 1.5)).toThrow(/^forward: batch must be an integer/);
+      expect(() => native.forward(new Int32Array([1, 2]), 1, [1, 1] as never)).toThrow(/^forward: valid must be a Uint8Array$/);
+    } finally {
+      await native.dispose();
+    }
   });
 });
 

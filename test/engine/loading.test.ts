@@ -4,6 +4,8 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
+import { InvalidRequestError } from "../../src/engine/errors.js";
+import { loadAddon } from "../../src/native/load-addon.js";
 import { tinyModel } from "../helpers/fixtures.js";
 
 async function loadError(dir: string, options = {}): Promise<Error> {
@@ -183,10 +185,51 @@ describe("loading a checkpoint", () => {
     expect((await loadError(dir)).message).toMatch(/a low surrogate without a high one/);
   });
 
-  it("rejects an unknown device or dtype", async () => {
+  it("rejects an unknown device or dtype as the caller's mistake, never as a device fault", async () => {
     const { dir } = await tinyModel();
     expect((await loadError(dir, { dtype: "float8" })).message).toMatch(/unknown dtype 'float8'/);
-    expect((await loadError(dir, { device: "tpu:0" })).message).toMatch(/tpu/i);
+    // libtorch's own message for a bad device string lists every device type, CUDA among them: it used to come back
+    // as a DeviceError, which the server takes for a sick device.
+    for (const device of ["tpu:0", "bogus", "mps", "meta", "cpu:5"]) {
+      const err = await loadError(dir, { device });
+      expect(err, device).toBeInstanceOf(InvalidRequestError);
+      expect(err.message).toBe(`device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
+    }
+    if (!loadAddon().cudaAvailable()) {
+      const err = await loadError(dir, { device: "cuda" });
+      expect(err).toBeInstanceOf(InvalidRequestError);
+      expect(err.message).toMatch(/^device cuda was asked for, but (this build of libtorch has no CUDA|this machine has 0 CUDA devices)$/);
+    }
+  });
+
+  it("refuses a thread count past 4 per core and a seed out of range before loading anything", async () => {
+    const { dir } = await tinyModel();
+    // OpenMP would start them all at the first parallel operation (100,000 crashed a memory-limited process).
+    const refusal = (await loadError(dir, { threads: 100_000 })).message;
+    const most = Number(/^load: threads must be an integer in \[0, (\d+)\] \(4 per core; 0: libtorch's default\)$/.exec(refusal)?.[1]);
+    expect(most % 4, refusal).toBe(0);
+    for (const threads of [most + 1, 2 ** 32 + 1, -1]) expect((await loadError(dir, { threads })).message).toBe(refusal);
+    expect((await loadError(dir, { threads: 1.5 })).message).toMatch(/^load: threads must be an integer/);
+    await using engine = await Engine.load(dir, { threads: most });
+    expect(engine.info.threads).toBe(most);
+    const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
+    await expect(Engine.random(config, -1)).rejects.toThrow(/^load: seed must be an integer in \[0, 2\^53\)$/);
+  });
+
+  it("fails a load whose progress callback throws, with that error", async () => {
+    const { dir } = await tinyModel();
+    const failure = new Error("the progress bar broke");
+    const calls: number[] = [];
+    await expect(
+      Engine.load(dir, {
+        onProgress: (done) => {
+          calls.push(done);
+          throw failure;
+        },
+      }),
+    ).rejects.toBe(failure);
+    // Told once: a load runs to its end, and the callback hears no more after it has thrown.
+    expect(calls).toHaveLength(1);
   });
 
   it("maps the weights instead of copying them, and keeps one copy when it converts", async () => {

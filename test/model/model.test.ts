@@ -96,6 +96,17 @@ describe("generation", () => {
     expect(events.join("")).toBe(result.text);
   });
 
+  it("fails a batch whose onBlock throws with that error, rather than answering rows that missed its blocks", async () => {
+    const inputs = [{ prompt: "Tell me a story", seed: 1 }, { prompt: "Hi", seed: 2 }];
+    const failure = new Error("the reader failed");
+    const onBlock = (row: number, e: { block: number }) => {
+      if (row === 0 && e.block === 0) throw failure;
+    };
+    await expect(model.generateBatch(inputs, { ...params, onBlock })).rejects.toBe(failure);
+    // The model stays usable.
+    expect((await model.generateBatch(inputs, params)).map((g) => g.text)).toEqual(await Promise.all(inputs.map(async (i) => (await model.generate(i, { ...params, seed: i.seed })).text)));
+  });
+
   it("says which default block length a generation length does not fit", async () => {
     await expect(model.generate({ prompt: "x" }, { genLength: 100 })).rejects.toThrow(/genLength 100 is not a multiple of the default blockLength 32/);
     await expect(model.generate({ prompt: "x" }, { genLength: 100, blockLength: 25, steps: 4 })).resolves.toMatchObject({ finishReason: expect.any(String) });

@@ -82,6 +82,19 @@ describe("native trainer", () => {
       /^create: weightDecay must be a number/,
     );
     await expect(Trainer.create(config, { seed: 1, device: 0 as unknown as string })).rejects.toThrow(/^create: device must be a string/);
+    // Out of range, AdamW's moments or the masking schedule would make every step's loss NaN.
+    for (const [field, value, message] of [
+      ["beta1", Number.NaN, /^create: beta1 must be in \[0, 1\)$/],
+      ["beta1", 1, /^create: beta1 must be in \[0, 1\)$/],
+      ["beta2", -0.1, /^create: beta2 must be in \[0, 1\)$/],
+      ["weightDecay", -1, /^create: weightDecay must be a finite number >= 0$/],
+      ["clipNorm", Number.POSITIVE_INFINITY, /^create: clipNorm must be a finite number \(<= 0: no clipping\)$/],
+      ["maskEps", 0, /^create: maskEps must be in \(0, 1\)$/],
+    ] as const) {
+      await expect(Trainer.create(config, { seed: 1, [field]: value }), `${field} ${value}`).rejects.toThrow(message);
+    }
+    // A device string libtorch cannot parse is the caller's mistake, not a device fault.
+    await expect(Trainer.create(config, { seed: 1, device: "bogus" })).rejects.toThrow(/^device must be 'cpu', 'cuda' or 'cuda:N', got 'bogus'$/);
   });
 
   it("trains on token ids up to embedding_size, as logits() takes them", async () => {

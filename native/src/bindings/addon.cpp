@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -108,11 +109,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     try {
       spec.path = stringField(o, "path", "");
       spec.config_json = stringField(o, "configJson", "");
-      spec.seed = static_cast<uint64_t>(intField(o, "seed", 0));
+      const int64_t seed = intField(o, "seed", 0);
+      if (seed < 0) throw std::invalid_argument("seed must be an integer in [0, 2^53)");
+      spec.seed = static_cast<uint64_t>(seed);
       spec.device = stringField(o, "device", "cpu");
       spec.dtype = stringField(o, "dtype", "float32");
-      spec.threads = static_cast<int>(intField(o, "threads", 0));
-      if (spec.threads < 0) throw std::invalid_argument("threads must be >= 0");
+      // OpenMP starts every thread asked for at the first parallel operation: a count far past the cores only
+      // slows it, and one past what the process may start crashes it there.
+      const int64_t maxThreads = 4 * std::max<int64_t>(1, std::thread::hardware_concurrency());
+      const int64_t threads = intField(o, "threads", 0);
+      if (threads < 0 || threads > maxThreads)
+        throw std::invalid_argument("threads must be an integer in [0, " + std::to_string(maxThreads) + "] (4 per core; 0: libtorch's default)");
+      spec.threads = static_cast<int>(threads);
       spec.cuda_graphs = boolField(o, "cudaGraphs", spec.cuda_graphs);
       spec.prompt_bucket = intField(o, "promptBucket", 0);
       if (spec.prompt_bucket < 0 || spec.prompt_bucket > 4096) throw std::invalid_argument("promptBucket must be in [0, 4096]");
@@ -180,10 +188,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     int64_t batch = 0, start = -1, length = 0;
     try {
       ids = int32Array(info[0], "forward: ids");
-      if (!info[1].IsNumber()) throw std::invalid_argument("forward: batch must be a number");
-      batch = info[1].As<Napi::Number>().Int64Value();
+      batch = integer(info[1], "forward: batch");
       if (batch < 1 || ids.size() % batch != 0 || ids.empty())
         throw std::invalid_argument("forward: ids must hold batch rows of equal length");
+      if (!info[2].IsUndefined() && !info[2].IsTypedArray()) throw std::invalid_argument("forward: valid must be a Uint8Array");
       if (info[2].IsTypedArray()) {
         // As<> does not check: another typed array would be read byte by byte as a wrong mask.
         if (info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
@@ -210,6 +218,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           auto m = requireModel();
           const at::Device dev = m->device();
           const int64_t T = static_cast<int64_t>(ids.size()) / batch;
+          if (T > m->config().max_sequence_length)
+            throw std::invalid_argument("forward: rows are longer than max_sequence_length " + std::to_string(m->config().max_sequence_length));
           for (const auto* list : {&ids, &cacheIds})
             for (int64_t v : *list)
               if (!m->config().readsToken(v)) throw std::invalid_argument("forward: token id out of range");
@@ -379,42 +389,50 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // verdict, lets the rows go before the next block.
   Napi::Value StopRows(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsNumber() || !info[1].IsArray() || !(info[2].IsUndefined() || info[2].IsNumber()))
-      throw Napi::TypeError::New(env, "stopRows(jobId, rows, block?): a number, an array and maybe a number");
-    auto it = rowStops_.find(info[0].As<Napi::Number>().Int64Value());
+    if (!info[1].IsArray()) throw Napi::TypeError::New(env, "stopRows(jobId, rows, block?): rows must be an array");
+    int64_t jobId = 0;
+    std::optional<int64_t> block;
+    std::vector<int64_t> rows;
+    try {
+      jobId = integer(info[0], "stopRows: jobId");
+      if (!info[2].IsUndefined()) block = integer(info[2], "stopRows: block");
+      Napi::Array list = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); i++) rows.push_back(integer(list.Get(i), "stopRows: rows"));
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, e.what());
+    }
+    auto it = rowStops_.find(jobId);
     std::shared_ptr<RowStops> done = it == rowStops_.end() ? nullptr : it->second.lock();
     if (!done) return Napi::Boolean::New(env, false);
-    Napi::Array rows = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < rows.Length(); i++) {
-      Napi::Value row = rows.Get(i);
-      if (!row.IsNumber()) throw Napi::TypeError::New(env, "stopRows: rows must be numbers");
-      const int64_t r = row.As<Napi::Number>().Int64Value();
+    // Every row is checked before any is let go: a refused call changes nothing.
+    for (int64_t r : rows)
       if (r < 0 || r >= static_cast<int64_t>(done->flags.size())) throw Napi::RangeError::New(env, "stopRows: no such row in the batch");
-      done->flags[r].store(true);
-    }
-    if (info[2].IsNumber()) done->markRead(info[2].As<Napi::Number>().Int64Value());
+    for (int64_t r : rows) done->flags[r].store(true);
+    if (block) done->markRead(*block);
     return Napi::Boolean::New(env, true);
   }
 
   // cancel(jobId) -> whether a pending job had that id. The job stops before its next step.
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "cancel(jobId): jobId must be a number");
-    Pending* p = bridge_->find(info[0].As<Napi::Number>().Int64Value());
+    int64_t jobId = 0;
+    try {
+      jobId = integer(info[0], "cancel(jobId): jobId");
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, e.what());
+    }
+    Pending* p = bridge_->find(jobId);
     if (!p) return Napi::Boolean::New(env, false);
     p->cancel->store(true);
-    wakeRows(info[0].As<Napi::Number>().Int64Value());
+    wakeRows(jobId);
     return Napi::Boolean::New(env, true);
   }
 
-  // dispose() -> Promise<void>: cancels every job, frees the model on the engine thread, ends the thread.
+  // dispose() -> Promise<void>: cancels every job, frees the model on the engine thread, ends the thread. A later
+  // call returns the same promise.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (bridge_->closed()) {
-      auto deferred = Napi::Promise::Deferred::New(env);
-      deferred.Resolve(env.Undefined());
-      return deferred.Promise();
-    }
+    if (bridge_->closed()) return bridge_->disposal(env);
     bridge_->close();
     wakeRows();
     Napi::Promise promise = bridge_->run<bool>(
@@ -430,6 +448,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         },
         /*always=*/true);
     engine_->requestStop();
+    bridge_->keepDisposal(promise);
     return promise;
   }
 

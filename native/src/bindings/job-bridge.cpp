@@ -55,8 +55,8 @@ void JobBridge::toJs(JsClosure fn) {
 }
 
 JobBridge::Pending& JobBridge::open(Napi::Env env, int64_t id, bool always) {
-  if (closed_ && !always) throw Napi::Error::New(env, "the " + what_ + " has been disposed");
-  if (pending_.count(id)) throw Napi::Error::New(env, "job id " + std::to_string(id) + " is already in use");
+  if (closed_ && !always) throw makeError(env, {kStopped, "the " + what_ + " has been disposed"});
+  if (pending_.count(id)) throw makeError(env, {kInvalid, "job id " + std::to_string(id) + " is already in use"});
   if (pending_.empty()) {
     keepAlive_(true);
     tsfn_.Ref(env);
@@ -85,6 +85,13 @@ void JobBridge::reject(Napi::Env env, int64_t id, const Failure& f) {
   // close() cancels the jobs still pending: they were disposed, not aborted by their caller.
   const Failure why = closed_ && f.code == kAborted ? Failure{kStopped, "the " + what_ + " was disposed while this job ran"} : f;
   settle(env, id, [&](Pending& p) { p.deferred.Reject(makeError(env, why).Value()); });
+}
+
+Napi::Value JobBridge::disposal(Napi::Env env) {
+  if (!disposal_.IsEmpty()) return disposal_.Value();
+  auto resolved = Napi::Promise::Deferred::New(env);
+  resolved.Resolve(env.Undefined());
+  return resolved.Promise();
 }
 
 void JobBridge::close() {

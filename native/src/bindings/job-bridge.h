@@ -113,6 +113,11 @@ class JobBridge {
   // Takes no more jobs (but the dispose job) and asks every pending one to stop before its next step.
   void close();
   bool closed() const { return closed_; }
+  // The owner's dispose() promise, kept by its first call so that every later call returns it: each then settles
+  // only once the teardown is done. A resolved promise when the owner was shut down without one (its environment
+  // went away).
+  void keepDisposal(const Napi::Value& promise) { disposal_ = Napi::Persistent(promise.As<Napi::Object>()); }
+  Napi::Value disposal(Napi::Env env);
   // Lets go of the thread-safe function; call after the native thread has stopped. Idempotent.
   void release();
 
@@ -127,6 +132,7 @@ class JobBridge {
   int64_t internalIds_ = 0;
   bool closed_ = false;
   bool released_ = false;
+  Napi::ObjectReference disposal_;
 };
 
 }  // namespace dllm_bindings

@@ -21,17 +21,21 @@ inline std::vector<int64_t> int32Array(const Napi::Value& v, const std::string& 
   return std::vector<int64_t>(a.Data(), a.Data() + a.ElementLength());
 }
 
-// o[key] as an integer (of magnitude at most 2^53: a double holds every such integer exactly), or fallback when
-// it is undefined.
-inline int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(key) + " must be a number");
+// v as an integer of magnitude at most 2^53 (a double holds every such integer exactly): NaN, 1.7 or 2^64 are
+// refused, where Napi's Int64Value would read them as 0, 1 or a saturated value.
+inline int64_t integer(const Napi::Value& v, const std::string& what) {
+  if (!v.IsNumber()) throw std::invalid_argument(what + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
   // Casting a double beyond int64's range is undefined: check the range first.
   if (!(std::fabs(d) <= 9007199254740992.0) || d != std::trunc(d))
-    throw std::invalid_argument(std::string(key) + " must be an integer of magnitude at most 2^53");
+    throw std::invalid_argument(what + " must be an integer of magnitude at most 2^53");
   return static_cast<int64_t>(d);
+}
+
+// o[key] as an integer (integer()), or fallback when it is undefined.
+inline int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsUndefined() ? fallback : integer(v, key);
 }
 
 // o[key] as a number, or fallback when it is undefined.

@@ -111,7 +111,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return *trainer_;
   }
 
-  // create({configJson | path, seed, device, weightDecay?, clipNorm?, beta1?, beta2?}) -> Promise<{step}>
+  // create({configJson | path, seed, device, weightDecay?, clipNorm?, beta1?, beta2?, maskEps?}) -> Promise<{step}>
   Napi::Value Create(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "create(options): options must be an object");
@@ -130,6 +130,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       spec.weight_decay = numberField(o, "weightDecay", spec.weight_decay);
       spec.clip_norm = numberField(o, "clipNorm", spec.clip_norm);
       spec.mask_eps = numberField(o, "maskEps", spec.mask_eps);
+      // Out of these ranges AdamW's moments or the masking schedule make every step's loss NaN or meaningless.
+      if (!(spec.beta1 >= 0 && spec.beta1 < 1)) throw std::invalid_argument("beta1 must be in [0, 1)");
+      if (!(spec.beta2 >= 0 && spec.beta2 < 1)) throw std::invalid_argument("beta2 must be in [0, 1)");
+      if (!(spec.weight_decay >= 0 && std::isfinite(spec.weight_decay))) throw std::invalid_argument("weightDecay must be a finite number >= 0");
+      if (!std::isfinite(spec.clip_norm)) throw std::invalid_argument("clipNorm must be a finite number (<= 0: no clipping)");
+      if (!(spec.mask_eps > 0 && spec.mask_eps < 1)) throw std::invalid_argument("maskEps must be in (0, 1)");
     } catch (const std::invalid_argument& e) {
       throw Napi::TypeError::New(env, std::string("create: ") + e.what());
     }
@@ -172,8 +178,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Logits(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<int64_t> tokens = int32Arg(info[0], "logits: tokens");
-    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "logits: batch must be a number");
-    int64_t batch = info[1].As<Napi::Number>().Int64Value();
+    int64_t batch = 0;
+    try {
+      batch = integer(info[1], "logits: batch");
+    } catch (const std::invalid_argument& e) {
+      throw Napi::TypeError::New(env, e.what());
+    }
     return submit<at::Tensor>(
         env, [this, tokens, batch]() { return trainer().logits(tokens, batch); },
         [](Napi::Env env, at::Tensor& t) -> Napi::Value {
@@ -229,14 +239,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         });
   }
 
-  // dispose() -> Promise<void>: frees the model on the trainer thread and ends the thread.
+  // dispose() -> Promise<void>: frees the model on the trainer thread and ends the thread. A later call returns the
+  // same promise.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (bridge_->closed()) {
-      auto d = Napi::Promise::Deferred::New(env);
-      d.Resolve(env.Undefined());
-      return d.Promise();
-    }
+    if (bridge_->closed()) return bridge_->disposal(env);
     bridge_->close();
     Napi::Value promise = submit<bool>(
         env,
@@ -250,6 +257,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         },
         /*always=*/true);
     thread_->requestStop();
+    bridge_->keepDisposal(promise);
     return promise;
   }
 

@@ -84,6 +84,7 @@ void validate(const LLaDAConfig& c, const SamplerParams& p, const BatchRequest& 
   require(p.top_p > 0 && p.top_p <= 1, "top_p must be in (0, 1]");
   require(p.cfg_scale >= 0 && std::isfinite(p.cfg_scale), "cfg_scale must be a finite number >= 0");
   require(p.eot_token_id >= -1 && p.eot_token_id < c.embedding_size, "eot_token_id is out of the vocabulary");
+  require(p.eot_token_id != c.mask_token_id, "eot_token_id must not be the mask id");
   require(p.refresh_every >= 0, "refresh_every must be >= 0");
   require(p.vicinity >= 0 && p.vicinity <= c.max_sequence_length, "vicinity must be in [0, max_sequence_length]");
   require(p.decoding.threshold > 0 && p.decoding.threshold <= 1, "threshold must be in (0, 1]");

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "model/weights.h"
+#include "util/device.h"
 #include "util/json.h"
 
 namespace dllm {
@@ -31,9 +32,7 @@ void Engine::load(const ModelSpec& spec, const LoadProgress& progress) {
   // the old one for some failures, a bad dtype, not a bad device index, made them disagree; nothing reloads an
   // engine that serves requests.)
   unload();
-  at::Device device(spec.device);  // throws c10::Error for a malformed device string
-  if (device.is_cuda() && !at::hasCUDA())
-    throw std::runtime_error("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
+  const at::Device device = parseDevice(spec.device);
   const at::ScalarType dtype = parseDtype(spec.dtype);
   const LLaDAConfig config =
       spec.path.empty() ? LLaDAConfig::fromJson(json::parse(spec.config_json), "config") : readConfig(spec.path);

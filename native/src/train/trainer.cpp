@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "util/device.h"
 #include "util/json.h"
 
 namespace dllm {
@@ -30,10 +31,7 @@ at::Tensor tokenTensor(const std::vector<int64_t>& tokens, int64_t rows, const L
 
 }  // namespace
 
-Trainer::Trainer(const TrainerSpec& spec) : spec_(spec), device_(spec.device) {
-  if (device_.is_cuda() && !at::hasCUDA())
-    throw std::invalid_argument("device " + spec.device + " was asked for, but this build of libtorch has no CUDA");
-  if (!device_.is_cpu() && !device_.is_cuda()) throw std::invalid_argument("the trainer runs on cpu or cuda devices");
+Trainer::Trainer(const TrainerSpec& spec) : spec_(spec), device_(parseDevice(spec.device)) {
   if (spec.config_json.empty() == spec.path.empty())
     throw std::invalid_argument("give either a config (random initialisation) or a model folder (resume)");
   LLaDAWeights w;
@@ -142,6 +140,7 @@ at::Tensor Trainer::logits(const std::vector<int64_t>& tokens, int64_t batch) co
   at::NoGradGuard noGrad;
   at::Tensor ids = tokenTensor(tokens, batch, config_, "logits");
   const int64_t T = ids.size(1);
+  if (T > config_.max_sequence_length) throw std::invalid_argument("logits: rows are longer than max_sequence_length");
   at::Tensor positions = at::arange(T, at::kLong).view({1, T}).expand({batch, T}).contiguous();
   at::Tensor h = model_->hidden(ids.to(device_), KeyMask{}, positions.to(device_));
   return model_->logits(h.reshape({batch * T, -1})).to(at::kCPU).contiguous();
