@@ -81,12 +81,15 @@ export class DllmServer {
   /** The batching every worker applies: most requests per batch, and longest wait for one to fill (ms). */
   readonly batchSize: number;
   readonly maxWaitMs: number;
+  /** Most requests waiting for a batch; undefined: unbounded. */
+  readonly maxQueue: number | undefined;
 
   /** Starts the workers; `ready()` resolves when every one has loaded the model. */
   constructor(options: ServerOptions) {
     this.devices = resolveDevices(options);
     this.batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     this.maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+    this.maxQueue = options.maxQueue;
     const cuda = this.devices[0].startsWith("cuda");
     this.#router = new Router({
       modelPath: options.modelPath,
@@ -97,7 +100,7 @@ export class DllmServer {
       batchSize: this.batchSize,
       maxWaitMs: this.maxWaitMs,
       policy: options.policy ?? "least-loaded",
-      maxQueue: options.maxQueue,
+      maxQueue: this.maxQueue,
       restartBackoffMs: options.restartBackoffMs,
       onProgress: options.onProgress,
       isolation: options.isolation,
@@ -131,6 +134,15 @@ export class DllmServer {
     return this.#submit(input, options, { onBlock });
   }
 
+  /**
+   * Throws a QueueFullError unless `count` requests about to be submitted together fit the queue now: called just
+   * before they are submitted, in the same tick, it admits them whole or not at all (each would otherwise be
+   * checked alone, and the first ones could be queued, and decoded for nothing, before a later one is refused).
+   */
+  admit(count: number): void {
+    this.#router.admit(count);
+  }
+
   #submit(input: GenerationInput, options: RequestOptions, callbacks: { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void }) {
     const { seed, stop, signal, ...params } = options;
     return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
@@ -139,12 +151,18 @@ export class DllmServer {
   /**
    * n answers to one input, as RL rollouts draw them: choice i decodes with seed + i (seed: the given one, or one
    * drawn for the call), so it is exactly what generate() with that seed returns. The workers batch the choices
-   * like any requests; if one fails, the others are cancelled and the call rejects with its error.
+   * like any requests; if one fails, the others are cancelled and the call rejects with its error. maxQueue
+   * admits the n choices together or refuses them together (QueueFullError); an n above it is an InvalidRequestError.
    */
   async sample(input: GenerationInput, n: number, options: RequestOptions = {}): Promise<Served[]> {
     if (!Number.isSafeInteger(n) || n < 1) throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
+    // The choices wait in the queue together: more than it holds could never be admitted.
+    if (this.maxQueue !== undefined && n > this.maxQueue) {
+      throw new InvalidRequestError(`n must be at most maxQueue (${this.maxQueue}): the queue never holds ${n} waiting requests`, "n");
+    }
     const seed = options.seed ?? randomSeed();
     const group = new RequestGroup(n, options.signal);
+    this.admit(n);
     return Promise.all(
       Array.from({ length: n }, (_, i) => group.member(this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal: group.signal }, {}))),
     );

@@ -44,7 +44,9 @@ Options:
   --algorithm <name>       default generation_algorithm (default: ${DEFAULT_ALGORITHM})
   --no-chat-template       join chat messages into a raw prompt instead of applying the chat template
   --api-key <key>          require this key (Authorization: Bearer <key> or X-Api-Key); env DLLM_API_KEY
-  --max-queue <n>          refuse requests with 429 once n are waiting (default: unbounded)
+  --max-queue <n>          refuse requests with 429 once n are waiting (each choice counts; a request's
+                           choices are admitted together, and more than n in one request is a 400)
+                           (default: unbounded)
   --cors <origin>          allow browsers from this origin (or *) to call the API (default: CORS off)
   --log-level <level>      fatal, error, warn, info, debug, trace, silent (default: info)
   -h, --help               show this help

@@ -258,9 +258,10 @@ export class Router {
     return new Promise<Served>((resolve, reject) => {
       if (this.#closing) return reject(new ServiceUnavailableError("the server is shutting down"));
       if (signal?.aborted) return reject(signal.reason);
-      const maxQueue = this.#options.maxQueue;
-      if (maxQueue !== undefined && this.#waiting() >= maxQueue) {
-        return reject(new QueueFullError(`${maxQueue} requests are already waiting; retry later`));
+      try {
+        this.admit(1);
+      } catch (err) {
+        return reject(err);
       }
       this.#totalRequests++;
       const id = this.#nextId++;
@@ -289,6 +290,22 @@ export class Router {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#dispatch(p);
     });
+  }
+
+  /**
+   * Throws a QueueFullError unless `count` more requests fit the queue now (maxQueue). Requests that stand or fall
+   * together (one call's choices) are checked with it as one unit just before they are submitted, in the same tick:
+   * nothing else can take their room in between, so they are admitted whole or not at all, never in part.
+   */
+  admit(count: number): void {
+    const maxQueue = this.#options.maxQueue;
+    const waiting = this.#waiting();
+    if (maxQueue === undefined || waiting + count <= maxQueue) return;
+    throw new QueueFullError(
+      count === 1
+        ? `${maxQueue} requests are already waiting; retry later`
+        : `${waiting} of at most ${maxQueue} requests are already waiting: no room for ${count} more at once; retry later`,
+    );
   }
 
   stats(): ClusterStats {

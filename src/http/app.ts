@@ -1,11 +1,12 @@
 // The fastify app: OpenAI-compatible routes and the seed system's status routes over the in-process server.
 // A factory apart from the process entry (src/server.ts), so tests build it on any port.
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { Transform } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { DllmServer } from "../api/server.js";
+import { ServiceUnavailableError } from "../cluster/router.js";
 import { ApiError, toApiError } from "./errors.js";
 import { requestDefaults, type AppContext } from "./context.js";
 import { Metrics } from "./metrics.js";
@@ -65,8 +66,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // fastify's request logs carry method, URL, host and remote address: never headers (keys) or bodies (prompts).
     // This is only the hard cap while reading; the real limit, from the model config, is checked on arrival.
     bodyLimit: options.bodyLimit ?? HARD_BODY_LIMIT,
+    // A request that comes while the server drains is refused by the onRequest hook below in OpenAI's shape, not
+    // with fastify's own 503 body.
+    return503OnClosing: false,
+    clientErrorHandler,
   });
-  trackConnections(app.server);
+  const tracked = trackConnections(app.server);
   const ctx: AppContext = {
     server: options.server,
     metrics: new Metrics(options.server),
@@ -96,6 +101,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
         return reply.code(204).send();
       }
     }
+    // On a connection opened before the drain (every answer from then on says Connection: close, but a client may
+    // have sent its next request before reading it), as the router refuses requests once closing.
+    if (tracked.draining) throw new ServiceUnavailableError("the server is shutting down");
     if (options.apiKey && !isPublic(path)) {
       const key = presentedKey(request.headers);
       if (!key || !keyMatches(key, options.apiKey)) {
@@ -145,41 +153,83 @@ export function buildApp(options: AppOptions): FastifyInstance {
   return app;
 }
 
-/** Each app's open connections and how many answers each is writing, for closeApp. */
-const connections = new WeakMap<Server, Map<Socket, number>>();
+/**
+ * HTTP that Node cannot parse (a Content-Length that is no number, a body cut short of it, headers too large, a
+ * request too slow to arrive) is answered in OpenAI's error shape, as fastify's default answers in its own.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+  const what =
+    status === 408
+      ? "the request did not arrive in time"
+      : err.code === "HPE_INVALID_EOF_STATE"
+        ? "the connection ended before the whole request arrived (a body shorter than its Content-Length?)"
+        : `the request is not valid HTTP (${err.reason ?? err.message})`;
+  const body = JSON.stringify(new ApiError(status, what, "invalid_request_error").body());
+  if (!socket.writable) return void socket.destroy();
+  // The connection cannot carry another request: closed once the answer is out.
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
+}
 
-function trackConnections(server: Server): void {
-  const open = new Map<Socket, number>();
-  connections.set(server, open);
+/**
+ * Each app's open connections and how many answers each is writing, the answers under way, and whether the app is
+ * draining, for closeApp.
+ */
+interface Tracked {
+  connections: Map<Socket, number>;
+  answers: Set<ServerResponse>;
+  draining: boolean;
+}
+const trackedApps = new WeakMap<Server, Tracked>();
+
+function trackConnections(server: Server): Tracked {
+  const t: Tracked = { connections: new Map(), answers: new Set(), draining: false };
+  trackedApps.set(server, t);
   server.on("connection", (socket: Socket) => {
-    open.set(socket, 0);
-    socket.once("close", () => open.delete(socket));
+    t.connections.set(socket, 0);
+    socket.once("close", () => t.connections.delete(socket));
   });
   server.on("request", (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket;
-    open.set(socket, (open.get(socket) ?? 0) + 1);
+    t.connections.set(socket, (t.connections.get(socket) ?? 0) + 1);
+    t.answers.add(response);
+    if (t.draining) response.setHeader("connection", "close");
     response.once("close", () => {
-      const answers = open.get(socket);
-      if (answers !== undefined) open.set(socket, answers - 1);
+      t.answers.delete(response);
+      const answers = t.connections.get(socket);
+      if (answers !== undefined) t.connections.set(socket, answers - 1);
     });
   });
+  return t;
 }
 
 /**
  * Closes the app once `drained` settles (every request answered or cancelled: DllmServer.close). It stops taking
- * connections at once; a connection kept alive after its last answer closes a second after it. A second after the
- * drain, the connections writing no answer are dropped: Node's close() waits for a connection that never sent a
- * request (a client's spare socket, a preconnect) until its client closes it, which could hold the exit for ever.
- * An answer still being written then (a slow reader's stream) goes on to its end.
+ * connections at once; every answer whose headers go out from now on says `Connection: close`, so that no client
+ * sends another request on its connection, and its connection closes after it. A request that comes all the same
+ * (sent before that answer arrived) is refused with a 503 in OpenAI's shape. A second after the drain, the
+ * connections writing no answer are dropped: Node's close() waits for a connection that never sent a request (a
+ * client's spare socket, a preconnect) until its client closes it, which could hold the exit for ever. An answer
+ * still being written then (a slow reader's stream) goes on to its end.
  */
 export async function closeApp(app: FastifyInstance, drained: Promise<unknown>): Promise<void> {
+  const t = trackedApps.get(app.server)!;
+  t.draining = true;
+  for (const answer of t.answers) if (!answer.headersSent) answer.setHeader("connection", "close");
+  // An answer whose headers went out before (a stream) leaves its connection kept alive: closed right after it.
   app.server.keepAliveTimeout = 1;
   const closed = app.close();
   try {
     await drained;
   } finally {
     const dropIdle = () => {
-      for (const [socket, answers] of connections.get(app.server) ?? []) if (answers === 0) socket.destroy();
+      for (const [socket, answers] of t.connections) if (answers === 0) socket.destroy();
     };
     const grace = setTimeout(dropIdle, 1000);
     await closed.finally(() => clearTimeout(grace));

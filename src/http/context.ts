@@ -19,5 +19,10 @@ export interface AppContext {
 const UNLOADED_MAX_SEQUENCE_LENGTH = 4096;
 
 export function requestDefaults(ctx: AppContext): RequestDefaults {
-  return { algorithm: ctx.algorithm, chatTemplate: ctx.chatTemplate, maxSequenceLength: ctx.server.info?.maxSequenceLength ?? UNLOADED_MAX_SEQUENCE_LENGTH };
+  return {
+    algorithm: ctx.algorithm,
+    chatTemplate: ctx.chatTemplate,
+    maxSequenceLength: ctx.server.info?.maxSequenceLength ?? UNLOADED_MAX_SEQUENCE_LENGTH,
+    maxQueue: ctx.server.maxQueue,
+  };
 }

@@ -14,6 +14,8 @@ export interface RequestDefaults {
   /** false: messages are joined into a raw prompt instead of going through the chat template. */
   chatTemplate: boolean;
   maxSequenceLength: number;
+  /** --max-queue: a request's choices wait in the queue together, so no request may have more. */
+  maxQueue?: number;
 }
 
 export interface ParsedRequest {
@@ -110,14 +112,24 @@ function messages(v: unknown): ChatMessage[] {
 
 /** Decoding parameters shared by both endpoints, with the seed's length rule. */
 function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
-  const maxTokens =
-    optional(body, "max_tokens", number("max_tokens", 1, defaults.maxSequenceLength, { integer: true })) ??
-    optional(body, "max_completion_tokens", number("max_completion_tokens", 1, defaults.maxSequenceLength, { integer: true })) ??
-    DEFAULT_MAX_TOKENS;
+  const fromMaxTokens = optional(body, "max_tokens", number("max_tokens", 1, defaults.maxSequenceLength, { integer: true }));
+  const given =
+    fromMaxTokens ?? optional(body, "max_completion_tokens", number("max_completion_tokens", 1, defaults.maxSequenceLength, { integer: true }));
+  const maxTokens = given ?? DEFAULT_MAX_TOKENS;
+  // The field the length came from (max_tokens by default), which an error about it names.
+  const lengthField = fromMaxTokens === undefined && given !== undefined ? "max_completion_tokens" : "max_tokens";
   const requestedBlock = optional(body, "block_length", number("block_length", 1, defaults.maxSequenceLength, { integer: true }));
   // The seed's length rule: the block never exceeds max_tokens, and the generation is whole blocks.
   const blockLength = Math.min(requestedBlock ?? DEFAULT_BLOCK_LENGTH, maxTokens);
   const genLength = Math.ceil(maxTokens / blockLength) * blockLength;
+  // Rounded up past the context, the completion alone cannot fit, whatever the prompt: the length is at fault.
+  if (genLength > defaults.maxSequenceLength) {
+    throw invalid(
+      `'${lengthField}' ${maxTokens} in whole blocks of ${blockLength} makes ${genLength} tokens, more than this model's maximum ` +
+        `context length of ${defaults.maxSequenceLength} tokens; lower '${lengthField}' or choose a 'block_length' that divides it`,
+      lengthField,
+    );
+  }
   const blocks = genLength / blockLength;
   // Every step commits at least one token until the generation is full, so no useful count exceeds the context.
   let steps = optional(body, "steps", number("steps", 1, defaults.maxSequenceLength, { integer: true }));
@@ -220,11 +232,16 @@ function streaming(body: Body): { stream: boolean; includeUsage: boolean } {
   return { stream, includeUsage: optional(options as Body, "include_usage", boolean("stream_options.include_usage")) ?? false };
 }
 
-/** n, checked against the number of prompts it multiplies. */
-function choicesPerPrompt(body: Body, prompts: number): number {
+/** n, checked against the number of prompts it multiplies, and against the queue the choices must fit together. */
+function choicesPerPrompt(body: Body, prompts: number, maxQueue: number | undefined): number {
   const n = optional(body, "n", number("n", 1, MAX_CHOICES, { integer: true })) ?? 1;
   if (n * prompts > MAX_CHOICES)
     throw invalid(`${prompts} prompts × n = ${n} make ${n * prompts} choices; at most ${MAX_CHOICES} per request`, "n");
+  // Refused with a 429 it would be for ever, even by an idle server: it can never be served.
+  if (maxQueue !== undefined && n * prompts > maxQueue) {
+    const asked = prompts === 1 ? `n = ${n} choices` : `${prompts} prompts × n = ${n} make ${n * prompts} choices`;
+    throw invalid(`${asked}; this server queues at most ${maxQueue} requests (--max-queue), so at most ${maxQueue} choices per request`, n === 1 ? "prompt" : "n");
+  }
   return n;
 }
 
@@ -237,7 +254,7 @@ export function parseChatRequest(raw: unknown, defaults: RequestDefaults): Parse
     ? { messages: list }
     : { prompt: list.map((m) => m.content).join("\n") };
   optional(body, "model", string("model")); // any name is accepted: one model is served
-  return { inputs: [input], n: choicesPerPrompt(body, 1), options: decoding(body, defaults), ...streaming(body) };
+  return { inputs: [input], n: choicesPerPrompt(body, 1, defaults.maxQueue), options: decoding(body, defaults), ...streaming(body) };
 }
 
 const isTokenId = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
@@ -264,7 +281,7 @@ export function parseCompletionRequest(raw: unknown, defaults: RequestDefaults):
   optional(body, "model", string("model"));
   return {
     inputs: prompts.map((p) => ({ prompt: p })),
-    n: choicesPerPrompt(body, prompts.length),
+    n: choicesPerPrompt(body, prompts.length, defaults.maxQueue),
     options: decoding(body, defaults),
     ...streaming(body),
   };

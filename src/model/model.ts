@@ -215,7 +215,9 @@ export class Model {
     } else {
       throw new InvalidRequestError("give either messages or a prompt (text or token ids)");
     }
-    if (ids.includes(this.info.maskTokenId)) throw new InvalidRequestError("the prompt contains the mask token");
+    if (ids.includes(this.info.maskTokenId)) {
+      throw new InvalidRequestError("the prompt contains the mask token", input.messages !== undefined ? "messages" : "prompt");
+    }
     return ids;
   }
 

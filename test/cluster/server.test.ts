@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createServer, type DllmServer } from "../../dist/api/server.js";
 import { batchForwards } from "../../dist/model/model.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
@@ -356,14 +356,17 @@ describe("in-process sample()", () => {
     await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
   });
 
-  it("sample(): a refused choice cancels its siblings, which then never decode", async () => {
-    // Room for two waiting requests, and a batch that waits a second to fill: the third choice is refused while
-    // the first two wait, and the call's failure must reach them before their batch starts.
+  it("sample(): the choices are admitted to the queue together or refused together; more than it holds are a bad n", async () => {
+    // Room for two waiting requests, and a batch that waits a second to fill.
     await using server = await createServer({ modelPath, workers: 1, maxQueue: 2, maxWaitMs: 1000 });
-    await expect(server.sample({ prompt: "Hello there" }, 3, short)).rejects.toThrow(/2 requests are already waiting/);
-    await vi.waitFor(() => expect(server.stats().inFlight).toBe(0), { timeout: 10_000 });
-    expect(server.stats()).toMatchObject({ totalRequests: 2, requestsServed: 0, forwards: 0 });
+    await expect(server.sample({ prompt: "Hello there" }, 3, short)).rejects.toMatchObject({ name: "InvalidRequestError", param: "n" });
+    // One request waits: two choices no longer fit, and neither is queued (to be decoded for nothing).
+    const waiting = server.generate({ prompt: "Hi" }, short);
+    await expect(server.sample({ prompt: "Hello there" }, 2, short)).rejects.toMatchObject({ name: "QueueFullError", message: expect.stringContaining("no room for 2") });
+    expect(server.stats()).toMatchObject({ totalRequests: 1, queueDepth: 1 });
+    await waiting;
     // Nothing is left waiting: the next call of two fits.
     expect(await server.sample({ prompt: "Hello there" }, 2, short)).toHaveLength(2);
+    expect(server.stats()).toMatchObject({ totalRequests: 3, requestsServed: 3 });
   });
 });

@@ -23,11 +23,16 @@ export interface StartOptions {
   /** What stderr must show before the server is returned; default the line that says it serves. Its address line
    *  (/dllm-serve: http:\/\/\S+ /) comes earlier, as soon as it listens, while its workers may still be loading. */
   waitFor?: RegExp;
+  /** In a process group of its own, which it leads: a test can signal the whole group (-pid), as a terminal's Ctrl-C does. */
+  detached?: boolean;
 }
 
 /** Starts the server with `args` and waits until its stderr shows `waitFor` (by default, that it serves). */
-export async function startServerProcess(args: string[], { env = process.env, waitFor = /ready, serving/ }: StartOptions = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+export async function startServerProcess(
+  args: string[],
+  { env = process.env, waitFor = /ready, serving/, detached = false }: StartOptions = {},
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env, detached });
   let stderr = "";
   let stdout = "";
   child.stdout!.on("data", (d) => (stdout += d));

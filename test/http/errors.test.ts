@@ -1,6 +1,7 @@
 // Bad input of every kind gets the right 4xx with an OpenAI error body naming the field, and the server serves
 // normally afterwards.
 import { readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../dist/http/app.js";
@@ -8,8 +9,10 @@ import { tinyModel } from "../helpers/fixtures.js";
 import { postJson, readJson, startHttp, type Running } from "../helpers/http.js";
 
 let http: Running;
+let maskId: number;
 beforeAll(async () => {
-  const { dir } = await tinyModel();
+  const { dir, specialTokens } = await tinyModel();
+  maskId = specialTokens.mask;
   http = await startHttp({ modelPath: dir }, { bodyLimit: 64 * 1024 });
 });
 afterAll(() => http?.close());
@@ -72,7 +75,10 @@ describe("bad input", () => {
     ["JSON mode", json({ response_format: { type: "json_object" } }), 400, "response_format", "not supported"],
     ["threshold and factor together", json({ threshold: 0.9, factor: 1 }), 400, "factor"],
     ["an over-long prompt", json({ messages: [{ role: "user", content: "the cat ".repeat(200) }], max_tokens: 64 }), 400, "messages", "maximum context length is 256 tokens"],
-    ["the mask token in the prompt", json({ messages: [{ role: "user", content: "a <|mdm_mask|> b" }] }), 400, null, "mask token"],
+    ["the mask token in the prompt", json({ messages: [{ role: "user", content: "a <|mdm_mask|> b" }] }), 400, "messages", "mask token"],
+    // 250 tokens in whole blocks of 100 are 300, past the context of 256 on their own: the length is at fault, not the prompt.
+    ["max_tokens that whole blocks round past the context", json({ max_tokens: 250, block_length: 100 }), 400, "max_tokens", "makes 300 tokens"],
+    ["max_completion_tokens the same", json({ max_tokens: undefined, max_completion_tokens: 250, block_length: 100 }), 400, "max_completion_tokens", "makes 300 tokens"],
     ["a wrong content type", "messages=hi", 415, null, undefined, "application/x-www-form-urlencoded"],
     ["text/plain", json({}), 415, null, undefined, "text/plain"],
     ["an oversized body", json({ messages: [{ role: "user", content: "x".repeat(100 * 1024) }] }), 413, null],
@@ -94,6 +100,12 @@ describe("bad input", () => {
       const r = await send(JSON.stringify({ prompt: "Hi", [field]: value }), "application/json", "/v1/completions");
       expect(r.status).toBe(400);
       expect(r.body.error).toMatchObject({ param: field, code: "unsupported_parameter" });
+    }
+    // The mask token, as an id or as its text, is the prompt's fault.
+    for (const prompt of [[1, maskId, 3], "a<|mdm_mask|>b", ["Hi", [maskId]]]) {
+      const r = await send(JSON.stringify({ prompt, max_tokens: 4 }), "application/json", "/v1/completions");
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatchObject({ param: "prompt", message: expect.stringContaining("mask token") });
     }
     // 3 prompts x n = 50 are more choices than one request may ask for.
     const tooMany = await send(JSON.stringify({ prompt: ["a", "b", "c"], n: 50 }), "application/json", "/v1/completions");
@@ -121,6 +133,29 @@ describe("bad input", () => {
       `This model's maximum context length is 256 tokens. However, you requested ${tokens + 64} tokens ` +
         `(${tokens} in the prompt, 64 in the completion). Please reduce the length of the prompt or the completion.`,
     );
+  });
+
+  it("answers HTTP it cannot parse in OpenAI's error shape, and closes the connection", async () => {
+    /** Writes raw bytes, ends the connection's sending side, and reads the answer to the end. */
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(new URL(http.url).port), "127.0.0.1", () => socket.end(request));
+        let answer = "";
+        socket.on("data", (d) => (answer += d)).on("close", () => resolve(answer)).on("error", reject);
+      });
+    const head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+    const body = JSON.stringify({ prompt: "Hi", max_tokens: 8 });
+    for (const [request, message] of [
+      [`${head}Content-Length: abc\r\n\r\n${body}`, /^the request is not valid HTTP \(.+\)$/],
+      [`${head}Content-Length: ${body.length + 10}\r\n\r\n${body}`, /^the connection ended before the whole request arrived/],
+    ] as const) {
+      const answer = await raw(request);
+      const [head, text] = answer.split("\r\n\r\n");
+      const [status, ...lines] = head.split("\r\n");
+      expect(status).toBe("HTTP/1.1 400 Bad Request");
+      expect(JSON.parse(text)).toEqual({ error: { message: expect.stringMatching(message), type: "invalid_request_error", param: null, code: null } });
+      expect(lines).toContain("Connection: close");
+    }
   });
 
   it("suggests only step counts the field allows", async () => {

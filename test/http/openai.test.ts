@@ -1,4 +1,5 @@
 // The official openai client, unchanged, against the server on a real socket.
+import { request as httpRequest } from "node:http";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LLaDATokenizer } from "../../src/tokenizer/tokenizer.js";
@@ -186,5 +187,28 @@ describe("the openai client", () => {
       status: 400,
       error: { type: "invalid_request_error", param: "messages" },
     });
+  });
+});
+
+describe("a stream's connection", () => {
+  /** A streamed completion over a connection of its own, with the request's Connection header: the response's. */
+  const streamed = (connection: string) =>
+    new Promise<{ connection: string | undefined; body: string }>((resolve, reject) => {
+      const body = JSON.stringify({ prompt: "Hi", max_tokens: 8, stream: true });
+      const request = httpRequest(`${http.url}/v1/completions`, {
+        method: "POST", agent: false, headers: { "content-type": "application/json", connection },
+      }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => (text += d)).on("end", () => resolve({ connection: res.headers.connection, body: text }));
+      });
+      request.on("error", reject).end(body);
+    });
+
+  it("is what Node decides: closed when the client asks, else kept alive", async () => {
+    for (const connection of ["close", "keep-alive"]) {
+      const answer = await streamed(connection);
+      expect(answer.connection).toBe(connection);
+      expect(answer.body).toMatch(/data: \[DONE\]\n\n$/);
+    }
   });
 });

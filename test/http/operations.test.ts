@@ -118,16 +118,6 @@ describe("overload", () => {
       expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
       expect((await waiting).status).toBe(200);
     }));
-
-  it("refuses a request whose choices do not all fit the queue, and cancels the ones that did", () =>
-    withBusyWorker(2, async (chat, http) => {
-      // Two of the four choices find room in the queue, the third is refused: the request gets the 429.
-      const refused = await postJson(chat, { ...ok, n: 4 });
-      expect(refused.status).toBe(429);
-      expect(refused.body.error).toMatchObject({ type: "rate_limit_error", code: "queue_full" });
-      // The two queued choices were taken back: only the long request is left.
-      await expect.poll(() => http.server.stats()).toMatchObject({ queueDepth: 0, inFlight: 1 });
-    }));
 });
 
 describe("streams with more choices than a batch holds", () => {

@@ -1,10 +1,10 @@
 // Overload: once the running batch and the bounded queue are full, the excess is turned away with 429 +
 // Retry-After, and every admitted request is answered exactly once. (Latency under sustained overload is measured
-// by benchmarks/load.mjs.)
+// by benchmarks/load.mjs.) A request's choices are admitted together or refused together.
 import { describe, expect, it } from "vitest";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
-import { postJson, startHttp } from "../helpers/http.js";
+import { postJson, startHttp, type Running } from "../helpers/http.js";
 
 describe("more requests than the running batch and the queue hold", () => {
   it("refuses exactly the excess with 429 + Retry-After, and answers every admitted request once", async () => {
@@ -61,4 +61,67 @@ describe("more requests than the running batch and the queue hold", () => {
       await http.close();
     }
   });
+});
+
+describe("a request's choices", () => {
+  const body = { messages: [{ role: "user", content: "Hi" }], max_tokens: 8, steps: 8 };
+
+  /**
+   * One worker whose first batch never finishes, and room for `maxQueue` requests behind it: what queues stays queued
+   * while `check` runs; then the worker is recycled and everything admitted is answered.
+   */
+  async function withHungWorker(maxQueue: number, check: (http: Running, chat: string) => Promise<Array<Promise<{ status: number }>>>) {
+    const { dir } = await tinyModel();
+    const http = await startHttp({
+      modelPath: dir, workers: 1, batchSize: 1, maxWaitMs: 0, maxQueue, restartBackoffMs: 50, modelModule: faultyModelUrl({ hangOnBatch: 1 }),
+    });
+    try {
+      const chat = `${http.url}/v1/chat/completions`;
+      const hung = postJson(chat, body);
+      await expect.poll(() => http.server.stats().running).toBe(1);
+      // Recycled whether the checks pass or not: the hung batch would hold the close for ever.
+      const admitted = await check(http, chat).finally(() => http.server.recycleWorker(0));
+      for (const answer of await Promise.all([hung, ...admitted])) expect(answer.status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  }
+
+  it("are admitted to the queue together or refused together; more than it holds are a 400 naming n", () =>
+    withHungWorker(3, async (http, chat) => {
+      // More choices than the queue ever holds could never be served, even by an idle server: a 400, not a 429.
+      const completions = `${http.url}/v1/completions`;
+      for (const [url, request, param] of [
+        [chat, { ...body, n: 4 }, "n"],
+        [completions, { prompt: ["a", "b"], max_tokens: 8, n: 2 }, "n"],
+        [completions, { prompt: ["a", "b", "c", "d"], max_tokens: 8 }, "prompt"],
+      ] as const) {
+        const tooMany = await postJson(url, request);
+        expect(tooMany.status).toBe(400);
+        expect(tooMany.body.error).toMatchObject({ type: "invalid_request_error", param, message: expect.stringContaining("at most 3 choices per request") });
+      }
+      // One request waits: three choices no longer fit, and none of them is queued, streamed or not.
+      const waiting = postJson(chat, body);
+      await expect.poll(() => http.server.stats().queueDepth).toBe(1);
+      for (const stream of [false, true]) {
+        const refused = await postJson(chat, { ...body, n: 3, stream });
+        expect(refused).toMatchObject({ status: 429, body: { error: { type: "rate_limit_error", code: "queue_full", message: expect.stringContaining("no room for 3") } } });
+        expect(refused.headers.get("retry-after")).toBe("1");
+      }
+      expect(http.server.stats()).toMatchObject({ totalRequests: 2, queueDepth: 1 });
+      // Two still fit, both.
+      const fits = postJson(chat, { ...body, n: 2 });
+      await expect.poll(() => http.server.stats().queueDepth).toBe(3);
+      return [waiting, fits];
+    }));
+
+  it("one that fails cancels those already queued", () =>
+    withHungWorker(2, async (http) => {
+      // The first prompt's choice is queued; the second prompt is too long for the context, as its worker finds.
+      const refused = await postJson(`${http.url}/v1/completions`, { prompt: ["Hi", "the cat ".repeat(200)], max_tokens: 64 });
+      expect(refused).toMatchObject({ status: 400, body: { error: { param: "prompt", code: "context_length_exceeded" } } });
+      // The queued choice was taken back: only the hung request is left.
+      await expect.poll(() => http.server.stats()).toMatchObject({ totalRequests: 3, queueDepth: 0, inFlight: 1 });
+      return [];
+    }));
 });

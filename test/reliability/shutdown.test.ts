@@ -1,7 +1,8 @@
 // SIGTERM / SIGINT: stop accepting, finish in-flight requests (or cancel them past --shutdown-timeout), free
-// the devices, close the connections left and exit 0.
+// the devices, close the connections left and exit 0; with worker processes too, when the signal reaches the whole
+// process group.
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -10,14 +11,14 @@ import { describe, expect, it } from "vitest";
 import { DllmServer } from "../../dist/api/server.js";
 import { buildApp, closeApp } from "../../dist/http/app.js";
 import { tinyModel } from "../helpers/fixtures.js";
-import { readJson } from "../helpers/http.js";
-import { getJsonOnNewConnection, startServerProcess } from "../helpers/server-process.js";
+import { readJson, startHttp } from "../helpers/http.js";
+import { getJsonOnNewConnection, startServerProcess, type StartOptions } from "../helpers/server-process.js";
 
 const long = { messages: [{ role: "user", content: "Hi" }], max_tokens: 192, block_length: 32, steps: 192 };
 
-async function startServer(args: string[]) {
+async function startServer(args: string[], options?: StartOptions) {
   const { dir } = await tinyModel();
-  return startServerProcess(["--model-path", dir, "--port", "0", "--log-level", "warn", ...args]);
+  return startServerProcess(["--model-path", dir, "--port", "0", "--log-level", "warn", ...args], options);
 }
 
 function chat(url: string) {
@@ -56,16 +57,66 @@ describe.each(["SIGTERM", "SIGINT"] as const)("%s", (signal) => {
       const res = await inFlight;
       expect(res.status).toBe(200);
       expect((await readJson(res)).choices[0].message.content).toEqual(expect.any(String));
-      // The answer's connection stays open (kept alive for the 72 s it announces) after the drain; the server closes
-      // it rather than wait. Time is the feature here: held by the connection, the exit would come 72 s after the
-      // answer; dropped, it comes about a second later (closeApp's grace). 20 s tells the two apart even on a
+      // An answer sent while the server drains says so: no further request is to come on its connection, which
+      // closes after it rather than stay kept alive (72 s) and hold the exit. 20 s tells the two apart even on a
       // loaded machine.
-      expect(res.headers.get("keep-alive")).toBe("timeout=72");
+      expect(res.headers.get("connection")).toBe("close");
+      expect(res.headers.get("keep-alive")).toBeNull();
       const answered = performance.now();
       expect(await server.exited).toBe(0);
       expect(performance.now() - answered).toBeLessThan(20_000);
     } finally {
       server.child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("with --isolation process", () => {
+  /** The server's worker processes. */
+  const children = (pid: number) =>
+    execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+  /** Whether a process runs (a zombie that nobody reaped has exited). */
+  const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  const killGroup = (pid: number) => {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+
+  it.each(["SIGINT", "SIGTERM"] as const)("%s to the whole process group (a terminal's Ctrl-C, systemd's stop) drains as with threads", async (signal) => {
+    const server = await startServer(["--workers", "1", "--isolation", "process", "--shutdown-timeout", "600"], { detached: true });
+    const group = server.child.pid!;
+    try {
+      const inFlight = chat(server.url);
+      await untilRunning(server.url);
+      // The workers get the signal too: they leave it to the server, which drains, then shuts them down.
+      process.kill(-group, signal);
+      await expect.poll(() => server.stderr()).toContain(`${signal}, draining`);
+      const res = await inFlight;
+      expect(res.status).toBe(200);
+      expect((await readJson(res)).choices[0].message.content).toEqual(expect.any(String));
+      expect(await server.exited).toBe(0);
+    } finally {
+      killGroup(group);
+    }
+  });
+
+  it("a worker whose server dies exits on its own", async () => {
+    const server = await startServer(["--workers", "1", "--isolation", "process"], { detached: true });
+    const group = server.child.pid!;
+    try {
+      const [worker] = children(group);
+      expect(alive(worker)).toBe(true);
+      const inFlight = chat(server.url).catch(() => "failed");
+      await untilRunning(server.url);
+      // Killed mid-batch: nothing can stop the worker now but the loss of its server.
+      server.child.kill("SIGKILL");
+      expect(await inFlight).toBe("failed");
+      await expect.poll(() => alive(worker), { timeout: 10_000 }).toBe(false);
+    } finally {
+      killGroup(group);
     }
   });
 });
@@ -112,6 +163,52 @@ describe("past --shutdown-timeout", () => {
       expect(await server.exited).toBe(0);
     } finally {
       server.child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("answers during the drain", () => {
+  it("say Connection: close; a request that comes all the same on a kept-alive connection gets OpenAI's 503", async () => {
+    const { dir } = await tinyModel();
+    const http = await startHttp({ modelPath: dir, workers: 1, batchSize: 1 });
+    const port = Number(new URL(http.url).port);
+    const post = (path: string, body: unknown) => {
+      const text = JSON.stringify(body);
+      return `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+    };
+    let closing: Promise<void> | undefined;
+    try {
+      // A stream whose 200 (kept alive) goes out before the drain...
+      const socket = net.connect(port, "127.0.0.1");
+      let received = "";
+      socket.setEncoding("utf8").on("data", (d: string) => (received += d));
+      const ended = new Promise((resolve) => socket.once("close", resolve));
+      socket.write(post("/v1/chat/completions", { ...long, stream: true }));
+      await expect.poll(() => received).toContain("\r\n\r\n");
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: keep-alive\r\n/i);
+      // ...and an answer still to come on a connection of its own, queued behind it.
+      const queued = fetch(`${http.url}/v1/chat/completions`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...long, max_tokens: 8, steps: 8, block_length: 8 }),
+      });
+      await expect.poll(() => http.server.stats().inFlight).toBe(2);
+      closing = http.close();
+      // The stream's client sends its next request on the same connection: it comes during the drain.
+      socket.write(post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 8 }));
+
+      const answer = await queued;
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("connection")).toBe("close");
+      await ended;
+      const [stream, refusal] = received.split(/(?=HTTP\/1\.1 )/);
+      expect(stream).toContain("data: [DONE]");
+      const [head, body] = refusal.split("\r\n\r\n");
+      expect(head).toMatch(/^HTTP\/1\.1 503 /);
+      expect(head.toLowerCase()).toContain("\r\nconnection: close");
+      expect(head.toLowerCase()).toContain("\r\nretry-after: 5");
+      expect(JSON.parse(body)).toEqual({ error: { message: "the server is shutting down", type: "unavailable_error", param: null, code: null } });
+      await closing;
+    } finally {
+      await (closing ?? http.close());
     }
   });
 });

@@ -77,6 +77,9 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
     return { choice, g };
   };
 
+  // The choices are admitted to the queue whole or not at all: each is submitted below in this same tick, so the
+  // room checked here is the room they take.
+  ctx.server.admit(choices.length);
   if (!parsed.stream) {
     const finished = await Promise.all(
       choices.map(async (choice) => {
@@ -105,10 +108,10 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   const out = reply.raw;
   // What the hooks set (CORS) goes out too: hijacking skips fastify's own writing of them.
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) out.setHeader(name, value);
+  // No Connection header: Node decides (a client's or a draining server's `close`, else keep-alive).
   out.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
-    connection: "keep-alive",
     "x-accel-buffering": "no",
   });
   const send = (data: unknown) => out.write(`data: ${JSON.stringify(data)}\n\n`);
