@@ -213,7 +213,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     port.close();
   }
 
-  const loading = loadModel(config, post);
+  // A shutdown during the load stops it before its next tensor rather than waiting it out.
+  const loadAbort = new AbortController();
+  const loading = loadModel(config, post, loadAbort.signal);
   port.onMessage((message) => {
     switch (message.type) {
       case "generate":
@@ -226,6 +228,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
       case "shutdown":
         // Finish what was accepted, then free the device.
         closing = true;
+        if (!model) loadAbort.abort(new DOMException("the worker is shutting down", "AbortError"));
         if (!busy && queue.size === 0) void shutdown();
         else pump();
         break;
@@ -243,7 +246,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   }
 }
 
-async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void): Promise<WorkerModel> {
+async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void, signal: AbortSignal): Promise<WorkerModel> {
   if (config.modelModule) {
     const module = (await import(config.modelModule)) as { loadModel(config: WorkerConfig): Promise<WorkerModel> };
     return module.loadModel(config);
@@ -256,5 +259,6 @@ async function loadModel(config: WorkerConfig, post: (m: FromWorker) => void): P
     cudaGraphs: config.cudaGraphs,
     promptBucket: config.promptBucket,
     onProgress: (done, total) => post({ type: "progress", done, total }),
+    signal,
   });
 }

@@ -93,6 +93,8 @@ export interface LoadOptions {
    */
   promptBucket?: number;
   onProgress?: (done: number, total: number, tensor: string) => void;
+  /** Aborting it stops a load from a folder before its next tensor (the load then rejects with its reason). */
+  signal?: AbortSignal;
 }
 
 function deviceOptions(o: LoadOptions): NativeLoadOptions {
@@ -139,16 +141,20 @@ export class Engine {
 
   /** Loads an HF LLaDA folder on a device. */
   static async load(modelPath: string, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ path: modelPath, ...deviceOptions(options) }, options.onProgress);
+    return Engine.#create({ path: modelPath, ...deviceOptions(options) }, options.onProgress, options.signal);
   }
 
   /** Seeded random weights from a config.json object alone (benchmarks at real shapes without the files). */
   static async random(config: object, seed: number, options: LoadOptions = {}): Promise<Engine> {
-    return Engine.#create({ configJson: JSON.stringify(config), seed, ...deviceOptions(options) });
+    return Engine.#create({ configJson: JSON.stringify(config), seed, ...deviceOptions(options) }, undefined, options.signal);
   }
 
-  static async #create(spec: Parameters<NativeEngine["load"]>[0], onProgress?: LoadOptions["onProgress"]): Promise<Engine> {
+  static async #create(spec: Parameters<NativeEngine["load"]>[0], onProgress?: LoadOptions["onProgress"], signal?: AbortSignal): Promise<Engine> {
+    if (signal?.aborted) throw abortError(signal);
     const native = new (loadAddon().Engine)();
+    // Disposing cancels the load's job, which stops before its next tensor.
+    const onAbort = () => void native.dispose();
+    signal?.addEventListener("abort", onAbort, { once: true });
     // A load runs to its end once started: a progress callback that throws fails it when it ends.
     let failure: { error: unknown } | undefined;
     const progress =
@@ -164,10 +170,13 @@ export class Engine {
     try {
       const info = await native.load(spec, progress);
       if (failure) throw failure.error;
+      if (signal?.aborted) throw abortError(signal);
       return new Engine(native, info);
     } catch (err) {
       await native.dispose();
-      throw fromNative(err);
+      throw signal?.aborted ? abortError(signal) : fromNative(err);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 

@@ -216,6 +216,24 @@ describe("loading a checkpoint", () => {
     await expect(Engine.random(config, -1)).rejects.toThrow(/^load: seed must be an integer in \[0, 2\^53\)$/);
   });
 
+  it("stops a load when its signal aborts or its engine is disposed, rather than reading every tensor first", async () => {
+    const { dir } = await tinyModel({ shards: 2 });
+    const controller = new AbortController();
+    const reason = new Error("the server is shutting down");
+    const aborted = Engine.load(dir, { signal: controller.signal, onProgress: () => controller.abort(reason) });
+    await expect(aborted).rejects.toBe(reason);
+    await expect(Engine.load(dir, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    // The addon, disposed once its load has read a tensor: the load rejects as disposed (it used to run to its end
+    // and resolve). 16 converted layers take ~7 ms to load here, and the first tensor's report reaches this thread
+    // in ~1.
+    const { dir: larger } = await tinyModel({ dtype: "BF16", config: { d_model: 256, n_layers: 16, mlp_hidden_size: 512 } });
+    const native = new (loadAddon().Engine)();
+    let disposal: Promise<void> | undefined;
+    const load = native.load({ path: larger }, () => (disposal ??= native.dispose()));
+    await expect(load).rejects.toMatchObject({ code: "ERR_ENGINE_DISPOSED" });
+    await disposal;
+  });
+
   it("fails a load whose progress callback throws, with that error", async () => {
     const { dir } = await tinyModel();
     const failure = new Error("the progress bar broke");

@@ -2,8 +2,7 @@
 // the devices, close the connections left and exit 0; with worker processes too, when the signal reaches the whole
 // process group.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -122,6 +121,31 @@ describe("with --isolation process", () => {
 });
 
 describe("a signal while the model loads", () => {
+  /**
+   * Writes `text` into the named pipe once a reader has it open; gives up when `over` settles first (a load that
+   * the signal stopped before it reached the pipe never opens it).
+   */
+  async function feedPipe(fifo: string, text: Buffer, over: Promise<unknown>): Promise<void> {
+    let ended = false;
+    void over.finally(() => (ended = true));
+    while (!ended) {
+      let fd: number;
+      try {
+        fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENXIO") throw err; // ENXIO: no reader yet
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        continue;
+      }
+      try {
+        writeSync(fd, text); // an index is far smaller than a pipe's buffer
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
+  }
+
   it("exits 0 once, without reporting the closed wait for readiness as an error", async () => {
     // Loading takes a fraction of a second whatever the weights' size (they are mapped, not read), too short a
     // window to hit by timing. Instead the shard index, which only the worker's engine reads as it loads, is a
@@ -135,8 +159,8 @@ describe("a signal while the model loads", () => {
     try {
       server.child.kill("SIGTERM");
       await expect.poll(() => server.stderr()).toContain("SIGTERM, draining");
-      // The draining server waits for the load to end before it frees the worker: let it.
-      await writeFile(index, indexText);
+      // The draining server stops the load at its next tensor, after the read it may be waiting in: let that end.
+      await feedPipe(index, indexText, server.exited);
       expect(await server.exited).toBe(0);
       const stderr = server.stderr();
       expect(stderr.match(/SIGTERM, draining/g)).toHaveLength(1);

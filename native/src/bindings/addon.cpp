@@ -139,8 +139,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Promise promise = p.deferred.Promise();
     bridge_->submit<ModelInfo>(
         env, id,
-        [this, spec, id](const std::atomic<bool>&) {
-          auto progress = [this, id](int64_t done, int64_t total, const std::string& name) {
+        [this, spec, id](const std::atomic<bool>& cancel) {
+          auto progress = [this, id, &cancel](int64_t done, int64_t total, const std::string& name) {
+            // A load cancelled (dispose, the environment going away) stops at the next tensor: LLaDA-8B's take
+            // minutes from a slow disk, which a shutdown would otherwise wait out.
+            if (cancel.load()) throw dllm::Cancelled();
             bridge_->toJs([this, id, done, total, name](Napi::Env env) {
               Pending* p = bridge_->find(id);
               if (!p || p->callback.IsEmpty()) return;
