@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, type CacheMode, type SamplerParams } from "../../src/engine/engine.js";
 import { referenceGenerate } from "../reference/sampler.js";
 import type { RefConfig, RefWeights } from "../reference/forward.js";
-import { engineWithReference, ordinaryPrompt, relativeError, tinyModel } from "../helpers/fixtures.js";
+import { editTensor, engineWithReference, ordinaryPrompt, readConfig, readWeights, relativeError, tinyModel } from "../helpers/fixtures.js";
 
 let engine: Engine;
 let config: RefConfig;
@@ -102,6 +102,24 @@ describe("parallel decoders: identical tokens to the float64 reference at temper
     let steps = 0;
     expect(Array.from(credit.tokens[0])).toEqual(referenceGenerate(config, weights, p, { ...params, decoder: "credit", seed: 5 }, () => steps++));
     expect(credit.forwards).toBe(steps);
+  });
+
+  it("credit keeps the mask id in its softmaxes' denominators, at the logit it has before fusion", async () => {
+    // A head whose mask row is 4 times an ordinary token's: where that token is likely, the mask id takes much of
+    // the probability, so a denominator without it would make confidences, and the credit's p, far larger.
+    const model = await tinyModel({ seed: 3 });
+    const mask = model.config.mask_token_id as number;
+    editTensor(model.dir, "model.transformer.ff_out.weight", (data, [, d]) => {
+      for (let j = 0; j < d!; j++) data[mask * d! + j] = 4 * data[65 * d! + j]!;
+    });
+    await using heavy = await Engine.load(model.dir);
+    const p = prompt(9, 1);
+    const params: SamplerParams = { steps: 16, genLength: 32, blockLength: 16, threshold: 0.2, decoder: "credit", eotTokenId: eot };
+    let steps = 0;
+    const expected = referenceGenerate(readConfig(model.dir), readWeights(model.dir), p, { ...params, seed: 5 }, () => steps++);
+    const out = await heavy.generate([{ prompt: p, seed: 5 }], params);
+    expect(Array.from(out.tokens[0])).toEqual(expected);
+    expect(out.forwards).toBe(steps);
   });
 });
 

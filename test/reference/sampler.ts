@@ -207,13 +207,16 @@ export function referenceGenerate(
           if (decoder === "credit") {
             // The leading token gains p^0.2 after the old credit decays by 0.8; logits + 0.7 log(1 + credit).
             const top = argmax(logits);
-            const pTop = softmaxAt(remasking === "low_confidence" ? probabilities : logits, top);
+            const pTop = softmaxAt(probabilities, top);
             const cr = credit.get(c) ?? new Float64Array(E);
             credit.set(c, cr);
             for (let j = 0; j < E; j++) cr[j] = cr[j]! * 0.8;
             cr[top] = cr[top]! + pTop ** 0.2;
             for (let j = 0; j < E; j++) logits[j] = logits[j]! + 0.7 * Math.log1p(cr[j]!);
+            // The fused softmax keeps the mask id in its denominator too, at its own logit (it never leads).
+            const maskLogit = probabilities[mask]!;
             probabilities = logits.slice();
+            probabilities[mask] = maskLogit;
           }
 
           if (temperature > 0) {

@@ -59,8 +59,11 @@ at::Tensor commitMask(const DecoderParams& p, const at::Tensor& conf, const at::
 }
 
 void Credit::reset(int64_t rows, int64_t block_length, int64_t steps, at::Device device) {
-  ids_ = at::full({rows, block_length, steps}, -1, at::TensorOptions().dtype(at::kLong).device(device));
-  credit_ = at::zeros({rows, block_length, steps}, at::TensorOptions().dtype(at::kFloat).device(device));
+  // A slot per step a position can stay masked: every step commits at least one position, so no more than
+  // block_length of them (steps may be far more: 4,096 for a block of 32 would be 128 times the memory).
+  const int64_t slots = std::min(steps, block_length);
+  ids_ = at::full({rows, block_length, slots}, -1, at::TensorOptions().dtype(at::kLong).device(device));
+  credit_ = at::zeros({rows, block_length, slots}, at::TensorOptions().dtype(at::kFloat).device(device));
 }
 
 void Credit::fuse(at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols) {

@@ -37,8 +37,9 @@ class Credit {
  public:
   // Forgets everything: a new block of [rows, block_length] positions decoded in at most `steps` steps starts.
   void reset(int64_t rows, int64_t block_length, int64_t steps, at::Device device);
-  // logits: [N, V] of the masked positions (rows, cols), mask id already -inf; lse: their log-sum-exp (the
-  // confidence's denominator). Updates the credit and adds 0.7 * log(1 + credit) to `logits` in place.
+  // logits: [N, V] of the masked positions (rows, cols), mask id already -inf; lse: their log-sum-exp with the
+  // mask id's logit (the confidence's denominator). Updates the credit and adds 0.7 * log(1 + credit) to `logits`
+  // in place.
   void fuse(at::Tensor& logits, const at::Tensor& lse, const at::Tensor& rows, const at::Tensor& cols);
 
  private:

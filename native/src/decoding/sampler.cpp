@@ -251,13 +251,17 @@ GenerateResult generate(const LLaDAModel& model, StepForwards& forwards, const S
         logits = logits.to(at::kFloat);
         const float negInf = -std::numeric_limits<float>::infinity();
         if (banned >= 0) logits.select(1, banned).fill_(negInf);
-        // Confidence is generate.py's softmax, whose denominator still holds the mask id...
-        at::Tensor lse = p.remasking == Remasking::LowConfidence ? logits.logsumexp(1) : at::Tensor();
+        const bool credits = p.decoding.decoder == Decoder::Credit;
+        // Confidence is generate.py's softmax, whose denominator still holds the mask id (so does credit's p)...
+        at::Tensor lse = p.remasking == Remasking::LowConfidence || credits ? logits.logsumexp(1) : at::Tensor();
+        at::Tensor maskLogit = credits ? logits.select(1, c.mask_token_id).clone() : at::Tensor();
         // ...but the mask id is never a prediction (generate.py would "commit" it and leave the position masked).
         logits.select(1, c.mask_token_id).fill_(negInf);
-        if (p.decoding.decoder == Decoder::Credit) {
-          credit.fuse(logits, lse.defined() ? lse : logits.logsumexp(1), rows, cols);
-          if (lse.defined()) lse = logits.logsumexp(1);
+        if (credits) {
+          credit.fuse(logits, lse, rows, cols);
+          // The fused softmax's denominator holds the mask id too, at the logit it had: never a leader, it holds no
+          // credit.
+          lse = at::logaddexp(logits.logsumexp(1), maskLogit);
         }
         if (p.temperature > 0) {
           const at::Tensor sampled = truncates(p.top_k, p.top_p) ? truncate(logits, p.top_k, p.top_p, p.temperature) : logits;
