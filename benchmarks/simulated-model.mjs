@@ -8,7 +8,8 @@ export class SimulatedModel {
   info = {
     dModel: 4096, nLayers: 32, nHeads: 32, nKvHeads: 32, headDim: 128, mlpHiddenSize: 12288, vocabSize: 126464,
     embeddingSize: 126464, maxSequenceLength: 4096, ropeTheta: 500000, rmsNormEps: 1e-5, maskTokenId: 126336,
-    eosTokenId: 126081, padTokenId: 126081, device: "simulated", dtype: "bfloat16",
+    eosTokenId: 126081, padTokenId: 126081, device: "simulated", dtype: "bfloat16", cudaGraphs: false, promptBucket: 1,
+    threads: 1,
   };
 
   promptIds(input) {

@@ -1,6 +1,7 @@
 // A worker's batching queue. Requests share a batch only when their decoding parameters are identical (the
 // `key`), and only with requests of similar length so that left padding stays bounded. A batch is due when it
-// is full, or when its oldest request has waited maxWaitMs.
+// is full, or when its oldest request has waited maxWaitMs; a group whose oldest request cannot fill a batch (its
+// length is far from the others') still runs a full batch of its other requests at once.
 
 export interface Queued {
   id: number;
@@ -51,7 +52,7 @@ export class BatchQueue<T extends Queued> {
   /**
    * The batch to run now, or how long to wait before asking again (Infinity when empty). Groups are visited in
    * the order of their oldest request; a group's batch is its oldest request plus the closest lengths that keep
-   * padding within bounds.
+   * padding within bounds, or, while that one is neither full nor due, a full batch of the group's other requests.
    */
   next(now: number): { batch: T[] } | { waitMs: number } {
     const { maxBatchSize, maxWaitMs } = this.#options;
@@ -60,15 +61,35 @@ export class BatchQueue<T extends Queued> {
     for (const oldest of this.#items) {
       if (seen.has(oldest.key)) continue;
       seen.add(oldest.key);
-      const batch = this.#batchAround(oldest);
+      const around = this.#batchAround(oldest);
       const waited = now - oldest.enqueuedAt;
-      if (batch.length >= maxBatchSize || waited >= maxWaitMs) {
+      const batch = around.length >= maxBatchSize || waited >= maxWaitMs ? around : this.#fullBatch(oldest.key);
+      if (batch) {
         for (const item of batch) this.remove(item.id);
         return { batch };
       }
       waitMs = Math.min(waitMs, maxWaitMs - waited);
     }
     return { waitMs };
+  }
+
+  /**
+   * A full batch of the group's requests within the padding bound, if there is one: the one holding the oldest
+   * request among such batches. The least padded set of a given size under a given longest length is the lengths
+   * just below it, so the candidates are the runs of maxBatchSize neighbours in length order.
+   */
+  #fullBatch(key: string): T[] | undefined {
+    const { maxBatchSize, maxPadding } = this.#options;
+    const group = this.#items.filter((it) => it.key === key).sort((a, b) => a.length - b.length);
+    let best: T[] | undefined;
+    let bestAt = Infinity;
+    for (let i = 0; i + maxBatchSize <= group.length; i++) {
+      const run = group.slice(i, i + maxBatchSize);
+      if (paddingFraction(run.map((it) => it.length)) > maxPadding) continue;
+      const at = Math.min(...run.map((it) => it.enqueuedAt));
+      if (at < bestAt) [best, bestAt] = [run, at];
+    }
+    return best;
   }
 
   #batchAround(oldest: T): T[] {

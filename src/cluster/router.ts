@@ -72,6 +72,7 @@ export interface ServedBlock extends BlockEvent {
 /** What is counted for each worker and, summed, for the cluster. */
 interface LoadCounts {
   requestsServed: number;
+  /** Faults (a device error, a hung batch, a crash, a failed load: one each) and requests an unexpected error failed. */
   errors: number;
   inFlight: number;
   /** Of those in flight, the ones in a running batch. */
@@ -335,6 +336,7 @@ export class Router {
   async recycleWorker(index: number): Promise<void> {
     const slot = this.#slots[index];
     if (!slot?.handle) throw new Error(`no running worker ${index}`);
+    slot.state = "restarting"; // asked for: out of rotation now, and not a fault
     await slot.handle.terminate();
   }
 
@@ -428,6 +430,8 @@ export class Router {
           slot.state = "failed";
           this.#loadError ??= err;
           this.#rejectReadyWaiters(err);
+        } else {
+          slot.state = "restarting"; // its exit follows, counted here already
         }
         // Requests waiting for a worker to come back would otherwise wait through every further attempt of this
         // one; while another is still loading, they wait for it.
@@ -488,7 +492,8 @@ export class Router {
       case "failed": {
         const p = this.#release(slot, m.id);
         if (!p) break;
-        if (m.kind === "device" || m.kind === "internal") slot.errors++;
+        // A device error is counted once, by the device-error message that follows its batch's failures.
+        if (m.kind === "internal") slot.errors++;
         if (m.kind === "device") {
           slot.state = "restarting"; // out of rotation before the retry picks a worker; device-error follows
           this.#retry(p, `worker ${slot.index} (${slot.device}) reported a device error: ${m.message}`);
@@ -503,6 +508,7 @@ export class Router {
       }
       case "device-error":
         // The engine may be in a bad state: take the worker out of rotation and restart it.
+        slot.errors++;
         slot.state = "restarting";
         void slot.handle?.terminate();
         break;
@@ -515,6 +521,8 @@ export class Router {
   #onExit(slot: Slot, handle: WorkerHandle): void {
     if (slot.handle !== handle) return;
     slot.handle = undefined;
+    // An exit nobody asked for (a crash; the other ends set the state first and count their own faults).
+    if (slot.state === "ready" || slot.state === "loading") slot.errors++;
     clearTimeout(slot.batchTimer);
     slot.running.clear();
     const orphans = [...slot.inFlight.values()];

@@ -97,14 +97,19 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   function cancel(id: number): void {
     if (queue.remove(id)) {
       fail(id, new DOMException("cancelled", "AbortError"));
+      // Its batch's wait may have been what the timer was for; a draining worker may now have nothing left.
+      if (closing && !busy && queue.size === 0) void shutdown();
+      else pump();
       return;
     }
     const job = running.get(id);
     if (!job) return;
     job.cancelled = true;
+    // Answered now: nothing will read it, and the router counts it in flight until it is.
+    answer(job, new DOMException("cancelled", "AbortError"));
     // The rows decoding with it still want their answers: stop the engine only when none does. Otherwise the
     // cancelled row leaves the batch at the next block's end, as a finished row does under early stop.
-    if (decoding.every((j) => j.cancelled)) batchAbort?.abort();
+    if (decoding.every((j) => j.cancelled || j.answered)) batchAbort?.abort();
   }
 
   function pump(): void {
@@ -131,12 +136,17 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
   async function run(batch: Job[]): Promise<{ forwards: number; stepsSetUp: number }> {
     const passes = model.forwardPasses, setUp = model.stepsSetUp;
     for (const job of batch) running.set(job.id, job);
-    const longest = Math.max(...batch.map((j) => j.length));
+    // Each row's width as the engine lays the batch out: the longest prompt left-padded up to a multiple of the
+    // prompt bucket (never past the context), then the generation.
+    const gen = batch[0].params.genLength;
+    const prompt = Math.max(...batch.map((j) => j.length - gen));
+    const bucketed = Math.ceil(prompt / model.info.promptBucket) * model.info.promptBucket;
+    const width = Math.max(prompt, Math.min(bucketed, model.info.maxSequenceLength - gen)) + gen;
     post({
       type: "batch",
       ids: batch.map((j) => j.id),
-      paddingSlots: batch.reduce((sum, j) => sum + longest - j.length, 0),
-      slots: longest * batch.length,
+      paddingSlots: batch.reduce((sum, j) => sum + width - j.length, 0),
+      slots: width * batch.length,
     });
     try {
       await decodeSplittingOnOom(batch);
@@ -177,9 +187,9 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
       });
       results.forEach((generation, row) => answer(live[row], live[row].cancelled ? new DOMException("cancelled", "AbortError") : generation));
     } catch (err) {
-      // Every row of this part was cancelled, and the engine stopped for them: the rest of the batch (the other
-      // half of an OOM split) still wants its answers.
-      if (batchAbort.signal.aborted && live.every((j) => j.cancelled)) {
+      // Every row of this part was cancelled (or answered), and the engine stopped for them: the rest of the batch
+      // (the other half of an OOM split) still wants its answers.
+      if (batchAbort.signal.aborted && live.every((j) => j.cancelled || j.answered)) {
         for (const job of live) answer(job, new DOMException("cancelled", "AbortError"));
         return;
       }

@@ -30,6 +30,15 @@ export class Metrics {
       };
     new Gauge({ name: "dllm_requests_running", help: "Requests in a running batch", labelNames: ["worker"], registers, collect: perWorker("running") });
     new Gauge({ name: "dllm_requests_waiting", help: "Requests waiting for a batch", labelNames: ["worker"], registers, collect: perWorker("queueDepth") });
+    new Gauge({
+      name: "dllm_requests_backlog",
+      help: "Requests the router holds while no worker can take them (waiting for one to come back)",
+      registers,
+      collect(this: Gauge) {
+        const s = server.stats();
+        this.set(s.queueDepth - s.workers.reduce((sum, w) => sum + w.queueDepth, 0));
+      },
+    });
     new Counter({
       name: "dllm_forward_passes_total",
       help: "Forward passes of ended batches, cancelled and failed work included (generation tokens over this: tokens per forward)",

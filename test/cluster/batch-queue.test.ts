@@ -49,6 +49,21 @@ describe("BatchQueue", () => {
     expect((q.next(0) as { batch: Queued[] }).batch.map((b) => b.id)).toEqual([2, 4]);
   });
 
+  it("runs a full batch of a group's requests at once though the group's oldest cannot join it", () => {
+    const q = new BatchQueue<Queued>({ maxBatchSize: 3, maxWaitMs: 1000, maxPadding: 0.25 });
+    q.push(item(1, "a", 150, 0)); // too long to share padding with the rest
+    q.push(item(2, "a", 12, 1));
+    q.push(item(3, "a", 10, 2));
+    q.push(item(4, "a", 40, 3)); // nor this one
+    expect(q.next(4)).toEqual({ waitMs: 996 });
+    q.push(item(5, "a", 11, 4));
+    q.push(item(6, "a", 13, 5));
+    // Two full batches of short ones: the one holding the older requests (2 and 3) runs first.
+    expect((q.next(6) as { batch: Queued[] }).batch.map((b) => b.id).sort()).toEqual([2, 3, 5]);
+    expect(q.next(6)).toEqual({ waitMs: 994 });
+    expect((q.next(1000) as { batch: Queued[] }).batch.map((b) => b.id)).toEqual([1]);
+  });
+
   it("takes out a cancelled request", () => {
     const q = new BatchQueue<Queued>({ maxBatchSize: 2, maxWaitMs: 0 });
     q.push(item(1, "a", 10));

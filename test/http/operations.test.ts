@@ -80,6 +80,10 @@ describe("loading", () => {
       // A request meanwhile waits for the worker to come back (test/cluster/backlog.test.ts), here until shutdown.
       waiting = postJson(`${http.url}/v1/chat/completions`, ok);
       await expect.poll(() => http.server.stats().queueDepth).toBe(1);
+      // /metrics shows it waiting: in the router's backlog, no worker's queue.
+      const scrape = await (await fetch(`${http.url}/metrics`)).text();
+      expect(scrape).toMatch(/^dllm_requests_backlog 1$/m);
+      expect(scrape).toMatch(/^dllm_requests_waiting\{worker="0"\} 0$/m);
     } finally {
       await http.close();
     }

@@ -103,8 +103,7 @@ describe("hung batches", () => {
     expect(retried.length).toBeGreaterThan(0);
     expect(retried.every((g) => g.worker === 1)).toBe(true);
     const stats = server.stats();
-    expect(stats.workers[0].restarts).toBe(1);
-    expect(stats.workers[0].errors).toBeGreaterThan(0);
+    expect(stats.workers[0]).toMatchObject({ restarts: 1, errors: 1 });
     await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
   });
 });
@@ -178,7 +177,8 @@ describe("process isolation", () => {
     const results = await Promise.all(prompts.map((p, i) => server.complete(p, { ...params, seed: i }).then((g) => (answered++, g))));
     expect(answered).toBe(prompts.length);
     expect(results).toHaveLength(prompts.length);
-    expect(server.stats().workers[1].restarts).toBe(1);
+    // One fault, one error, as a device error or a hung batch counts.
+    expect(server.stats().workers[1]).toMatchObject({ restarts: 1, errors: 1 });
     await expect.poll(() => server.stats().healthyWorkers, { timeout: 30_000 }).toBe(2);
     expect((await server.complete("after", params)).finishReason).toMatch(/stop|length/);
   });
