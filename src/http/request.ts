@@ -80,7 +80,7 @@ function stopSequences(v: unknown): string[] {
   return list as string[];
 }
 
-/** A message's content: a string, or OpenAI's content parts of type "text". */
+/** A message's content: a string, or OpenAI's content parts of type "text" (joined by newlines, as vLLM joins them). */
 function content(v: unknown, field: string): string {
   if (typeof v === "string") return v;
   if (Array.isArray(v)) {
@@ -92,7 +92,7 @@ function content(v: unknown, field: string): string {
         }
         return p.text;
       })
-      .join("");
+      .join("\n");
   }
   throw invalid(`'${field}' must be a string or an array of text parts, not ${typeName(v)}`, field);
 }
@@ -106,7 +106,9 @@ function messages(v: unknown): ChatMessage[] {
     const { role, content: c } = m as Record<string, unknown>;
     if (typeof role !== "string" || role.trim() === "") throw invalid(`'${field}.role' must be a non-empty string`, `${field}.role`);
     if (c === undefined || c === null) throw invalid(`'${field}.content' is required`, `${field}.content`);
-    return { role, content: content(c, `${field}.content`) };
+    // OpenAI's newer clients send the system prompt as "developer", a role LLaDA's template renders as is and the
+    // model never saw in training.
+    return { role: role === "developer" ? "system" : role, content: content(c, `${field}.content`) };
   });
 }
 

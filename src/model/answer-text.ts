@@ -59,6 +59,9 @@ export class AnswerText {
 
   #text(final: boolean): { text: string; cut: boolean } {
     let text = this.#tokenizer.decode(this.#ids);
+    // Half of a UTF-8 character at the end decodes to U+FFFD until its other bytes come: not text yet, for a stop
+    // string (one holding U+FFFD would match it) as for a delta.
+    if (!final) text = text.replace(/\uFFFD+$/, "");
     // The stop string that ends first is the one a left-to-right reader meets first, however the text arrives in
     // blocks (ties: the one that starts first). Each string's first occurrence is its earliest-ending one.
     let cut = -1;
@@ -70,7 +73,6 @@ export class AnswerText {
     }
     if (cut >= 0) return { text: text.slice(0, cut), cut: true };
     if (final) return { text, cut: false };
-    text = text.replace(/\uFFFD+$/, "");
     // Hold back the longest tail that a stop string could still start with.
     let hold = 0;
     for (const s of this.#stopStrings) {

@@ -93,12 +93,15 @@ export class LLaDATokenizer {
    */
   applyChatTemplate(messages: ChatMessage[]): string {
     if (!this.#template) {
-      throw new InvalidRequestError("this model's tokenizer_config.json has no chat_template: send a raw prompt (/v1/completions) instead");
+      throw new InvalidRequestError(
+        "this model's tokenizer_config.json has no chat_template: send a raw prompt (/v1/completions) instead",
+        "messages",
+      );
     }
     try {
       return this.#template.render(messages);
     } catch (err) {
-      throw new InvalidRequestError(`the model's chat template refused these messages: ${(err as Error).message}`);
+      throw new InvalidRequestError(`the model's chat template refused these messages: ${(err as Error).message}`, "messages");
     }
   }
 

@@ -197,7 +197,7 @@ describe("chat templates", () => {
     try {
       const r = await postJson(`${served.url}/v1/chat/completions`, ok);
       expect(r.status).toBe(400);
-      expect(r.body.error).toMatchObject({ type: "invalid_request_error", message: expect.stringMatching(/no chat_template.*raw prompt/) });
+      expect(r.body.error).toMatchObject({ type: "invalid_request_error", param: "messages", message: expect.stringMatching(/no chat_template.*raw prompt/) });
       expect((await postJson(`${served.url}/v1/completions`, { prompt: "Hi", max_tokens: 8 })).status).toBe(200);
     } finally {
       await served.close();
@@ -211,6 +211,7 @@ describe("chat templates", () => {
       const r = await postJson(`${served.url}/v1/chat/completions`, { ...ok, messages: [{ role: "system", content: "Be brief" }, ...ok.messages] });
       expect(r.status).toBe(400);
       expect(r.body.error.message).toMatch(/chat template refused these messages: .*system messages are not supported/);
+      expect(r.body.error.param).toBe("messages");
       expect(served.server.stats().workers[0].errors).toBe(0);
     } finally {
       await served.close();

@@ -59,8 +59,10 @@ describe("seed fields", () => {
     const requestDefaults = { algorithm: "basic", chatTemplate: true, maxSequenceLength: 256 };
     expect(parseChatRequest({ messages, early_stop: false }, requestDefaults).options.earlyStop).toBe(false);
     expect(parseChatRequest({ messages }, requestDefaults).options.earlyStop).toBeUndefined(); // samplerParams: on
-    // A server of its own: its forward-pass count holds this test's batches alone.
-    const { dir } = await tinyModel({ seed: 9 });
+    // A server of its own: its forward-pass count holds this test's batches alone. Weights whose text is readable
+    // early on (seed 9's first 97 characters are bytes that are no UTF-8, U+FFFD each, which no stop string matches
+    // until a readable character follows them).
+    const { dir } = await tinyModel({ seed: 1 });
     const own = await startHttp({ modelPath: dir, workers: 1 });
     try {
       // No EOS, 16 blocks of 8: a row ends only at its stop string.
@@ -140,6 +142,15 @@ describe("seed fields", () => {
     const stopped = await chat({ ...base, logits_eos_inf: true, stop: [cut], top_p: 0.9, top_k: 40, n: 1 });
     expect(text(stopped)).toBe(full.slice(0, full.indexOf(cut)));
     expect(stopped.choices[0].finish_reason).toBe("stop");
+  });
+
+  it("a developer message is the system prompt, and text parts are joined by newlines", async () => {
+    const system = [{ role: "system", content: "Be brief" }, { role: "user", content: "Hello there\nthe cat" }];
+    const expected = await http.server.chat(system, { genLength: 32, blockLength: 8, steps: 16, seed: 1 });
+    const parts = [{ type: "text", text: "Hello there" }, { type: "text", text: "the cat" }];
+    const r = await postJson(`${http.url}/v1/chat/completions`, { ...base, messages: [{ role: "developer", content: "Be brief" }, { role: "user", content: parts }] });
+    expect(r.body.choices[0].message.content).toBe(expected.text);
+    expect(r.body.usage.prompt_tokens).toBe(expected.usage.promptTokens);
   });
 
   it("--no-chat-template sends the messages as a raw prompt", async () => {

@@ -57,6 +57,15 @@ describe("AnswerText", () => {
     expect(deltas.join("")).not.toContain("\uFFFD");
   });
 
+  it("matches no stop string against half a character: one holding U+FFFD stops nothing the blocks split", () => {
+    const ids = tokenizer.encode("hi 😀 x");
+    for (const size of [1, 2, 4, 100]) {
+      const { deltas, final } = stream(ids, size, ["\uFFFD"]);
+      expect(final, String(size)).toMatchObject({ text: "hi 😀 x", finishReason: "length" });
+      expect(deltas.join("")).toBe(final.text);
+    }
+  });
+
   it("counts the tokens of a character that ends just before a stop string (not half of it)", () => {
     const ids = tokenizer.encode("café! more");
     for (const size of [1, 3, 100]) {
