@@ -40,7 +40,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
 
-  const url = await app.listen({ host: args.host, port: args.port });
+  const url = await app.listen({ host: args.host, port: args.port }).catch((err: Error & { code?: string }) => {
+    throw new Error(`cannot listen at ${listenFlags(err.code, args.host, args.port)}: ${err.message}`);
+  });
   const keyNote = args.apiKey ? `, API key ...${args.apiKey.slice(-4)}` : "";
   process.stderr.write(`dllm-serve: ${url} (model ${modelPath}; ${server.devices.length} worker(s): ${server.devices.join(", ")}${keyNote})\n`);
   try {
@@ -54,6 +56,14 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   process.stderr.write(`dllm-serve: ready, serving ${url}/v1 (try: curl ${url}/v1/models)\n`);
+}
+
+/** The flag(s) a listen error with this code is about: the port for one in use or privileged, the host for an
+ *  address that does not resolve or is not this machine's, both otherwise. */
+function listenFlags(code: string | undefined, host: string, port: number): string {
+  if (code === "EADDRINUSE" || code === "EACCES") return `--port ${port}`;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EADDRNOTAVAIL") return `--host ${host}`;
+  return `--host ${host} --port ${port}`;
 }
 
 main().catch((err: Error) => {

@@ -1,9 +1,10 @@
 // The in-process API: a server of one worker per device behind the router, with typed chat / complete / stream
 // calls. Benchmarks use it directly; the HTTP layer sits on it.
 import { InvalidRequestError } from "../engine/errors.js";
-import type { GenerationInput, GenerationParams } from "../model/model.js";
-import { choiceSeed, randomSeed } from "../model/seeds.js";
+import { samplerParams, stopStrings, type GenerationInput, type GenerationParams } from "../model/model.js";
+import { checkSeed, choiceSeed, randomSeed } from "../model/seeds.js";
 import { RequestGroup } from "./request-group.js";
+import { checkServerOptions } from "./server-options.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { Router, type ClusterStats, type Policy, type Served, type ServedBlock } from "../cluster/router.js";
 import type { WorkerConfig } from "../cluster/protocol.js";
@@ -13,6 +14,8 @@ import type { ModelInfo } from "../native/addon-types.js";
 /** Batching when none is asked for: the CLI's defaults too. */
 export const DEFAULT_BATCH_SIZE = 8;
 export const DEFAULT_MAX_WAIT_MS = 20;
+/** Most choices one sample() call submits at once (its submission holds the event loop for each). */
+export const MAX_SAMPLES = 1024;
 
 export interface ServerOptions {
   /** HF LLaDA folder. */
@@ -56,7 +59,7 @@ export interface RequestOptions extends GenerationParams {
   /** Integer in [0, 2^53); a random one when absent. The same seed gives the same answer on any worker. */
   seed?: number;
   /** Strings that end the answer (not included in it). */
-  stop?: string[];
+  stop?: string | string[];
   signal?: AbortSignal;
 }
 
@@ -65,6 +68,19 @@ export interface RequestOptions extends GenerationParams {
  * before it), then each committed block up to the one that completed the answer, then the finished generation.
  */
 export type StreamEvent = { type: "accepted" } | ({ type: "block" } & ServedBlock) | { type: "done"; generation: Served };
+
+/**
+ * A request's options split into what the router takes, refusing what only the caller can get wrong before
+ * anything is queued: a misspelled or mistyped parameter (the worker checks the values against the model), a
+ * seed out of range, a stop list that is no list of strings, a signal that is no AbortSignal.
+ */
+function checkedOptions(options: RequestOptions) {
+  const { seed, stop, signal, ...params } = options;
+  samplerParams(params);
+  if (seed !== undefined) checkSeed(seed);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidRequestError("signal must be an AbortSignal", "signal");
+  return { params, seed, stop: stopStrings(stop), signal };
+}
 
 /** The devices the options name, one worker each. */
 export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">): string[] {
@@ -84,8 +100,9 @@ export class DllmServer {
   /** Most requests waiting for a batch; undefined: unbounded. */
   readonly maxQueue: number | undefined;
 
-  /** Starts the workers; `ready()` resolves when every one has loaded the model. */
+  /** Starts the workers; `ready()` resolves when every one has loaded the model. Throws for unusable options. */
   constructor(options: ServerOptions) {
+    checkServerOptions(options);
     this.devices = resolveDevices(options);
     this.batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     this.maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
@@ -144,8 +161,12 @@ export class DllmServer {
   }
 
   #submit(input: GenerationInput, options: RequestOptions, callbacks: { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void }) {
-    const { seed, stop, signal, ...params } = options;
-    return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
+    try {
+      const { params, seed, stop, signal } = checkedOptions(options);
+      return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -155,7 +176,10 @@ export class DllmServer {
    * admits the n choices together or refuses them together (QueueFullError); an n above it is an InvalidRequestError.
    */
   async sample(input: GenerationInput, n: number, options: RequestOptions = {}): Promise<Served[]> {
-    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
+    if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SAMPLES) {
+      throw new InvalidRequestError(`n must be an integer in [1, ${MAX_SAMPLES}] (more: several calls), got ${n}`, "n");
+    }
+    checkedOptions(options);
     // The choices wait in the queue together: more than it holds could never be admitted.
     if (this.maxQueue !== undefined && n > this.maxQueue) {
       throw new InvalidRequestError(`n must be at most maxQueue (${this.maxQueue}): the queue never holds ${n} waiting requests`, "n");
@@ -170,6 +194,7 @@ export class DllmServer {
 
   /** StreamEvents as they come: `accepted`, the blocks up to the answer's end, `done`. Leaving the loop early cancels it. */
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
+    checkedOptions(options);
     // A group of one: cancelled by the caller's signal, or by the reader leaving the loop.
     const group = new RequestGroup(1, options.signal);
     const signal = group.signal;

@@ -3,9 +3,10 @@
 import { parseArgs } from "node:util";
 import { DTYPES } from "../engine/engine.js";
 import { InvalidRequestError } from "../engine/errors.js";
-import { Model, samplerParams, type GenerateOptions } from "../model/model.js";
+import { nearestSteps } from "../model/algorithms.js";
+import { Model, samplerParams, type GenerationParams } from "../model/model.js";
 import { defaultModel, defaultModelPath } from "./default-model.js";
-import { integer, number, oneOf, UsageError } from "./options.js";
+import { device as deviceName, integer, number, oneOf, UsageError } from "./options.js";
 import { loadProgress } from "./progress.js";
 
 const DEFAULT_PROMPT = "Reverse the word model";
@@ -56,34 +57,27 @@ async function main(): Promise<void> {
     return;
   }
   // Every option is read before the model loads, which can take long: a typo is reported at once.
-  const prompt = positionals.join(" ") || DEFAULT_PROMPT;
-  const device = values.device ?? "cpu";
+  // The default prompt stands in for a missing one only: an empty one ('') is generated from as given.
+  const prompt = positionals.length > 0 ? positionals.join(" ") : DEFAULT_PROMPT;
+  const device = deviceName("device", values.device) ?? "cpu";
   const dtype = oneOf("dtype", values.dtype, DTYPES) ?? (device.startsWith("cuda") ? "bfloat16" : "float32");
-  const options: GenerateOptions = {
+  const params: GenerationParams = {
     genLength: integer("gen-length", values["gen-length"], 1) ?? 64,
     blockLength: integer("block-length", values["block-length"], 1),
     steps: integer("steps", values.steps, 1),
-    temperature: number("temperature", values.temperature),
-    cfgScale: number("cfg-scale", values["cfg-scale"]),
+    temperature: number("temperature", values.temperature, { atLeast: 0 }),
+    cfgScale: number("cfg-scale", values["cfg-scale"], { atLeast: 0 }),
     remasking: oneOf("remasking", values.remasking, ["low_confidence", "random"]),
-    seed: integer("seed", values.seed),
-    onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta),
   };
-  // The sampler's own rules (blocks that divide the length, steps that divide into the blocks) too, told in the
-  // flags' names rather than the API's.
-  try {
-    samplerParams(options);
-  } catch (err) {
-    if (!(err instanceof InvalidRequestError)) throw err;
-    throw new UsageError(err.message.replace(/\b(genLength|blockLength)\b/g, (name) => (name === "genLength" ? "--gen-length" : "--block-length")));
-  }
+  const seed = integer("seed", values.seed);
+  checkLengths(params);
   const modelPath = values["model-path"] ?? defaultModel();
 
   const model = await Model.load({ modelPath, device, dtype, onProgress: loadProgress(`loading ${modelPath}`) });
   try {
     const input = values.raw ? { prompt } : { messages: [{ role: "user", content: prompt }] };
     const started = performance.now();
-    const result = await model.generate(input, options);
+    const result = await model.generate(input, { ...params, seed, onBlock: values.json ? undefined : (e) => process.stdout.write(e.delta) });
     const secs = (performance.now() - started) / 1000;
     if (values.json) {
       process.stdout.write(JSON.stringify({ ...result, seconds: secs }, null, 2) + "\n");
@@ -96,6 +90,32 @@ async function main(): Promise<void> {
     }
   } finally {
     await model.dispose();
+  }
+}
+
+/**
+ * The sampler's rules on the lengths, told in the flags' names rather than the API's: its default block length
+ * (samplerParams), blocks that divide the length and steps that divide into the blocks. The engine has these rules
+ * only once the model has loaded (with the bounds its context sets, left to it), and samplerParams checks only the
+ * first; the HTTP API rounds the length up to whole blocks instead (src/http/request.ts).
+ */
+function checkLengths(params: GenerationParams): void {
+  let resolved;
+  try {
+    resolved = samplerParams(params);
+  } catch (err) {
+    if (!(err instanceof InvalidRequestError)) throw err;
+    throw new UsageError(err.message.replace(/\b(genLength|blockLength)\b/g, (name) => (name === "genLength" ? "--gen-length" : "--block-length")));
+  }
+  const { genLength, blockLength, steps } = resolved;
+  // A default block length that does not divide the length is samplerParams' error above.
+  if (genLength % blockLength !== 0) throw new UsageError(`--gen-length ${genLength} is not a multiple of --block-length ${blockLength}`);
+  const blocks = genLength / blockLength;
+  if (steps % blocks !== 0) {
+    throw new UsageError(
+      `--steps ${steps} must be a multiple of the number of blocks (--gen-length ${genLength} / --block-length ${blockLength} = ${blocks}); ` +
+        `try ${nearestSteps(steps, blocks).join(" or ")}`,
+    );
   }
 }
 

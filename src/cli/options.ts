@@ -27,12 +27,17 @@ function toNumber(text: string): number {
   return text.trim() === "" ? NaN : Number(text);
 }
 
-/** A finite number given as `--name` (above `above` when given), or undefined when it is absent. */
-export function number(name: string, text: string | undefined, { above }: { above?: number } = {}): number | undefined {
+/** A finite number given as `--name` (above `above`, at least `atLeast`, when given), or undefined when it is absent. */
+export function number(
+  name: string,
+  text: string | undefined,
+  { above, atLeast }: { above?: number; atLeast?: number } = {},
+): number | undefined {
   if (text === undefined) return undefined;
   const n = toNumber(text);
-  if (!Number.isFinite(n) || (above !== undefined && !(n > above))) {
-    throw new UsageError(`--${name} must be a ${above === 0 ? "positive number" : above === undefined ? "number" : `number > ${above}`}, got '${text}'`);
+  if (!Number.isFinite(n) || (above !== undefined && !(n > above)) || (atLeast !== undefined && !(n >= atLeast))) {
+    const what = above === 0 ? "positive number" : above !== undefined ? `number > ${above}` : atLeast !== undefined ? `number >= ${atLeast}` : "number";
+    throw new UsageError(`--${name} must be a ${what}, got '${text}'`);
   }
   return n;
 }
@@ -58,4 +63,13 @@ export function seconds(
 export function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
   if (value !== undefined && !choices.includes(value as T)) throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${value}'`);
   return value as T | undefined;
+}
+
+/**
+ * A device given as `--name`: cpu, cuda or cuda:N, the forms the addon takes (whether this machine has it, only the
+ * addon can say), or undefined when it is absent.
+ */
+export function device(name: string, text: string | undefined): string | undefined {
+  if (text !== undefined && !/^(cpu|cuda(:\d+)?)$/.test(text)) throw new UsageError(`--${name} must be cpu, cuda or cuda:N, got '${text}'`);
+  return text;
 }

@@ -105,6 +105,10 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
       help: { type: "boolean", short: "h", default: false },
     },
   });
+  // --help answers even beside a bad value, which is then left unchecked: the defaults' args, with help set.
+  if (values.help) return { ...parseServerArgs([], {}), help: true };
+  // An empty address would listen on every interface: most likely an unset variable in --host "$HOST".
+  if (values.host!.trim() === "") throw new UsageError("--host is empty; leave the flag out to listen on 127.0.0.1, or give 0.0.0.0 for every interface");
   const port = integer("port", values.port, 0)!;
   const promptBucket = integer("prompt-bucket", values["prompt-bucket"], 1);
   if (promptBucket !== undefined && promptBucket > 4096) throw new UsageError(`--prompt-bucket must be at most 4096, got '${promptBucket}'`);
@@ -117,6 +121,15 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (values["api-key"] === "") throw new UsageError("--api-key is empty; leave the flag out to serve without a key");
   if (values["served-model-name"]?.trim() === "") throw new UsageError("--served-model-name is empty; leave the flag out to use the folder's name");
   const device = oneOf("device", values.device, ["cpu", "cuda"]);
+  const gpus = integer("gpus", values.gpus, 1);
+  const workers = integer("workers", values.workers, 1);
+  // Flags that name the devices in two ways, one of which the server would ignore (resolveDevices): refused, naming both.
+  const cudaFlag = gpus !== undefined ? "--gpus" : gpuIds ? "--gpu-ids" : undefined;
+  if (gpus !== undefined && gpuIds) throw new UsageError("--gpus conflicts with --gpu-ids: give one or the other");
+  if (cudaFlag && device === "cpu") throw new UsageError(`--device cpu conflicts with ${cudaFlag}: ${cudaFlag} serves on CUDA`);
+  if (workers !== undefined && (cudaFlag || device === "cuda")) {
+    throw new UsageError(`--workers conflicts with ${cudaFlag ?? "--device cuda"}: --workers counts CPU workers; on CUDA each GPU has one worker`);
+  }
   const dtype = oneOf("dtype", values.dtype, DTYPES);
   const policy = oneOf<Policy>("policy", values.policy, ["least-loaded", "round-robin"])!;
   let algorithm;
@@ -134,9 +147,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
     servedModelName: values["served-model-name"]?.trim(),
     server: {
       device,
-      gpus: integer("gpus", values.gpus, 1),
+      gpus,
       gpuIds,
-      workers: integer("workers", values.workers, 1),
+      workers,
       dtype,
       cudaGraphs: values["no-cuda-graphs"] ? false : undefined,
       promptBucket,

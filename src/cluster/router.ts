@@ -234,6 +234,7 @@ export class Router {
   ready(): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#loadError) return reject(this.#loadError);
+      if (this.#closing && !this.#loaded) return reject(new ServiceUnavailableError("the server was closed before it was ready"));
       this.#readyWaiters.push({ resolve, reject });
       this.#checkReady();
     });
@@ -412,7 +413,14 @@ export class Router {
   #onMessage(slot: Slot, m: FromWorker): void {
     switch (m.type) {
       case "progress":
-        this.#options.onProgress?.(slot.index, m.done, m.total);
+        try {
+          this.#options.onProgress?.(slot.index, m.done, m.total);
+        } catch (err) {
+          // The caller's callback, not the load, failed: the server cannot become ready for that caller, but the
+          // process (and the other workers) must not go down with it.
+          this.#loadError ??= err as Error;
+          this.#rejectReadyWaiters(this.#loadError);
+        }
         break;
       case "ready":
         if (slot.state === "closed") break; // loaded after the router asked it to shut down

@@ -3,7 +3,7 @@
 // error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
 import type { GenerationInput } from "../model/model.js";
-import { AlgorithmError, DEFAULT_BLOCK_LENGTH, resolveAlgorithm } from "../model/algorithms.js";
+import { AlgorithmError, DEFAULT_BLOCK_LENGTH, nearestSteps, resolveAlgorithm } from "../model/algorithms.js";
 import { SEEDS } from "../model/seeds.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { invalid } from "./errors.js";
@@ -139,12 +139,9 @@ function decoding(body: Body, defaults: RequestDefaults): RequestOptions {
     steps = Math.ceil(DEFAULT_STEPS / blocks) * blocks;
   } else if (steps % blocks !== 0) {
     // The nearest multiples the field's own bounds allow.
-    const below = Math.floor(steps / blocks) * blocks;
-    const above = below + blocks;
-    const tries = [below, above].filter((s) => s >= 1 && s <= defaults.maxSequenceLength);
     throw invalid(
       `'steps' must be a multiple of the number of blocks (${genLength} tokens in blocks of ${blockLength} = ${blocks}); ` +
-        `try ${tries.join(" or ")}`,
+        `try ${nearestSteps(steps, blocks, defaults.maxSequenceLength).join(" or ")}`,
       "steps",
     );
   }

@@ -22,6 +22,15 @@ export interface AlgorithmSpec {
 /** Semi-autoregressive block size when none is asked for (at most the generation's length). */
 export const DEFAULT_BLOCK_LENGTH = 32;
 
+/**
+ * The step counts nearest `steps` that divide into `blocks` blocks (the engine takes only those), at most `max`:
+ * what a refusal of `steps` suggests.
+ */
+export function nearestSteps(steps: number, blocks: number, max = Number.MAX_SAFE_INTEGER): number[] {
+  const below = Math.floor(steps / blocks) * blocks;
+  return [below, below + blocks].filter((s) => s >= 1 && s <= max);
+}
+
 /** Parallel decoding when a request asks for it without a value (Fast-dLLM's and dInfer's default). */
 export const DEFAULT_THRESHOLD = 0.9;
 export const DEFAULT_FACTOR = 1.0;

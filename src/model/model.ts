@@ -62,7 +62,7 @@ export interface GenerateOptions extends GenerationParams {
   /** Integer in [0, 2^53); a random one when absent. */
   seed?: number;
   /** Strings that end the answer (not included in it). */
-  stop?: string[];
+  stop?: string | string[];
   signal?: AbortSignal;
   onBlock?: (event: BlockEvent) => void;
 }
@@ -120,13 +120,41 @@ export interface DecodeRow {
 export type ResolvedParams = Required<GenerationParams> & { cache: CacheMode; decoder: DecoderKind };
 
 /** Fills in the defaults; throws InvalidRequestError for an algorithm choice that cannot be honoured. */
+/** Each parameter's type; integer ones are whole numbers (the engine checks every value's range). */
+const PARAM_TYPES: { [K in keyof Required<GenerationParams>]: "integer" | "number" | "boolean" | "string" } = {
+  genLength: "integer", blockLength: "integer", steps: "integer", temperature: "number", topK: "integer", topP: "number",
+  cfgScale: "number", remasking: "string", logitsEosInf: "boolean", confidenceEosEotInf: "boolean", algorithm: "string",
+  threshold: "number", factor: "number", lowThreshold: "number", refreshEvery: "integer", earlyStop: "boolean",
+};
+
+/** Refuses a parameter this API does not know (gen_length for genLength) or of the wrong type ("32", NaN). */
+function checkParamTypes(p: GenerationParams): void {
+  for (const [key, value] of Object.entries(p)) {
+    const type = PARAM_TYPES[key as keyof GenerationParams];
+    if (type === undefined) throw new InvalidRequestError(`unknown parameter '${key}' (the parameters: ${Object.keys(PARAM_TYPES).join(", ")})`, key);
+    if (value === undefined) continue;
+    const ok =
+      type === "integer" ? Number.isSafeInteger(value) : type === "number" ? typeof value === "number" && Number.isFinite(value) : typeof value === type;
+    if (!ok) throw new InvalidRequestError(`${key} must be ${type === "integer" ? "an integer" : `a ${type === "number" ? "finite number" : type}`}, got ${JSON.stringify(value) ?? String(value)}`, key);
+  }
+}
+
+/** A call's stop strings: a string is one, as OpenAI takes it. */
+export function stopStrings(stop: unknown): string[] | undefined {
+  if (stop === undefined) return undefined;
+  const list = typeof stop === "string" ? [stop] : stop;
+  if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) throw new InvalidRequestError("stop must be a string or an array of strings", "stop");
+  return list;
+}
+
 export function samplerParams(p: GenerationParams): ResolvedParams {
+  checkParamTypes(p);
   const genLength = p.genLength ?? 128;
   let algorithm;
   try {
     algorithm = resolveAlgorithm(p.algorithm ?? DEFAULT_ALGORITHM, { threshold: p.threshold, factor: p.factor, lowThreshold: p.lowThreshold });
   } catch (err) {
-    if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message);
+    if (err instanceof AlgorithmError) throw new InvalidRequestError(err.message, err.field);
     throw err;
   }
   // Checked here too, as they are dropped at temperature 0 before the engine could; -1 is vLLM's "all", as 0.
@@ -233,11 +261,12 @@ export class Model {
    * tokens as it would alone. onBlock reports rows in input order through `row`.
    */
   async generateBatch(
-    inputs: Array<GenerationInput & { seed?: number; stop?: string[] }>,
+    inputs: Array<GenerationInput & { seed?: number; stop?: string | string[] }>,
     options: BatchOptions & GenerationParams = {},
   ): Promise<Generation[]> {
-    const rows = inputs.map((input) => ({ promptIds: this.promptIds(input), seed: input.seed ?? randomSeed(), stop: input.stop }));
-    return this.decode(rows, samplerParams(options), options);
+    const rows = inputs.map((input) => ({ promptIds: this.promptIds(input), seed: input.seed ?? randomSeed(), stop: stopStrings(input.stop) }));
+    const { signal, onBlock, released, onFinished, ...params } = options;
+    return this.decode(rows, samplerParams(params), { signal, onBlock, released, onFinished });
   }
 
   /** Throws the InvalidRequestError that decoding this row with these parameters would fail with. */

@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../cli/default-model.js";
-import { integer, isUsageError, number } from "../cli/options.js";
+import { device, integer, isUsageError, number, UsageError } from "../cli/options.js";
 import { jsonText, metadataFiles } from "../fixtures/hf-files.js";
 import { LLaDATokenizer } from "../tokenizer/tokenizer.js";
 import { BatchMaker, type BatchSpec } from "./data.js";
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const o = {
     out: path.resolve(values.out ?? defaultModelPath),
     work: path.resolve(values.work ?? path.join(projectRoot, "models", "train-tiny")),
-    device: values.device ?? "cpu",
+    device: device("device", values.device) ?? "cpu",
     steps: integer("steps", values.steps, 1) ?? defaults.steps,
     batch: integer("batch", values.batch, 1) ?? defaults.batch,
     lr: number("lr", values.lr, { above: 0 }) ?? defaults.lr,
@@ -117,12 +117,9 @@ async function main(): Promise<void> {
 
   const { tokenizer, config } = tinyChatFiles();
   const checkpoint = path.join(o.work, "checkpoint");
-  const tokDir = path.join(o.work, "tokenizer");
-  await mkdir(tokDir, { recursive: true });
-  for (const [name, text] of metadataFiles(config, tokenizer)) await writeFile(path.join(tokDir, name), text);
-  const tok = await LLaDATokenizer.load(tokDir);
-  const maker = new BatchMaker(tok, tokenizer.specialTokens.eos, o.seed);
-  const spec: BatchSpec = { rows: o.batch, answerSlots: BATCH_SHAPE };
+  // Checked, as the flags are, before anything is written into --work (the trainer, created first, checks that
+  // --device is on this machine).
+  if (values.resume && !existsSync(path.join(checkpoint, STATE_FILE))) throw new UsageError(`--resume: no checkpoint in ${checkpoint}`);
 
   interface LogState {
     elapsedSeconds: number;
@@ -135,7 +132,6 @@ async function main(): Promise<void> {
   let log: LogState = { elapsedSeconds: 0, losses: [], evals: [], options: o };
   let trainer: Trainer;
   if (values.resume) {
-    if (!existsSync(path.join(checkpoint, STATE_FILE))) throw new Error(`--resume: no checkpoint in ${checkpoint}`);
     trainer = await Trainer.resume(checkpoint, { seed: o.seed, device: o.device });
     const state = JSON.parse(await readFile(path.join(checkpoint, STATE_FILE), "utf8")) as { log?: LogState };
     if (state.log) log = { ...state.log, options: o };
@@ -143,6 +139,12 @@ async function main(): Promise<void> {
   } else {
     trainer = await Trainer.create(config, { seed: o.seed, device: o.device });
   }
+  const tokDir = path.join(o.work, "tokenizer");
+  await mkdir(tokDir, { recursive: true });
+  for (const [name, text] of metadataFiles(config, tokenizer)) await writeFile(path.join(tokDir, name), text);
+  const tok = await LLaDATokenizer.load(tokDir);
+  const maker = new BatchMaker(tok, tokenizer.specialTokens.eos, o.seed);
+  const spec: BatchSpec = { rows: o.batch, answerSlots: BATCH_SHAPE };
   console.log(
     `model: d_model ${config.d_model}, ${config.n_layers} layers, ${config.n_heads} heads, mlp ${config.mlp_hidden_size}, ` +
       `vocab ${config.vocab_size}; batch ${o.batch}, ${o.steps} steps, peak lr ${o.lr}, device ${o.device}, ` +

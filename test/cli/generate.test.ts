@@ -48,6 +48,26 @@ describe("node dist/cli/generate.js", () => {
     });
   });
 
+  it("checks the sampler's rules before loading the model, naming the flags", async () => {
+    for (const [args, message] of [
+      [["--gen-length", "48", "--block-length", "32"], "--gen-length 48 is not a multiple of --block-length 32"],
+      [["--steps", "7"], "--steps 7 must be a multiple of the number of blocks (--gen-length 64 / --block-length 32 = 2); try 6 or 8"],
+      [["--temperature=-1"], "--temperature must be a number >= 0, got '-1'"],
+      [["--cfg-scale=-1"], "--cfg-scale must be a number >= 0, got '-1'"],
+      [["--device", "tpu"], "--device must be cpu, cuda or cuda:N, got 'tpu'"],
+    ] as const) {
+      await expect(run(process.execPath, [cli, "--model-path", "/nonexistent", ...args])).rejects.toMatchObject({
+        code: 1,
+        stderr: `error: ${message}\n`,
+      });
+    }
+  });
+
+  it("generates from an empty prompt given as '', rather than from the default prompt", async () => {
+    const { stdout } = await run(process.execPath, [cli, "--raw", "--json", "--gen-length", "8", ""]);
+    expect(JSON.parse(stdout).usage.promptTokens).toBe(0);
+  });
+
   it("fails with a clear message and exit code 1 for a bad model path", async () => {
     await expect(run(process.execPath, [cli, "--model-path", "/nonexistent"])).rejects.toMatchObject({
       code: 1,

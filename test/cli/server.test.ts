@@ -1,5 +1,6 @@
 // `node dist/server.js`: the process entry, its flags, its startup lines, its default model and its shutdown.
 import { execFile } from "node:child_process";
+import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import OpenAI from "openai";
@@ -36,8 +37,43 @@ describe("node dist/server.js", () => {
     [["--port", ""], /--port must be an integer/],
     [["--api-key", ""], /--api-key is empty/],
     [["--served-model-name", " "], /--served-model-name is empty/],
+    // An unset variable in --host "$HOST" would listen on every interface.
+    [["--host", ""], /--host is empty/],
+    // Flags that name the devices twice, one of them ignored.
+    [["--device", "cpu", "--gpus", "2"], /--device cpu conflicts with --gpus/],
+    [["--device", "cpu", "--gpu-ids", "1"], /--device cpu conflicts with --gpu-ids/],
+    [["--gpus", "2", "--gpu-ids", "0,1"], /--gpus conflicts with --gpu-ids/],
+    [["--gpus", "2", "--workers", "2"], /--workers conflicts with --gpus/],
+    [["--gpu-ids", "1", "--workers", "2"], /--workers conflicts with --gpu-ids/],
+    [["--device", "cuda", "--workers", "2"], /--workers conflicts with --device cuda/],
   ])("refuses bad flags %j with a clear message", async (args, message) => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
+  });
+
+  it("shows the help for --help beside a bad value, rather than the value's error", async () => {
+    for (const args of [["--port", "99999", "--help"], ["-h", "--device", "cpu", "--gpus", "2"]]) {
+      const { stdout, stderr } = await run(process.execPath, [entry, ...args]);
+      expect(stdout).toMatch(/^Usage: node dist\/server\.js/);
+      expect(stderr).toBe("");
+    }
+  });
+
+  it("names the flag at fault when it cannot listen: --host for an address that does not resolve, --port for one in use", async () => {
+    await expect(run(process.execPath, [entry, "--host", "999.1.1.1", "--port", "0"])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^error: cannot listen at --host 999\.1\.1\.1: getaddrinfo /m),
+    });
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = taken.address() as net.AddressInfo;
+      await expect(run(process.execPath, [entry, "--port", String(port)])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(new RegExp(`^error: cannot listen at --port ${port}: listen EADDRINUSE`, "m")),
+      });
+    } finally {
+      taken.close();
+    }
   });
 
   it("serves the bundled tiny chat model by default, answering held-out prompts through the openai client", async () => {

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createServer, type DllmServer } from "../../dist/api/server.js";
+import { createServer, DllmServer } from "../../dist/api/server.js";
 import { batchForwards } from "../../dist/model/model.js";
 import { faultyModelUrl } from "../helpers/faulty-model.mjs";
 import { tinyModel } from "../helpers/fixtures.js";
@@ -388,6 +388,61 @@ describe("cancellation and shutdown", () => {
   });
 });
 
+describe("in-process options", () => {
+  it("a server's options are checked before any worker starts, each refusal naming its option", () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{}, /^createServer: modelPath \(an HF LLaDA folder\) is required$/],
+      [{ modelPath, batchsize: 4 }, /^createServer: unknown option 'batchsize'$/],
+      [{ modelPath, workers: 0 }, /^createServer: workers must be an integer in \[1, /],
+      [{ modelPath, workers: 1.5 }, /^createServer: workers must be an integer/],
+      [{ modelPath, gpus: 0 }, /^createServer: gpus must be an integer/],
+      [{ modelPath, gpuIds: [0, 0] }, /^createServer: gpuIds must be a non-empty list of distinct CUDA device ids/],
+      [{ modelPath, device: "tpu" }, /^createServer: device must be one of cpu, cuda, got "tpu"$/],
+      [{ modelPath, policy: "random" }, /^createServer: policy must be one of least-loaded, round-robin/],
+      [{ modelPath, isolation: "fork" }, /^createServer: isolation must be one of thread, process/],
+      [{ modelPath, batchSize: 0 }, /^createServer: batchSize must be an integer in \[1, /],
+      [{ modelPath, maxQueue: 0 }, /^createServer: maxQueue must be an integer in \[1, /],
+      [{ modelPath, batchTimeoutMs: 0 }, /^createServer: batchTimeoutMs must be a finite number of milliseconds >= 1, got 0$/],
+      [{ modelPath, maxWaitMs: Number.NaN }, /^createServer: maxWaitMs must be a finite number/],
+      [{ modelPath, device: "cpu", gpus: 2 }, /^createServer: gpus and gpuIds serve on CUDA, not with device cpu$/],
+      [{ modelPath, gpus: 2, workers: 3 }, /^createServer: workers counts CPU workers/],
+      [{ modelPath, gpus: 2, gpuIds: [0, 1] }, /^createServer: give gpus or gpuIds, not both$/],
+    ];
+    for (const [options, message] of bad) expect(() => new DllmServer(options as never), JSON.stringify(options)).toThrow(message);
+  });
+
+  it("a call's options: an unknown or mistyped parameter, a seed out of range, a bad signal are refused before anything is queued", async () => {
+    await using server = await createServer({ modelPath, workers: 1 });
+    const refusals: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ gen_length: 8 }, "gen_length", /^unknown parameter 'gen_length' \(the parameters: genLength, /],
+      [{ genLength: "32" }, "genLength", /^genLength must be an integer, got "32"$/],
+      [{ genLength: Number.NaN }, "genLength", /^genLength must be an integer/],
+      [{ temperature: Number.POSITIVE_INFINITY }, "temperature", /^temperature must be a finite number/],
+      [{ logitsEosInf: "yes" }, "logitsEosInf", /^logitsEosInf must be a boolean, got "yes"$/],
+      [{ seed: 2 ** 53 }, "seed", /^seed must be an integer in \[0, 2\^53\)/],
+      [{ stop: [1] }, "stop", /^stop must be a string or an array of strings$/],
+      [{ signal: {} }, "signal", /^signal must be an AbortSignal$/],
+      [{ algorithm: "dinfer", factor: 2 }, "factor", /'factor' is not a parameter of dinfer_blockwise/],
+    ];
+    for (const [options, param, message] of refusals) {
+      await expect(server.complete("Hi", { ...short, ...options } as never), param).rejects.toMatchObject({ name: "InvalidRequestError", param, message: expect.stringMatching(message) });
+    }
+    expect(server.stats().totalRequests).toBe(0);
+    // A stop string may be one string, as OpenAI takes it (it used to be read as a list of its characters).
+    const full = await server.complete("Hi", { ...short, seed: 1, logitsEosInf: true });
+    const stop = full.text.slice(2, 4);
+    expect((await server.complete("Hi", { ...short, seed: 1, logitsEosInf: true, stop })).text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+  });
+
+  it("ready() after an early close() rejects rather than waiting for ever; a progress callback that throws fails createServer, not the process", async () => {
+    const server = new DllmServer({ modelPath, workers: 1 });
+    await server.close();
+    await expect(server.ready()).rejects.toThrow(/closed before it was ready/);
+    const failure = new Error("the progress bar broke");
+    await expect(createServer({ modelPath, workers: 1, onProgress: () => { throw failure; } })).rejects.toBe(failure);
+  });
+});
+
 describe("in-process sample()", () => {
   it("sample(): n choices, choice i exactly what generate() gives with seed + i", async () => {
     await using server = await createServer({ modelPath, workers: 2, batchSize: 4, maxWaitMs: 20 });
@@ -396,7 +451,10 @@ describe("in-process sample()", () => {
     expect(choices.map((c) => c.seed)).toEqual([2 ** 53 - 2, 2 ** 53 - 1, 0]);
     for (const c of choices) expect((await server.generate({ prompt: "Hello there" }, { ...sampled, seed: c.seed })).tokens).toEqual(c.tokens);
     expect(new Set(choices.map((c) => c.text)).size).toBeGreaterThan(1);
-    await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/n must be a positive integer/);
+    await expect(server.sample({ prompt: "x" }, 0)).rejects.toThrow(/^n must be an integer in \[1, 1024\]/);
+    await expect(server.sample({ prompt: "x" }, 1025)).rejects.toMatchObject({ name: "InvalidRequestError", param: "n" });
+    // Seeds past 2^53 would wrap to small ones for the choices; refused as generate() refuses them.
+    await expect(server.sample({ prompt: "x" }, 2, { seed: 2 ** 53 })).rejects.toMatchObject({ name: "InvalidRequestError", param: "seed" });
     // One choice refused: the call fails with its error.
     await expect(server.sample({ prompt: "x" }, 2, { genLength: 1024 })).rejects.toThrow(/maximum context length/);
   });

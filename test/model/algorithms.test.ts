@@ -36,7 +36,8 @@ describe("the algorithm registry", () => {
         expect(f, `no request field '${field}'`).toBeDefined();
         // top_k and top_p truncate only at temperature > 0.
         const parsed = parseChatRequest({ ...base, temperature: 0.5, generation_algorithm: spec.name, [field]: f.value }, defaults);
-        const params = samplerParams(parsed.options) as unknown as Record<string, unknown>;
+        const { seed: _seed, stop: _stop, signal: _signal, ...decoding } = parsed.options;
+        const params = samplerParams(decoding) as unknown as Record<string, unknown>;
         expect(params[f.param], field).toEqual(f.expected);
         expect(params.algorithm).toBe(spec.name);
       }

@@ -2,7 +2,7 @@
 // weights and the same logged losses (trainer.test.ts checks the trainer's own resume; this checks the command's
 // log, whose loss EMA lives outside the trainer). A few steps on small batches: seconds.
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -37,17 +37,21 @@ describe("npm run train:tiny --resume", () => {
 });
 
 describe("npm run train:tiny's flags", () => {
-  it("refuses a bad value in one line naming the flag, without a stack, before anything trains", async () => {
-    for (const [flag, value, message] of [
-      ["--eval-count", "0", "--eval-count must be an integer >= 1, got '0'"],
-      ["--lr", "x", "--lr must be a positive number, got 'x'"],
-    ]) {
-      const failed = await run(process.execPath, [cli, flag, value, "--work", path.join(dir, "refused")]).then(
+  it("refuses a bad value in one line naming the flag, without a stack, before anything is written or trains", async () => {
+    const work = path.join(dir, "refused");
+    for (const [args, message] of [
+      [["--eval-count", "0"], "--eval-count must be an integer >= 1, got '0'"],
+      [["--lr", "x"], "--lr must be a positive number, got 'x'"],
+      [["--device", "tpu"], "--device must be cpu, cuda or cuda:N, got 'tpu'"],
+      [["--resume"], `--resume: no checkpoint in ${path.join(work, "checkpoint")}`],
+    ] as Array<[string[], string]>) {
+      const failed = await run(process.execPath, [cli, ...args, "--work", work]).then(
         () => undefined,
         (err: { code: number; stderr: string }) => err,
       );
       expect(failed?.code).toBe(1);
       expect(failed?.stderr.trim()).toBe(`error: ${message}`);
+      expect(existsSync(work), `${args.join(" ")} wrote into --work`).toBe(false);
     }
   });
 });

@@ -1,0 +1,56 @@
+// The in-process server's options, checked before any worker starts: a misspelled or mistyped option is a
+// TypeError, a value out of range a RangeError, each naming the option (the CLI's flags are checked as flags
+// first, in src/cli/server-args.ts; a library caller gets the same care here).
+import { DTYPES } from "../engine/engine.js";
+import type { ServerOptions } from "./server.js";
+
+type Check = (value: unknown) => string | undefined; // what is wrong with a given value, if anything
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
+  Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? undefined : `an integer in [${min}, ${max}]`;
+const milliseconds = (min: number): Check => (v) =>
+  typeof v === "number" && v >= min && Number.isFinite(v) ? undefined : `a finite number of milliseconds >= ${min}`;
+const oneOf = (...values: string[]): Check => (v) => (values.includes(v as string) ? undefined : `one of ${values.join(", ")}`);
+const ofType = (type: "string" | "boolean" | "function"): Check => (v) => (typeof v === type ? undefined : `a ${type}`);
+
+// The batch timeout is also a Node timer's delay (router.ts' MAX_TIMER_MS bounds it there).
+const CHECKS: { [K in keyof Required<ServerOptions>]: Check } = {
+  modelPath: (v) => (typeof v === "string" && v !== "" ? undefined : "a model folder's path"),
+  device: oneOf("cpu", "cuda"),
+  gpus: integer(1),
+  gpuIds: (v) =>
+    Array.isArray(v) && v.length > 0 && v.every((id) => Number.isSafeInteger(id) && id >= 0) && new Set(v).size === v.length
+      ? undefined
+      : "a non-empty list of distinct CUDA device ids",
+  workers: integer(1),
+  dtype: oneOf(...DTYPES),
+  cudaGraphs: ofType("boolean"),
+  promptBucket: integer(1, 4096),
+  batchSize: integer(1),
+  maxWaitMs: milliseconds(0),
+  policy: oneOf("least-loaded", "round-robin"),
+  maxQueue: integer(1),
+  restartBackoffMs: milliseconds(0),
+  onProgress: ofType("function"),
+  isolation: oneOf("thread", "process"),
+  batchTimeoutMs: milliseconds(1),
+  modelModule: ofType("string"),
+};
+
+/** Throws for an option the server does not know, a value it cannot use, or options that contradict each other. */
+export function checkServerOptions(options: ServerOptions): void {
+  if (typeof options !== "object" || options === null) throw new TypeError("createServer: options must be an object");
+  for (const [key, value] of Object.entries(options)) {
+    if (!Object.hasOwn(CHECKS, key)) throw new TypeError(`createServer: unknown option '${key}'`);
+    if (value === undefined) continue;
+    const wanted = CHECKS[key as keyof ServerOptions](value);
+    if (wanted) throw new RangeError(`createServer: ${key} must be ${wanted}, got ${JSON.stringify(value) ?? String(value)}`);
+  }
+  if (options.modelPath === undefined) throw new TypeError("createServer: modelPath (an HF LLaDA folder) is required");
+  const cuda = options.gpus !== undefined || options.gpuIds !== undefined;
+  if (cuda && options.device === "cpu") throw new RangeError("createServer: gpus and gpuIds serve on CUDA, not with device cpu");
+  if (options.gpus !== undefined && options.gpuIds !== undefined) throw new RangeError("createServer: give gpus or gpuIds, not both");
+  if (options.workers !== undefined && (cuda || options.device === "cuda")) {
+    throw new RangeError("createServer: workers counts CPU workers; on CUDA there is one worker per GPU (gpus, gpuIds)");
+  }
+}
