@@ -347,6 +347,7 @@ export class Router {
    * the devices.
    */
   async close(deadlineMs = Infinity): Promise<void> {
+    if (!(deadlineMs >= 0)) throw new RangeError(`close: deadlineMs must be a number of milliseconds >= 0 (Infinity: none), got ${deadlineMs}`);
     if (!this.#closing) {
       this.#closing = true;
       for (const p of this.#backlog.splice(0)) this.#settle(p, () => p.reject(new ServiceUnavailableError("the server is shutting down")));
@@ -406,7 +407,9 @@ export class Router {
     const handle = spawnWorker(this.#options.isolation ?? "thread", config);
     slot.handle = handle;
     slot.state = "loading";
-    handle.onMessage((m) => this.#onMessage(slot, m));
+    // A late message of a worker the slot has replaced could set a batch timer that recycles the new one: dropped.
+    // (One that comes after its own exit, before a restart, still counts: a process's last IPC messages may.)
+    handle.onMessage((m) => (slot.handle === handle || slot.handle === undefined) && this.#onMessage(slot, m));
     handle.onExit(() => this.#onExit(slot, handle));
   }
 

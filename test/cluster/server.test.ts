@@ -436,6 +436,7 @@ describe("in-process options", () => {
 
   it("ready() after an early close() rejects rather than waiting for ever; a progress callback that throws fails createServer, not the process", async () => {
     const server = new DllmServer({ modelPath, workers: 1 });
+    await expect(server.close(Number.NaN)).rejects.toThrow(/^close: deadlineMs must be a number of milliseconds >= 0/);
     await server.close();
     await expect(server.ready()).rejects.toThrow(/closed before it was ready/);
     const failure = new Error("the progress bar broke");
