@@ -30,7 +30,9 @@ export function provenance() {
  * on a machine of one kind of card), else GPU 0. Null on a machine without one (or without nvidia-smi).
  */
 export function card() {
-  const first = process.env.CUDA_VISIBLE_DEVICES?.split(",")[0]?.trim() || "0";
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  const first = visible === undefined ? "0" : visible.split(",")[0].trim();
+  if (first === "") return null; // set empty: no GPU is visible
   try {
     const name = execFileSync("nvidia-smi", ["--query-gpu=name", "--format=csv,noheader", "-i", first], { stdio: ["ignore", "pipe", "ignore"] })
       .toString()

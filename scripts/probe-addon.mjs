@@ -24,7 +24,8 @@ try {
 export function probeAddon(addonPath, timeoutMs = 120_000) {
   if (!existsSync(addonPath)) throw new Error(`the native addon ${addonPath} is not there: the build did not make it`);
   const child = spawnSync(process.execPath, ["-e", CHILD, path.resolve(addonPath)], {
-    // As the loader sets it (src/native/load-addon.ts): libgomp must not spin while this child starts.
+    // As the loader sets it (src/native/load-addon.ts, which also picks cuBLASLt, nothing a load needs): libgomp
+    // must not spin while this child starts.
     env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE" },
     encoding: "utf8",
     timeout: timeoutMs,

@@ -1,6 +1,7 @@
-// The in-process server's options, checked before any worker starts: a misspelled or mistyped option is a
-// TypeError, a value out of range a RangeError, each naming the option (the CLI's flags are checked as flags
+// The in-process server's options, checked before any worker starts: an option it does not know (misspelled) is a
+// TypeError, a value it cannot use or options that contradict each other a RangeError, each naming the option (the CLI's flags are checked as flags
 // first, in src/cli/server-args.ts; a library caller gets the same care here).
+import { MAX_TIMER_MS } from "../cluster/router.js";
 import { DTYPES } from "../engine/engine.js";
 import type { ServerOptions } from "./server.js";
 
@@ -8,12 +9,12 @@ type Check = (value: unknown) => string | undefined; // what is wrong with a giv
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
   Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? undefined : `an integer in [${min}, ${max}]`;
+// At most Node's longest timer: a longer delay fires after 1 ms.
 const milliseconds = (min: number): Check => (v) =>
-  typeof v === "number" && v >= min && Number.isFinite(v) ? undefined : `a finite number of milliseconds >= ${min}`;
+  typeof v === "number" && v >= min && v <= MAX_TIMER_MS ? undefined : `a number of milliseconds in [${min}, ${MAX_TIMER_MS}]`;
 const oneOf = (...values: string[]): Check => (v) => (values.includes(v as string) ? undefined : `one of ${values.join(", ")}`);
 const ofType = (type: "string" | "boolean" | "function"): Check => (v) => (typeof v === type ? undefined : `a ${type}`);
 
-// The batch timeout is also a Node timer's delay (router.ts' MAX_TIMER_MS bounds it there).
 const CHECKS: { [K in keyof Required<ServerOptions>]: Check } = {
   modelPath: (v) => (typeof v === "string" && v !== "" ? undefined : "a model folder's path"),
   device: oneOf("cpu", "cuda"),

@@ -300,6 +300,7 @@ export class Router {
    * nothing else can take their room in between, so they are admitted whole or not at all, never in part.
    */
   admit(count: number): void {
+    if (this.#closing) throw new ServiceUnavailableError("the server is shutting down");
     const maxQueue = this.#options.maxQueue;
     const waiting = this.#waiting();
     if (maxQueue === undefined || waiting + count <= maxQueue) return;
@@ -426,7 +427,8 @@ export class Router {
         }
         break;
       case "ready":
-        if (slot.state === "closed") break; // loaded after the router asked it to shut down
+        // Loaded after the router asked it to shut down, or as it was being recycled: its handle is ending.
+        if (slot.state === "closed" || slot.state === "restarting") break;
         slot.state = "ready";
         slot.everReady = true;
         slot.info = m.info;

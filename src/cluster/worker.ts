@@ -189,7 +189,7 @@ export async function runWorker(port: WorkerPort, config: WorkerConfig): Promise
     } catch (err) {
       // Every row of this part was cancelled (or answered), and the engine stopped for them: the rest of the batch
       // (the other half of an OOM split) still wants its answers.
-      if (batchAbort.signal.aborted && live.every((j) => j.cancelled || j.answered)) {
+      if (kindOf(err) === "aborted" && batchAbort.signal.aborted && live.every((j) => j.cancelled || j.answered)) {
         for (const job of live) answer(job, new DOMException("cancelled", "AbortError"));
         return;
       }

@@ -155,7 +155,7 @@ export class Engine {
     // Disposing cancels the load's job, which stops before its next tensor.
     const onAbort = () => void native.dispose();
     signal?.addEventListener("abort", onAbort, { once: true });
-    // A load runs to its end once started: a progress callback that throws fails it when it ends.
+    // A progress callback that throws fails the load, stopped (as an abort stops it) before its next tensor.
     let failure: { error: unknown } | undefined;
     const progress =
       onProgress &&
@@ -165,6 +165,7 @@ export class Engine {
           onProgress(done, total, tensor);
         } catch (error) {
           failure = { error };
+          void native.dispose();
         }
       });
     try {
@@ -174,6 +175,7 @@ export class Engine {
       return new Engine(native, info);
     } catch (err) {
       await native.dispose();
+      if (failure) throw failure.error;
       throw signal?.aborted ? abortError(signal) : fromNative(err);
     } finally {
       signal?.removeEventListener("abort", onAbort);

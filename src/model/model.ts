@@ -119,7 +119,6 @@ export interface DecodeRow {
 /** Every sampler parameter with its default filled in: requests with equal ResolvedParams can share a batch. */
 export type ResolvedParams = Required<GenerationParams> & { cache: CacheMode; decoder: DecoderKind };
 
-/** Fills in the defaults; throws InvalidRequestError for an algorithm choice that cannot be honoured. */
 /** Each parameter's type; integer ones are whole numbers (the engine checks every value's range). */
 const PARAM_TYPES: { [K in keyof Required<GenerationParams>]: "integer" | "number" | "boolean" | "string" } = {
   genLength: "integer", blockLength: "integer", steps: "integer", temperature: "number", topK: "integer", topP: "number",
@@ -147,6 +146,10 @@ export function stopStrings(stop: unknown): string[] | undefined {
   return list;
 }
 
+/**
+ * Fills in the defaults; throws InvalidRequestError for a parameter it does not know or of the wrong type, and for an
+ * algorithm choice that cannot be honoured.
+ */
 export function samplerParams(p: GenerationParams): ResolvedParams {
   checkParamTypes(p);
   const genLength = p.genLength ?? 128;
@@ -159,7 +162,7 @@ export function samplerParams(p: GenerationParams): ResolvedParams {
   }
   // Checked here too, as they are dropped at temperature 0 before the engine could; -1 is vLLM's "all", as 0.
   const topK = p.topK ?? 0, topP = p.topP ?? 1;
-  if (!Number.isSafeInteger(topK) || topK < -1) throw new InvalidRequestError(`topK must be an integer >= -1 (0 or -1: every id), got ${topK}`);
+  if (topK < -1) throw new InvalidRequestError(`topK must be an integer >= -1 (0 or -1: every id), got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new InvalidRequestError(`topP must be in (0, 1], got ${topP}`);
   const blockLength = p.blockLength ?? Math.min(DEFAULT_BLOCK_LENGTH, genLength);
   if (p.blockLength === undefined && Number.isSafeInteger(genLength) && genLength > 0 && genLength % blockLength !== 0) {
@@ -331,8 +334,8 @@ export class Model {
     });
   }
 
-  async dispose(): Promise<void> {
-    await this.#engine.dispose();
+  dispose(): Promise<void> {
+    return this.#engine.dispose();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -132,7 +132,7 @@ export class Trainer {
     await rm(old, { recursive: true, force: true });
   }
 
-  async dispose(): Promise<void> {
-    await this.#native.dispose();
+  dispose(): Promise<void> {
+    return this.#native.dispose();
   }
 }

@@ -402,8 +402,10 @@ describe("in-process options", () => {
       [{ modelPath, isolation: "fork" }, /^createServer: isolation must be one of thread, process/],
       [{ modelPath, batchSize: 0 }, /^createServer: batchSize must be an integer in \[1, /],
       [{ modelPath, maxQueue: 0 }, /^createServer: maxQueue must be an integer in \[1, /],
-      [{ modelPath, batchTimeoutMs: 0 }, /^createServer: batchTimeoutMs must be a finite number of milliseconds >= 1, got 0$/],
-      [{ modelPath, maxWaitMs: Number.NaN }, /^createServer: maxWaitMs must be a finite number/],
+      [{ modelPath, batchTimeoutMs: 0 }, /^createServer: batchTimeoutMs must be a number of milliseconds in \[1, 2147483647\], got 0$/],
+      [{ modelPath, maxWaitMs: Number.NaN }, /^createServer: maxWaitMs must be a number of milliseconds/],
+      // Past Node's longest timer a delay fires after 1 ms.
+      [{ modelPath, restartBackoffMs: 1e12 }, /^createServer: restartBackoffMs must be a number of milliseconds in \[0, 2147483647\]/],
       [{ modelPath, device: "cpu", gpus: 2 }, /^createServer: gpus and gpuIds serve on CUDA, not with device cpu$/],
       [{ modelPath, gpus: 2, workers: 3 }, /^createServer: workers counts CPU workers/],
       [{ modelPath, gpus: 2, gpuIds: [0, 1] }, /^createServer: give gpus or gpuIds, not both$/],

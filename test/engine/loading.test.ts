@@ -190,7 +190,7 @@ describe("loading a checkpoint", () => {
     expect((await loadError(dir, { dtype: "float8" })).message).toMatch(/unknown dtype 'float8'/);
     // libtorch's own message for a bad device string lists every device type, CUDA among them: it used to come back
     // as a DeviceError, which the server takes for a sick device.
-    for (const device of ["tpu:0", "bogus", "mps", "meta", "cpu:5"]) {
+    for (const device of ["tpu:0", "bogus", "mps", "meta", "cpu:5", "cpu:0"]) {
       const err = await loadError(dir, { device });
       expect(err, device).toBeInstanceOf(InvalidRequestError);
       expect(err.message).toBe(`device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
@@ -213,7 +213,7 @@ describe("loading a checkpoint", () => {
     await using engine = await Engine.load(dir, { threads: most });
     expect(engine.info.threads).toBe(most);
     const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
-    await expect(Engine.random(config, -1)).rejects.toThrow(/^load: seed must be an integer in \[0, 2\^53\)$/);
+    for (const seed of [-1, 2 ** 53]) await expect(Engine.random(config, seed)).rejects.toThrow(/^load: seed must be an integer in \[0, 2\^53\)$/);
   });
 
   it("stops a load when its signal aborts or its engine is disposed, rather than reading every tensor first", async () => {

@@ -110,7 +110,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       spec.path = stringField(o, "path", "");
       spec.config_json = stringField(o, "configJson", "");
       const int64_t seed = intField(o, "seed", 0);
-      if (seed < 0) throw std::invalid_argument("seed must be an integer in [0, 2^53)");
+      if (seed < 0 || seed >= (int64_t(1) << 53)) throw std::invalid_argument("seed must be an integer in [0, 2^53)");
       spec.seed = static_cast<uint64_t>(seed);
       spec.device = stringField(o, "device", "cpu");
       spec.dtype = stringField(o, "dtype", "float32");

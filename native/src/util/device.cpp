@@ -17,7 +17,7 @@ c10::Device parseDevice(const std::string& name) {
     // libtorch's own message lists every device type it knows (cuda among them), which would read as a CUDA fault.
     throw std::invalid_argument(expected);
   }
-  if (device->is_cpu() && device->has_index() && device->index() != 0) throw std::invalid_argument(expected);
+  if (device->is_cpu() && device->has_index()) throw std::invalid_argument(expected);
   if (!device->is_cpu() && !device->is_cuda()) throw std::invalid_argument(expected);
   if (device->is_cuda()) {
     if (!at::hasCUDA()) throw std::invalid_argument("device " + name + " was asked for, but this build of libtorch has no CUDA");
