@@ -1,16 +1,12 @@
 // Requests that stand or fall together (the n choices of one call, the prompts × n of one HTTP request): the first
 // that fails cancels the others, so no worker goes on decoding answers nobody will read.
-import { setMaxListeners } from "node:events";
-
 export class RequestGroup {
   readonly #failed = new AbortController();
   /** Give it to every member: it aborts when the caller's signal does or when a member fails. */
   readonly signal: AbortSignal;
 
-  constructor(members: number, callerSignal?: AbortSignal) {
+  constructor(callerSignal?: AbortSignal) {
     this.signal = callerSignal ? AbortSignal.any([callerSignal, this.#failed.signal]) : this.#failed.signal;
-    // Each member listens until it settles: one listener per member is expected, not a leak.
-    setMaxListeners(members + 10, this.signal);
   }
 
   /** A member: should it fail, the others are cancelled with its error, which it rethrows. */

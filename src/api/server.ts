@@ -185,7 +185,7 @@ export class DllmServer {
       throw new InvalidRequestError(`n must be at most maxQueue (${this.maxQueue}): the queue never holds ${n} waiting requests`, "n");
     }
     const seed = options.seed ?? randomSeed();
-    const group = new RequestGroup(n, options.signal);
+    const group = new RequestGroup(options.signal);
     this.admit(n);
     return Promise.all(
       Array.from({ length: n }, (_, i) => group.member(this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal: group.signal }, {}))),
@@ -196,7 +196,7 @@ export class DllmServer {
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
     checkedOptions(options);
     // A group of one: cancelled by the caller's signal, or by the reader leaving the loop.
-    const group = new RequestGroup(1, options.signal);
+    const group = new RequestGroup(options.signal);
     const signal = group.signal;
     const events: StreamEvent[] = [];
     let failure: { error: unknown } | undefined;

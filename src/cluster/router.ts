@@ -212,6 +212,8 @@ export class Router {
   /** Why a worker failed its first load: the server can then never become ready. */
   #loadError: Error | undefined;
   #drainWaiters: Array<() => void> = [];
+  /** The requests waiting on each caller signal's abort (#watch). */
+  readonly #aborts = new WeakMap<AbortSignal, Set<() => void>>();
 
   constructor(options: RouterOptions) {
     if (options.devices.length === 0) throw new Error("the router needs at least one device");
@@ -279,19 +281,42 @@ export class Router {
         blocksDelivered: 0,
         submittedAt: performance.now(),
         resolve: (g) => {
-          signal?.removeEventListener("abort", onAbort);
+          if (signal) this.#unwatch(signal, onAbort);
           resolve(g);
         },
         reject: (err) => {
-          signal?.removeEventListener("abort", onAbort);
+          if (signal) this.#unwatch(signal, onAbort);
           reject(err);
         },
         onBlock,
         onAccepted,
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal) this.#watch(signal, onAbort);
       this.#dispatch(p);
     });
+  }
+
+  /**
+   * Calls `onAbort` when `signal` aborts. One listener per signal, whatever the number of requests it covers: a
+   * caller that hands one signal to a whole rollout's requests would otherwise pass EventTarget's limit of 10
+   * listeners and get a MaxListenersExceededWarning per call.
+   */
+  #watch(signal: AbortSignal, onAbort: () => void): void {
+    let watchers = this.#aborts.get(signal);
+    if (!watchers) {
+      const set = new Set<() => void>();
+      watchers = set;
+      this.#aborts.set(signal, set);
+      signal.addEventListener("abort", () => {
+        this.#aborts.delete(signal);
+        for (const f of set) f();
+      }, { once: true });
+    }
+    watchers.add(onAbort);
+  }
+
+  #unwatch(signal: AbortSignal, onAbort: () => void): void {
+    this.#aborts.get(signal)?.delete(onAbort);
   }
 
   /**

@@ -246,6 +246,25 @@ describe("cancellation and shutdown", () => {
     await other;
   });
 
+  it("one signal for many requests: no listener-limit warning, and its abort cancels them all", async () => {
+    await using server = await createServer({ modelPath, workers: 1, batchSize: 4, maxWaitMs: 0 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const ctl = new AbortController();
+      const long = { genLength: 128, blockLength: 8, steps: 128, earlyStop: false };
+      const calls = Array.from({ length: 20 }, (_, i) => server.complete("Hi", { ...long, seed: i, signal: ctl.signal }));
+      await new Promise((resolve) => setTimeout(resolve, 10)); // warnings are emitted on a later tick
+      expect(warnings).not.toContain("MaxListenersExceededWarning");
+      ctl.abort();
+      for (const call of calls) await expect(call).rejects.toMatchObject({ name: "AbortError" });
+      await expect.poll(() => server.stats().inFlight).toBe(0);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("a request cancelled while its batch waits to fill leaves no timer behind: close() does not wait for one", async () => {
     const server = await createServer({ modelPath, workers: 1, batchSize: 4, maxWaitMs: 60_000 });
     const ctl = new AbortController();

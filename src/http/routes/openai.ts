@@ -65,7 +65,7 @@ async function respond(ctx: AppContext, kind: Kind, parsed: ParsedRequest, reque
   const shape = shapes(kind, id, Math.floor(Date.now() / 1000), ctx.modelId, parsed.includeUsage);
   const choices = choicesOf(parsed);
   // One choice failing ends the others: the request is answered with its error.
-  const group = new RequestGroup(choices.length, disconnectSignal(reply));
+  const group = new RequestGroup(disconnectSignal(reply));
   const signal = group.signal;
   let firstBlock = true;
   const onFirstBlock = (worker: number) => {
