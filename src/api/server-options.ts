@@ -38,6 +38,23 @@ const CHECKS: { [K in keyof Required<ServerOptions>]: Check } = {
   modelModule: ofType("string"),
 };
 
+/** How the devices are named: the options resolveDevices reads. */
+type DeviceOptions = Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">;
+
+/**
+ * Options that name the devices in two ways, one of which resolveDevices would ignore: the first such pair (as
+ * `option=value` where the value matters) and why, for the caller to word in its own names (the CLI's flags).
+ */
+export function deviceConflict(o: DeviceOptions): { first: string; second: string; why: string } | undefined {
+  const cuda = o.gpus !== undefined ? "gpus" : o.gpuIds !== undefined ? "gpuIds" : undefined;
+  if (o.gpus !== undefined && o.gpuIds !== undefined) return { first: "gpus", second: "gpuIds", why: "give one or the other" };
+  if (cuda && o.device === "cpu") return { first: "device=cpu", second: cuda, why: `${cuda} serves on CUDA` };
+  if (o.workers !== undefined && (cuda || o.device === "cuda")) {
+    return { first: "workers", second: cuda ?? "device=cuda", why: "workers counts CPU workers; on CUDA each GPU has one worker" };
+  }
+  return undefined;
+}
+
 /** Throws for an option the server does not know, a value it cannot use, or options that contradict each other. */
 export function checkServerOptions(options: ServerOptions): void {
   if (typeof options !== "object" || options === null) throw new TypeError("createServer: options must be an object");
@@ -48,10 +65,6 @@ export function checkServerOptions(options: ServerOptions): void {
     if (wanted) throw new RangeError(`createServer: ${key} must be ${wanted}, got ${JSON.stringify(value) ?? String(value)}`);
   }
   if (options.modelPath === undefined) throw new TypeError("createServer: modelPath (an HF LLaDA folder) is required");
-  const cuda = options.gpus !== undefined || options.gpuIds !== undefined;
-  if (cuda && options.device === "cpu") throw new RangeError("createServer: gpus and gpuIds serve on CUDA, not with device cpu");
-  if (options.gpus !== undefined && options.gpuIds !== undefined) throw new RangeError("createServer: give gpus or gpuIds, not both");
-  if (options.workers !== undefined && (cuda || options.device === "cuda")) {
-    throw new RangeError("createServer: workers counts CPU workers; on CUDA there is one worker per GPU (gpus, gpuIds)");
-  }
+  const conflict = deviceConflict(options);
+  if (conflict) throw new RangeError(`createServer: ${conflict.first} conflicts with ${conflict.second}: ${conflict.why}`);
 }

@@ -5,6 +5,7 @@ import { MAX_TIMER_MS, type Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
 import { DTYPES } from "../engine/engine.js";
 import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
+import { deviceConflict } from "../api/server-options.js";
 import { integer, oneOf, seconds, UsageError } from "./options.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
@@ -123,12 +124,12 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const device = oneOf("device", values.device, ["cpu", "cuda"]);
   const gpus = integer("gpus", values.gpus, 1);
   const workers = integer("workers", values.workers, 1);
-  // Flags that name the devices in two ways, one of which the server would ignore (resolveDevices): refused, naming both.
-  const cudaFlag = gpus !== undefined ? "--gpus" : gpuIds ? "--gpu-ids" : undefined;
-  if (gpus !== undefined && gpuIds) throw new UsageError("--gpus conflicts with --gpu-ids: give one or the other");
-  if (cudaFlag && device === "cpu") throw new UsageError(`--device cpu conflicts with ${cudaFlag}: ${cudaFlag} serves on CUDA`);
-  if (workers !== undefined && (cudaFlag || device === "cuda")) {
-    throw new UsageError(`--workers conflicts with ${cudaFlag ?? "--device cuda"}: --workers counts CPU workers; on CUDA each GPU has one worker`);
+  // Flags that name the devices in two ways, one of which the server would ignore: refused, naming both.
+  const conflict = deviceConflict({ device, gpus, gpuIds, workers });
+  if (conflict) {
+    const flag = (option: string) => `--${option.replace("gpuIds", "gpu-ids").replace("=", " ")}`;
+    const why = conflict.why.replace(/^(gpuIds|gpus|workers)\b/, (o) => flag(o)); // the option it opens with
+    throw new UsageError(`${flag(conflict.first)} conflicts with ${flag(conflict.second)}: ${why}`);
   }
   const dtype = oneOf("dtype", values.dtype, DTYPES);
   const policy = oneOf<Policy>("policy", values.policy, ["least-loaded", "round-robin"])!;

@@ -40,12 +40,12 @@ describe("node dist/server.js", () => {
     // An unset variable in --host "$HOST" would listen on every interface.
     [["--host", ""], /--host is empty/],
     // Flags that name the devices twice, one of them ignored.
-    [["--device", "cpu", "--gpus", "2"], /--device cpu conflicts with --gpus/],
+    [["--device", "cpu", "--gpus", "2"], /--device cpu conflicts with --gpus: --gpus serves on CUDA/],
     [["--device", "cpu", "--gpu-ids", "1"], /--device cpu conflicts with --gpu-ids/],
     [["--gpus", "2", "--gpu-ids", "0,1"], /--gpus conflicts with --gpu-ids/],
     [["--gpus", "2", "--workers", "2"], /--workers conflicts with --gpus/],
     [["--gpu-ids", "1", "--workers", "2"], /--workers conflicts with --gpu-ids/],
-    [["--device", "cuda", "--workers", "2"], /--workers conflicts with --device cuda/],
+    [["--device", "cuda", "--workers", "2"], /--workers conflicts with --device cuda: --workers counts CPU workers; on CUDA each GPU has one worker/],
   ])("refuses bad flags %j with a clear message", async (args, message) => {
     await expect(run(process.execPath, [entry, ...args])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(message) });
   });

@@ -425,9 +425,9 @@ describe("in-process options", () => {
       [{ modelPath, maxWaitMs: Number.NaN }, /^createServer: maxWaitMs must be a number of milliseconds/],
       // Past Node's longest timer a delay fires after 1 ms.
       [{ modelPath, restartBackoffMs: 1e12 }, /^createServer: restartBackoffMs must be a number of milliseconds in \[0, 2147483647\]/],
-      [{ modelPath, device: "cpu", gpus: 2 }, /^createServer: gpus and gpuIds serve on CUDA, not with device cpu$/],
-      [{ modelPath, gpus: 2, workers: 3 }, /^createServer: workers counts CPU workers/],
-      [{ modelPath, gpus: 2, gpuIds: [0, 1] }, /^createServer: give gpus or gpuIds, not both$/],
+      [{ modelPath, device: "cpu", gpus: 2 }, /^createServer: device=cpu conflicts with gpus: gpus serves on CUDA$/],
+      [{ modelPath, gpus: 2, workers: 3 }, /^createServer: workers conflicts with gpus: workers counts CPU workers; on CUDA each GPU has one worker$/],
+      [{ modelPath, gpus: 2, gpuIds: [0, 1] }, /^createServer: gpus conflicts with gpuIds: give one or the other$/],
     ];
     for (const [options, message] of bad) expect(() => new DllmServer(options as never), JSON.stringify(options)).toThrow(message);
   });
