@@ -5,6 +5,9 @@ import { MAX_TIMER_MS } from "../cluster/router.js";
 import { DTYPES } from "../engine/engine.js";
 import type { ServerOptions } from "./server.js";
 
+/** The most tokens prompts are left-padded up to (the addon's bound too). */
+export const MAX_PROMPT_BUCKET = 4096;
+
 type Check = (value: unknown) => string | undefined; // what is wrong with a given value, if anything
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
@@ -26,7 +29,7 @@ const CHECKS: { [K in keyof Required<ServerOptions>]: Check } = {
   workers: integer(1),
   dtype: oneOf(...DTYPES),
   cudaGraphs: ofType("boolean"),
-  promptBucket: integer(1, 4096),
+  promptBucket: integer(1, MAX_PROMPT_BUCKET),
   batchSize: integer(1),
   maxWaitMs: milliseconds(0),
   policy: oneOf("least-loaded", "round-robin"),

@@ -5,7 +5,7 @@ import { MAX_TIMER_MS, type Policy } from "../cluster/router.js";
 import type { Isolation } from "../cluster/worker-handle.js";
 import { DTYPES } from "../engine/engine.js";
 import { DEFAULT_ALGORITHM, resolveAlgorithm } from "../model/algorithms.js";
-import { deviceConflict } from "../api/server-options.js";
+import { deviceConflict, MAX_PROMPT_BUCKET } from "../api/server-options.js";
 import { integer, oneOf, seconds, UsageError } from "./options.js";
 
 export const SERVER_HELP = `Usage: node dist/server.js [options]
@@ -112,7 +112,9 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (values.host!.trim() === "") throw new UsageError("--host is empty; leave the flag out to listen on 127.0.0.1, or give 0.0.0.0 for every interface");
   const port = integer("port", values.port, 0)!;
   const promptBucket = integer("prompt-bucket", values["prompt-bucket"], 1);
-  if (promptBucket !== undefined && promptBucket > 4096) throw new UsageError(`--prompt-bucket must be at most 4096, got '${promptBucket}'`);
+  if (promptBucket !== undefined && promptBucket > MAX_PROMPT_BUCKET) {
+    throw new UsageError(`--prompt-bucket must be at most ${MAX_PROMPT_BUCKET}, got '${promptBucket}'`);
+  }
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   const maxWait = timeout("max-wait-time", values["max-wait-time"]);
   const isolation = oneOf<Isolation>("isolation", values.isolation, ["thread", "process"])!;

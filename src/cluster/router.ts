@@ -260,10 +260,9 @@ export class Router {
   ): Promise<Served> {
     const { stop, signal, onBlock, onAccepted } = options;
     return new Promise<Served>((resolve, reject) => {
-      if (this.#closing) return reject(new ServiceUnavailableError("the server is shutting down"));
       if (signal?.aborted) return reject(signal.reason);
       try {
-        this.admit(1);
+        this.admit(1); // refuses too while the server closes
       } catch (err) {
         return reject(err);
       }

@@ -2,7 +2,7 @@
 // (steps, block_length, cfg_scale, remasking, generation_algorithm, threshold, factor) and low_threshold. Every
 // error names the field. The result is what the in-process API takes.
 import type { RequestOptions } from "../api/server.js";
-import type { GenerationInput } from "../model/model.js";
+import { stopStrings, type GenerationInput } from "../model/model.js";
 import { AlgorithmError, DEFAULT_BLOCK_LENGTH, nearestSteps, resolveAlgorithm } from "../model/algorithms.js";
 import { SEEDS } from "../model/seeds.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
@@ -74,10 +74,14 @@ function string(field: string) {
 }
 
 function stopSequences(v: unknown): string[] {
-  const list = typeof v === "string" ? [v] : v;
-  if (!Array.isArray(list) || list.some((s) => typeof s !== "string")) throw invalid("'stop' must be a string or an array of strings", "stop");
+  let list: string[];
+  try {
+    list = stopStrings(v)!;
+  } catch {
+    throw invalid("'stop' must be a string or an array of strings", "stop");
+  }
   if (list.length > MAX_STOP_SEQUENCES) throw invalid(`'stop' takes at most ${MAX_STOP_SEQUENCES} sequences`, "stop");
-  return list as string[];
+  return list;
 }
 
 /** A message's content: a string, or OpenAI's content parts of type "text" (joined by newlines, as vLLM joins them). */

@@ -109,9 +109,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     try {
       spec.path = stringField(o, "path", "");
       spec.config_json = stringField(o, "configJson", "");
-      const int64_t seed = intField(o, "seed", 0);
-      if (seed < 0 || seed >= (int64_t(1) << 53)) throw std::invalid_argument("seed must be an integer in [0, 2^53)");
-      spec.seed = static_cast<uint64_t>(seed);
+      spec.seed = seedField(o, "seed");
       spec.device = stringField(o, "device", "cpu");
       spec.dtype = stringField(o, "dtype", "float32");
       // OpenMP starts every thread asked for at the first parallel operation: a count far past the cores only

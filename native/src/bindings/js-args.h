@@ -38,6 +38,15 @@ inline int64_t intField(const Napi::Object& o, const char* key, int64_t fallback
   return v.IsUndefined() ? fallback : integer(v, key);
 }
 
+// o[key] as a seed, an integer in [0, 2^53) (0 when undefined): the engine keys its noise with 53 bits of it.
+inline uint64_t seedField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return 0;
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d < 9007199254740992.0) || d != std::trunc(d)) throw std::invalid_argument(std::string(key) + " must be an integer in [0, 2^53)");
+  return static_cast<uint64_t>(d);
+}
+
 // o[key] as a number, or fallback when it is undefined.
 inline double numberField(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);

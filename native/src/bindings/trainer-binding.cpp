@@ -121,10 +121,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       spec.config_json = stringField(o, "configJson", spec.config_json);
       spec.path = stringField(o, "path", spec.path);
       spec.device = stringField(o, "device", spec.device);
-      const double seed = numberField(o, "seed", 0);
-      if (!(seed >= 0 && seed < 9007199254740992.0) || seed != std::trunc(seed))
-        throw std::invalid_argument("seed must be an integer in [0, 2^53)");
-      spec.seed = static_cast<uint64_t>(seed);
+      spec.seed = seedField(o, "seed");
       spec.beta1 = numberField(o, "beta1", spec.beta1);
       spec.beta2 = numberField(o, "beta2", spec.beta2);
       spec.weight_decay = numberField(o, "weightDecay", spec.weight_decay);
