@@ -82,6 +82,9 @@ function checkedOptions(options: RequestOptions) {
   return { params, seed, stop: stopStrings(stop), signal };
 }
 
+type CheckedOptions = ReturnType<typeof checkedOptions>;
+type Callbacks = { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void };
+
 /** The devices the options name, one worker each. */
 export function resolveDevices(options: Pick<ServerOptions, "device" | "gpus" | "gpuIds" | "workers">): string[] {
   if (options.gpuIds?.length) return options.gpuIds.map((id) => `cuda:${id}`);
@@ -160,13 +163,18 @@ export class DllmServer {
     this.#router.admit(count);
   }
 
-  #submit(input: GenerationInput, options: RequestOptions, callbacks: { onBlock?: (event: ServedBlock) => void; onAccepted?: () => void }) {
+  #submit(input: GenerationInput, options: RequestOptions, callbacks: Callbacks) {
     try {
-      const { params, seed, stop, signal } = checkedOptions(options);
-      return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
+      return this.#queue(input, checkedOptions(options), callbacks);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Queues a request whose options are checked (a sample's choices and a stream are checked once). */
+  #queue(input: GenerationInput, checked: CheckedOptions, callbacks: Callbacks) {
+    const { params, seed, stop, signal } = checked;
+    return this.#router.submit(input, params, seed ?? randomSeed(), { stop, signal, ...callbacks });
   }
 
   /**
@@ -179,7 +187,7 @@ export class DllmServer {
     if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SAMPLES) {
       throw new InvalidRequestError(`n must be an integer in [1, ${MAX_SAMPLES}] (more: several calls), got ${n}`, "n");
     }
-    checkedOptions(options);
+    const checked = checkedOptions(options);
     // The choices wait in the queue together: more than it holds could never be admitted.
     if (this.maxQueue !== undefined && n > this.maxQueue) {
       throw new InvalidRequestError(`n must be at most maxQueue (${this.maxQueue}): the queue never holds ${n} waiting requests`, "n");
@@ -188,13 +196,13 @@ export class DllmServer {
     const group = new RequestGroup(options.signal);
     this.admit(n);
     return Promise.all(
-      Array.from({ length: n }, (_, i) => group.member(this.#submit(input, { ...options, seed: choiceSeed(seed, i), signal: group.signal }, {}))),
+      Array.from({ length: n }, (_, i) => group.member(this.#queue(input, { ...checked, seed: choiceSeed(seed, i), signal: group.signal }, {}))),
     );
   }
 
   /** StreamEvents as they come: `accepted`, the blocks up to the answer's end, `done`. Leaving the loop early cancels it. */
   async *stream(input: GenerationInput, options: RequestOptions = {}): AsyncGenerator<StreamEvent> {
-    checkedOptions(options);
+    const checked = checkedOptions(options);
     // A group of one: cancelled by the caller's signal, or by the reader leaving the loop.
     const group = new RequestGroup(options.signal);
     const signal = group.signal;
@@ -205,7 +213,7 @@ export class DllmServer {
       events.push(e);
       wake?.();
     };
-    this.#submit(input, { ...options, signal }, {
+    this.#queue(input, { ...checked, signal }, {
       onBlock: (e) => push({ type: "block", ...e }),
       onAccepted: () => push({ type: "accepted" }),
     }).then(
